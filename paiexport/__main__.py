@@ -1,0 +1,3 @@
+from paiexport.cli import app
+
+app()

@@ -1,0 +1,115 @@
+"""How much to keep per layer: uniform, ERK and global allocation of a sparsity target.
+
+Separate from *what* to keep (a method's scores): `allocate_masks` turns any scores
+into masks that reach the target exactly (to the nearest whole weight).
+"""
+
+from __future__ import annotations
+
+from enum import Enum
+from math import prod
+
+import torch
+from pydantic import Field
+
+from paiexport.config import StrictModel
+from paiexport.masks import Masks
+
+
+class Distribution(str, Enum):
+    uniform = "uniform"
+    erk = "erk"
+    global_ = "global"  # trailing underscore: `global` is a keyword
+
+
+def total_keep(sizes: dict[str, int], target: float) -> int:
+    return round((1.0 - target) * sum(sizes.values()))
+
+
+def erk_densities(shapes: dict[str, tuple[int, ...]], density: float) -> dict[str, float]:
+    """Erdős–Rényi-kernel densities (Evci et al. 2020, RigL, Appendix).
+
+    density_l = eps * sum(shape_l) / prod(shape_l), with eps chosen so the kept count
+    matches `density` overall. Layers that would exceed density 1 are made dense and
+    eps is solved again over the rest.
+    Reference: https://arxiv.org/abs/1911.11134
+    """
+    sizes = {n: prod(s) for n, s in shapes.items()}
+    raw = {n: sum(s) / prod(s) for n, s in shapes.items()}
+    budget = density * sum(sizes.values())
+    dense: set[str] = set()
+    while True:
+        free = [n for n in shapes if n not in dense]
+        if not free:
+            return {n: 1.0 for n in shapes}
+        eps = (budget - sum(sizes[n] for n in dense)) / sum(raw[n] * sizes[n] for n in free)
+        over = [n for n in free if eps * raw[n] > 1.0]
+        if not over:
+            return {n: (1.0 if n in dense else eps * raw[n]) for n in shapes}
+        dense.update(over)
+
+
+def _round_to_total(wanted: dict[str, float], caps: dict[str, int], total: int) -> dict[str, int]:
+    """Integer counts close to `wanted` that sum to exactly `total` (largest remainder)."""
+    counts = {n: min(int(w), caps[n]) for n, w in wanted.items()}
+    short = total - sum(counts.values())
+    by_remainder = sorted(wanted, key=lambda n: (-(wanted[n] - int(wanted[n])), n))
+    while short > 0:
+        progressed = False
+        for n in by_remainder:
+            if short and counts[n] < caps[n]:
+                counts[n] += 1
+                short -= 1
+                progressed = True
+        if not progressed:
+            break
+    return counts
+
+
+def layer_keep_counts(
+    shapes: dict[str, tuple[int, ...]], target: float, distribution: Distribution
+) -> dict[str, int]:
+    """Weights to keep per layer for uniform or ERK (global has no per-layer counts)."""
+    sizes = {n: prod(s) for n, s in shapes.items()}
+    keep = total_keep(sizes, target)
+    if distribution is Distribution.uniform:
+        wanted = {n: (1.0 - target) * sizes[n] for n in shapes}
+    elif distribution is Distribution.erk:
+        densities = erk_densities(shapes, 1.0 - target)
+        wanted = {n: densities[n] * sizes[n] for n in shapes}
+    else:
+        raise ValueError(f"{distribution.value} allocation has no per-layer counts")
+    return _round_to_total(wanted, sizes, keep)
+
+
+def _top_k_mask(scores: torch.Tensor, k: int) -> torch.Tensor:
+    """Bool mask of the k highest scores; ties broken by position so it is deterministic."""
+    flat = scores.detach().flatten().double()
+    order = torch.argsort(-flat, stable=True)
+    mask = torch.zeros_like(flat, dtype=torch.bool)
+    mask[order[:k]] = True
+    return mask.view_as(scores)
+
+
+def allocate_masks(scores: dict[str, torch.Tensor], target: float, distribution: Distribution) -> Masks:
+    """Keep the highest scores: per layer (uniform/ERK) or across all layers (global)."""
+    if distribution is Distribution.global_:
+        names = list(scores)
+        flat = torch.cat([scores[n].detach().flatten().double() for n in names])
+        sizes = {n: scores[n].numel() for n in names}
+        joint = _top_k_mask(flat, total_keep(sizes, target))
+        masks, start = {}, 0
+        for n in names:
+            masks[n] = joint[start : start + sizes[n]].view_as(scores[n])
+            start += sizes[n]
+        return masks
+    counts = layer_keep_counts({n: tuple(s.shape) for n, s in scores.items()}, target, distribution)
+    return {n: _top_k_mask(s, counts[n]) for n, s in scores.items()}
+
+
+class SparsityConfig(StrictModel):
+    """`sparsity:` section: how many prunable weights to remove and how to spread them."""
+
+    target: float = Field(default=0.0, ge=0.0, lt=1.0, description="fraction removed, not density")
+    distribution: Distribution = Distribution.erk
+    exclude: list[str] = Field(default_factory=list, description="globs of parameter names kept dense")

@@ -1,0 +1,76 @@
+"""The command line: thin wiring from options to the library."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from paiexport.errors import UserError
+
+app = typer.Typer(
+    name="paiexport",
+    help="Prune at initialization, train sparse, and ship validated, benchmarked ONNX files.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+out = Console()
+err = Console(stderr=True)
+
+
+@contextmanager
+def user_errors() -> Iterator[None]:
+    """Bad input becomes one line on stderr and exit code 2, never a traceback."""
+    try:
+        yield
+    except UserError as exc:
+        err.print(f"[red]error:[/] {exc}", highlight=False, soft_wrap=True)
+        raise typer.Exit(2) from None
+
+
+@app.command()
+def run(
+    recipe: Annotated[str, typer.Argument(help="Recipe YAML file, or the name of a bundled recipe.")],
+    out_dir: Annotated[
+        Path | None, typer.Option("--out", help="Output folder (default: models/<recipe name>).")
+    ] = None,
+    overrides: Annotated[
+        list[str] | None,
+        typer.Option("--set", help="Override a recipe field: dotted.key=value (repeatable)."),
+    ] = None,
+    force: Annotated[bool, typer.Option("--force", help="Replace an existing output folder.")] = False,
+) -> None:
+    """Select masks, train, export ONNX (dense + sparse), validate, benchmark, and report."""
+    from paiexport.paths import check_writable, default_run_dir
+    from paiexport.pipeline import run_recipe
+    from paiexport.recipe import load_recipe, resolve_recipe_path
+    from paiexport.report import summary_table
+
+    with user_errors():
+        parsed = load_recipe(resolve_recipe_path(recipe), overrides or [])
+        target = out_dir or default_run_dir(parsed.name)
+        check_writable(target, force)
+        report = run_recipe(parsed, target, force=force, console=err)
+    out.print(summary_table(report))
+    out.print(f"run folder: {target}  (report.json, report.md, model.onnx, model.sparse.onnx)")
+
+
+@app.command("recipes")
+def list_recipes() -> None:
+    """List the bundled recipes, one line each."""
+    from paiexport.recipe import bundled_recipes_dir, load_recipe
+
+    with user_errors():
+        for path in sorted(bundled_recipes_dir().glob("*.yaml")):
+            r = load_recipe(path)
+            out.print(
+                f"{path.stem:<20} {r.method.name:<10} sparsity {r.effective_target():.0%} "
+                f"{r.sparsity.distribution.value:<8} {r.model.name.value} on {r.data.name.value}, "
+                f"{r.train.epochs} epochs",
+                highlight=False,
+            )

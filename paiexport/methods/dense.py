@@ -1,0 +1,19 @@
+"""No pruning: the dense baseline every sparse result is compared with."""
+
+from typing import Literal
+
+from paiexport.masks import Masks
+from paiexport.methods.base import Method, MethodConfig, SelectionContext
+
+
+class DenseConfig(MethodConfig):
+    name: Literal["dense"] = "dense"
+
+
+class Dense(Method):
+    """Train every weight; `sparsity.target` is ignored (reported as 0)."""
+
+    config_class = DenseConfig
+
+    def select(self, ctx: SelectionContext) -> Masks | None:
+        return None

@@ -1,0 +1,138 @@
+"""report.json (for machines), report.md and the terminal table (for people)."""
+
+from __future__ import annotations
+
+import json
+import platform
+import sys
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+from typing import Any
+
+from rich.table import Table
+
+from paiexport.benchmark import LatencyStats
+
+SPARSE_STORAGE_NOTE = (
+    "model.sparse.onnx stores weights as ONNX sparse initializers: the file is smaller, "
+    "but onnxruntime densifies them at load, so it runs no faster than model.onnx and "
+    "uses slightly more memory while loading. Speed needs a physically smaller graph or int8."
+)
+
+
+def versions() -> dict[str, str]:
+    found = {"python": sys.version.split()[0], "platform": platform.platform()}
+    for package in ("paiexport", "torch", "onnx", "onnxruntime", "onnxscript", "numpy"):
+        try:
+            found[package] = version(package)
+        except PackageNotFoundError:
+            found[package] = "not installed"
+    return found
+
+
+def latency_sections(
+    stats: dict[str, dict[int, dict[int, LatencyStats]]], baseline: str = "dense"
+) -> dict[str, Any]:
+    """`latency_ms` (medians), `latency` (full stats) and `speedup_vs_dense` (same-run ratios)."""
+    medians = {
+        v: {str(b): {str(t): s.median_ms for t, s in by_t.items()} for b, by_t in by_b.items()}
+        for v, by_b in stats.items()
+    }
+    full = {
+        v: {str(b): {str(t): vars(s) for t, s in by_t.items()} for b, by_t in by_b.items()}
+        for v, by_b in stats.items()
+    }
+    base = stats.get(baseline, {})
+    speedup = (
+        {
+            v: {
+                str(b): {str(t): base[b][t].median_ms / s.median_ms for t, s in by_t.items()}
+                for b, by_t in by_b.items()
+            }
+            for v, by_b in stats.items()
+        }
+        if base
+        else {}
+    )
+    return {"latency_ms": medians, "latency": full, "speedup_vs_dense": speedup}
+
+
+def size_ratios(sizes: dict[str, dict[str, int]], baseline: str = "dense") -> dict[str, dict[str, float]]:
+    base = sizes[baseline]
+    return {v: {k: s[k] / base[k] for k in ("raw", "gzip")} for v, s in sizes.items()}
+
+
+def write_json(report: dict[str, Any], path: Path) -> None:
+    path.write_text(json.dumps(report, indent=2, sort_keys=False) + "\n")
+
+
+def _rows(report: dict[str, Any]) -> list[list[str]]:
+    rows = []
+    for variant, size in report["size_bytes"].items():
+        acc = report["accuracy"]["onnx"].get(variant)
+        row = [
+            variant,
+            f"{acc:.2%}" if acc is not None else "-",
+            f"{size['raw'] / 1024:.1f} KiB ({report['size_ratio_vs_dense'][variant]['raw']:.2f}×)",
+            f"{size['gzip'] / 1024:.1f} KiB",
+        ]
+        for b, by_t in report["latency_ms"].get(variant, {}).items():
+            for t, ms in by_t.items():
+                ratio = report["speedup_vs_dense"][variant][b][t]
+                row.append(f"{ms:.3f} ms ({ratio:.2f}×)")
+        valid = report["validation"].get(variant, {})
+        row.append("pass" if valid.get("passed") else "FAIL")
+        rows.append(row)
+    return rows
+
+
+def _headers(report: dict[str, Any]) -> list[str]:
+    first = next(iter(report["latency_ms"].values()), {})
+    latency = [f"b{b} t{t}" for b, by_t in first.items() for t in by_t]
+    return ["variant", "test acc", "size (vs dense)", "gzip", *latency, "valid"]
+
+
+def summary_table(report: dict[str, Any]) -> Table:
+    s = report["sparsity"]
+    table = Table(
+        title=f"{report['recipe']['name']}: {report['method']} · sparsity "
+        f"{s['reached']:.2%} (target {s['target']:.2%}) · torch acc "
+        f"{report['accuracy']['torch']:.2%}"
+    )
+    for header in _headers(report):
+        table.add_column(header, justify="left" if header == "variant" else "right")
+    for row in _rows(report):
+        table.add_row(*row)
+    return table
+
+
+def markdown(report: dict[str, Any]) -> str:
+    s, acc = report["sparsity"], report["accuracy"]
+    headers = _headers(report)
+    lines = [
+        f"# {report['recipe']['name']}",
+        "",
+        f"- method: `{report['method']}`, distribution `{report['recipe']['sparsity']['distribution']}`",
+        f"- sparsity of prunable weights: target {s['target']:.2%}, reached {s['reached']:.2%}",
+        f"- test accuracy: PyTorch {acc['torch']:.2%}; "
+        + ", ".join(f"{v} {a:.2%}" for v, a in acc["onnx"].items()),
+        f"- training: {report['training']['epochs']} epochs in {report['training']['seconds']:.1f} s "
+        f"(exported checkpoint: epoch {report['training']['exported_epoch']})",
+        "",
+        "Latency is the median in onnxruntime on CPU (b = batch size, t = threads); "
+        "ratios are speedups over model.onnx measured in the same run.",
+        "",
+        "| " + " | ".join(headers) + " |",
+        "|" + "|".join("---" for _ in headers) + "|",
+        *("| " + " | ".join(row) + " |" for row in _rows(report)),
+        "",
+        "## Per-layer sparsity",
+        "",
+        "| layer | weights | target | reached |",
+        "|---|---|---|---|",
+    ]
+    for name, layer in s["per_layer"].items():
+        target = "-" if layer["target"] is None else f"{layer['target']:.2%}"
+        lines.append(f"| {name} | {layer['numel']} | {target} | {layer['reached']:.2%} |")
+    lines += ["", "## Notes", "", *(f"- {note}" for note in report["notes"]), ""]
+    return "\n".join(lines)
