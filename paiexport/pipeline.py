@@ -23,8 +23,6 @@ from paiexport.benchmark import benchmark_files, file_size
 from paiexport.data import DataSplits, load_data
 from paiexport.export import save_onnx, to_onnx
 from paiexport.masks import (
-    KeepPrunedZero,
-    attach_masks,
     get_masks,
     layer_sparsity,
     overall_sparsity,
@@ -44,7 +42,7 @@ from paiexport.report import (
     versions,
     write_json,
 )
-from paiexport.train import TrainResult, evaluate, train
+from paiexport.train import TrainCallback, TrainResult, evaluate, train
 from paiexport.validate import FileValidation, onnx_weight_sparsity, validate_file
 
 
@@ -100,31 +98,32 @@ def prepare(recipe: Recipe) -> tuple[DataSplits, nn.Module, Method, SelectionCon
     return data, model, method, ctx
 
 
+@dataclass
+class RecipeTrainer:
+    """The recipe's training loop, bound to the run folder; methods call it (maybe repeatedly)."""
+
+    recipe: Recipe
+    data: DataSplits
+    paths: RunPaths
+
+    def __call__(
+        self, model: nn.Module, callbacks: list[TrainCallback], *, epochs: int | None = None, tag: str = ""
+    ) -> TrainResult:
+        cfg = self.recipe.train if epochs is None else self.recipe.train.model_copy(update={"epochs": epochs})
+        return train(model, self.data, cfg, batch_size=self.recipe.data.batch_size, seed=self.recipe.seed,
+                     metrics_path=self.paths.metrics, checkpoint_dir=self.paths.checkpoints / tag,
+                     callbacks=callbacks)  # fmt: skip
+
+
 def select_and_train(
     recipe: Recipe, paths: RunPaths, timer: Timer
-) -> tuple[nn.Module, DataSplits, TrainResult, dict[str, Any]]:
+) -> tuple[nn.Module, DataSplits, TrainResult, Method]:
+    """Masks and training as the method defines them; returns the model with masks baked in."""
     data, model, method, ctx = prepare(recipe)
-    with timer.stage("select", f"selecting masks ({recipe.method.name})"):
-        masks = method.select(ctx)
-        if masks is not None:
-            attach_masks(model, masks)
-    planned = planned_layer_sparsity(prunable_weights(model, recipe.sparsity.exclude), ctx.sparsity)
-    callbacks = ([KeepPrunedZero()] if masks is not None else []) + method.callbacks(ctx)
-    with timer.stage("train", f"training {recipe.train.epochs} epochs"):
-        result = train(
-            model,
-            data,
-            recipe.train,
-            batch_size=recipe.data.batch_size,
-            seed=recipe.seed,
-            metrics_path=paths.metrics,
-            checkpoint_dir=paths.checkpoints,
-            callbacks=callbacks,
-        )
+    with timer.stage("fit", f"selecting masks and training ({recipe.method.name})"):
+        result = method.fit(ctx, RecipeTrainer(recipe, data, paths))
     torch.save(get_masks(model), paths.masks)
-    model = strip_masks(model.cpu()).eval()
-    extra = {"planned": planned, "trains_weights": method.trains_weights}
-    return model, data, result, extra
+    return strip_masks(model.cpu()).eval(), data, result, method
 
 
 def export_variants(model: nn.Module, recipe: Recipe, data: DataSplits, paths: RunPaths) -> dict[str, Path]:
@@ -135,12 +134,11 @@ def export_variants(model: nn.Module, recipe: Recipe, data: DataSplits, paths: R
     return {"dense": paths.onnx("dense"), "sparse": paths.onnx("sparse")}
 
 
-def sparsity_section(
-    model: nn.Module, recipe: Recipe, planned: dict[str, float | None], files: dict[str, Path]
-) -> dict[str, Any]:
+def sparsity_section(model: nn.Module, recipe: Recipe, files: dict[str, Path]) -> dict[str, Any]:
     exclude = recipe.sparsity.exclude
     reached = layer_sparsity(model, exclude)
     weights = prunable_weights(model, exclude)
+    planned = planned_layer_sparsity(weights, effective_sparsity(recipe))
     in_files = {v: onnx_weight_sparsity(p, list(weights)) for v, p in files.items()}
     return {
         "target": recipe.effective_target(),
@@ -162,7 +160,7 @@ def run_recipe(
     timer, start = Timer(console), time.perf_counter()
     with staged_run_dir(out_dir, force) as paths:
         paths.recipe.write_text(yaml.safe_dump(recipe.to_dict(), sort_keys=False))
-        model, data, result, extra = select_and_train(recipe, paths, timer)
+        model, data, result, method = select_and_train(recipe, paths, timer)
         _, torch_acc = evaluate(model, data.test)
         with timer.stage("export", "exporting ONNX (dense, sparse)"):
             files = export_variants(model, recipe, data, paths)
@@ -185,9 +183,9 @@ def run_recipe(
             "recipe": recipe.to_dict(),
             "recipe_hash": recipe.digest(),
             "method": recipe.method.name,
-            "weights_trained": extra["trains_weights"],
+            "weights_trained": method.trains_weights,
             "accuracy": {"torch": torch_acc, "onnx": {v: c.accuracy for v, c in checks.items()}},
-            "sparsity": sparsity_section(model, recipe, extra["planned"], files),
+            "sparsity": sparsity_section(model, recipe, files),
             "validation": {v: c.to_dict() for v, c in checks.items()},
             **latency_sections(stats),
             "size_bytes": sizes,
@@ -203,6 +201,7 @@ def run_recipe(
             "timings_s": {**timer.seconds, "total": round(time.perf_counter() - start, 3)},
             "notes": [SPARSE_STORAGE_NOTE],
             "versions": versions(),
+            **method.report(),
         }  # fmt: skip
         write_json(report, paths.report_json)
         paths.report_md.write_text(markdown(report))

@@ -6,7 +6,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import ClassVar
+from typing import Any, ClassVar, Protocol
 
 import torch
 from torch import nn
@@ -14,8 +14,8 @@ from torch import nn
 from paiexport.allocation import SparsityConfig, allocate_masks
 from paiexport.config import StrictModel
 from paiexport.data import DataSplits
-from paiexport.masks import Masks, prunable_weights
-from paiexport.train import TrainCallback
+from paiexport.masks import KeepPrunedZero, Masks, attach_masks, prunable_weights
+from paiexport.train import TrainCallback, TrainResult
 
 
 class MethodConfig(StrictModel):
@@ -47,8 +47,22 @@ class SelectionContext:
         return batches
 
 
+class Trainer(Protocol):
+    """Runs the recipe's training loop on `model` (see `paiexport.pipeline.RecipeTrainer`)."""
+
+    def __call__(
+        self, model: nn.Module, callbacks: list[TrainCallback], *, epochs: int | None = None, tag: str = ""
+    ) -> TrainResult: ...
+
+
 class Method(ABC):
-    """A pruning method. `select` runs once at initialization; `callbacks` act during training."""
+    """A pruning method.
+
+    The default `fit` is the PaI recipe: `select` masks once at initialization, attach
+    them, and train with the method's `callbacks` (dynamic methods update masks there).
+    Methods that prune after training (LTH, magnitude after training) or never train
+    weights (edge-popup) override `fit`. Whatever `fit` leaves attached is exported.
+    """
 
     config_class: ClassVar[type[MethodConfig]]
     trains_weights: ClassVar[bool] = True
@@ -62,6 +76,18 @@ class Method(ABC):
 
     def callbacks(self, ctx: SelectionContext) -> list[TrainCallback]:
         return []
+
+    def fit(self, ctx: SelectionContext, trainer: Trainer) -> TrainResult:
+        masks = self.select(ctx)
+        callbacks = self.callbacks(ctx)
+        if masks is not None:
+            attach_masks(ctx.model, masks)
+            callbacks = [KeepPrunedZero(), *callbacks]
+        return trainer(ctx.model, callbacks)
+
+    def report(self) -> dict[str, Any]:
+        """Extra top-level keys for report.json (e.g. `levels`, `mask_updates`)."""
+        return {}
 
 
 class ScoreMethod(Method):

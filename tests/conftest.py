@@ -1,0 +1,37 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+TINY_RECIPE = {
+    "name": "tiny",
+    "seed": 0,
+    "data": {"name": "synthetic", "batch_size": 64, "val_fraction": 0.2},
+    "model": {"name": "mlp", "args": {"hidden": [32, 16]}},
+    "sparsity": {"target": 0.8, "distribution": "erk"},
+    "method": {"name": "snip"},
+    "train": {
+        "epochs": 2,
+        "optimizer": {"name": "sgd", "lr": 0.05, "momentum": 0.9, "weight_decay": 0.0005, "nesterov": True},
+        "lr_schedule": {"name": "cosine"},
+    },
+    "export": {"opset": 18, "sparse_threshold": 0.7},
+    "bench": {"batch_sizes": [1, 8], "threads": [1], "warmup": 1, "iterations": 3},
+}
+
+
+@pytest.fixture
+def tiny_recipe_dict() -> dict:
+    return yaml.safe_load(yaml.safe_dump(TINY_RECIPE))
+
+
+@pytest.fixture
+def write_recipe(tmp_path: Path):
+    def write(raw: dict, name: str = "recipe.yaml") -> Path:
+        path = tmp_path / name
+        path.write_text(yaml.safe_dump(raw))
+        return path
+
+    return write

@@ -1,0 +1,166 @@
+import json
+
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from paiexport.cli import app
+from paiexport.recipe import bundled_recipes_dir
+
+runner = CliRunner()
+
+REPORT_KEYS = {"recipe", "accuracy", "sparsity", "latency_ms", "size_bytes", "versions", "validation"}
+
+
+def invoke(*args: str):
+    return runner.invoke(app, list(args), catch_exceptions=False)
+
+
+@pytest.fixture
+def tiny_run(tmp_path, write_recipe, tiny_recipe_dict):
+    recipe = write_recipe(tiny_recipe_dict)
+    out = tmp_path / "run"
+    result = invoke("run", str(recipe), "--out", str(out), "--set", "train.epochs=1")
+    assert result.exit_code == 0, result.output
+    return out, json.loads((out / "report.json").read_text()), result
+
+
+def test_run_writes_every_output(tiny_run):
+    out, _report, result = tiny_run
+    for name in (
+        "model.onnx",
+        "model.sparse.onnx",
+        "report.json",
+        "report.md",
+        "metrics.jsonl",
+        "recipe.yaml",
+        "masks.pt",
+        "checkpoints/best.pt",
+        "checkpoints/last.pt",
+    ):
+        assert (out / name).exists(), name
+    assert "sparse" in result.output and "dense" in result.output  # the summary table
+
+
+def test_report_contents(tiny_run):
+    out, report, _ = tiny_run
+    assert set(report) >= REPORT_KEYS
+    assert report["recipe"]["train"]["epochs"] == 1  # --set is recorded
+    assert set(report["accuracy"]["onnx"]) == {"dense", "sparse"}
+    for variant in ("dense", "sparse"):
+        assert report["accuracy"]["onnx"][variant] == pytest.approx(report["accuracy"]["torch"], abs=1e-3)
+        assert report["validation"][variant]["passed"] is True
+        assert report["validation"][variant]["max_abs_diff"] < 1e-4
+        assert set(report["latency_ms"][variant]) == {"1", "8"}
+        assert report["latency_ms"][variant]["8"]["1"] > 0
+        assert report["size_bytes"][variant]["gzip"] < report["size_bytes"][variant]["raw"]
+    assert report["speedup_vs_dense"]["dense"]["1"]["1"] == pytest.approx(1.0)
+    s = report["sparsity"]
+    assert s["target"] == 0.8 and abs(s["reached"] - 0.8) < 0.005
+    masks = torch.load(out / "masks.pt")
+    total = sum(m.numel() for m in masks.values())
+    assert s["reached"] == pytest.approx(1 - sum(int(m.sum()) for m in masks.values()) / total)
+    for name, layer in s["per_layer"].items():
+        assert layer["reached"] == pytest.approx(layer["target"], abs=1e-9), name
+        assert layer["onnx"]["dense"] == pytest.approx(layer["reached"])
+    assert "onnxruntime" in report["versions"] and "torch" in report["versions"]
+    assert any("densifies" in note for note in report["notes"])
+    assert "Per-layer sparsity" in (out / "report.md").read_text()
+
+
+def test_existing_output_needs_force(tiny_run, tmp_path, write_recipe, tiny_recipe_dict):
+    out, _report, _ = tiny_run
+    recipe = write_recipe(tiny_recipe_dict)
+    before = (out / "model.onnx").read_bytes()
+    result = invoke("run", str(recipe), "--out", str(out), "--set", "train.epochs=1", "--set", "seed=3")
+    assert result.exit_code == 2 and "--force" in result.output
+    assert (out / "model.onnx").read_bytes() == before
+    result = invoke(
+        "run", str(recipe), "--out", str(out), "--set", "train.epochs=1", "--set", "seed=3", "--force"
+    )
+    assert result.exit_code == 0
+    assert json.loads((out / "report.json").read_text())["recipe"]["seed"] == 3
+
+
+@pytest.mark.parametrize(
+    ("content", "needle"),
+    [
+        ("name: x\nmethod: {name: snip}\nsparsity: {target: 1.5}\n", "sparsity.target"),
+        ("name: x\nmethod: {name: banana}\n", "method.name"),
+        ("name: [x\n", "not valid YAML"),
+    ],
+)
+def test_bad_recipe_is_one_line_exit_2(tmp_path, content, needle):
+    path = tmp_path / "bad.yaml"
+    path.write_text(content)
+    result = invoke("run", str(path), "--out", str(tmp_path / "o"))
+    assert result.exit_code == 2
+    assert needle in result.output and str(path) in result.output
+    assert "Traceback" not in result.output and len(result.output.strip().splitlines()) == 1
+    assert not (tmp_path / "o").exists()
+
+
+def test_missing_recipe_file(tmp_path):
+    result = invoke("run", str(tmp_path / "nope.yaml"))
+    assert result.exit_code == 2 and "recipe file not found" in result.output
+
+
+def test_failed_run_leaves_nothing_behind(tmp_path, write_recipe, tiny_recipe_dict, monkeypatch):
+    import paiexport.pipeline as pipeline
+
+    def explode(*_args, **_kwargs):
+        raise RuntimeError("export broke")
+
+    monkeypatch.setattr(pipeline, "to_onnx", explode)
+    out = tmp_path / "run"
+    with pytest.raises(RuntimeError):
+        runner.invoke(
+            app, ["run", str(write_recipe(tiny_recipe_dict)), "--out", str(out)], catch_exceptions=False
+        )
+    assert not out.exists()
+    assert list(tmp_path.iterdir()) == [tmp_path / "recipe.yaml"]
+
+
+def test_same_seed_same_bytes(tmp_path, write_recipe, tiny_recipe_dict):
+    recipe = str(write_recipe(tiny_recipe_dict))
+    for run in ("a", "b"):
+        assert invoke("run", recipe, "--out", str(tmp_path / run)).exit_code == 0
+    a, b = tmp_path / "a", tmp_path / "b"
+    assert (a / "model.onnx").read_bytes() == (b / "model.onnx").read_bytes()
+    assert (a / "model.sparse.onnx").read_bytes() == (b / "model.sparse.onnx").read_bytes()
+    ma, mb = torch.load(a / "masks.pt"), torch.load(b / "masks.pt")
+    assert ma.keys() == mb.keys() and all(torch.equal(ma[k], mb[k]) for k in ma)
+
+
+def test_bundled_snip90_on_mnist1d_one_epoch(tmp_path):
+    """The README's recipe, shortened: real data, real CNN, 90% sparsity; sparse file is smaller."""
+    out = tmp_path / "snip90"
+    result = invoke(
+        "run",
+        str(bundled_recipes_dir() / "snip90.yaml"),
+        "--out",
+        str(out),
+        "--set",
+        "train.epochs=1",
+        "--set",
+        "bench.iterations=5",
+    )
+    assert result.exit_code == 0, result.output
+    report = json.loads((out / "report.json").read_text())
+    assert abs(report["sparsity"]["reached"] - 0.9) < 0.005
+    assert report["size_bytes"]["sparse"]["raw"] < report["size_bytes"]["dense"]["raw"]
+    assert report["validation"]["sparse"]["max_abs_diff"] < 1e-4
+    assert report["accuracy"]["torch"] > 0.3  # one epoch already beats chance (10%) by far
+
+
+def test_recipes_lists_bundled():
+    result = invoke("recipes")
+    assert result.exit_code == 0
+    lines = result.output.strip().splitlines()
+    assert any(line.startswith("snip90") and "snip" in line and "90%" in line for line in lines)
+    assert any(line.startswith("dense") for line in lines)
+
+
+def test_help_is_useful():
+    assert "Prune at initialization" in invoke("--help").output
+    assert "--set" in invoke("run", "--help").output

@@ -1,0 +1,100 @@
+from pathlib import Path
+
+import pytest
+
+from paiexport.allocation import Distribution
+from paiexport.errors import UserError
+from paiexport.recipe import apply_overrides, bundled_recipes_dir, load_recipe, resolve_recipe_path
+
+
+def test_valid_recipe_is_typed(write_recipe, tiny_recipe_dict):
+    recipe = load_recipe(write_recipe(tiny_recipe_dict))
+    assert recipe.sparsity.distribution is Distribution.erk
+    assert recipe.method.name == "snip" and recipe.method.batches == 1
+    assert recipe.train.optimizer.nesterov is True
+    assert recipe.bench.batch_sizes == [1, 8]
+
+
+def test_minimal_recipe_gets_defaults(write_recipe):
+    recipe = load_recipe(write_recipe({"name": "m", "method": {"name": "random"}}))
+    assert recipe.data.name.value == "mnist1d" and recipe.model.name.value == "cnn1d"
+    assert recipe.export.opset == 18 and recipe.export.sparse_threshold == 0.7
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"sparsity": {"target": 1.0}}, "sparsity.target"),
+        ({"sparsity": {"target": -0.1}}, "sparsity.target"),
+        ({"sparsity": {"distribution": "banana"}}, "sparsity.distribution"),
+        ({"method": {"name": "nope"}}, "method.name: unknown method 'nope'"),
+        ({"method": {"name": "snip", "batches": 0}}, "method.batches"),
+        ({"method": {"name": "random", "batches": 2}}, "method.batches: unknown field"),
+        ({"trian": {}}, "trian: unknown field"),
+        ({"train": {"optimizer": {"name": "sgd", "lr": 0}}}, "train.optimizer.lr"),
+        ({"model": {"name": "mlp", "args": {"depth": 3}}}, "model.args: args.depth"),
+        ({"data": {"name": "imagenet"}}, "data.name"),
+        ({"bench": {"batch_sizes": []}}, "bench.batch_sizes"),
+        ({"name": "../escape"}, "name"),
+    ],
+)
+def test_bad_recipes_name_the_field_and_file(write_recipe, tiny_recipe_dict, change, message):
+    tiny_recipe_dict.update(change)
+    path = write_recipe(tiny_recipe_dict)
+    with pytest.raises(UserError) as info:
+        load_recipe(path)
+    text = str(info.value)
+    assert str(path) in text and message in text
+    assert "\n" not in text
+
+
+def test_missing_and_malformed_files(tmp_path):
+    with pytest.raises(UserError, match="recipe file not found"):
+        load_recipe(tmp_path / "absent.yaml")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("name: [unclosed\n")
+    with pytest.raises(UserError, match="not valid YAML"):
+        load_recipe(bad)
+    bad.write_text("- a list\n")
+    with pytest.raises(UserError, match="YAML mapping"):
+        load_recipe(bad)
+
+
+def test_overrides_are_typed_and_validated(write_recipe, tiny_recipe_dict):
+    path = write_recipe(tiny_recipe_dict)
+    recipe = load_recipe(path, ["train.epochs=1", "method.name=random", "bench.batch_sizes=[2, 4]"])
+    assert recipe.train.epochs == 1 and recipe.method.name == "random"
+    assert recipe.bench.batch_sizes == [2, 4]
+    with pytest.raises(UserError, match=r"train\.epochs"):
+        load_recipe(path, ["train.epochs=many"])
+    with pytest.raises(UserError, match=r"expected dotted\.key=value"):
+        load_recipe(path, ["train.epochs"])
+    with pytest.raises(UserError, match="seed is not a section"):
+        load_recipe(path, ["seed.x=1"])
+
+
+def test_overrides_do_not_touch_the_input():
+    raw = {"train": {"epochs": 3}}
+    assert apply_overrides(raw, ["train.epochs=1"]) == {"train": {"epochs": 1}}
+    assert raw == {"train": {"epochs": 3}}
+
+
+def test_every_bundled_recipe_validates():
+    paths = sorted(bundled_recipes_dir().glob("*.yaml"))
+    assert {"dense", "random90", "magnitude90", "snip90"} <= {p.stem for p in paths}
+    for path in paths:
+        recipe = load_recipe(path)
+        assert recipe.name == path.stem
+
+
+def test_bundled_recipe_by_name():
+    assert resolve_recipe_path("snip90") == bundled_recipes_dir() / "snip90.yaml"
+    assert resolve_recipe_path("some/file.yaml") == Path("some/file.yaml")
+
+
+def test_digest_ignores_formatting(write_recipe, tiny_recipe_dict):
+    a = load_recipe(write_recipe(tiny_recipe_dict, "a.yaml"))
+    reordered = dict(reversed(list(tiny_recipe_dict.items())))
+    b = load_recipe(write_recipe(reordered, "b.yaml"))
+    c = load_recipe(write_recipe(tiny_recipe_dict, "c.yaml"), ["seed=1"])
+    assert a.digest() == b.digest() != c.digest()
