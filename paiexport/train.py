@@ -18,6 +18,7 @@ from torch import nn
 
 from paiexport.config import StrictModel
 from paiexport.data import DataSplits, Split
+from paiexport.errors import UserError
 
 
 class OptimizerName(str, Enum):
@@ -210,7 +211,13 @@ def train(
                 state.step += 1
                 for cb in callbacks:
                     cb.on_step_end(state)
-                loss_sum += loss.item() * len(y)
+                loss_value = loss.item()
+                if not math.isfinite(loss_value):
+                    raise UserError(
+                        f"train: loss became {loss_value} at epoch {epoch + 1}, step {state.step}; "
+                        "lower train.optimizer.lr or raise train.lr_schedule.warmup_epochs"
+                    )
+                loss_sum += loss_value * len(y)
                 correct += int((logits.argmax(1) == state.batch[1]).sum())
                 seen += len(y)
                 progress.advance(task)

@@ -84,3 +84,21 @@ def test_schedules():
     step = LRScheduleConfig(name="step", milestones=[2, 4], gamma=0.5)
     assert [lr_factor(step, s, 10, 100) for s in (0, 19, 20, 45)] == [1.0, 1.0, 0.5, 0.25]
     assert lr_factor(LRScheduleConfig(name="constant"), 77, 10, 100) == 1.0
+
+
+def test_divergence_is_a_clear_user_error(tmp_path):
+    from paiexport.errors import UserError
+
+    data = load_data(DatasetName.synthetic, seed=0, val_fraction=0.2)
+    model = build_model(ModelName.mlp, {"hidden": [8]}, data.input_shape, 4)
+    cfg = TrainConfig(epochs=3, optimizer=OptimizerConfig(name="sgd", lr=1e30))
+    with pytest.raises(UserError, match=r"train\.optimizer\.lr"):
+        train(
+            model,
+            data,
+            cfg,
+            batch_size=32,
+            seed=0,
+            metrics_path=tmp_path / "m.jsonl",
+            checkpoint_dir=tmp_path / "ck",
+        )
