@@ -5,6 +5,7 @@ import torch
 from torch import nn
 
 from paiexport.data import DatasetName, load_data
+from paiexport.errors import UserError
 from paiexport.masks import (
     KeepPrunedZero,
     attach_masks,
@@ -23,6 +24,19 @@ def random_masks(model: nn.Module, density: float = 0.3) -> dict[str, torch.Tens
     return {n: torch.rand(w.shape, generator=g) < density for n, w in prunable_weights(model).items()}
 
 
+def train_briefly(model, data, cfg, tmp_path, callbacks=()):
+    return train(
+        model,
+        data,
+        cfg,
+        batch_size=32,
+        seed=0,
+        metrics_path=tmp_path / "m.jsonl",
+        checkpoint_dir=tmp_path / "ck",
+        callbacks=list(callbacks),
+    )
+
+
 @pytest.mark.parametrize("optimizer", ["sgd", "adam", "adamw"])
 def test_pruned_weights_stay_exactly_zero_through_training(tmp_path, optimizer):
     torch.manual_seed(0)
@@ -35,16 +49,7 @@ def test_pruned_weights_stay_exactly_zero_through_training(tmp_path, optimizer):
         epochs=2,
         optimizer=OptimizerConfig(name=optimizer, lr=0.01, weight_decay=0.01, nesterov=True),
     )
-    train(
-        model,
-        data,
-        cfg,
-        batch_size=32,
-        seed=0,
-        metrics_path=tmp_path / "m.jsonl",
-        checkpoint_dir=tmp_path / "ck",
-        callbacks=[KeepPrunedZero()],
-    )
+    train_briefly(model, data, cfg, tmp_path, [KeepPrunedZero()])
     for name, w in prunable_weights(model).items():
         assert torch.all(w[~masks[name]] == 0), name
         assert not torch.equal(w, before[name]), f"{name} did not train"
@@ -87,18 +92,8 @@ def test_schedules():
 
 
 def test_divergence_is_a_clear_user_error(tmp_path):
-    from paiexport.errors import UserError
-
     data = load_data(DatasetName.synthetic, seed=0, val_fraction=0.2)
     model = build_model(ModelName.mlp, {"hidden": [8]}, data.input_shape, 4)
     cfg = TrainConfig(epochs=3, optimizer=OptimizerConfig(name="sgd", lr=1e30))
     with pytest.raises(UserError, match=r"train\.optimizer\.lr"):
-        train(
-            model,
-            data,
-            cfg,
-            batch_size=32,
-            seed=0,
-            metrics_path=tmp_path / "m.jsonl",
-            checkpoint_dir=tmp_path / "ck",
-        )
+        train_briefly(model, data, cfg, tmp_path)
