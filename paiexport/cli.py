@@ -74,3 +74,42 @@ def list_recipes() -> None:
                 f"{r.train.epochs} epochs",
                 highlight=False,
             )
+
+
+@app.command("bench")
+def bench_command(
+    models: Annotated[list[Path], typer.Argument(help="ONNX files to benchmark side by side.")],
+    baseline: Annotated[
+        Path | None, typer.Option("--baseline", help="Ratios are to this file (default: the first file).")
+    ] = None,
+    batch_sizes: Annotated[str, typer.Option("--batch-sizes", help="Comma-separated, e.g. 1,8,64.")] = "1,64",
+    threads: Annotated[str, typer.Option("--threads", help="Comma-separated thread counts, e.g. 1,2.")] = "1",
+    iterations: Annotated[int, typer.Option("--iterations", min=1, help="Timed runs per setting.")] = 100,
+    warmup: Annotated[int, typer.Option("--warmup", min=0, help="Untimed runs per setting.")] = 10,
+    json_out: Annotated[Path | None, typer.Option("--json", help="Also write the results as JSON.")] = None,
+) -> None:
+    """Latency (p50/p90/p99, throughput), session creation, peak memory and size of ONNX files."""
+    from paiexport.benchmark import (
+        BenchSettings,
+        bench,
+        bench_inputs,
+        bench_table,
+        file_table,
+        parse_positive_ints,
+    )
+    from paiexport.report import versions, write_json
+
+    with user_errors():
+        settings = BenchSettings(
+            parse_positive_ints(batch_sizes, "--batch-sizes"),
+            parse_positive_ints(threads, "--threads"),
+            warmup,
+            iterations,
+        )
+        files, base = bench_inputs(models, baseline)
+        result = bench(files, base, settings)
+        if json_out is not None:
+            json_out.parent.mkdir(parents=True, exist_ok=True)
+            write_json({**result.to_dict(), "versions": versions()}, json_out)
+    out.print(bench_table(result))
+    out.print(file_table(result))
