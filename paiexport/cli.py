@@ -113,3 +113,57 @@ def bench_command(
             write_json({**result.to_dict(), "versions": versions()}, json_out)
     out.print(bench_table(result))
     out.print(file_table(result))
+
+
+@app.command("check")
+def check_command(
+    run_or_report: Annotated[Path, typer.Argument(help="A run folder or its report.json.")],
+    min_accuracy: Annotated[
+        float | None,
+        typer.Option("--min-accuracy", help="Every ONNX variant's test accuracy ≥ X (0.9 = 90%)."),
+    ] = None,
+    max_accuracy_drop: Annotated[
+        float | None,
+        typer.Option(
+            "--max-accuracy-drop", help="Every ONNX variant at most P below PyTorch (0.01 = 1 point)."
+        ),
+    ] = None,
+    max_latency_ms: Annotated[
+        list[str] | None,
+        typer.Option("--max-latency-ms", help="BATCH=MS: median latency of every variant (repeatable)."),
+    ] = None,
+    min_speedup: Annotated[
+        list[str] | None, typer.Option("--min-speedup", help="VARIANT=R: speedup over dense (repeatable).")
+    ] = None,
+    max_size_mb: Annotated[
+        list[str] | None, typer.Option("--max-size-mb", help="VARIANT=MB: file size (repeatable).")
+    ] = None,
+    min_sparsity: Annotated[
+        float | None, typer.Option("--min-sparsity", help="Reached sparsity ≥ S (0.9 = 90%).")
+    ] = None,
+) -> None:
+    """Check a run against gates (options and the recipe's gates: section); exit 1 if any fails."""
+    from paiexport.gates import evaluate_gates, gates_from_dict, load_report, parse_pair, recipe_gates
+
+    with user_errors():
+        report = load_report(run_or_report)
+        options = {
+            "min_accuracy": min_accuracy,
+            "max_accuracy_drop": max_accuracy_drop,
+            "max_latency_ms": dict(parse_pair(t, "--max-latency-ms", int) for t in max_latency_ms or []),
+            "min_speedup": dict(parse_pair(t, "--min-speedup", str) for t in min_speedup or []),
+            "max_size_mb": dict(parse_pair(t, "--max-size-mb", str) for t in max_size_mb or []),
+            "min_sparsity": min_sparsity,
+        }
+        cli_gates = gates_from_dict({k: v for k, v in options.items() if v not in (None, {})}, "options")
+        gates = recipe_gates(report, str(run_or_report)).merged(cli_gates)
+        if gates.is_empty():
+            raise UserError(
+                "no gates: pass options such as --min-accuracy or add a gates: section to the recipe"
+            )
+        results = evaluate_gates(gates, report)
+    for r in results:
+        out.print(r.line(), style="green" if r.passed else "red", highlight=False, markup=False)
+    failed = sum(not r.passed for r in results)
+    out.print(f"{len(results) - failed} passed, {failed} failed", highlight=False)
+    raise typer.Exit(1 if failed else 0)
