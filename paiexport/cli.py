@@ -167,3 +167,36 @@ def check_command(
     failed = sum(not r.passed for r in results)
     out.print(f"{len(results) - failed} passed, {failed} failed", highlight=False)
     raise typer.Exit(1 if failed else 0)
+
+
+@app.command("sweep")
+def sweep_command(
+    recipe: Annotated[str, typer.Argument(help="Recipe YAML file, or the name of a bundled recipe.")],
+    grid: Annotated[
+        list[str] | None,
+        typer.Option("--grid", help="dotted.key=v1,v2,...: one axis of the product (repeatable)."),
+    ] = None,
+    seeds: Annotated[int, typer.Option("--seeds", min=1, help="Seeds per point: seed, seed+1, ...")] = 1,
+    jobs: Annotated[int, typer.Option("--jobs", min=1, help="Runs in parallel processes.")] = 1,
+    overrides: Annotated[
+        list[str] | None, typer.Option("--set", help="Override a field of every run: dotted.key=value.")
+    ] = None,
+    out_dir: Annotated[
+        Path | None, typer.Option("--out", help="Sweep folder (default: models/<recipe name>-sweep).")
+    ] = None,
+) -> None:
+    """Run a grid of recipes x seeds (resumable), then write sweep.csv, sweep.md and sweep.png."""
+    from paiexport.paths import default_run_dir
+    from paiexport.recipe import read_recipe_file, resolve_recipe_path
+    from paiexport.sweep import collect, execute, extra_axes, parse_grid, plan_sweep, write_outputs
+
+    with user_errors():
+        path = resolve_recipe_path(recipe)
+        axes = [parse_grid(text) for text in grid or []]
+        runs = plan_sweep(read_recipe_file(path), str(path), axes, seeds, overrides or [])
+        target = out_dir or default_run_dir(f"{runs[0].recipe.name}-sweep")
+        execute(runs, target, jobs, progress=lambda line: err.print(line, highlight=False, markup=False))
+        title = f"{runs[0].recipe.name} sweep ({seeds} seed{'s' if seeds > 1 else ''})"
+        write_outputs(collect(runs, target), extra_axes(axes), target, title)
+    out.print((target / "sweep.md").read_text(), highlight=False, markup=False)
+    out.print(f"sweep folder: {target}  (sweep.csv, sweep.md, sweep.png, one folder per run)")
