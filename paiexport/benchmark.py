@@ -273,10 +273,16 @@ def bench_inputs(models: list[Path], baseline: Path | None) -> tuple[dict[str, P
     return files, next(iter(files))
 
 
+def _file_column(table: Table, result: BenchResult) -> None:
+    """File labels are never cut short: the numeric columns wrap first."""
+    table.add_column("file", no_wrap=True, min_width=max(len(label) for label in result.files))
+
+
 def bench_table(result: BenchResult) -> Table:
     table = Table(title=f"onnxruntime CPU latency; ratios are speedups over {result.baseline} (same run)")
-    for header in ("file", "batch", "threads", "p50 ms", "p90 ms", "p99 ms", "samples/s", "speedup"):
-        table.add_column(header, justify="left" if header == "file" else "right")
+    _file_column(table, result)
+    for header in ("batch", "threads", "p50 ms", "p90 ms", "p99 ms", "samples/s", "speedup"):
+        table.add_column(header, justify="right")
     for label, f in result.files.items():
         for b, by_t in f.latency.items():
             for t, s in by_t.items():
@@ -288,8 +294,9 @@ def bench_table(result: BenchResult) -> Table:
 
 def file_table(result: BenchResult) -> Table:
     table = Table(title="files")
-    for header in ("file", "size", "gzip", "session create", "peak RSS (session)"):
-        table.add_column(header, justify="left" if header == "file" else "right")
+    _file_column(table, result)
+    for header in ("size", "gzip", "session create", "peak RSS (session)"):
+        table.add_column(header, justify="right")
     base = result.files[result.baseline]
     for label, f in result.files.items():
         ratio = f.size_bytes["raw"] / base.size_bytes["raw"]

@@ -111,8 +111,9 @@ def bench_command(
         if json_out is not None:
             json_out.parent.mkdir(parents=True, exist_ok=True)
             write_json({**result.to_dict(), "versions": versions()}, json_out)
-    out.print(bench_table(result))
-    out.print(file_table(result))
+    console = out if out.is_terminal else Console(width=120)  # logs and pipes: not squeezed to 80
+    console.print(bench_table(result))
+    console.print(file_table(result))
 
 
 @app.command("check")
