@@ -125,3 +125,30 @@ def test_missing_or_broken_report_exit_2(tmp_path):
     (tmp_path / "report.json").write_text("{oops")
     result = runner.invoke(app, ["check", str(tmp_path), "--min-sparsity", "0.1"])
     assert result.exit_code == 2 and "report.json" in result.output
+
+
+def test_readme_ci_example_is_valid(report_file):
+    """The README's CI command and gates: block parse, and pass on a report like the full snip90 run."""
+    import re
+    import shlex
+    from pathlib import Path
+
+    import yaml
+
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    command = re.search(r"paiexport check models/snip90\n(.*?)\n\s+- uses", readme, re.S).group(1)
+    options = shlex.split(command)
+    snip90 = {
+        "recipe": {"name": "snip90"},
+        "accuracy": {"torch": 0.942, "onnx": {"dense": 0.942, "sparse": 0.942}},
+        "sparsity": {"target": 0.9, "reached": 0.9},
+        "latency_ms": {"dense": {"64": {"1": 0.677}}, "sparse": {"64": {"1": 0.674}}},
+        "speedup_vs_dense": {"dense": {"64": {"1": 1.0}}, "sparse": {"64": {"1": 1.004}}},
+        "size_bytes": {"dense": {"raw": 780216, "gzip": 1}, "sparse": {"raw": 221668, "gzip": 1}},
+    }
+    result = runner.invoke(app, ["check", report_file(snip90), *options])
+    assert result.exit_code == 0, result.output
+    assert len(result.output.strip().splitlines()) == 6  # five gates and the tally
+    block = re.search(r"```yaml\ngates:\n(.*?)```", readme, re.S).group(1)
+    gates = GatesConfig.model_validate(yaml.safe_load("gates:\n" + block)["gates"])
+    assert all(r.passed for r in evaluate_gates(gates, snip90))
