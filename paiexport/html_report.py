@@ -73,13 +73,13 @@ def sparsity_figure(report: dict[str, Any]) -> Figure:
     pos = range(len(names))
     targets = [layers[n]["target"] if layers[n]["target"] is not None else 0.0 for n in names]
     ax.bar([p - 0.2 for p in pos], targets, 0.4, label="target", color=COLORS[0], alpha=0.6)
-    ax.bar(
-        [p + 0.2 for p in pos], [layers[n]["reached"] for n in names], 0.4, label="reached", color=COLORS[1]
-    )
+    reached = [layers[n]["reached"] for n in names]
+    bars = ax.bar([p + 0.2 for p in pos], reached, 0.4, label="reached", color=COLORS[1])
+    ax.bar_label(bars, [f"{r:.1%}" for r in reached], fontsize=8, padding=2)
     ax.set_xticks(
         list(pos), names, rotation=30 if len(names) > 4 else 0, ha="right" if len(names) > 4 else "center"
     )
-    ax.set_ylim(0, 1.05)
+    ax.set_ylim(0, 1.1)
     ax.set_ylabel("sparsity (fraction removed)")
     s = report["sparsity"]
     ax.set_title(f"per-layer sparsity, {s.get('distribution', '')}: overall target {s['target']:.1%}, "
@@ -118,8 +118,8 @@ def latency_figure(report: dict[str, Any]) -> Figure:
         _bars_with_ratios(ax, variants, values, ratios, "ms")
         ax.set_title(f"batch {b}, {t} thread{'s' if t > 1 else ''}", fontsize=10)
         ax.tick_params(axis="x", labelrotation=30 if len(variants) > 3 else 0)
-    fig.axes[0].set_ylabel("median latency (ms); label: speedup vs dense")
-    fig.suptitle("onnxruntime CPU latency per variant (lower is better)")
+    fig.axes[0].set_ylabel("median latency (ms)")
+    fig.suptitle("onnxruntime CPU median latency per variant (lower is better); labels: speedup vs dense")
     return fig
 
 
