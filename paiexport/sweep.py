@@ -172,13 +172,19 @@ def execute(
         return
     # Processes share the CPU: split torch's threads so jobs do not oversubscribe the cores.
     threads = max(1, (os.cpu_count() or 1) // jobs)
-    with ProcessPoolExecutor(max_workers=jobs, mp_context=get_context("spawn")) as pool:
+    pool = ProcessPoolExecutor(max_workers=jobs, mp_context=get_context("spawn"))
+    try:
         futures = {
             pool.submit(run_one, r.recipe.to_dict(), str(out_dir / r.name), threads, True): r for r in todo
         }
         for i, future in enumerate(as_completed(futures), 1):
             future.result()
             progress(f"[{i}/{len(todo)}] done {futures[future].name}")
+    except BaseException:
+        # Ctrl-C or a failed run: start nothing new; finished runs stay and a rerun resumes.
+        pool.shutdown(wait=False, cancel_futures=True)
+        raise
+    pool.shutdown()
 
 
 # --- aggregation ------------------------------------------------------------------------------
