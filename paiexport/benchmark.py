@@ -107,11 +107,17 @@ import numpy as np
 import onnxruntime as ort
 
 def status(key):
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith(key + ":"):
-                return int(line.split()[1])  # KiB
-    return -1
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith(key + ":"):
+                    return int(line.split()[1])  # KiB
+    except OSError:
+        pass
+    # No /proc (macOS): the peak so far stands in for both; ru_maxrss is in bytes there.
+    import resource
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak // 1024 if sys.platform == "darwin" else peak
 
 path, threads, name, dims = sys.argv[1], int(sys.argv[2]), sys.argv[3], json.loads(sys.argv[4])
 x = np.random.default_rng(0).standard_normal(dims).astype(np.float32)

@@ -124,21 +124,21 @@ def evaluate_gates(gates: GatesConfig, report: dict[str, Any]) -> list[GateResul
     """One result per gate, measured at its worst variant/setting; a gate the report cannot
     measure (unknown variant, batch size not benchmarked) is a `UserError`."""
     results: list[GateResult] = []
-    onnx_acc: dict[str, float] = _get(report, "accuracy", "onnx")
     if gates.min_accuracy is not None:
-        where, acc = _worst(onnx_acc, largest=False)
+        where, acc = _worst(_get(report, "accuracy", "onnx"), largest=False)
         results.append(
             GateResult("min_accuracy", acc, gates.min_accuracy, acc >= gates.min_accuracy, where, "%")
         )
     if gates.max_accuracy_drop is not None:
         torch_acc = _get(report, "accuracy", "torch")
-        where, drop = _worst({v: torch_acc - a for v, a in onnx_acc.items()}, largest=True)
+        drops = {v: torch_acc - a for v, a in _get(report, "accuracy", "onnx").items()}
+        where, drop = _worst(drops, largest=True)
         limit = gates.max_accuracy_drop
         # A difference of two fractions: float noise must not fail a drop exactly at the limit.
         passed = drop <= limit + 1e-12
         results.append(GateResult("max_accuracy_drop", drop, limit, passed, f"{where} vs torch", "%"))
-    latency: dict[str, Any] = _get(report, "latency_ms")
     for batch, limit in gates.max_latency_ms.items():
+        latency: dict[str, Any] = _get(report, "latency_ms")
         found = {
             f"{v}, {t} thread(s)": ms
             for v, by_b in latency.items()
@@ -148,15 +148,13 @@ def evaluate_gates(gates: GatesConfig, report: dict[str, Any]) -> list[GateResul
             raise UserError(f"max_latency_ms[{batch}]: batch size {batch} was not benchmarked in the report")
         where, ms = _worst(found, largest=True)
         results.append(GateResult(f"max_latency_ms[{batch}]", ms, limit, ms <= limit, where, "ms"))
-    speedups: dict[str, Any] = _get(report, "speedup_vs_dense")
     for variant, limit in gates.min_speedup.items():
-        by_b = _variant(speedups, variant, f"min_speedup[{variant}]")
+        by_b = _variant(_get(report, "speedup_vs_dense"), variant, f"min_speedup[{variant}]")
         found = {f"batch {b}, {t} thread(s)": r for b, by_t in by_b.items() for t, r in by_t.items()}
         where, ratio = _worst(found, largest=False)
         results.append(GateResult(f"min_speedup[{variant}]", ratio, limit, ratio >= limit, where, "x"))
-    sizes: dict[str, Any] = _get(report, "size_bytes")
     for variant, limit in gates.max_size_mb.items():
-        mb = _variant(sizes, variant, f"max_size_mb[{variant}]")["raw"] / 1e6
+        mb = _variant(_get(report, "size_bytes"), variant, f"max_size_mb[{variant}]")["raw"] / 1e6
         results.append(GateResult(f"max_size_mb[{variant}]", mb, limit, mb <= limit, "raw file size", "MB"))
     if gates.min_sparsity is not None:
         reached = _get(report, "sparsity", "reached")

@@ -152,3 +152,10 @@ def test_readme_ci_example_is_valid(report_file):
     block = re.search(r"```yaml\ngates:\n(.*?)```", readme, re.S).group(1)
     gates = GatesConfig.model_validate(yaml.safe_load("gates:\n" + block)["gates"])
     assert all(r.passed for r in evaluate_gates(gates, snip90))
+
+
+def test_only_the_gated_keys_are_needed(report_file):
+    path = report_file({"sparsity": {"reached": 0.9}})
+    assert runner.invoke(app, ["check", path, "--min-sparsity", "0.9"]).exit_code == 0
+    result = runner.invoke(app, ["check", path, "--max-latency-ms", "1=1"])
+    assert result.exit_code == 2 and "report has no latency_ms" in result.output
