@@ -74,3 +74,130 @@ def list_recipes() -> None:
                 f"{r.train.epochs} epochs",
                 highlight=False,
             )
+
+
+@app.command("bench")
+def bench_command(
+    models: Annotated[list[Path], typer.Argument(help="ONNX files to benchmark side by side.")],
+    baseline: Annotated[
+        Path | None, typer.Option("--baseline", help="Ratios are to this file (default: the first file).")
+    ] = None,
+    batch_sizes: Annotated[str, typer.Option("--batch-sizes", help="Comma-separated, e.g. 1,8,64.")] = "1,64",
+    threads: Annotated[str, typer.Option("--threads", help="Comma-separated thread counts, e.g. 1,2.")] = "1",
+    iterations: Annotated[int, typer.Option("--iterations", min=1, help="Timed runs per setting.")] = 100,
+    warmup: Annotated[int, typer.Option("--warmup", min=0, help="Untimed runs per setting.")] = 10,
+    json_out: Annotated[Path | None, typer.Option("--json", help="Also write the results as JSON.")] = None,
+) -> None:
+    """Latency (p50/p90/p99, throughput), session creation, peak memory and size of ONNX files."""
+    from paiexport.benchmark import (
+        BenchSettings,
+        bench,
+        bench_inputs,
+        bench_table,
+        file_table,
+        parse_positive_ints,
+    )
+    from paiexport.report import versions, write_json
+
+    with user_errors():
+        settings = BenchSettings(
+            parse_positive_ints(batch_sizes, "--batch-sizes"),
+            parse_positive_ints(threads, "--threads"),
+            warmup,
+            iterations,
+        )
+        files, base = bench_inputs(models, baseline)
+        result = bench(files, base, settings)
+        if json_out is not None:
+            json_out.parent.mkdir(parents=True, exist_ok=True)
+            write_json({**result.to_dict(), "versions": versions()}, json_out)
+    console = out if out.is_terminal else Console(width=120)  # logs and pipes: not squeezed to 80
+    console.print(bench_table(result))
+    console.print(file_table(result))
+
+
+@app.command("check")
+def check_command(
+    run_or_report: Annotated[Path, typer.Argument(help="A run folder or its report.json.")],
+    min_accuracy: Annotated[
+        float | None,
+        typer.Option("--min-accuracy", help="Every ONNX variant's test accuracy ≥ X (0.9 = 90%)."),
+    ] = None,
+    max_accuracy_drop: Annotated[
+        float | None,
+        typer.Option(
+            "--max-accuracy-drop", help="Every ONNX variant at most P below PyTorch (0.01 = 1 point)."
+        ),
+    ] = None,
+    max_latency_ms: Annotated[
+        list[str] | None,
+        typer.Option("--max-latency-ms", help="BATCH=MS: median latency of every variant (repeatable)."),
+    ] = None,
+    min_speedup: Annotated[
+        list[str] | None, typer.Option("--min-speedup", help="VARIANT=R: speedup over dense (repeatable).")
+    ] = None,
+    max_size_mb: Annotated[
+        list[str] | None, typer.Option("--max-size-mb", help="VARIANT=MB: file size (repeatable).")
+    ] = None,
+    min_sparsity: Annotated[
+        float | None, typer.Option("--min-sparsity", help="Reached sparsity ≥ S (0.9 = 90%).")
+    ] = None,
+) -> None:
+    """Check a run against gates (options and the recipe's gates: section); exit 1 if any fails."""
+    from paiexport.gates import evaluate_gates, gates_from_dict, load_report, parse_pair, recipe_gates
+
+    with user_errors():
+        report = load_report(run_or_report)
+        options = {
+            "min_accuracy": min_accuracy,
+            "max_accuracy_drop": max_accuracy_drop,
+            "max_latency_ms": dict(parse_pair(t, "--max-latency-ms", int) for t in max_latency_ms or []),
+            "min_speedup": dict(parse_pair(t, "--min-speedup", str) for t in min_speedup or []),
+            "max_size_mb": dict(parse_pair(t, "--max-size-mb", str) for t in max_size_mb or []),
+            "min_sparsity": min_sparsity,
+        }
+        cli_gates = gates_from_dict({k: v for k, v in options.items() if v not in (None, {})}, "options")
+        gates = recipe_gates(report, str(run_or_report)).merged(cli_gates)
+        if gates.is_empty():
+            raise UserError(
+                "no gates: pass options such as --min-accuracy or add a gates: section to the recipe"
+            )
+        results = evaluate_gates(gates, report)
+    for r in results:
+        out.print(r.line(), style="green" if r.passed else "red", highlight=False, markup=False)
+    failed = sum(not r.passed for r in results)
+    out.print(f"{len(results) - failed} passed, {failed} failed", highlight=False)
+    raise typer.Exit(1 if failed else 0)
+
+
+@app.command("sweep")
+def sweep_command(
+    recipe: Annotated[str, typer.Argument(help="Recipe YAML file, or the name of a bundled recipe.")],
+    grid: Annotated[
+        list[str] | None,
+        typer.Option("--grid", help="dotted.key=v1,v2,...: one axis of the product (repeatable)."),
+    ] = None,
+    seeds: Annotated[int, typer.Option("--seeds", min=1, help="Seeds per point: seed, seed+1, ...")] = 1,
+    jobs: Annotated[int, typer.Option("--jobs", min=1, help="Runs in parallel processes.")] = 1,
+    overrides: Annotated[
+        list[str] | None, typer.Option("--set", help="Override a field of every run: dotted.key=value.")
+    ] = None,
+    out_dir: Annotated[
+        Path | None, typer.Option("--out", help="Sweep folder (default: models/<recipe name>-sweep).")
+    ] = None,
+) -> None:
+    """Run a grid of recipes x seeds (resumable), then write sweep.csv, sweep.md and sweep.png."""
+    from paiexport.paths import default_run_dir
+    from paiexport.recipe import read_recipe_file, resolve_recipe_path
+    from paiexport.sweep import collect, execute, extra_axes, parse_grid, plan_sweep, write_outputs
+
+    with user_errors():
+        path = resolve_recipe_path(recipe)
+        axes = [parse_grid(text) for text in grid or []]
+        runs = plan_sweep(read_recipe_file(path), str(path), axes, seeds, overrides or [])
+        target = out_dir or default_run_dir(f"{runs[0].recipe.name}-sweep")
+        execute(runs, target, jobs, progress=lambda line: err.print(line, highlight=False, markup=False))
+        title = f"{runs[0].recipe.name} sweep ({seeds} seed{'s' if seeds > 1 else ''})"
+        write_outputs(collect(runs, target), extra_axes(axes), target, title)
+    out.print((target / "sweep.md").read_text(), highlight=False, markup=False)
+    out.print(f"sweep folder: {target}  (sweep.csv, sweep.md, sweep.png, one folder per run)")

@@ -50,6 +50,18 @@ class RunPaths:
     def report_md(self) -> Path:
         return self.root / "report.md"
 
+    @property
+    def report_html(self) -> Path:
+        return self.root / "report.html"
+
+    @property
+    def plots(self) -> Path:
+        return self.root / "plots"
+
+    def plot(self, name: str) -> Path:
+        """The PNG of one report.html figure (training, sparsity, latency, size)."""
+        return self.plots / f"{name}.png"
+
     def onnx(self, variant: str) -> Path:
         """`model.onnx` for the dense variant, `model.<variant>.onnx` for the others."""
         return self.root / ("model.onnx" if variant == "dense" else f"model.{variant}.onnx")

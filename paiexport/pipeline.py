@@ -22,6 +22,7 @@ from paiexport.allocation import Distribution, SparsityConfig, layer_keep_counts
 from paiexport.benchmark import benchmark_files, file_size
 from paiexport.data import DataSplits, load_data
 from paiexport.export import save_onnx, to_onnx
+from paiexport.html_report import write_html_report
 from paiexport.masks import (
     get_masks,
     layer_sparsity,
@@ -205,4 +206,5 @@ def run_recipe(
         }  # fmt: skip
         write_json(report, paths.report_json)
         paths.report_md.write_text(markdown(report))
+        write_html_report(paths, report)
     return report

@@ -17,6 +17,7 @@ from paiexport.allocation import SparsityConfig
 from paiexport.config import StrictModel
 from paiexport.data import DatasetName
 from paiexport.errors import UserError
+from paiexport.gates import GatesConfig
 from paiexport.methods import METHODS
 from paiexport.models import ModelName, parse_model_args
 from paiexport.train import TrainConfig
@@ -71,6 +72,7 @@ class Recipe(StrictModel):
     train: TrainConfig = Field(default_factory=TrainConfig)
     export: ExportConfig = Field(default_factory=ExportConfig)
     bench: BenchConfig = Field(default_factory=BenchConfig)
+    gates: GatesConfig = Field(default_factory=GatesConfig)
 
     def effective_target(self) -> float:
         """The dense method ignores `sparsity.target`."""

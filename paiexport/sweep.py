@@ -1,0 +1,318 @@
+"""`paiexport sweep`: the Cartesian product of recipe values x seeds, one run folder each.
+
+Every run is planned and validated before the first one starts (a bad grid value fails at
+once). A run whose folder holds a report.json of the same recipe is complete and skipped, so
+an interrupted sweep resumes where it stopped: runs are published atomically by
+`staged_run_dir`, so a folder with a report is always a finished run. Each sweep also runs
+the dense baseline once per seed (and per value of any other axis), so the accuracy of
+every method and sparsity sits next to dense.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import itertools
+import json
+import math
+import os
+import shutil
+from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from contextlib import nullcontext
+from dataclasses import dataclass, field
+from multiprocessing import get_context
+from pathlib import Path
+from typing import Any
+
+import yaml
+from matplotlib.figure import Figure
+
+from paiexport.errors import UserError
+from paiexport.recipe import Recipe, apply_overrides, validate_recipe
+
+METHOD_KEY, TARGET_KEY, SEED_KEY = "method.name", "sparsity.target", "seed"
+FIG_INCHES, DPI = (8.0, 5.0), 100  # sweep.png is 800 x 500 pixels
+
+
+@dataclass(frozen=True)
+class GridAxis:
+    key: str  # dotted recipe field
+    values: tuple[Any, ...]  # parsed as YAML, like --set
+
+
+def parse_grid(text: str) -> GridAxis:
+    """'method.name=snip,grasp' -> GridAxis('method.name', ('snip', 'grasp'))."""
+    key, sep, values = text.partition("=")
+    parts = [v.strip() for v in values.split(",")]
+    if not sep or not key.strip() or not all(parts):
+        raise UserError(f"--grid {text!r}: expected dotted.key=value1,value2,...")
+    if key.strip() == SEED_KEY:
+        raise UserError("--grid seed: use --seeds N instead")
+    try:
+        return GridAxis(key.strip(), tuple(yaml.safe_load(v) for v in parts))
+    except yaml.YAMLError:
+        raise UserError(f"--grid {key}: a value is not valid YAML") from None
+
+
+@dataclass(frozen=True)
+class PlannedRun:
+    name: str  # folder name inside the sweep folder
+    assignments: dict[str, Any]  # grid key -> value, and "seed"
+    recipe: Recipe
+
+
+def _folder_name(assignments: dict[str, Any]) -> str:
+    text = "__".join(f"{k}={v}" for k, v in assignments.items())
+    return "".join(c if c.isalnum() or c in "._=-" else "-" for c in text)
+
+
+def _run_raw(base: dict[str, Any], assignments: dict[str, Any]) -> dict[str, Any]:
+    raw = json.loads(json.dumps(base))
+    method = assignments.get(METHOD_KEY)
+    if method is not None and method != raw.get("method", {}).get("name"):
+        raw["method"] = {"name": method}  # another method's options would be unknown fields
+    # JSON is valid YAML, so the typed value survives apply_overrides' parsing unchanged.
+    return apply_overrides(raw, [f"{k}={json.dumps(v)}" for k, v in assignments.items()])
+
+
+def plan_sweep(
+    raw: dict[str, Any], source: str, grid: list[GridAxis], seeds: int, overrides: list[str]
+) -> list[PlannedRun]:
+    """Every run of the sweep (grid x seeds, plus dense baselines), validated, in order."""
+    keys = [axis.key for axis in grid]
+    if len(set(keys)) != len(keys):
+        raise UserError("--grid: the same key is given twice")
+    base = apply_overrides(raw, overrides)
+    first_seed = validate_recipe(base, source).seed
+    combos = [dict(zip(keys, values, strict=True)) for values in itertools.product(*(a.values for a in grid))]
+    dense = [{**{k: v for k, v in c.items() if k != TARGET_KEY}, METHOD_KEY: "dense"} for c in combos]
+    if METHOD_KEY not in keys and base.get("method", {}).get("name") == "dense":
+        dense = []  # every run already is the dense baseline
+    planned: dict[str, PlannedRun] = {}
+    for combo in [*combos, *dense]:
+        if combo.get(METHOD_KEY, base.get("method", {}).get("name")) == "dense":
+            combo = {k: v for k, v in combo.items() if k != TARGET_KEY}  # dense ignores the target
+        for seed in range(first_seed, first_seed + seeds):
+            assignments = {**combo, SEED_KEY: seed}
+            name = _folder_name(assignments)
+            if name not in planned:
+                recipe = validate_recipe(_run_raw(base, assignments), f"{source} [{name}]")
+                planned[name] = PlannedRun(name, assignments, recipe)
+    return list(planned.values())
+
+
+def is_complete(run: PlannedRun, out_dir: Path) -> bool:
+    """Finished with this very recipe; a folder with another recipe's report is an error."""
+    report_path = out_dir / run.name / "report.json"
+    if not report_path.is_file():
+        return False
+    try:
+        found = json.loads(report_path.read_text()).get("recipe_hash")
+    except (json.JSONDecodeError, OSError):
+        return False
+    if found != run.recipe.digest():
+        raise UserError(
+            f"{out_dir / run.name} holds a run of a different recipe; use another --out or remove that folder"
+        )
+    return True
+
+
+def remove_stale_partials(out_dir: Path) -> list[Path]:
+    """Staging folders left by killed runs (`.NAME.partial-PID` whose process is gone)."""
+    removed = []
+    for path in out_dir.glob(".*.partial-*"):
+        pid = path.name.rsplit("-", 1)[-1]
+        if pid.isdigit() and not _alive(int(pid)):
+            shutil.rmtree(path, ignore_errors=True)
+            removed.append(path)
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def run_one(raw: dict[str, Any], folder: str, torch_threads: int | None, quiet: bool) -> str:
+    """One run (in a worker process with --jobs > 1): the recipe, validated again, end to end."""
+    import torch
+    from rich.console import Console
+
+    from paiexport.pipeline import run_recipe
+
+    if torch_threads is not None:
+        torch.set_num_threads(torch_threads)
+    recipe = validate_recipe(raw, folder)
+    # Parallel workers stay silent (progress bars of several processes would interleave).
+    with open(os.devnull, "w") as devnull, contextlib.redirect_stdout(devnull) if quiet else nullcontext():
+        # force: a folder without a complete report is not a finished run; it is replaced atomically.
+        run_recipe(recipe, Path(folder), force=True, console=Console(stderr=True, quiet=quiet))
+    return folder
+
+
+def execute(
+    runs: list[PlannedRun], out_dir: Path, jobs: int, progress: Callable[[str], None] = print
+) -> None:
+    """Run what is not complete yet, `jobs` at a time (in separate processes if jobs > 1)."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for path in remove_stale_partials(out_dir):
+        progress(f"removed {path.name} (left by an interrupted run)")
+    todo = [r for r in runs if not is_complete(r, out_dir)]
+    progress(f"{len(runs)} runs, {len(runs) - len(todo)} already complete (skipped), {len(todo)} to run")
+    if jobs == 1:
+        for i, run in enumerate(todo, 1):
+            progress(f"[{i}/{len(todo)}] {run.name}")
+            run_one(run.recipe.to_dict(), str(out_dir / run.name), None, quiet=False)
+        return
+    # Processes share the CPU: split torch's threads so jobs do not oversubscribe the cores.
+    threads = max(1, (os.cpu_count() or 1) // jobs)
+    pool = ProcessPoolExecutor(max_workers=jobs, mp_context=get_context("spawn"))
+    try:
+        futures = {
+            pool.submit(run_one, r.recipe.to_dict(), str(out_dir / r.name), threads, True): r for r in todo
+        }
+        for i, future in enumerate(as_completed(futures), 1):
+            future.result()
+            progress(f"[{i}/{len(todo)}] done {futures[future].name}")
+    except BaseException:
+        # Ctrl-C or a failed run: start nothing new; finished runs stay and a rerun resumes.
+        pool.shutdown(wait=False, cancel_futures=True)
+        raise
+    pool.shutdown()
+
+
+# --- aggregation ------------------------------------------------------------------------------
+
+
+def result_row(run: PlannedRun, report: dict[str, Any]) -> dict[str, Any]:
+    """One CSV row: the grid values, then what the run measured."""
+    row: dict[str, Any] = {"run": run.name, **run.assignments}
+    row.update(
+        method=report["method"],
+        sparsity_target=report["sparsity"]["target"],
+        sparsity_reached=report["sparsity"]["reached"],
+        accuracy=report["accuracy"]["torch"],
+        train_seconds=report["training"]["seconds"],
+    )
+    for variant, ratio in report.get("size_ratio_vs_dense", {}).items():
+        row[f"size_ratio_{variant}"] = ratio["raw"]
+    return row
+
+
+def collect(runs: list[PlannedRun], out_dir: Path) -> list[dict[str, Any]]:
+    return [result_row(r, json.loads((out_dir / r.name / "report.json").read_text())) for r in runs]
+
+
+@dataclass
+class Cell:
+    """Accuracy over seeds of one method x sparsity (x other grid values)."""
+
+    values: list[float] = field(default_factory=list)
+
+    @property
+    def n(self) -> int:
+        return len(self.values)
+
+    @property
+    def mean(self) -> float:
+        return sum(self.values) / self.n
+
+    @property
+    def std(self) -> float | None:
+        """Sample standard deviation (n - 1); undefined for a single seed."""
+        if self.n < 2:
+            return None
+        return math.sqrt(sum((v - self.mean) ** 2 for v in self.values) / (self.n - 1))
+
+
+def series_label(row: dict[str, Any], extra_keys: list[str]) -> str:
+    extras = ", ".join(f"{k}={row[k]}" for k in extra_keys if k in row)
+    return row["method"] + (f" ({extras})" if extras else "")
+
+
+def aggregate(rows: list[dict[str, Any]], extra_keys: list[str]) -> dict[str, dict[float, Cell]]:
+    """label (method + other grid values) -> sparsity target -> accuracies over seeds."""
+    cells: dict[str, dict[float, Cell]] = {}
+    for row in rows:
+        by_target = cells.setdefault(series_label(row, extra_keys), {})
+        by_target.setdefault(float(row["sparsity_target"]), Cell()).values.append(float(row["accuracy"]))
+    return cells
+
+
+def _fmt(cell: Cell) -> str:
+    std = "" if cell.std is None else f" ± {cell.std:.2%}"
+    return f"{cell.mean:.2%}{std} (n={cell.n})"
+
+
+def _dense_for(label: str, cells: dict[str, dict[float, Cell]]) -> Cell | None:
+    """The dense baseline run with the same other grid values as `label`."""
+    extras = label.partition(" ")[2]
+    dense = cells.get("dense" + (f" {extras}" if extras else ""), {})
+    return dense.get(0.0)
+
+
+def markdown_table(cells: dict[str, dict[float, Cell]], title: str) -> str:
+    targets = sorted({t for by_t in cells.values() for t in by_t if t > 0})
+    lines = [
+        f"# {title}",
+        "",
+        "Test accuracy of the PyTorch model, mean ± sample std over seeds (n runs); in brackets the",
+        "difference of the means to the dense baseline with the same seeds, in percentage points.",
+        "",
+        "| method | dense | " + " | ".join(f"{t:.0%} sparse" for t in targets) + " |",
+        "|---|---|" + "---|" * len(targets),
+    ]
+    for label, by_target in sorted(cells.items(), key=lambda kv: (not kv[0].startswith("dense"), kv[0])):
+        dense = _dense_for(label, cells)
+        row = [label, _fmt(by_target[0.0]) if 0.0 in by_target else "-"]
+        for t in targets:
+            cell = by_target.get(t)
+            delta = "" if cell is None or dense is None else f" ({(cell.mean - dense.mean) * 100:+.1f} pts)"
+            row.append("-" if cell is None else _fmt(cell) + delta)
+        lines.append("| " + " | ".join(row) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def sweep_figure(cells: dict[str, dict[float, Cell]], title: str) -> Figure:
+    """Accuracy vs sparsity, one line per method with std error bars; dense as a band."""
+    fig = Figure(figsize=FIG_INCHES, dpi=DPI, layout="constrained")
+    ax = fig.add_subplot()
+    for label, by_target in sorted(cells.items()):
+        points = sorted(by_target.items())
+        if label.startswith("dense"):
+            cell = by_target[0.0]
+            ax.axhline(cell.mean, color="k", ls="--", lw=1, label=f"{label} ({cell.mean:.1%}; band: ± std)")
+            if cell.std is not None:
+                ax.axhspan(cell.mean - cell.std, cell.mean + cell.std, color="k", alpha=0.08)
+            continue
+        x, y = [t for t, _ in points], [c.mean for _, c in points]
+        ax.errorbar(x, y, yerr=[c.std or 0.0 for _, c in points], marker="o", capsize=4, label=label)
+    ax.set_xlabel("sparsity target (fraction of prunable weights removed)")
+    ax.set_ylabel("test accuracy")
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    ax.legend()
+    return fig
+
+
+def write_outputs(rows: list[dict[str, Any]], extra_keys: list[str], out_dir: Path, title: str) -> None:
+    """sweep.csv (one row per run), sweep.md (mean ± std table), sweep.png (accuracy vs sparsity)."""
+    columns = list(dict.fromkeys(k for row in rows for k in row))
+    with (out_dir / "sweep.csv").open("w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=columns)
+        writer.writeheader()
+        writer.writerows(rows)
+    cells = aggregate(rows, extra_keys)
+    (out_dir / "sweep.md").write_text(markdown_table(cells, title))
+    sweep_figure(cells, title).savefig(out_dir / "sweep.png", dpi=DPI)
+
+
+def extra_axes(grid: list[GridAxis]) -> list[str]:
+    """Grid keys other than method and sparsity: they become part of a line's label."""
+    return [a.key for a in grid if a.key not in (METHOD_KEY, TARGET_KEY)]
