@@ -11,7 +11,7 @@ from typing import Any, ClassVar, Protocol
 import torch
 from torch import nn
 
-from paiexport.allocation import SparsityConfig, allocate_masks
+from paiexport.allocation import SparsityConfig
 from paiexport.config import StrictModel
 from paiexport.data import DataSplits
 from paiexport.masks import KeepPrunedZero, Masks, attach_masks, prunable_weights
@@ -98,7 +98,9 @@ class ScoreMethod(Method):
         """Importance per weight (higher = keep), keyed like `ctx.prunable()`."""
 
     def select(self, ctx: SelectionContext) -> Masks:
-        return allocate_masks(self.scores(ctx), ctx.sparsity.target, ctx.sparsity.distribution)
+        from paiexport.structure import select_structured  # structure imports allocation, like us
+
+        return select_structured(self.scores(ctx), ctx.model, ctx.sparsity)
 
 
 @contextmanager
