@@ -180,9 +180,7 @@ def _consumer_view(q: nn.Module, channels: int) -> torch.Tensor:
     return q.weight.reshape(q.weight.shape[0], channels, -1)
 
 
-def _compact_pair(
-    chain: list[nn.Module], names: list[str], in_shapes: list, i: int, j: int
-) -> int:
+def _compact_pair(chain: list[nn.Module], names: list[str], in_shapes: list, i: int, j: int) -> int:
     """Remove dead/unused channels between chain[i] and chain[j]; returns modules inserted."""
     p, q = chain[i], chain[j]
     channels = _channels(p)
@@ -212,7 +210,9 @@ def _compact_pair(
     return inserted
 
 
-def _fold_into_consumer(chain: list[nn.Module], names: list[str], in_shapes: list, j: int, x: torch.Tensor) -> int:
+def _fold_into_consumer(
+    chain: list[nn.Module], names: list[str], in_shapes: list, j: int, x: torch.Tensor
+) -> int:
     """Add q(x) without bias to q's output: into the bias if position-independent, else after q."""
     q = chain[j]
     if isinstance(q, nn.Linear):

@@ -144,8 +144,11 @@ def _reaches_add(node: fx.Node, modules: dict[str, nn.Module]) -> bool:
             seen.add(user)
             if user.op in ("call_function", "call_method") and user.target in (*_ADD_TARGETS, "add", "add_"):
                 return True
-            preserving = (user.op == "call_module" and isinstance(modules[user.target], _CHANNEL_PRESERVING)) or (
-                user.op in ("call_function", "call_method") and user.target in (torch.relu, "relu", nn.functional.relu)
+            preserving = (
+                user.op == "call_module" and isinstance(modules[user.target], _CHANNEL_PRESERVING)
+            ) or (
+                user.op in ("call_function", "call_method")
+                and user.target in (torch.relu, "relu", nn.functional.relu)
             )
             if preserving:
                 stack.append(user)
@@ -166,7 +169,9 @@ def channel_excluded(model: nn.Module, names: list[str]) -> set[str]:
                 if _reaches_add(node, modules):
                     fixed.add(by_module[node.target])
     else:
-        order = [n for n, m in prunable_modules(model).items() if n in names and isinstance(m, PRUNABLE_TYPES)]
+        order = [
+            n for n, m in prunable_modules(model).items() if n in names and isinstance(m, PRUNABLE_TYPES)
+        ]
     if order:
         fixed.add(order[-1])  # the classifier: its outputs are the logits
     return fixed
