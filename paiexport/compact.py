@@ -150,8 +150,7 @@ def _compact_chain(
         if j is None:
             break
         if _compactable(chain, i, j) and in_shapes[i] is not None and in_shapes[j] is not None:
-            inserted = _compact_pair(chain, names, in_shapes, i, j)
-            j += inserted
+            _compact_pair(chain, names, in_shapes, i, j)  # may insert after j, never before
         i = j
     return chain, names
 
