@@ -44,11 +44,13 @@ def randomize_constants(model: nn.Module, g: torch.Generator) -> None:
 
 
 def conv2d_bn(shape: tuple[int, ...]) -> nn.Module:
-    return nn.Sequential(OrderedDict({
-        "conv1": nn.Conv2d(shape[0], 8, 3, padding=1, bias=False), "bn1": nn.BatchNorm2d(8), "relu1": nn.ReLU(),
-        "conv2": nn.Conv2d(8, 8, 3, padding=1, bias=False), "bn2": nn.BatchNorm2d(8), "relu2": nn.ReLU(),
-        "pool": nn.MaxPool2d(2), "flatten": nn.Flatten(), "out": nn.Linear(8 * 4 * 4, 5),
-    }))  # fmt: skip
+    layers = {
+        "conv1": nn.Conv2d(shape[0], 8, 3, padding=1, bias=False), "bn1": nn.BatchNorm2d(8),
+        "relu1": nn.ReLU(), "conv2": nn.Conv2d(8, 8, 3, padding=1, bias=False),
+        "bn2": nn.BatchNorm2d(8), "relu2": nn.ReLU(), "pool": nn.MaxPool2d(2),
+        "flatten": nn.Flatten(), "out": nn.Linear(8 * 4 * 4, 5),
+    }  # fmt: skip
+    return nn.Sequential(OrderedDict(layers))
 
 
 CASES = {

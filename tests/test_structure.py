@@ -78,7 +78,7 @@ def test_channel_target_too_high_for_prunable_layers_is_user_error():
     resnet = build_model(ModelName.resnet20, {"width": 4, "blocks_per_stage": 1}, (3, 16, 16), 10)
     scores = {n: m.weight.abs() for n, m in resnet.named_modules() if isinstance(m, (nn.Conv2d, nn.Linear))}
     scores = {f"{n}.weight": s for n, s in scores.items()}
-    with pytest.raises(UserError, match="sparsity.target"):
+    with pytest.raises(UserError, match=r"sparsity\.target"):
         select_structured(scores, resnet, SparsityConfig(target=0.9, structure="channel"))
 
 
