@@ -170,9 +170,12 @@ def export_variants(
         diff = max_abs_diff(model, result.model, data.test.x)
         compact_info = {"params_before": result.params_before, "params_after": result.params_after,
                         "torch_max_abs_diff": diff}  # fmt: skip
+        # Nothing to remove (typical of unstructured masks): ship the dense graph itself, so the
+        # compact file is never slower than model.onnx and equal to it bit for bit.
+        shrunk = result.params_after < result.params_before
+        graph = to_onnx(result.model, data.input_shape, opset) if shrunk else dense
         compact = set_metadata(
-            to_onnx(result.model, data.input_shape, opset),
-            {**metadata, "paiexport.variant": COMPACT, "paiexport.compact_max_abs_diff": str(diff)},
+            graph, {**metadata, "paiexport.variant": COMPACT, "paiexport.compact_max_abs_diff": str(diff)}
         )
         save(COMPACT, compact)
     calibration = data.train.x[: recipe.export.calibration_samples].numpy()
