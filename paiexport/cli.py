@@ -57,7 +57,7 @@ def run(
         check_writable(target, force)
         report = run_recipe(parsed, target, force=force, console=err)
     out.print(summary_table(report))
-    out.print(f"run folder: {target}  (report.json, report.md, model.onnx, model.sparse.onnx)")
+    out.print(f"run folder: {target}  (report.json, report.md, {', '.join(report['files'].values())})")
 
 
 @app.command("recipes")

@@ -47,6 +47,7 @@ from paiexport.report import (
     write_json,
 )
 from paiexport.structure import structure_notes
+from paiexport.structure_spec import StructureKind
 from paiexport.train import TrainCallback, TrainResult, evaluate, train
 from paiexport.validate import FileValidation, onnx_weight_sparsity, validate_file
 from paiexport.variants import (
@@ -90,8 +91,8 @@ def effective_sparsity(recipe: Recipe) -> SparsityConfig:
 def planned_layer_sparsity(
     weights: dict[str, torch.Tensor], sparsity: SparsityConfig
 ) -> dict[str, float | None]:
-    """Per-layer target implied by the distribution (global has none per layer)."""
-    if sparsity.distribution is Distribution.global_:
+    """Per-layer target implied by the distribution (global and structured selection have none)."""
+    if sparsity.distribution is Distribution.global_ or sparsity.structure is not StructureKind.unstructured:
         return {n: None for n in weights}
     shapes = {n: tuple(w.shape) for n, w in weights.items()}
     keep = layer_keep_counts(shapes, sparsity.target, sparsity.distribution)
