@@ -184,7 +184,8 @@ def structure_notes(model: nn.Module, sparsity: SparsityConfig, names: list[str]
         skipped = [n for n, w in prunable_modules(model).items() if n in names and w.weight.shape[1] % m]
         note = (
             f"sparsity.structure {sparsity.structure}: a storage/validation format; onnxruntime has "
-            "no N:M kernels on CPU, so it gives no speed by itself."
+            "no N:M kernels on CPU, so it gives no speed by itself. sparsity.target is not used: "
+            f"N:M fixes the sparsity of each layer at {1 - sparsity.structure.n / m:.0%}."
         )
         if skipped:
             note += f" Input dimension not a multiple of {m}, kept dense: {', '.join(skipped)}."

@@ -61,6 +61,24 @@ def test_every_format_is_written_validated_and_benchmarked(channel_run):
     chosen = report["deploy"]["variant"]
     assert chosen in report["deploy"]["candidates"] and "sparse" not in report["deploy"]["candidates"]
     assert any("classifier" in note for note in report["notes"])
+    for name, mask in torch.load(out / "masks.pt").items():  # whole channels, still after training
+        rows = mask.reshape(mask.shape[0], -1)
+        assert bool((rows.all(dim=1) | ~rows.any(dim=1)).all()), name
+
+
+def test_nm_run_keeps_exactly_n_per_group_in_the_file(tmp_path, write_recipe, tiny_recipe_dict):
+    tiny_recipe_dict["sparsity"]["structure"] = "2:4"
+    tiny_recipe_dict["export"]["formats"] = ["dense"]
+    out = tmp_path / "run"
+    result = invoke("run", str(write_recipe(tiny_recipe_dict)), "--out", str(out), "--set", "train.epochs=1")
+    assert result.exit_code == 0, result.output
+    report = json.loads((out / "report.json").read_text())
+    assert report["sparsity"]["reached"] == pytest.approx(0.5)
+    assert any("N:M" in note or "2:4" in note for note in report["notes"])
+    weights = {t.name: numpy_helper.to_array(t) for t in onnx.load(str(out / "model.onnx")).graph.initializer}
+    for name in ("fc1.weight", "fc2.weight"):
+        groups = (weights[name] != 0).reshape(-1, 4).sum(axis=1)
+        assert (groups == 2).all(), name
 
 
 def test_compact_file_is_smaller_and_drops_pruned_channels(channel_run):
