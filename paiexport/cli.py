@@ -45,7 +45,7 @@ def run(
     ] = None,
     force: Annotated[bool, typer.Option("--force", help="Replace an existing output folder.")] = False,
 ) -> None:
-    """Select masks, train, export ONNX (dense + sparse), validate, benchmark, and report."""
+    """Select masks, train, export ONNX (every export.formats variant), validate, benchmark, report."""
     from paiexport.paths import check_writable, default_run_dir
     from paiexport.pipeline import run_recipe
     from paiexport.recipe import load_recipe, resolve_recipe_path

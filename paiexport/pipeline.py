@@ -151,6 +151,25 @@ class ExportedVariants:
     compact: dict[str, Any] | None = None
 
 
+def compact_variant(
+    model: nn.Module, dense: onnx.ModelProto, recipe: Recipe, data: DataSplits, metadata: dict[str, str]
+) -> tuple[onnx.ModelProto, dict[str, Any]]:
+    """The compact graph and what compaction did (parameters, max abs diff vs the masked model)."""
+    result = compact_model(model, data.input_shape)
+    diff = max_abs_diff(model, result.model, data.test.x)
+    info = {
+        "params_before": result.params_before,
+        "params_after": result.params_after,
+        "torch_max_abs_diff": diff,
+    }
+    # Nothing to remove (typical of unstructured masks): ship the dense graph itself, so the
+    # compact file is never slower than model.onnx and equal to it bit for bit.
+    shrunk = result.params_after < result.params_before
+    graph = to_onnx(result.model, data.input_shape, recipe.export.opset) if shrunk else dense
+    tags = {**metadata, "paiexport.variant": COMPACT, "paiexport.compact_max_abs_diff": str(diff)}
+    return set_metadata(graph, tags), info
+
+
 def export_variants(
     model: nn.Module, recipe: Recipe, data: DataSplits, paths: RunPaths, metadata: dict[str, str]
 ) -> ExportedVariants:
@@ -167,17 +186,7 @@ def export_variants(
         save(DENSE, dense)
     compact = None
     if COMPACT in wanted:
-        result = compact_model(model, data.input_shape)
-        diff = max_abs_diff(model, result.model, data.test.x)
-        compact_info = {"params_before": result.params_before, "params_after": result.params_after,
-                        "torch_max_abs_diff": diff}  # fmt: skip
-        # Nothing to remove (typical of unstructured masks): ship the dense graph itself, so the
-        # compact file is never slower than model.onnx and equal to it bit for bit.
-        shrunk = result.params_after < result.params_before
-        graph = to_onnx(result.model, data.input_shape, opset) if shrunk else dense
-        compact = set_metadata(
-            graph, {**metadata, "paiexport.variant": COMPACT, "paiexport.compact_max_abs_diff": str(diff)}
-        )
+        compact, compact_info = compact_variant(model, dense, recipe, data, metadata)
         save(COMPACT, compact)
     calibration = data.train.x[: recipe.export.calibration_samples].numpy()
     for variant, source in ((INT8, dense), (COMPACT_INT8, compact)):
