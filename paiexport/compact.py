@@ -25,7 +25,6 @@ from __future__ import annotations
 import copy
 from collections import OrderedDict
 from dataclasses import dataclass
-from math import prod
 
 import torch
 from torch import nn
@@ -291,7 +290,3 @@ def _drop_unread_inputs(seq: nn.Sequential) -> None:
     chain[first] = (name, _slice_columns(layer, index, 1))
     chain.insert(first, (f"{name}_inputs", SelectFeatures(index)))
     seq._modules = OrderedDict(chain)
-
-
-def weight_count(shape: tuple[int, ...]) -> int:
-    return prod(shape)

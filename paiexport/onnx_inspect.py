@@ -42,8 +42,9 @@ def weights(model: ModelProto) -> dict[str, tuple[np.ndarray, str]]:
         values = numpy_helper.to_array(sparse.values)
         indices = numpy_helper.to_array(sparse.indices)
         dense = np.zeros(int(prod(sparse.dims)), dtype=values.dtype)
-        dense[indices.reshape(len(values), -1)[:, 0] if indices.ndim == 1 else np.ravel_multi_index(
-            indices.T, tuple(sparse.dims))] = values  # fmt: skip
+        # COO indices: 1-D positions in the flattened tensor, or one row of coordinates per value
+        flat = indices if indices.ndim == 1 else np.ravel_multi_index(indices.T, tuple(sparse.dims))
+        dense[flat] = values
         found[sparse.values.name] = (dense.reshape(tuple(sparse.dims)), "sparse")
     return found
 

@@ -22,7 +22,6 @@ https://arxiv.org/abs/1608.08710 (channel scores by row norm); Mishra et al. 202
 from __future__ import annotations
 
 import operator
-from math import prod
 
 import torch
 from torch import fx, nn
@@ -197,13 +196,3 @@ def structure_notes(model: nn.Module, sparsity: SparsityConfig, names: list[str]
             f"by a residual addition: {', '.join(fixed)}."
         ]
     return []
-
-
-def channel_sparsity(mask: torch.Tensor) -> float:
-    """Fraction of all-zero output channels of a mask or weight."""
-    rows = mask.reshape(mask.shape[0], -1)
-    return float((rows == 0).all(dim=1).sum()) / max(rows.shape[0], 1)
-
-
-def row_size(shape: tuple[int, ...]) -> int:
-    return prod(shape[1:])
