@@ -15,6 +15,7 @@ from paiexport.allocation import SparsityConfig
 from paiexport.config import StrictModel
 from paiexport.data import DataSplits
 from paiexport.masks import KeepPrunedZero, Masks, attach_masks, prunable_weights
+from paiexport.structure import select_structured
 from paiexport.train import TrainCallback, TrainResult
 
 
@@ -98,8 +99,6 @@ class ScoreMethod(Method):
         """Importance per weight (higher = keep), keyed like `ctx.prunable()`."""
 
     def select(self, ctx: SelectionContext) -> Masks:
-        from paiexport.structure import select_structured  # structure imports allocation, like us
-
         return select_structured(self.scores(ctx), ctx.model, ctx.sparsity)
 
 
