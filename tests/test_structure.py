@@ -127,3 +127,19 @@ def test_channel_recipes_validate():
         pytest.skip("synflow lands with issue 3")
     recipe = load_recipe(bundled_recipes_dir() / "synflow_channel75.yaml")
     assert recipe.method.name == "synflow" and recipe.sparsity.target == 0.75
+
+
+@pytest.mark.parametrize("distribution", ["uniform", "erk", "global"])
+def test_channel_distributions_reach_the_target_to_whole_rows(distribution):
+    torch.manual_seed(0)
+    model = build_model(ModelName.cnn1d, {"channels": [16, 16, 16], "hidden": 32}, (1, 40), 10)
+    weights = {n: m.weight for n, m in model.named_modules() if isinstance(m, (nn.Conv1d, nn.Linear))}
+    scores = {f"{n}.weight": w.detach().abs() for n, w in weights.items()}
+    cfg = SparsityConfig(target=0.6, distribution=distribution, structure="channel")
+    masks = select_structured(scores, model, cfg)
+    total = sum(m.numel() for m in masks.values())
+    reached = 1 - sum(int(m.sum()) for m in masks.values()) / total
+    largest_row = max(m[0].numel() for m in masks.values())
+    assert abs(reached - 0.6) <= 2 * largest_row / total  # within two rows of the target
+    assert masks["out.weight"].all()
+    assert all(len(rows_kept(m)) >= 1 for m in masks.values())
