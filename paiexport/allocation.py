@@ -10,10 +10,11 @@ from enum import Enum
 from math import prod
 
 import torch
-from pydantic import Field
+from pydantic import Field, field_serializer, field_validator
 
 from paiexport.config import StrictModel
 from paiexport.masks import Masks
+from paiexport.structure_spec import ChannelReduce, Structure, StructureKind, parse_structure
 
 
 class Distribution(str, Enum):
@@ -113,3 +114,16 @@ class SparsityConfig(StrictModel):
     target: float = Field(default=0.0, ge=0.0, lt=1.0, description="fraction removed, not density")
     distribution: Distribution = Distribution.erk
     exclude: list[str] = Field(default_factory=list, description="globs of parameter names kept dense")
+    structure: Structure = Field(
+        default=StructureKind.unstructured, description="unstructured | channel | N:M (e.g. 2:4)"
+    )
+    channel_reduce: ChannelReduce = ChannelReduce.sum
+
+    @field_validator("structure", mode="before")
+    @classmethod
+    def _parse_structure(cls, value: object) -> object:
+        return parse_structure(value)
+
+    @field_serializer("structure")
+    def _structure_text(self, value: Structure) -> str:
+        return value.value if isinstance(value, StructureKind) else str(value)

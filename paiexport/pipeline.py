@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import onnx
 import torch
 import yaml
 from rich.console import Console
@@ -20,7 +21,9 @@ from torch import nn
 from paiexport import __version__
 from paiexport.allocation import Distribution, SparsityConfig, layer_keep_counts
 from paiexport.benchmark import benchmark_files, file_size
+from paiexport.compact import compact_model, max_abs_diff
 from paiexport.data import DataSplits, load_data
+from paiexport.deploy import choose_deploy, run_metadata
 from paiexport.export import save_onnx, to_onnx
 from paiexport.html_report import write_html_report
 from paiexport.masks import (
@@ -32,8 +35,9 @@ from paiexport.masks import (
 )
 from paiexport.methods import Method, SelectionContext, make_method
 from paiexport.models import build_model
-from paiexport.onnx_transforms import to_sparse_initializers
+from paiexport.onnx_transforms import set_metadata, to_sparse_initializers
 from paiexport.paths import RunPaths, staged_run_dir
+from paiexport.quantize import to_int8
 from paiexport.recipe import Recipe
 from paiexport.report import (
     SPARSE_STORAGE_NOTE,
@@ -43,8 +47,21 @@ from paiexport.report import (
     versions,
     write_json,
 )
+from paiexport.structure import structure_notes
+from paiexport.structure_spec import StructureKind
 from paiexport.train import TrainCallback, TrainResult, evaluate, train
 from paiexport.validate import FileValidation, onnx_weight_sparsity, validate_file
+from paiexport.variants import (
+    COMPACT,
+    COMPACT_INT8,
+    DENSE,
+    DEPLOY,
+    INT8,
+    QUANTIZED,
+    SPARSE,
+    ExportFormat,
+    variants_for,
+)
 
 
 @dataclass
@@ -75,8 +92,8 @@ def effective_sparsity(recipe: Recipe) -> SparsityConfig:
 def planned_layer_sparsity(
     weights: dict[str, torch.Tensor], sparsity: SparsityConfig
 ) -> dict[str, float | None]:
-    """Per-layer target implied by the distribution (global has none per layer)."""
-    if sparsity.distribution is Distribution.global_:
+    """Per-layer target implied by the distribution (global and structured selection have none)."""
+    if sparsity.distribution is Distribution.global_ or sparsity.structure is not StructureKind.unstructured:
         return {n: None for n in weights}
     shapes = {n: tuple(w.shape) for n, w in weights.items()}
     keep = layer_keep_counts(shapes, sparsity.target, sparsity.distribution)
@@ -127,12 +144,92 @@ def select_and_train(
     return strip_masks(model.cpu()).eval(), data, result, method
 
 
-def export_variants(model: nn.Module, recipe: Recipe, data: DataSplits, paths: RunPaths) -> dict[str, Path]:
-    dense = to_onnx(model, data.input_shape, recipe.export.opset)
-    save_onnx(dense, paths.onnx("dense"))
-    # Sparse storage is the very last transform: later ONNX round trips would drop it.
-    save_onnx(to_sparse_initializers(dense, recipe.export.sparse_threshold), paths.onnx("sparse"))
-    return {"dense": paths.onnx("dense"), "sparse": paths.onnx("sparse")}
+@dataclass
+class ExportedVariants:
+    """The files of a run (every variant but `deploy`) and what compaction did."""
+
+    files: dict[str, Path]
+    compact: dict[str, Any] | None = None
+
+
+def compact_variant(
+    model: nn.Module, dense: onnx.ModelProto, recipe: Recipe, data: DataSplits, metadata: dict[str, str]
+) -> tuple[onnx.ModelProto, dict[str, Any]]:
+    """The compact graph and what compaction did (parameters, max abs diff vs the masked model)."""
+    result = compact_model(model, data.input_shape)
+    diff = max_abs_diff(model, result.model, data.test.x)
+    info = {
+        "params_before": result.params_before,
+        "params_after": result.params_after,
+        "torch_max_abs_diff": diff,
+    }
+    # Nothing to remove (typical of unstructured masks): ship the dense graph itself, so the
+    # compact file is never slower than model.onnx and equal to it bit for bit.
+    shrunk = result.params_after < result.params_before
+    graph = to_onnx(result.model, data.input_shape, recipe.export.opset) if shrunk else dense
+    tags = {**metadata, "paiexport.variant": COMPACT, "paiexport.compact_max_abs_diff": str(diff)}
+    return set_metadata(graph, tags), info
+
+
+def export_variants(
+    model: nn.Module, recipe: Recipe, data: DataSplits, paths: RunPaths, metadata: dict[str, str]
+) -> ExportedVariants:
+    """Every variant of `export.formats`, each carrying `metadata`; `deploy` comes after the bench."""
+    wanted = variants_for(recipe.export.formats)
+    opset, files, compact_info = recipe.export.opset, {}, None
+
+    def save(variant: str, proto: onnx.ModelProto) -> None:
+        files[variant] = paths.onnx(variant)
+        save_onnx(proto, files[variant])
+
+    dense = set_metadata(to_onnx(model, data.input_shape, opset), {**metadata, "paiexport.variant": DENSE})
+    if DENSE in wanted:
+        save(DENSE, dense)
+    compact = None
+    if COMPACT in wanted:
+        compact, compact_info = compact_variant(model, dense, recipe, data, metadata)
+        save(COMPACT, compact)
+    calibration = data.train.x[: recipe.export.calibration_samples].numpy()
+    for variant, source in ((INT8, dense), (COMPACT_INT8, compact)):
+        if variant in wanted and source is not None:
+            quantized = to_int8(source, recipe.export.int8, calibration)
+            save(variant, set_metadata(quantized, {"paiexport.variant": variant,
+                                                   "paiexport.int8": recipe.export.int8.value}))  # fmt: skip
+    if SPARSE in wanted:
+        # Sparse storage is the very last transform: later ONNX round trips would drop it.
+        tagged = set_metadata(dense, {"paiexport.variant": SPARSE})
+        save(SPARSE, to_sparse_initializers(tagged, recipe.export.sparse_threshold))
+    return ExportedVariants(files, compact_info)
+
+
+def validate_variants(
+    files: dict[str, Path], model: nn.Module, recipe: Recipe, data: DataSplits, sources: dict[str, str]
+) -> dict[str, FileValidation]:
+    """`sources` maps a copied variant (deploy) to the variant it was copied from."""
+    drop = recipe.validate.max_accuracy_drop
+    return {
+        v: validate_file(
+            p, v, model, data.test, quantized=sources.get(v, v) in QUANTIZED, max_accuracy_drop=drop
+        )
+        for v, p in files.items()
+    }
+
+
+def write_deploy(
+    exported: ExportedVariants, stats: dict, checks: dict[str, FileValidation], torch_acc: float,
+    recipe: Recipe, paths: RunPaths, model: nn.Module, data: DataSplits,
+) -> dict[str, Any]:  # fmt: skip
+    """`auto`: copy the fastest variant within validate.max_accuracy_drop to model.deploy.onnx."""
+    chosen, section = choose_deploy(stats, checks, torch_acc, recipe.validate.max_accuracy_drop)
+    if chosen is None:
+        return section
+    source = onnx.load(str(exported.files[chosen]))
+    save_onnx(set_metadata(source, {"paiexport.variant": DEPLOY, "paiexport.deploy_source": chosen}),
+              paths.onnx(DEPLOY))  # fmt: skip
+    exported.files[DEPLOY] = paths.onnx(DEPLOY)
+    stats[DEPLOY] = stats[chosen]
+    checks.update(validate_variants({DEPLOY: paths.onnx(DEPLOY)}, model, recipe, data, {DEPLOY: chosen}))
+    return section
 
 
 def sparsity_section(model: nn.Module, recipe: Recipe, files: dict[str, Path]) -> dict[str, Any]:
@@ -163,21 +260,23 @@ def run_recipe(
         paths.recipe.write_text(yaml.safe_dump(recipe.to_dict(), sort_keys=False))
         model, data, result, method = select_and_train(recipe, paths, timer)
         _, torch_acc = evaluate(model, data.test)
-        with timer.stage("export", "exporting ONNX (dense, sparse)"):
-            files = export_variants(model, recipe, data, paths)
+        with timer.stage("export", f"exporting ONNX ({', '.join(f.value for f in recipe.export.formats)})"):
+            exported = export_variants(model, recipe, data, paths, run_metadata(recipe, model, torch_acc))
         with timer.stage("validate", "validating ONNX files"):
-            checks: dict[str, FileValidation] = {
-                v: validate_file(p, v, model, data.test) for v, p in files.items()
-            }
+            checks = validate_variants(exported.files, model, recipe, data, {})
         bench = recipe.bench
         with timer.stage("bench", "benchmarking in onnxruntime"):
             stats = benchmark_files(
-                files,
+                exported.files,
                 batch_sizes=bench.batch_sizes,
                 threads=bench.threads,
                 warmup=bench.warmup,
                 iterations=bench.iterations,
             )
+        deploy = None
+        if ExportFormat.auto in recipe.export.formats:
+            deploy = write_deploy(exported, stats, checks, torch_acc, recipe, paths, model, data)
+        files = exported.files
         sizes = {v: file_size(p) for v, p in files.items()}
         report = {
             "paiexport_version": __version__,
@@ -200,7 +299,10 @@ def run_recipe(
                 "final": result.history[-1] if result.history else None,
             },
             "timings_s": {**timer.seconds, "total": round(time.perf_counter() - start, 3)},
-            "notes": [SPARSE_STORAGE_NOTE],
+            "compact": exported.compact,
+            "deploy": deploy,
+            "notes": [SPARSE_STORAGE_NOTE, *structure_notes(model, recipe.sparsity, list(
+                prunable_weights(model, recipe.sparsity.exclude)))],
             "versions": versions(),
             **method.report(),
         }  # fmt: skip

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import warnings
 from pathlib import Path
 from typing import Annotated, Any, Union
 
@@ -21,6 +22,7 @@ from paiexport.gates import GatesConfig
 from paiexport.methods import METHODS
 from paiexport.models import ModelName, parse_model_args
 from paiexport.train import TrainConfig
+from paiexport.variants import ExportFormat, Int8Mode
 
 MethodSection = Annotated[
     Union[tuple(cls.config_class for cls in METHODS.values())],  # noqa: UP007 - built at runtime
@@ -53,6 +55,15 @@ class ExportConfig(StrictModel):
         default=0.7, ge=0.0, le=1.0,
         description="initializers at least this sparse are stored as sparse initializers",
     )  # fmt: skip
+    formats: list[ExportFormat] = Field(default_factory=lambda: list(ExportFormat), min_length=1)
+    int8: Int8Mode = Int8Mode.dynamic
+    calibration_samples: int = Field(default=300, ge=1, description="training samples for static int8")
+
+
+class ValidateConfig(StrictModel):
+    max_accuracy_drop: float = Field(
+        default=1.0, ge=0.0, le=100.0, description="points of test accuracy a variant may lose vs PyTorch"
+    )
 
 
 class BenchConfig(StrictModel):
@@ -60,6 +71,10 @@ class BenchConfig(StrictModel):
     threads: list[PositiveInt] = Field(default_factory=lambda: [1], min_length=1)
     warmup: int = Field(default=10, ge=0)
     iterations: int = Field(default=100, ge=1)
+
+
+# `validate` shadows the deprecated BaseModel.validate classmethod; the recipe key is public.
+warnings.filterwarnings("ignore", message='Field name "validate"', category=UserWarning)
 
 
 class Recipe(StrictModel):
@@ -73,6 +88,7 @@ class Recipe(StrictModel):
     export: ExportConfig = Field(default_factory=ExportConfig)
     bench: BenchConfig = Field(default_factory=BenchConfig)
     gates: GatesConfig = Field(default_factory=GatesConfig)
+    validate: ValidateConfig = Field(default_factory=ValidateConfig)
 
     def effective_target(self) -> float:
         """The dense method ignores `sparsity.target`."""

@@ -46,8 +46,8 @@ def test_report_contents(tiny_run):
     out, report, _ = tiny_run
     assert set(report) >= REPORT_KEYS
     assert report["recipe"]["train"]["epochs"] == 1  # --set is recorded
-    assert set(report["accuracy"]["onnx"]) == {"dense", "sparse"}
-    for variant in ("dense", "sparse"):
+    assert {"dense", "sparse", "compact", "int8", "compact.int8", "deploy"} == set(report["accuracy"]["onnx"])
+    for variant in ("dense", "sparse", "compact"):
         assert report["accuracy"]["onnx"][variant] == pytest.approx(report["accuracy"]["torch"], abs=1e-3)
         assert report["validation"][variant]["passed"] is True
         assert report["validation"][variant]["max_abs_diff"] < 1e-4

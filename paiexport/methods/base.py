@@ -11,10 +11,11 @@ from typing import Any, ClassVar, Protocol
 import torch
 from torch import nn
 
-from paiexport.allocation import SparsityConfig, allocate_masks
+from paiexport.allocation import SparsityConfig
 from paiexport.config import StrictModel
 from paiexport.data import DataSplits
 from paiexport.masks import KeepPrunedZero, Masks, attach_masks, prunable_weights
+from paiexport.structure import select_structured
 from paiexport.train import TrainCallback, TrainResult
 
 
@@ -98,7 +99,7 @@ class ScoreMethod(Method):
         """Importance per weight (higher = keep), keyed like `ctx.prunable()`."""
 
     def select(self, ctx: SelectionContext) -> Masks:
-        return allocate_masks(self.scores(ctx), ctx.sparsity.target, ctx.sparsity.distribution)
+        return select_structured(self.scores(ctx), ctx.model, ctx.sparsity)
 
 
 @contextmanager

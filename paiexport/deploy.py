@@ -1,0 +1,71 @@
+"""What ships: metadata on every file and the `auto` choice of `model.deploy.onnx`."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from torch import nn
+
+from paiexport import __version__
+from paiexport.benchmark import LatencyStats
+from paiexport.masks import overall_sparsity
+from paiexport.recipe import Recipe
+from paiexport.validate import FileValidation
+from paiexport.variants import DEPLOY, SPARSE
+
+META_PREFIX = "paiexport."
+
+
+def run_metadata(recipe: Recipe, model: nn.Module, torch_accuracy: float) -> dict[str, str]:
+    """`metadata_props` shared by every file of a run (values are strings in ONNX)."""
+    structure = recipe.to_dict()["sparsity"]["structure"]
+    return {
+        f"{META_PREFIX}{k}": str(v)
+        for k, v in {
+            "recipe": recipe.name,
+            "recipe_hash": recipe.digest(),
+            "method": recipe.method.name,
+            "structure": structure,
+            "target_sparsity": recipe.effective_target(),
+            "reached_sparsity": round(overall_sparsity(model, recipe.sparsity.exclude), 6),
+            "torch_accuracy": torch_accuracy,
+            "version": __version__,
+        }.items()
+    }
+
+
+def _geomean_ms(by_batch: dict[int, dict[int, LatencyStats]]) -> float:
+    medians = [s.median_ms for by_t in by_batch.values() for s in by_t.values()]
+    return math.exp(sum(math.log(max(m, 1e-9)) for m in medians) / len(medians))
+
+
+def choose_deploy(
+    stats: dict[str, dict[int, dict[int, LatencyStats]]],
+    checks: dict[str, FileValidation],
+    torch_accuracy: float,
+    max_accuracy_drop: float,
+) -> tuple[str | None, dict[str, Any]]:
+    """The fastest variant (geometric mean of its median latencies over the benchmark
+    settings of this run) whose file is valid and whose test accuracy is at most
+    `max_accuracy_drop` points below PyTorch's. The sparse file is no candidate: onnxruntime
+    densifies it at load, so it is never faster than model.onnx."""
+    candidates: dict[str, dict[str, Any]] = {}
+    for variant, by_batch in stats.items():
+        if variant in (SPARSE, DEPLOY) or variant not in checks:
+            continue
+        check = checks[variant]
+        drop = (torch_accuracy - check.accuracy) * 100
+        eligible = check.checker and check.loads and drop <= max_accuracy_drop + 1e-9
+        candidates[variant] = {
+            "geomean_latency_ms": _geomean_ms(by_batch), "accuracy": check.accuracy,
+            "accuracy_drop_points": drop, "eligible": eligible,
+        }  # fmt: skip
+    eligible = [v for v, c in candidates.items() if c["eligible"]]
+    chosen = min(eligible, key=lambda v: candidates[v]["geomean_latency_ms"]) if eligible else None
+    return chosen, {
+        "variant": chosen,
+        "max_accuracy_drop": max_accuracy_drop,
+        "criterion": "lowest geometric mean of median latency over the run's bench settings",
+        "candidates": candidates,
+    }

@@ -1,0 +1,99 @@
+"""`paiexport validate`: checks on one ONNX file against a dataset and, optionally, a reference file."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import onnx
+
+from paiexport.data import DatasetName, load_data
+from paiexport.errors import UserError
+from paiexport.onnx_inspect import load_model, weights
+from paiexport.validate import PARITY_ATOL, PARITY_BATCH, accuracy, make_session, run_session
+
+QUANTIZED_OPS = {"DynamicQuantizeLinear", "QuantizeLinear", "MatMulInteger", "ConvInteger", "QLinearConv",
+                 "QLinearMatMul"}  # fmt: skip
+
+
+@dataclass
+class Check:
+    name: str
+    ok: bool
+    detail: str
+
+
+@dataclass
+class FileReport:
+    checks: list[Check] = field(default_factory=list)
+    sparsity: dict[str, float] = field(default_factory=dict)
+
+
+def is_quantized(model: onnx.ModelProto) -> bool:
+    return any(n.op_type in QUANTIZED_OPS for n in model.graph.node)
+
+
+def _dataset(name: str) -> DatasetName:
+    try:
+        return DatasetName(name)
+    except ValueError:
+        choices = ", ".join(d.value for d in DatasetName)
+        raise UserError(f"--data: unknown dataset {name!r} (choose from {choices})") from None
+
+
+def _logits(path: Path, x: np.ndarray) -> np.ndarray:
+    return run_session(make_session(path), x)
+
+
+def check_file(path: Path, data: str, reference: Path | None, max_accuracy_drop: float) -> FileReport:
+    """checker, load, input shape, parity (or accuracy for int8) vs `reference`, accuracy."""
+    model = load_model(path)
+    if reference is not None:
+        load_model(reference)
+    test = load_data(_dataset(data), seed=0, val_fraction=0.1).test
+    report = FileReport(sparsity={n: float(1 - np.count_nonzero(w) / max(w.size, 1))
+                                  for n, (w, _) in weights(model).items() if w.ndim >= 2})  # fmt: skip
+    try:
+        onnx.checker.check_model(str(path))
+        report.checks.append(Check("checker", True, "onnx.checker passed"))
+    except Exception as exc:
+        report.checks.append(
+            Check("checker", False, str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
+        )
+    try:
+        session = make_session(path)
+    except Exception as exc:
+        report.checks.append(Check("load", False, f"onnxruntime cannot load it: {str(exc).splitlines()[0]}"))
+        return report
+    report.checks.append(Check("load", True, "onnxruntime loads it"))
+    x, labels = test.x.numpy(), test.y.numpy()
+    try:
+        logits = run_session(session, x)
+    except Exception as exc:
+        detail = f"cannot run on {data} inputs of shape {list(x.shape[1:])}: {str(exc).splitlines()[0]}"
+        report.checks.append(Check("input", False, detail))
+        return report
+    acc = accuracy(logits, labels)
+    if reference is None:
+        report.checks.append(
+            Check("accuracy", True, f"{acc:.2%} on the {data} test split ({len(labels)} samples)")
+        )
+        return report
+    ref_logits = _logits(reference, x)
+    ref_acc = accuracy(ref_logits, labels)
+    if is_quantized(model) and not is_quantized(onnx.load(str(reference))):
+        drop = (ref_acc - acc) * 100
+        ok = drop <= max_accuracy_drop + 1e-9
+        report.checks.append(Check("parity", ok, f"int8 file: accuracy {acc:.2%} vs reference {ref_acc:.2%} "
+                                   f"({drop:+.2f} points, at most {max_accuracy_drop} allowed)"))  # fmt: skip
+    else:
+        diff = float(np.abs(logits[:PARITY_BATCH] - ref_logits[:PARITY_BATCH]).max())
+        ok = diff <= PARITY_ATOL
+        report.checks.append(
+            Check("parity", ok, f"max abs diff {diff:.3g} vs {reference.name} (≤ {PARITY_ATOL})")
+        )
+        tolerance = max(1, len(labels) // 1000) / len(labels)
+        same = abs(acc - ref_acc) <= tolerance
+        report.checks.append(Check("accuracy", same, f"{acc:.2%} vs reference {ref_acc:.2%}"))
+    return report

@@ -1,0 +1,152 @@
+"""`paiexport inspect`: what is inside any ONNX file (ours or not).
+
+Per initializer: shape, dtype, sparsity, storage (dense/sparse) and bytes; op counts;
+estimated FLOPs per sample of the weight-bearing ops (Conv, Gemm, MatMul and their int8
+forms), dense and effective (skipping zero weights); metadata_props.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from math import prod
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import onnx
+from onnx import ModelProto, numpy_helper
+
+from paiexport.errors import UserError
+
+# op type -> position of the weight among the node's inputs
+WEIGHT_INPUT = {
+    "Conv": 1, "ConvInteger": 1, "QLinearConv": 3,
+    "Gemm": 1, "MatMul": 1, "MatMulInteger": 1, "QLinearMatMul": 3,
+}  # fmt: skip
+CONV_OPS = {"Conv", "ConvInteger", "QLinearConv"}
+
+
+def load_model(path: Path) -> ModelProto:
+    if not path.is_file():
+        raise UserError(f"ONNX file not found: {path}")
+    try:
+        return onnx.load(str(path))
+    except Exception as exc:
+        raise UserError(f"{path}: not a readable ONNX file ({type(exc).__name__})") from None
+
+
+def weights(model: ModelProto) -> dict[str, tuple[np.ndarray, str]]:
+    """name -> (values, storage) for dense and sparse initializers."""
+    found = {t.name: (numpy_helper.to_array(t), "dense") for t in model.graph.initializer}
+    for sparse in model.graph.sparse_initializer:
+        values = numpy_helper.to_array(sparse.values)
+        indices = numpy_helper.to_array(sparse.indices)
+        dense = np.zeros(int(prod(sparse.dims)), dtype=values.dtype)
+        # COO indices: 1-D positions in the flattened tensor, or one row of coordinates per value
+        flat = indices if indices.ndim == 1 else np.ravel_multi_index(indices.T, tuple(sparse.dims))
+        dense[flat] = values
+        found[sparse.values.name] = (dense.reshape(tuple(sparse.dims)), "sparse")
+    return found
+
+
+def _stored_bytes(model: ModelProto) -> dict[str, int]:
+    sizes = {t.name: t.ByteSize() for t in model.graph.initializer}
+    sizes.update({s.values.name: s.ByteSize() for s in model.graph.sparse_initializer})
+    return sizes
+
+
+def _shapes_per_sample(
+    model: ModelProto, values: dict[str, tuple[np.ndarray, str]]
+) -> dict[str, tuple[int, ...]]:
+    """Inferred shapes with every symbolic input dimension set to 1 (sparse weights densified)."""
+    work = ModelProto()
+    work.CopyFrom(model)
+    del work.graph.sparse_initializer[:]
+    work.graph.initializer.extend(
+        numpy_helper.from_array(w, name) for name, (w, storage) in values.items() if storage == "sparse"
+    )
+    del work.graph.value_info[:]
+    for graph_input in work.graph.input:
+        for dim in graph_input.type.tensor_type.shape.dim:
+            if not dim.HasField("dim_value"):
+                dim.dim_value = 1
+    try:
+        inferred = onnx.shape_inference.infer_shapes(work)
+    except Exception:
+        return {}
+    shapes = {}
+    for info in [*inferred.graph.value_info, *inferred.graph.input, *inferred.graph.output]:
+        dims = info.type.tensor_type.shape.dim
+        if dims and all(d.HasField("dim_value") for d in dims):
+            shapes[info.name] = tuple(d.dim_value for d in dims)
+    return shapes
+
+
+def flops(model: ModelProto) -> dict[str, Any]:
+    """Estimated FLOPs per sample (2 per multiply-add) of the weight-bearing nodes."""
+    values = weights(model)
+    shapes = _shapes_per_sample(model, values)
+    dense = effective = 0
+    unknown: list[str] = []
+    for node in model.graph.node:
+        pos = WEIGHT_INPUT.get(node.op_type)
+        if pos is None or len(node.input) <= pos or node.input[pos] not in values:
+            continue
+        w = values[node.input[pos]][0]
+        density = np.count_nonzero(w) / max(w.size, 1)
+        if node.op_type in CONV_OPS:
+            out = shapes.get(node.output[0])
+            macs = prod(out[1:]) * prod(w.shape[1:]) if out else None
+        else:
+            a = shapes.get(node.input[0])
+            macs = w.size * (prod(a[:-1]) if a else 1)
+        if macs is None:
+            unknown.append(node.name or node.op_type)
+            continue
+        dense += 2 * macs
+        effective += round(2 * macs * density)
+    return {"dense": int(dense), "effective": int(effective), "unknown_nodes": unknown}
+
+
+def inspect_model(path: Path) -> dict[str, Any]:
+    model = load_model(path)
+    stored = _stored_bytes(model)
+    inits = {}
+    for name, (w, storage) in weights(model).items():
+        inits[name] = {
+            "shape": list(w.shape), "dtype": str(w.dtype),
+            "sparsity": float(1.0 - np.count_nonzero(w) / max(w.size, 1)),
+            "storage": storage, "bytes": stored.get(name, 0),
+        }  # fmt: skip
+    return {
+        "file": str(path),
+        "bytes": path.stat().st_size,
+        "opset": {o.domain or "ai.onnx": o.version for o in model.opset_import},
+        "initializers": inits,
+        "ops": dict(Counter(n.op_type for n in model.graph.node).most_common()),
+        "flops_per_sample": flops(model),
+        "metadata": {p.key: p.value for p in model.metadata_props},
+    }
+
+
+def render(found: dict[str, Any]) -> list[Any]:
+    """Rich tables for the terminal."""
+    from rich.table import Table
+
+    inits = Table(title=f"{found['file']} ({found['bytes'] / 1024:.1f} KiB, opset {found['opset']})")
+    for header in ("initializer", "shape", "dtype", "sparsity", "storage", "bytes"):
+        inits.add_column(header, justify="left" if header == "initializer" else "right")
+    for name, i in found["initializers"].items():
+        inits.add_row(name, "×".join(map(str, i["shape"])) or "scalar", i["dtype"], f"{i['sparsity']:.2%}",
+                      i["storage"], str(i["bytes"]))  # fmt: skip
+    f = found["flops_per_sample"]
+    ratio = f"{f['dense'] / f['effective']:.2f}×" if f["effective"] else "-"
+    lines = [
+        inits,
+        "ops: " + ", ".join(f"{op} {n}" for op, n in found["ops"].items()),
+        f"FLOPs per sample (Conv/Gemm/MatMul): dense {f['dense']:,}, effective {f['effective']:,} "
+        f"(nonzero weights only; {ratio} fewer)"
+        + (f"; unknown shapes: {', '.join(f['unknown_nodes'])}" if f["unknown_nodes"] else ""),
+        "metadata: " + (", ".join(f"{k}={v}" for k, v in found["metadata"].items()) or "none"),
+    ]
+    return lines

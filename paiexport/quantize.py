@@ -1,0 +1,58 @@
+"""int8 with onnxruntime.quantization: dynamic, or static with calibration on training samples.
+
+Pure `ModelProto -> ModelProto` (the quantizer works on files, so it runs in a temporary
+folder); metadata is copied over and the result is checked.
+
+Reference: Jacob et al. 2018, "Quantization and Training of Neural Networks for Efficient
+Integer-Arithmetic-Only Inference", https://arxiv.org/abs/1712.05877
+"""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import onnx
+from onnx import ModelProto
+from onnxruntime.quantization import (
+    CalibrationDataReader,
+    QuantFormat,
+    QuantType,
+    quantize_dynamic,
+    quantize_static,
+)
+
+from paiexport.variants import Int8Mode
+
+
+class _Samples(CalibrationDataReader):
+    def __init__(self, input_name: str, x: np.ndarray, batch: int = 32) -> None:
+        self._feeds = iter([{input_name: x[i : i + batch]} for i in range(0, len(x), batch)])
+
+    def get_next(self) -> dict[str, np.ndarray] | None:
+        return next(self._feeds, None)
+
+
+def to_int8(model: ModelProto, mode: Int8Mode, calibration: np.ndarray | None = None) -> ModelProto:
+    """int8 weights (and activations); `calibration` (N, *input) is required for static."""
+    logging.getLogger("root").setLevel(logging.ERROR)  # the quantizer logs advice at WARNING
+    with tempfile.TemporaryDirectory(prefix="paiexport-int8-") as tmp:
+        src, dst = Path(tmp) / "float.onnx", Path(tmp) / "int8.onnx"
+        onnx.save_model(model, str(src))
+        if mode is Int8Mode.dynamic:
+            quantize_dynamic(src, dst, weight_type=QuantType.QInt8)
+        else:
+            if calibration is None or len(calibration) == 0:
+                raise ValueError("static int8 needs calibration samples")
+            reader = _Samples(model.graph.input[0].name, calibration.astype(np.float32))
+            quantize_static(
+                src, dst, reader, quant_format=QuantFormat.QOperator,
+                activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
+            )  # fmt: skip
+        out = onnx.load(str(dst))
+    del out.metadata_props[:]
+    out.metadata_props.extend(model.metadata_props)
+    onnx.checker.check_model(out)
+    return out

@@ -1,0 +1,113 @@
+"""`paiexport export`: the ONNX files of a finished run again, without retraining.
+
+A run folder (or one of its checkpoints) holds everything needed: `recipe.yaml` rebuilds
+the model, the checkpoint's state dict (with its `weight_mask` buffers) restores weights and
+masks. Files are written to a staging folder and moved into place only when all succeeded.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from rich.console import Console
+from torch import nn
+
+from paiexport.data import DataSplits, load_data
+from paiexport.errors import UserError
+from paiexport.masks import MASK_BUFFER, attach_masks, strip_masks
+from paiexport.models import build_model
+from paiexport.paths import RunPaths
+from paiexport.recipe import Recipe, apply_overrides, read_recipe_file, validate_recipe
+from paiexport.train import CheckpointChoice, evaluate
+from paiexport.variants import ExportFormat
+
+
+@dataclass(frozen=True)
+class RunSource:
+    root: Path
+    checkpoint: Path
+    recipe: Recipe
+
+
+def locate_run(path: Path, overrides: list[str]) -> RunSource:
+    """A run folder or a checkpoint inside one -> its recipe (with overrides) and checkpoint."""
+    if path.is_dir():
+        root, checkpoint = path, None
+    elif path.is_file() and path.suffix == ".pt":
+        root = path.parent.parent if path.parent.name == "checkpoints" else path.parent
+        checkpoint = path
+    else:
+        raise UserError(f"{path}: expected a run folder or a checkpoint (.pt) file")
+    recipe_path = RunPaths(root).recipe
+    if not recipe_path.is_file():
+        raise UserError(f"{path}: no recipe.yaml in the run folder {root}")
+    recipe = validate_recipe(apply_overrides(read_recipe_file(recipe_path), overrides), str(recipe_path))
+    if checkpoint is None:
+        paths = RunPaths(root)
+        best = recipe.train.checkpoint is CheckpointChoice.best
+        checkpoint = paths.best_checkpoint if best else paths.last_checkpoint
+        if not checkpoint.is_file():
+            raise UserError(f"{path}: checkpoint {checkpoint.name} not found in {paths.checkpoints}")
+    return RunSource(root, checkpoint, recipe)
+
+
+def restore_model(source: RunSource) -> tuple[nn.Module, DataSplits]:
+    """The trained model with its masks baked in, exactly as `paiexport run` exported it."""
+    recipe = source.recipe
+    data = load_data(recipe.data.name, seed=recipe.seed, val_fraction=recipe.data.val_fraction)
+    model = build_model(recipe.model.name, recipe.model.args, data.input_shape, data.num_classes)
+    try:
+        state = torch.load(source.checkpoint, map_location="cpu", weights_only=True)
+    except Exception as exc:
+        raise UserError(f"{source.checkpoint}: not a readable checkpoint ({type(exc).__name__})") from None
+    suffix = f".{MASK_BUFFER}"
+    masks = {k.removesuffix(suffix) + ".weight": v.bool() for k, v in state.items() if k.endswith(suffix)}
+    if masks:
+        attach_masks(model, masks)
+    try:
+        model.load_state_dict(state)
+    except RuntimeError:
+        raise UserError(
+            f"{source.checkpoint}: does not match the model of {source.root / 'recipe.yaml'}"
+        ) from None
+    return strip_masks(model).eval(), data
+
+
+def reexport(source: RunSource, out_dir: Path, console: Console) -> dict[str, Any]:
+    """Export, validate (and, for `auto`, benchmark) the recipe's formats into `out_dir`."""
+    from paiexport.benchmark import benchmark_files
+    from paiexport.deploy import run_metadata
+    from paiexport.pipeline import export_variants, validate_variants, write_deploy
+
+    recipe = source.recipe
+    model, data = restore_model(source)
+    _, torch_acc = evaluate(model, data.test)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    staging = out_dir / f".export.partial-{os.getpid()}"
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir()
+    try:
+        paths = RunPaths(staging)
+        exported = export_variants(model, recipe, data, paths, run_metadata(recipe, model, torch_acc))
+        checks = validate_variants(exported.files, model, recipe, data, {})
+        deploy = None
+        if ExportFormat.auto in recipe.export.formats:
+            b = recipe.bench
+            stats = benchmark_files(exported.files, batch_sizes=b.batch_sizes, threads=b.threads,
+                                    warmup=b.warmup, iterations=b.iterations)  # fmt: skip
+            deploy = write_deploy(exported, stats, checks, torch_acc, recipe, paths, model, data)
+        for path in exported.files.values():
+            os.replace(path, out_dir / path.name)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return {
+        "torch_accuracy": torch_acc,
+        "files": {v: str(out_dir / p.name) for v, p in exported.files.items()},
+        "validation": {v: c.to_dict() for v, c in checks.items()},
+        "deploy": deploy,
+    }

@@ -1,0 +1,150 @@
+"""Compact export: physically smaller models whose outputs equal the masked model's."""
+
+from collections import OrderedDict
+
+import numpy as np
+import onnxruntime as ort
+import pytest
+import torch
+from torch import nn
+
+from paiexport.compact import AddConstant, SelectFeatures, compact_model, max_abs_diff
+from paiexport.export import to_onnx
+from paiexport.masks import attach_masks, prunable_weights, strip_masks
+from paiexport.models import BasicBlock, ModelName, build_model
+
+
+def channel_masks(model: nn.Module, g: torch.Generator, single: str) -> dict[str, torch.Tensor]:
+    """Random whole-row masks; `single` keeps exactly one channel; the classifier stays whole."""
+    weights = prunable_weights(model)
+    last = list(weights)[-1]
+    masks = {}
+    for name, w in weights.items():
+        rows = torch.rand(w.shape[0], generator=g) > 0.5
+        if name == single:
+            rows[:] = False
+            rows[1] = True
+        if name == last:
+            rows[:] = True
+        rows[0] |= not rows.any()
+        masks[name] = rows.view(-1, *[1] * (w.dim() - 1)).expand_as(w).clone()
+    return masks
+
+
+def randomize_constants(model: nn.Module, g: torch.Generator) -> None:
+    """Nonzero BN shifts and biases: dead channels then carry constants that must be folded."""
+    for m in model.modules():
+        if isinstance(m, (nn.BatchNorm1d, nn.BatchNorm2d)):
+            m.running_mean.uniform_(-1, 1, generator=g)
+            m.running_var.uniform_(0.5, 2, generator=g)
+            m.weight.data.uniform_(0.5, 1.5, generator=g)
+            m.bias.data.uniform_(-1, 1, generator=g)
+        elif isinstance(m, (nn.Linear, nn.Conv1d, nn.Conv2d)) and m.bias is not None:
+            m.bias.data.uniform_(-1, 1, generator=g)
+
+
+def conv2d_bn(shape: tuple[int, ...]) -> nn.Module:
+    layers = {
+        "conv1": nn.Conv2d(shape[0], 8, 3, padding=1, bias=False), "bn1": nn.BatchNorm2d(8),
+        "relu1": nn.ReLU(), "conv2": nn.Conv2d(8, 8, 3, padding=1, bias=False),
+        "bn2": nn.BatchNorm2d(8), "relu2": nn.ReLU(), "pool": nn.MaxPool2d(2),
+        "flatten": nn.Flatten(), "out": nn.Linear(8 * 4 * 4, 5),
+    }  # fmt: skip
+    return nn.Sequential(OrderedDict(layers))
+
+
+CASES = {
+    "mlp": (lambda s: build_model(ModelName.mlp, {"hidden": [32, 16]}, s, 10), (1, 40), "fc2.weight"),
+    "conv1d_bn": (
+        lambda s: build_model(ModelName.cnn1d, {"channels": [8, 8, 8], "hidden": 16}, s, 10), (1, 40),
+        "conv2.weight",
+    ),
+    "conv2d_bn": (conv2d_bn, (3, 8, 8), "conv1.weight"),
+    "residual": (
+        lambda s: build_model(ModelName.resnet20, {"width": 4, "blocks_per_stage": 2}, s, 10), (3, 16, 16),
+        "blocks.3.conv1.weight",
+    ),
+}  # fmt: skip
+
+
+def ort_run(model: nn.Module, shape: tuple[int, ...], x: np.ndarray) -> np.ndarray:
+    proto = to_onnx(model, shape, opset=18)
+    session = ort.InferenceSession(proto.SerializeToString(), providers=["CPUExecutionProvider"])
+    return session.run(None, {session.get_inputs()[0].name: x})[0]
+
+
+@pytest.mark.parametrize("case", list(CASES))
+@pytest.mark.parametrize("seed", [0, 1])
+def test_compact_equals_masked_model(case, seed):
+    build, shape, single = CASES[case]
+    torch.manual_seed(seed)
+    g = torch.Generator().manual_seed(seed)
+    model = build(shape)
+    randomize_constants(model, g)
+    attach_masks(model, channel_masks(model, g, single))
+    model = strip_masks(model).eval()
+    result = compact_model(model, shape)
+    x = torch.randn(8, *shape, generator=g)
+    assert max_abs_diff(model, result.model, x) < 1e-5
+    assert result.params_after < result.params_before
+    # the layer left with one channel really has one
+    single_layer = dict(result.model.named_modules())[single.removesuffix(".weight")]
+    assert single_layer.weight.shape[0] == 1
+    if seed == 0:  # the exported compact graph agrees too
+        with torch.no_grad():
+            expected = model(x).numpy()
+        np.testing.assert_allclose(ort_run(result.model, shape, x.numpy()), expected, atol=1e-4)
+
+
+def test_dead_unit_constant_is_folded_into_next_bias_by_hand():
+    model = nn.Sequential(nn.Linear(2, 2), nn.ReLU(), nn.Linear(2, 1))
+    with torch.no_grad():
+        model[0].weight.copy_(torch.tensor([[1.0, 2.0], [0.0, 0.0]]))  # unit 1 is dead
+        model[0].bias.copy_(torch.tensor([0.1, 0.5]))  # and carries relu(0.5) = 0.5
+        model[2].weight.copy_(torch.tensor([[3.0, 4.0]]))
+        model[2].bias.copy_(torch.tensor([1.0]))
+    small = compact_model(model, (2,)).model
+    assert small[0].weight.shape == (1, 2) and small[2].weight.shape == (1, 1)
+    assert small[2].bias.item() == pytest.approx(1.0 + 4.0 * 0.5)
+    x = torch.tensor([[1.0, -1.0], [2.0, 3.0]])
+    torch.testing.assert_close(small(x), model(x))
+
+
+def test_unused_units_and_unread_inputs_are_removed():
+    model = nn.Sequential(nn.Flatten(), nn.Linear(6, 4), nn.ReLU(), nn.Linear(4, 3))
+    with torch.no_grad():
+        model[1].weight[:, [0, 4]] = 0  # inputs 0 and 4 are never read
+        model[3].weight[:, 2] = 0  # hidden unit 2 is never read
+    small = compact_model(model, (1, 6)).model
+    gathers = [m for m in small.modules() if isinstance(m, SelectFeatures)]
+    assert len(gathers) == 1 and gathers[0].index.tolist() == [1, 2, 3, 5]
+    linears = [m for m in small.modules() if isinstance(m, nn.Linear)]
+    assert [tuple(m.weight.shape) for m in linears] == [(3, 4), (3, 3)]
+    x = torch.randn(5, 1, 6)
+    torch.testing.assert_close(small(x), model(x))
+    proto = to_onnx(small, (1, 6), opset=18)
+    assert "Gather" in {n.op_type for n in proto.graph.node}
+
+
+def test_padded_conv_gets_position_dependent_constant():
+    """A dead channel's constant seen through zero padding differs at the borders."""
+    model = nn.Sequential(nn.Conv1d(1, 2, 3, padding=1), nn.ReLU(), nn.Conv1d(2, 2, 3, padding=1))
+    with torch.no_grad():
+        model[0].weight[1] = 0
+        model[0].bias.copy_(torch.tensor([0.0, 2.0]))
+    small = compact_model(model, (1, 6)).model
+    assert any(isinstance(m, AddConstant) for m in small.modules())
+    x = torch.randn(3, 1, 6)
+    torch.testing.assert_close(small(x), model(x))
+
+
+def test_block_output_channels_are_kept():
+    torch.manual_seed(0)
+    block = BasicBlock(4, 4, 1).eval()
+    with torch.no_grad():
+        block.conv2.weight[2] = 0  # joins the addition: must stay
+        block.conv1.weight[1] = 0  # internal: removed
+    small = compact_model(nn.Sequential(block), (4, 6, 6)).model[0]
+    assert small.bn2.num_features == 4 and small.bn1.num_features == 3
+    x = torch.randn(2, 4, 6, 6)
+    torch.testing.assert_close(small(x), block(x))
