@@ -113,3 +113,6 @@ class SparsityConfig(StrictModel):
     target: float = Field(default=0.0, ge=0.0, lt=1.0, description="fraction removed, not density")
     distribution: Distribution = Distribution.erk
     exclude: list[str] = Field(default_factory=list, description="globs of parameter names kept dense")
+    allow_layer_collapse: bool = Field(
+        default=False, description="train on even when a layer is left with no weights (see collapse.py)"
+    )
