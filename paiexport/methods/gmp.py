@@ -41,10 +41,11 @@ class GMPConfig(MethodConfig):
 
 def cubic_sparsity(t: int, t0: int, t_end: int, s_i: float, s_f: float) -> float:
     """Zhu & Gupta's schedule, held at s_i before t0 and at s_f after t_end."""
-    if t_end <= t0:
-        return s_f if t >= t0 else s_i
-    progress = min(max((t - t0) / (t_end - t0), 0.0), 1.0)
-    return s_f + (s_i - s_f) * (1.0 - progress) ** 3
+    if t >= t_end:
+        return s_f
+    if t <= t0:
+        return s_i
+    return s_f + (s_i - s_f) * (1.0 - (t - t0) / (t_end - t0)) ** 3
 
 
 def resolve_end_epoch(cfg: GMPConfig, epochs: int) -> int:
