@@ -19,7 +19,7 @@ def setup(tiny_recipe_dict, tmp_path, method: dict, **sparsity):
     raw = {**tiny_recipe_dict, "method": method}
     raw["sparsity"] = {**raw["sparsity"], **sparsity}
     recipe = validate_recipe(raw, "test")
-    data, model, method_obj, ctx = prepare(recipe)
+    data, _model, method_obj, ctx = prepare(recipe)
     paths = RunPaths(tmp_path)
     inner = RecipeTrainer(recipe, data, paths)
     calls: list[dict] = []

@@ -1,5 +1,7 @@
 """GraSP, SynFlow, iterative rounds and ablations against values computed by hand."""
 
+import itertools
+
 import numpy as np
 import pytest
 import torch
@@ -173,7 +175,7 @@ def test_round_densities_closed_form():
 def mlp(sizes=(20, 16, 8, 4)) -> nn.Sequential:
     torch.manual_seed(0)
     layers: list[nn.Module] = []
-    for a, b in zip(sizes[:-1], sizes[1:], strict=True):
+    for a, b in itertools.pairwise(sizes):
         layers += [nn.Linear(a, b), nn.ReLU()]
     return nn.Sequential(*layers[:-1])
 
