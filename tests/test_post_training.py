@@ -187,3 +187,28 @@ def test_magnitude_after_training_prunes_the_trained_weights(tiny_recipe_dict, t
     assert [p["phase"] for p in phases] == ["dense", "finetune"]
     assert phases[0]["sparsity"] == 0.0 and phases[1]["sparsity"] == pytest.approx(0.7, abs=0.001)
     assert [r for r in metrics(paths) if "phase" in r] == phases
+
+
+def test_lth_run_reports_levels_in_report_json_and_metrics(tmp_path, write_recipe, tiny_recipe_dict):
+    from typer.testing import CliRunner
+
+    from paiexport.cli import app
+
+    tiny_recipe_dict["method"] = {"name": "lth", "levels": 2}
+    out = tmp_path / "run"
+    result = CliRunner().invoke(app, ["run", str(write_recipe(tiny_recipe_dict)), "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    report = json.loads((out / "report.json").read_text())
+    levels = report["levels"]
+    assert [lv["level"] for lv in levels] == [0, 1, 2]
+    assert levels[-1]["sparsity"] == pytest.approx(0.8, abs=0.001) == report["sparsity"]["reached"]
+    assert levels[-1]["test_acc"] == pytest.approx(report["accuracy"]["torch"])
+    lines = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert [r for r in lines if "level" in r] == levels
+    assert sum("epoch" in r for r in lines) == 3 * 2  # three trainings of two epochs
+    masks = torch.load(out / "masks.pt")
+    assert report["layer_collapse"]["layers"] == []
+    for layer, mask in masks.items():  # an output channel is reported iff its mask row is empty
+        empty = [i for i in range(mask.shape[0]) if not mask[i].any()]
+        assert report["layer_collapse"]["output_channels"].get(layer, []) == empty
+    assert (out / "checkpoints" / "level2" / "best.pt").exists()
