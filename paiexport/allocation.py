@@ -127,3 +127,7 @@ class SparsityConfig(StrictModel):
     @field_serializer("structure")
     def _structure_text(self, value: Structure) -> str:
         return value.value if isinstance(value, StructureKind) else str(value)
+
+    allow_layer_collapse: bool = Field(
+        default=False, description="train on even when a layer is left with no weights (see collapse.py)"
+    )

@@ -21,6 +21,7 @@ from torch import nn
 from paiexport import __version__
 from paiexport.allocation import Distribution, SparsityConfig, layer_keep_counts
 from paiexport.benchmark import benchmark_files, file_size
+from paiexport.collapse import check_collapse, find_collapse
 from paiexport.compact import compact_model, max_abs_diff
 from paiexport.data import DataSplits, load_data
 from paiexport.deploy import choose_deploy, run_metadata
@@ -49,7 +50,7 @@ from paiexport.report import (
 )
 from paiexport.structure import structure_notes
 from paiexport.structure_spec import StructureKind
-from paiexport.train import TrainCallback, TrainResult, evaluate, train
+from paiexport.train import CheckpointChoice, TrainCallback, TrainResult, evaluate, train
 from paiexport.validate import FileValidation, onnx_weight_sparsity, validate_file
 from paiexport.variants import (
     COMPACT,
@@ -125,9 +126,17 @@ class RecipeTrainer:
     paths: RunPaths
 
     def __call__(
-        self, model: nn.Module, callbacks: list[TrainCallback], *, epochs: int | None = None, tag: str = ""
+        self,
+        model: nn.Module,
+        callbacks: list[TrainCallback],
+        *,
+        epochs: int | None = None,
+        tag: str = "",
+        checkpoint: CheckpointChoice | None = None,
     ) -> TrainResult:
         cfg = self.recipe.train if epochs is None else self.recipe.train.model_copy(update={"epochs": epochs})
+        if checkpoint is not None:
+            cfg = cfg.model_copy(update={"checkpoint": checkpoint})
         return train(model, self.data, cfg, batch_size=self.recipe.data.batch_size, seed=self.recipe.seed,
                      metrics_path=self.paths.metrics, checkpoint_dir=self.paths.checkpoints / tag,
                      callbacks=callbacks)  # fmt: skip
@@ -140,7 +149,10 @@ def select_and_train(
     data, model, method, ctx = prepare(recipe)
     with timer.stage("fit", f"selecting masks and training ({recipe.method.name})"):
         result = method.fit(ctx, RecipeTrainer(recipe, data, paths))
-    torch.save(get_masks(model), paths.masks)
+    masks = get_masks(model)
+    torch.save(masks, paths.masks)
+    # Methods check their selection; this catches collapse that happened during training.
+    check_collapse(masks, recipe.sparsity.allow_layer_collapse, f"{recipe.method.name} training")
     return strip_masks(model.cpu()).eval(), data, result, method
 
 
@@ -286,6 +298,9 @@ def run_recipe(
             "weights_trained": method.trains_weights,
             "accuracy": {"torch": torch_acc, "onnx": {v: c.accuracy for v, c in checks.items()}},
             "sparsity": sparsity_section(model, recipe, files),
+            "layer_collapse": find_collapse(
+                {n: w != 0 for n, w in prunable_weights(model, recipe.sparsity.exclude).items()}
+            ),
             "validation": {v: c.to_dict() for v, c in checks.items()},
             **latency_sections(stats),
             "size_bytes": sizes,

@@ -50,10 +50,14 @@ def reduce_rows(scores: torch.Tensor, how: ChannelReduce) -> torch.Tensor:
     """One score per output channel (row): sum, mean or L2 norm of the row's scores."""
     rows = scores.detach().double().reshape(scores.shape[0], -1)
     if how is ChannelReduce.sum:
-        return rows.sum(dim=1)
-    if how is ChannelReduce.mean:
-        return rows.mean(dim=1)
-    return rows.norm(dim=1)
+        reduced = rows.sum(dim=1)
+    elif how is ChannelReduce.mean:
+        reduced = rows.mean(dim=1)
+    else:
+        reduced = rows.norm(dim=1)
+    # Iterative rounds mark pruned weights with -inf; the L2 norm would turn that into +inf
+    # and revive the channel, so a row holding -inf stays at -inf whatever the reduction.
+    return reduced.masked_fill(torch.isneginf(rows).any(dim=1), float("-inf"))
 
 
 def _channel_counts(

@@ -2,15 +2,25 @@
 
 from paiexport.methods.base import Method, MethodConfig, ScoreMethod, SelectionContext
 from paiexport.methods.dense import Dense
+from paiexport.methods.gmp import GradualMagnitudePruning
+from paiexport.methods.grasp import Grasp
+from paiexport.methods.lth import LotteryTicket
 from paiexport.methods.magnitude import Magnitude
+from paiexport.methods.magnitude_after_training import MagnitudeAfterTraining
 from paiexport.methods.random_pruning import RandomPruning
 from paiexport.methods.snip import Snip
+from paiexport.methods.synflow import Synflow
 
 METHODS: dict[str, type[Method]] = {
     "dense": Dense,
     "random": RandomPruning,
     "magnitude": Magnitude,
     "snip": Snip,
+    "grasp": Grasp,
+    "synflow": Synflow,
+    "lth": LotteryTicket,
+    "gmp": GradualMagnitudePruning,
+    "magnitude_after_training": MagnitudeAfterTraining,
 }
 
 

@@ -9,20 +9,38 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar, Protocol
 
 import torch
+from pydantic import Field
 from torch import nn
 
 from paiexport.allocation import SparsityConfig
+from paiexport.collapse import check_collapse
 from paiexport.config import StrictModel
 from paiexport.data import DataSplits
 from paiexport.masks import KeepPrunedZero, Masks, attach_masks, prunable_weights
-from paiexport.structure import select_structured
-from paiexport.train import TrainCallback, TrainResult
+from paiexport.methods.static import (
+    Ablation,
+    RoundSchedule,
+    iterative_masks,
+    reinitialize,
+    shuffle_within_layers,
+)
+from paiexport.train import CheckpointChoice, TrainCallback, TrainResult
 
 
 class MethodConfig(StrictModel):
     """Base of each method's `method:` section; subclasses narrow `name` to a Literal."""
 
     name: str
+
+
+class ScoreConfig(MethodConfig):
+    """Options every static criterion shares (see `paiexport.methods.static`)."""
+
+    rounds: int = Field(default=1, ge=1, description="prune iteratively, rescoring every round")
+    schedule: RoundSchedule = Field(
+        default=RoundSchedule.exponential, description="density per round: d^(k/n) or linear"
+    )
+    ablation: Ablation = Field(default=Ablation.none, description="sanity check: random_ticket|reinit|invert")
 
 
 @dataclass
@@ -52,7 +70,13 @@ class Trainer(Protocol):
     """Runs the recipe's training loop on `model` (see `paiexport.pipeline.RecipeTrainer`)."""
 
     def __call__(
-        self, model: nn.Module, callbacks: list[TrainCallback], *, epochs: int | None = None, tag: str = ""
+        self,
+        model: nn.Module,
+        callbacks: list[TrainCallback],
+        *,
+        epochs: int | None = None,
+        tag: str = "",
+        checkpoint: CheckpointChoice | None = None,
     ) -> TrainResult: ...
 
 
@@ -79,9 +103,13 @@ class Method(ABC):
         return []
 
     def fit(self, ctx: SelectionContext, trainer: Trainer) -> TrainResult:
-        masks = self.select(ctx)
+        return self.train_with_masks(ctx, self.select(ctx), trainer)
+
+    def train_with_masks(self, ctx: SelectionContext, masks: Masks | None, trainer: Trainer) -> TrainResult:
+        """Check for layer collapse, attach `masks` (None: dense) and train with the callbacks."""
         callbacks = self.callbacks(ctx)
         if masks is not None:
+            check_collapse(masks, ctx.sparsity.allow_layer_collapse, f"{self.config.name} selection")
             attach_masks(ctx.model, masks)
             callbacks = [KeepPrunedZero(), *callbacks]
         return trainer(ctx.model, callbacks)
@@ -92,14 +120,39 @@ class Method(ABC):
 
 
 class ScoreMethod(Method):
-    """A static criterion: score every prunable weight, keep the highest (see `allocation`)."""
+    """A static criterion: score every prunable weight, keep the highest (see `allocation`).
+
+    With a `ScoreConfig`, every criterion gets iterative `rounds` and the `ablation`
+    sanity checks from `paiexport.methods.static`.
+    """
 
     @abstractmethod
     def scores(self, ctx: SelectionContext) -> dict[str, torch.Tensor]:
         """Importance per weight (higher = keep), keyed like `ctx.prunable()`."""
 
+    @property
+    def options(self) -> ScoreConfig:
+        if isinstance(self.config, ScoreConfig):
+            return self.config
+        return ScoreConfig(name=self.config.name)
+
+    def select_rounds(self, ctx: SelectionContext) -> list[Masks]:
+        """The masks after every selection round (the last one is the selection)."""
+        opts = self.options
+        invert = opts.ablation is Ablation.invert
+        return iterative_masks(self.scores, ctx, opts.rounds, opts.schedule, invert)
+
     def select(self, ctx: SelectionContext) -> Masks:
-        return select_structured(self.scores(ctx), ctx.model, ctx.sparsity)
+        masks = self.select_rounds(ctx)[-1]
+        if self.options.ablation is Ablation.random_ticket:
+            masks = shuffle_within_layers(masks, ctx.generator)
+        return masks
+
+    def fit(self, ctx: SelectionContext, trainer: Trainer) -> TrainResult:
+        masks = self.select(ctx)
+        if self.options.ablation is Ablation.reinit:
+            reinitialize(ctx.model)  # same mask, fresh initial weights
+        return self.train_with_masks(ctx, masks, trainer)
 
 
 @contextmanager

@@ -9,10 +9,10 @@ from typing import Literal
 
 import torch
 
-from paiexport.methods.base import MethodConfig, ScoreMethod, SelectionContext
+from paiexport.methods.base import ScoreConfig, ScoreMethod, SelectionContext
 
 
-class MagnitudeConfig(MethodConfig):
+class MagnitudeConfig(ScoreConfig):
     name: Literal["magnitude"] = "magnitude"
 
 

@@ -8,10 +8,10 @@ from typing import Literal
 
 import torch
 
-from paiexport.methods.base import MethodConfig, ScoreMethod, SelectionContext
+from paiexport.methods.base import ScoreConfig, ScoreMethod, SelectionContext
 
 
-class RandomConfig(MethodConfig):
+class RandomConfig(ScoreConfig):
     name: Literal["random"] = "random"
 
 

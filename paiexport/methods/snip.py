@@ -10,10 +10,10 @@ import torch
 from pydantic import Field
 from torch import nn
 
-from paiexport.methods.base import MethodConfig, ScoreMethod, SelectionContext, preserved_state
+from paiexport.methods.base import ScoreConfig, ScoreMethod, SelectionContext, preserved_state
 
 
-class SnipConfig(MethodConfig):
+class SnipConfig(ScoreConfig):
     name: Literal["snip"] = "snip"
     batches: int = Field(default=1, ge=1, description="training batches the gradient is summed over")
 

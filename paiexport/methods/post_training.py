@@ -1,0 +1,49 @@
+"""Helpers shared by the methods that prune trained weights (lth, gmp, magnitude_after_training).
+
+Reference: Han et al. 2015, "Learning both Weights and Connections",
+https://arxiv.org/abs/1506.02626 (magnitude pruning of trained weights)
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+from paiexport.allocation import SparsityConfig
+from paiexport.collapse import check_collapse
+from paiexport.masks import Masks, get_masks, overall_sparsity, prunable_weights
+from paiexport.methods.base import SelectionContext
+from paiexport.structure import select_structured
+from paiexport.train import TrainResult, evaluate
+
+
+def magnitude_masks(model: torch.nn.Module, sparsity: SparsityConfig, target: float, where: str) -> Masks:
+    """Keep the largest |θ| at `target` sparsity; weights already pruned stay pruned.
+
+    Checks the result for layer collapse (see `paiexport.collapse`).
+    """
+    current = get_masks(model)
+    scores = {}
+    for name, w in prunable_weights(model, sparsity.exclude).items():
+        score = w.detach().abs().double()
+        if name in current:
+            score = score.masked_fill(~current[name], float("-inf"))
+        scores[name] = score
+    # Through the recipe's structure, so channel / N:M apply to post-training methods too.
+    masks = select_structured(scores, model, sparsity.model_copy(update={"target": target}))
+    check_collapse(masks, sparsity.allow_layer_collapse, where)
+    return masks
+
+
+def stage_record(ctx: SelectionContext, result: TrainResult) -> dict[str, Any]:
+    """Sparsity and accuracy of the model a training stage left behind (its chosen checkpoint)."""
+    device = next(ctx.model.parameters()).device.type
+    _, val_acc = evaluate(ctx.model, ctx.data.val, device=device)
+    _, test_acc = evaluate(ctx.model, ctx.data.test, device=device)
+    return {
+        "sparsity": overall_sparsity(ctx.model, ctx.sparsity.exclude),
+        "epochs": len(result.history),
+        "val_acc": val_acc,
+        "test_acc": test_acc,
+    }

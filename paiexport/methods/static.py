@@ -1,0 +1,103 @@
+"""Mechanics every static criterion shares: iterative `rounds` and sanity-check ablations.
+
+- Iterative selection (`rounds` > 1): prune in rounds to densities d^(k/n) (exponential,
+  as SynFlow) or 1 − (1 − d)·k/n (linear), recomputing the scores each round on a scratch
+  copy of the model with the current masks attached. A weight pruned in one round stays
+  pruned (its score is set to −inf), so the masks only ever shrink.
+- Ablations (`ablation`): `random_ticket` keeps each layer's kept count but reshuffles its
+  positions (Su et al. 2020); `reinit` keeps the mask but redraws the initial weights;
+  `invert` keeps the lowest scores instead of the highest (Frankle et al. 2021).
+
+Reference: Tanaka et al. 2020 (iterative schedule), https://arxiv.org/abs/2006.05467;
+Su et al. 2020, "Sanity-Checking Pruning Methods: Random Tickets can Win the Jackpot",
+https://arxiv.org/abs/2009.11094; Frankle et al. 2021, "Pruning Neural Networks at
+Initialization: Why are We Missing the Mark?", https://arxiv.org/abs/2009.08576
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+from collections.abc import Callable
+from enum import Enum
+from typing import TYPE_CHECKING
+
+import torch
+from torch import nn
+
+from paiexport.masks import Masks, attach_masks
+from paiexport.structure import select_structured
+
+if TYPE_CHECKING:
+    from paiexport.methods.base import SelectionContext
+
+Scores = dict[str, torch.Tensor]
+
+
+class RoundSchedule(str, Enum):
+    exponential = "exponential"  # density d^(k/n): each round removes the same fraction of the rest
+    linear = "linear"  # density 1 - (1 - d) k/n: each round removes the same count
+
+
+class Ablation(str, Enum):
+    none = "none"
+    random_ticket = "random_ticket"
+    reinit = "reinit"
+    invert = "invert"
+
+
+def round_densities(density: float, rounds: int, schedule: RoundSchedule) -> list[float]:
+    """Density after each of `rounds` rounds; the last one is exactly `density`."""
+    if schedule is RoundSchedule.exponential:
+        steps = [density ** (k / rounds) for k in range(1, rounds)]
+    else:
+        steps = [1.0 - (1.0 - density) * k / rounds for k in range(1, rounds)]
+    return [*steps, density]
+
+
+def iterative_masks(
+    score_fn: Callable[[SelectionContext], Scores],
+    ctx: SelectionContext,
+    rounds: int = 1,
+    schedule: RoundSchedule = RoundSchedule.exponential,
+    invert: bool = False,
+) -> list[Masks]:
+    """The masks after every round (the last one is the selection).
+
+    One round scores `ctx.model` directly. More rounds score a scratch copy with the
+    masks of the previous round attached, so `ctx.model` is never touched.
+    """
+    sign = -1.0 if invert else 1.0
+    target = ctx.sparsity.target
+    if rounds == 1:
+        scores = {n: sign * s for n, s in score_fn(ctx).items()}
+        return [select_structured(scores, ctx.model, ctx.sparsity)]
+    scratch = dataclasses.replace(ctx, model=copy.deepcopy(ctx.model))
+    history: list[Masks] = []
+    for k, density in enumerate(round_densities(1.0 - target, rounds, schedule), start=1):
+        scores = {n: sign * s.double() for n, s in score_fn(scratch).items()}
+        if history:
+            scores = {n: s.masked_fill(~history[-1][n], float("-inf")) for n, s in scores.items()}
+        round_target = target if k == rounds else 1.0 - density
+        masks = select_structured(
+            scores, scratch.model, ctx.sparsity.model_copy(update={"target": round_target})
+        )
+        attach_masks(scratch.model, masks)
+        history.append(masks)
+    return history
+
+
+def shuffle_within_layers(masks: Masks, generator: torch.Generator) -> Masks:
+    """Random ticket: the same number kept in every layer, at random positions."""
+    shuffled = {}
+    for name, mask in masks.items():
+        order = torch.randperm(mask.numel(), generator=generator)
+        shuffled[name] = mask.flatten()[order].view_as(mask)
+    return shuffled
+
+
+def reinitialize(model: nn.Module) -> None:
+    """Fresh initial weights for every layer (from torch's global RNG, seeded by the recipe)."""
+    for module in model.modules():
+        if module is not model and hasattr(module, "reset_parameters"):
+            module.reset_parameters()

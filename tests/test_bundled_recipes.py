@@ -1,0 +1,42 @@
+"""Every bundled sparse recipe reaches its target on MNIST-1D (shortened to one epoch)."""
+
+import functools
+
+import pytest
+
+from paiexport import pipeline
+from paiexport.allocation import Distribution
+from paiexport.masks import layer_sparsity, overall_sparsity, prunable_weights
+from paiexport.paths import RunPaths
+from paiexport.pipeline import RecipeTrainer, planned_layer_sparsity, prepare
+from paiexport.recipe import (
+    apply_overrides,
+    bundled_recipes_dir,
+    load_recipe,
+    read_recipe_file,
+    validate_recipe,
+)
+
+SHORT = {"magnitude_after_training": ["method.finetune_epochs=1"]}
+SPARSE = sorted(p.stem for p in bundled_recipes_dir().glob("*.yaml") if load_recipe(p).effective_target() > 0)
+
+
+cached_load_data = functools.cache(pipeline.load_data)  # MNIST-1D is generated, not downloaded: ~2 s
+
+
+@pytest.mark.parametrize("name", SPARSE)
+def test_bundled_recipe_reaches_its_target(name, tmp_path, monkeypatch):
+    monkeypatch.setattr(pipeline, "load_data", cached_load_data)
+    path = bundled_recipes_dir() / f"{name}.yaml"
+    raw = read_recipe_file(path)
+    overrides = ["train.epochs=1", *SHORT.get(raw["method"]["name"], [])]
+    recipe = validate_recipe(apply_overrides(raw, overrides), str(path))
+    data, model, method, ctx = prepare(recipe)
+    method.fit(ctx, RecipeTrainer(recipe, data, RunPaths(tmp_path)))
+    exclude = recipe.sparsity.exclude
+    target = recipe.sparsity.target
+    assert abs(overall_sparsity(model, exclude) - target) <= 0.005
+    if recipe.sparsity.distribution is not Distribution.global_:
+        planned = planned_layer_sparsity(prunable_weights(model, exclude), recipe.sparsity)
+        for layer, reached in layer_sparsity(model, exclude).items():
+            assert abs(reached - planned[layer]) <= 0.01, layer
