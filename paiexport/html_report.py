@@ -37,9 +37,12 @@ def _empty(fig: Figure, text: str) -> Figure:
 
 
 def read_metrics(path: Path) -> list[dict[str, Any]]:
+    """The per-epoch rows of metrics.jsonl; methods also log other records there (LTH levels,
+    mask updates), which have no training loss and are not plotted as epochs."""
     if not path.is_file():
         return []
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    return [row for row in rows if "epoch" in row and "train_loss" in row]
 
 
 def training_figure(metrics: list[dict[str, Any]]) -> Figure:

@@ -89,3 +89,16 @@ def test_report_renders_in_headless_chromium(run_dir, tmp_path):
     subprocess.run([sys.executable, script, str(run_dir), "--out", str(shot), *size], check=True, timeout=180)
     blob = shot.read_bytes()
     assert png_size(blob) == (1000, 2000) and len(blob) > 50_000  # text and figures, not a blank page
+
+
+def test_read_metrics_plots_only_epoch_rows(tmp_path):
+    from paiexport.html_report import read_metrics
+
+    path = tmp_path / "metrics.jsonl"
+    path.write_text(
+        '{"epoch": 1, "train_loss": 1.0, "val_loss": 1.1, "train_acc": 0.5, "val_acc": 0.4}\n'
+        '{"level": 1, "sparsity": 0.5, "test_acc": 0.9}\n'
+        '{"event": "mask_update", "step": 100, "dropped": 3, "regrown": 3}\n'
+        '{"epoch": 2, "train_loss": 0.8, "val_loss": 0.9, "train_acc": 0.6, "val_acc": 0.5}\n'
+    )
+    assert [row["epoch"] for row in read_metrics(path)] == [1, 2]

@@ -1,12 +1,14 @@
 """Structured selection: channel masks from any criterion, N:M groups, typed structure values."""
 
+import itertools
+
 import pytest
 import torch
 from torch import nn
 
 from paiexport.allocation import SparsityConfig
 from paiexport.errors import UserError
-from paiexport.methods import METHODS, SelectionContext, make_method
+from paiexport.methods import METHODS, ScoreMethod, SelectionContext, make_method
 from paiexport.models import ModelName, build_model
 from paiexport.recipe import Recipe, bundled_recipes_dir, load_recipe
 from paiexport.structure import channel_excluded, channel_masks, nm_masks, reduce_rows, select_structured
@@ -103,7 +105,10 @@ def test_nm_leaves_indivisible_layers_dense():
     assert masks["first"].all()
 
 
-@pytest.mark.parametrize("method", sorted(set(METHODS) - {"dense"}))
+AT_INIT_CRITERIA = sorted(n for n, cls in METHODS.items() if issubclass(cls, ScoreMethod))
+
+
+@pytest.mark.parametrize("method", AT_INIT_CRITERIA)
 def test_every_static_criterion_selects_whole_channels(method):
     from paiexport.data import DatasetName, load_data
 
@@ -143,3 +148,45 @@ def test_channel_distributions_reach_the_target_to_whole_rows(distribution):
     assert abs(reached - 0.6) <= 2 * largest_row / total  # within two rows of the target
     assert masks["out.weight"].all()
     assert all(len(rows_kept(m)) >= 1 for m in masks.values())
+
+
+def test_reduce_rows_keeps_pruned_rows_pruned_under_l2():
+    rows = torch.tensor([[3.0, 4.0], [float("-inf"), float("-inf")]])
+    assert reduce_rows(rows, ChannelReduce.l2).tolist() == [5.0, float("-inf")]
+
+
+def test_iterative_channel_rounds_only_shrink():
+    from paiexport.data import DatasetName, load_data
+
+    torch.manual_seed(0)
+    data = load_data(DatasetName.synthetic, seed=0, val_fraction=0.2)
+    model = build_model(ModelName.mlp, {"hidden": [16, 16]}, data.input_shape, data.num_classes)
+    sparsity = SparsityConfig(target=0.75, distribution="uniform", structure="channel", channel_reduce="l2")
+    method = make_method(METHODS["magnitude"].config_class(name="magnitude", rounds=3))
+    rounds = method.select_rounds(SelectionContext(model, data, sparsity, batch_size=32))
+    assert len(rounds) == 3
+    for earlier, later in itertools.pairwise(rounds):
+        for name in later:
+            assert not (later[name] & ~earlier[name]).any(), f"{name} regrew a pruned weight"
+    for name, mask in rounds[-1].items():
+        rows = mask.reshape(mask.shape[0], -1)
+        assert torch.equal(rows.all(dim=1), rows.any(dim=1)), f"{name} is not whole channels"
+    single = select_structured({n: torch.rand(m.shape) for n, m in rounds[0].items()}, model, sparsity)
+    assert {n: len(rows_kept(m)) for n, m in rounds[-1].items()} == {
+        n: len(rows_kept(m)) for n, m in single.items()
+    }
+
+
+def test_post_training_magnitude_pruning_follows_channel_structure():
+    from paiexport.methods.post_training import magnitude_masks
+
+    torch.manual_seed(0)
+    model = build_model(ModelName.mlp, {"hidden": [12, 12]}, (1, 8), 3)
+    sparsity = SparsityConfig(target=0.5, distribution="uniform", structure="channel")
+    masks = magnitude_masks(model, sparsity, 0.5, "test")
+    single = select_structured({n: torch.rand(m.shape) for n, m in masks.items()}, model, sparsity)
+    for name, mask in masks.items():
+        rows = mask.reshape(mask.shape[0], -1)
+        assert torch.equal(rows.all(dim=1), rows.any(dim=1)), f"{name} is not whole channels"
+        assert len(rows_kept(mask)) == len(rows_kept(single[name]))
+    assert not masks["fc1.weight"].all(), "channel pruning removed nothing"
