@@ -23,6 +23,11 @@ out = Console()
 err = Console(stderr=True)
 
 
+def wide_out() -> Console:
+    """stdout; logs and pipes get 120 columns instead of rich's 80 so tables are not squeezed."""
+    return out if out.is_terminal else Console(width=120)
+
+
 @contextmanager
 def user_errors() -> Iterator[None]:
     """Bad input becomes one line on stderr and exit code 2, never a traceback."""
@@ -56,7 +61,7 @@ def run(
         target = out_dir or default_run_dir(parsed.name)
         check_writable(target, force)
         report = run_recipe(parsed, target, force=force, console=err)
-    out.print(summary_table(report))
+    wide_out().print(summary_table(report))
     out.print(f"run folder: {target}  (report.json, report.md, {', '.join(report['files'].values())})")
 
 
@@ -115,7 +120,7 @@ def bench_command(
         if json_out is not None:
             json_out.parent.mkdir(parents=True, exist_ok=True)
             write_json({**result.to_dict(), "versions": versions()}, json_out)
-    console = out if out.is_terminal else Console(width=120)  # logs and pipes: not squeezed to 80
+    console = wide_out()
     console.print(bench_table(result))
     console.print(file_table(result))
 

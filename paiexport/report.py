@@ -73,7 +73,7 @@ def _rows(report: dict[str, Any]) -> list[list[str]]:
         row = [
             variant,
             f"{acc:.2%}" if acc is not None else "-",
-            f"{size['raw'] / 1024:.1f} KiB ({report['size_ratio_vs_dense'][variant]['raw']:.2f}×)",
+            f"{size['raw'] / 1024:.1f} KiB ({report['size_ratio_vs_dense'][variant]['raw']:.3g}×)",
             f"{size['gzip'] / 1024:.1f} KiB",
         ]
         for b, by_t in report["latency_ms"].get(variant, {}).items():
@@ -100,7 +100,9 @@ def summary_table(report: dict[str, Any]) -> Table:
         f"{report['accuracy']['torch']:.2%}"
     )
     for header in _headers(report):
-        table.add_column(header, justify="left" if header == "variant" else "right")
+        table.add_column(
+            header, justify="left" if header == "variant" else "right", no_wrap=header == "variant"
+        )
     for row in _rows(report):
         table.add_row(*row)
     return table
