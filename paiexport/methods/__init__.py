@@ -2,15 +2,27 @@
 
 from paiexport.methods.base import Method, MethodConfig, ScoreMethod, SelectionContext
 from paiexport.methods.dense import Dense
+from paiexport.methods.edge_popup import EdgePopup
 from paiexport.methods.magnitude import Magnitude
 from paiexport.methods.random_pruning import RandomPruning
+from paiexport.methods.rigl import RigL
+from paiexport.methods.set import SET
+from paiexport.methods.snfs import SNFS
 from paiexport.methods.snip import Snip
+from paiexport.methods.supermask import Supermask
 
 METHODS: dict[str, type[Method]] = {
     "dense": Dense,
     "random": RandomPruning,
     "magnitude": Magnitude,
     "snip": Snip,
+    # dynamic sparse training (mask changes, sparsity does not)
+    "set": SET,
+    "rigl": RigL,
+    "snfs": SNFS,
+    # sparse selection (weights never trained)
+    "edge_popup": EdgePopup,
+    "supermask": Supermask,
 }
 
 
