@@ -36,6 +36,7 @@ from paiexport.paths import RunPaths, staged_run_dir
 from paiexport.recipe import Recipe
 from paiexport.report import (
     SPARSE_STORAGE_NOTE,
+    UNTRAINED_WEIGHTS_NOTE,
     latency_sections,
     markdown,
     size_ratios,
@@ -199,7 +200,7 @@ def run_recipe(
                 "final": result.history[-1] if result.history else None,
             },
             "timings_s": {**timer.seconds, "total": round(time.perf_counter() - start, 3)},
-            "notes": [SPARSE_STORAGE_NOTE],
+            "notes": [SPARSE_STORAGE_NOTE, *([] if method.trains_weights else [UNTRAINED_WEIGHTS_NOTE])],
             "versions": versions(),
             **method.report(),
         }  # fmt: skip

@@ -24,7 +24,8 @@ class EdgePopupSelector(MaskSelector):
         return (torch.rand(weight.shape, generator=generator) * 2 - 1) * bound
 
     def mask(self) -> torch.Tensor:
-        return StraightThrough.apply(self.scores, top_k(self.scores.abs(), self.keep))
+        magnitude = self.scores.abs()  # the paper ranks |score|; the gradient flows through abs
+        return StraightThrough.apply(magnitude, top_k(magnitude, self.keep))
 
     def final_mask(self) -> torch.Tensor:
         return top_k(self.scores.abs(), self.keep).bool()
