@@ -62,7 +62,7 @@ def test_weights_bit_identical_while_scores_change(tmp_path, config):
 
 
 def test_signed_constant_init(tmp_path):
-    _, model, seen, _ = fit(tmp_path, EdgePopupConfig(), target=0.8, distribution="erk")
+    _, _, seen, _ = fit(tmp_path, EdgePopupConfig(), target=0.8, distribution="erk")
     for name in ("fc1", "fc2", "out"):
         w = seen["before"][f"{name}.parametrizations.weight.original"]
         assert torch.allclose(w.abs(), torch.full_like(w, math.sqrt(2.0 / w.shape[1])))
@@ -102,5 +102,19 @@ def test_supermask_samples_in_training_thresholds_in_eval():
 
 
 def test_global_distribution_is_a_user_error(tmp_path):
-    with pytest.raises(UserError, match="sparsity.distribution"):
+    with pytest.raises(UserError, match=r"sparsity\.distribution"):
         fit(tmp_path, EdgePopupConfig(), distribution="global")
+
+
+def test_edgepopup50_report_says_weights_not_trained(tmp_path):
+    from paiexport.pipeline import run_recipe
+    from paiexport.recipe import bundled_recipes_dir, load_recipe
+
+    recipe = load_recipe(bundled_recipes_dir() / "edgepopup50.yaml", ["train.epochs=1", "bench.iterations=5"])
+    report = run_recipe(recipe, tmp_path / "run")
+    assert report["weights_trained"] is False
+    assert any("weights were not trained" in note for note in report["notes"])
+    assert "**not trained**" in (tmp_path / "run" / "report.md").read_text()
+    assert report["validation"]["sparse"]["passed"] and report["validation"]["dense"]["passed"]
+    for name, layer in report["sparsity"]["per_layer"].items():
+        assert layer["reached"] == pytest.approx(0.5, abs=1e-3), name

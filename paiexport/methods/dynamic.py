@@ -22,7 +22,6 @@ from typing import Any, ClassVar
 
 import torch
 from pydantic import Field, field_validator
-from torch import nn
 
 from paiexport.masks import MASK_BUFFER, Masks, attach_masks, prunable_modules
 from paiexport.methods.base import Method, MethodConfig, ScoreMethod, SelectionContext
@@ -197,8 +196,3 @@ class DynamicMethod(Method):
 
     def report(self) -> dict[str, Any]:
         return {"mask_updates": self.updater.summary()} if self.updater else {}
-
-
-def masked_weights(model: nn.Module) -> dict[str, torch.Tensor]:
-    """The weights that currently carry a mask, keyed by parameter name."""
-    return {n: m.weight for n, m in prunable_modules(model).items() if hasattr(m, MASK_BUFFER)}
