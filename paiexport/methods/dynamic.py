@@ -16,7 +16,7 @@ https://arxiv.org/abs/1911.11134 (the shared cosine drop schedule, Section 3).
 from __future__ import annotations
 
 import math
-from abc import abstractmethod
+from abc import ABC, abstractmethod
 from enum import Enum
 from typing import Any, ClassVar
 
@@ -98,7 +98,7 @@ def reset_optimizer_state(optimizer: torch.optim.Optimizer, param: torch.Tensor,
             value[where] = 0
 
 
-class MaskUpdater(TrainCallback):
+class MaskUpdater(TrainCallback, ABC):
     """Drop by magnitude, grow by `grow_scores`, on the shared schedule."""
 
     def __init__(self, config: DynamicConfig, generator: torch.Generator) -> None:
