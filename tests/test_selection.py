@@ -92,12 +92,13 @@ def test_supermask_samples_in_training_thresholds_in_eval():
     x = torch.tensor([1.0, 2.0, 3.0, -1.0])
     torch.manual_seed(0)
     (selector(w)[0] * x).sum().backward()
-    p = torch.sigmoid(scores)
-    assert torch.allclose(selector.scores.grad, w * x * p * (1 - p))  # through the sample
+    t = 0.5  # temperature 1/√fan_in, fan_in 4
+    p = torch.sigmoid(scores / t)
+    assert torch.allclose(selector.scores.grad, w * x * p * (1 - p) / t)  # through the sample
     samples = torch.stack([selector.mask().detach() for _ in range(2000)])
     assert torch.allclose(samples.mean(0), p, atol=0.05)
     selector.eval()
-    assert selector(w).tolist() == [[1.0, 0.0, 0.0, 4.0]]  # expectation: top-2 sigmoid(score)
+    assert selector(w).tolist() == [[1.0, 0.0, 0.0, 4.0]]  # thresholded expectation: top-2 p
     assert selector.final_mask().tolist() == [[True, False, False, True]]
 
 
@@ -118,3 +119,23 @@ def test_edgepopup50_report_says_weights_not_trained(tmp_path):
     assert report["validation"]["sparse"]["passed"] and report["validation"]["dense"]["passed"]
     for name, layer in report["sparsity"]["per_layer"].items():
         assert layer["reached"] == pytest.approx(0.5, abs=1e-3), name
+
+
+def test_supermask_recomputes_batchnorm_statistics_under_the_exported_mask(tmp_path):
+    torch.manual_seed(0)
+    data = load_data(DatasetName.synthetic, seed=0, val_fraction=0.2)
+    model = build_model(ModelName.cnn1d, {"channels": [4, 8], "hidden": 16}, data.input_shape, 4)
+    ctx = SelectionContext(model, data, SparsityConfig(target=0.5, distribution="uniform"), 32)
+
+    def trainer(model, callbacks, *, epochs=None, tag=""):
+        cfg = TrainConfig(epochs=1, optimizer=OptimizerConfig(lr=0.1))
+        return train(model, data, cfg, batch_size=32, seed=0, metrics_path=tmp_path / "m.jsonl",
+                     checkpoint_dir=tmp_path / "ck", callbacks=callbacks)  # fmt: skip
+
+    make_method(SupermaskConfig()).fit(ctx, trainer)
+    # The first BN sees conv1's output directly: its running mean must be the average of the
+    # batch means of that output over the training set, computed with the exported (masked) conv1.
+    with torch.no_grad():
+        means = [model.conv1(x).mean(dim=(0, 2)) for x, _ in data.train.batches(32)]
+    expected = torch.stack(means).mean(0)
+    assert torch.allclose(model.bn1.running_mean, expected, atol=1e-5)

@@ -129,6 +129,7 @@ class SparseSelection(Method):
             selectors[name] = self.selector_class(module.weight, self.keep[name], ctx.generator)
             parametrize.register_parametrization(module, "weight", selectors[name])
         result = trainer(ctx.model, [])
+        self.finalize(ctx)
         masks = {name: s.final_mask() for name, s in selectors.items()}
         for module in modules.values():
             parametrize.remove_parametrizations(module, "weight", leave_parametrized=False)
@@ -136,6 +137,9 @@ class SparseSelection(Method):
             p.requires_grad_(True)
         attach_masks(ctx.model, masks)
         return result
+
+    def finalize(self, ctx: SelectionContext) -> None:
+        """Last adjustments with the trained scores in place (the parametrizations still attached)."""
 
     def report(self) -> dict[str, Any]:
         return {

@@ -2,9 +2,9 @@
 
 In training each weight is kept with probability sigmoid(score), with the gradient
 passed through the sample to the probability. Evaluation and export use the thresholded
-expectation: per layer, the weights with the highest sigmoid(score), as many as the
-target sparsity allows. Scores start near logit(layer density), so the sampled masks
-begin at the target sparsity.
+expectation: per layer, the weights with the highest sigmoid(score / temperature), as
+many as the target sparsity allows. Scores start near logit(layer density), so the
+sampled masks begin at the target sparsity.
 
 Reference: Zhou et al. 2019, "Deconstructing Lottery Tickets: Zeros, Signs, and the
 Supermask", https://arxiv.org/abs/1905.01067
@@ -14,7 +14,9 @@ import math
 from typing import Literal
 
 import torch
+from torch import nn
 
+from paiexport.methods.base import SelectionContext
 from paiexport.methods.selection import MaskSelector, SelectionConfig, SparseSelection, top_k
 
 
@@ -22,17 +24,27 @@ class SupermaskConfig(SelectionConfig):
     name: Literal["supermask"] = "supermask"
 
 
+def temperature(weight: torch.Tensor) -> float:
+    """Scores are logits times 1/√fan_in (edge-popup's score scale).
+
+    Logits must move by O(1) to make a mask nearly deterministic, but the gradients reaching
+    them are O(weight) small; the paper trains them with a learning rate of 100. Dividing by
+    this temperature lets the recipe's usual learning rate do the same.
+    """
+    return 1.0 / math.sqrt(weight[0].numel())
+
+
 class SupermaskSelector(MaskSelector):
     @staticmethod
     def initial_scores(weight: torch.Tensor, keep: int, generator: torch.Generator) -> torch.Tensor:
         density = min(max(keep / weight.numel(), 1e-3), 1 - 1e-3)
         noise = torch.rand(weight.shape, generator=generator) * 2 - 1
-        return math.log(density / (1 - density)) + noise
+        return temperature(weight) * (math.log(density / (1 - density)) + noise)
 
     def mask(self) -> torch.Tensor:
         if not self.training:
             return top_k(self.scores, self.keep)
-        probs = torch.sigmoid(self.scores)
+        probs = torch.sigmoid(self.scores / temperature(self.scores))
         return torch.bernoulli(probs.detach()) + probs - probs.detach()
 
     def final_mask(self) -> torch.Tensor:
@@ -42,3 +54,30 @@ class SupermaskSelector(MaskSelector):
 class Supermask(SparseSelection):
     config_class = SupermaskConfig
     selector_class = SupermaskSelector
+
+    @torch.no_grad()
+    def finalize(self, ctx: SelectionContext) -> None:
+        """Re-estimate BatchNorm statistics under the exported (thresholded) mask.
+
+        Training saw sampled masks, whose activations have other means and variances than the
+        thresholded one; the running statistics are recomputed on the training set with the
+        final mask (no parameter changes). The validation accuracy logged during training
+        still uses the sampled-mask statistics, so it understates the exported model's.
+        """
+        norms = [m for m in ctx.model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+        if not norms:
+            return
+        momenta = [m.momentum for m in norms]
+        for m in norms:
+            m.reset_running_stats()
+            m.momentum = None  # cumulative average over all batches
+        ctx.model.train()
+        for m in ctx.model.modules():
+            if isinstance(m, SupermaskSelector):
+                m.eval()  # thresholded mask
+        device = next(ctx.model.parameters()).device
+        for x, _ in ctx.data.train.batches(ctx.batch_size):
+            ctx.model(x.to(device))
+        for m, momentum in zip(norms, momenta, strict=True):
+            m.momentum = momentum
+        ctx.model.eval()
