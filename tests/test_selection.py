@@ -92,7 +92,7 @@ def test_supermask_samples_in_training_thresholds_in_eval():
     x = torch.tensor([1.0, 2.0, 3.0, -1.0])
     torch.manual_seed(0)
     (selector(w)[0] * x).sum().backward()
-    t = 0.5  # temperature 1/√fan_in, fan_in 4
+    t = 1 / math.sqrt(40)  # temperature 1/√(10 · fan_in), fan_in 4
     p = torch.sigmoid(scores / t)
     assert torch.allclose(selector.scores.grad, w * x * p * (1 - p) / t)  # through the sample
     samples = torch.stack([selector.mask().detach() for _ in range(2000)])

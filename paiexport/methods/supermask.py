@@ -25,13 +25,15 @@ class SupermaskConfig(SelectionConfig):
 
 
 def temperature(weight: torch.Tensor) -> float:
-    """Scores are logits times 1/√fan_in (edge-popup's score scale).
+    """Scores are logits times 1/√(10 · fan_in).
 
     Logits must move by O(1) to make a mask nearly deterministic, but the gradients reaching
-    them are O(weight) small; the paper trains them with a learning rate of 100. Dividing by
-    this temperature lets the recipe's usual learning rate do the same.
+    them are O(weight) small, so with the recipe's usual learning rate raw logits barely move
+    (34.5% on MNIST-1D at 50%); dividing by this temperature scales their effective learning
+    rate by 10 · fan_in. Measured on edgepopup50 (seeds 0-2, mean): √fan_in 34.5%, √(3 · fan_in)
+    71% (seed 0), √(10 · fan_in) 79.8%, √(30 · fan_in) 79.7%, √(100 · fan_in) 66% (seed 0).
     """
-    return 1.0 / math.sqrt(weight[0].numel())
+    return 1.0 / math.sqrt(10 * weight[0].numel())
 
 
 class SupermaskSelector(MaskSelector):
