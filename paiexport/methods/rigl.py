@@ -24,13 +24,16 @@ class RigLUpdater(MaskUpdater):
     def __init__(self, config: DynamicConfig, generator: torch.Generator) -> None:
         super().__init__(config, generator)
         self.dense_grads: dict[str, torch.Tensor] = {}
+        self.requested = False
 
     def on_step_begin(self, state: TrainState) -> None:
-        if self.will_update(state):
+        self.requested = self.will_update(state)
+        if self.requested:
             request_dense_grads(state.model)
 
     def on_after_backward(self, state: TrainState) -> None:
-        self.dense_grads = pop_dense_grads(state.model)
+        if self.requested:
+            self.dense_grads = pop_dense_grads(state.model)
 
     def grow_scores(self, state: TrainState, masks: Masks) -> dict[str, torch.Tensor]:
         grads, self.dense_grads = self.dense_grads, {}
