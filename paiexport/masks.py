@@ -19,6 +19,8 @@ from paiexport.train import TrainCallback, TrainState
 
 PRUNABLE_TYPES = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d)
 MASK_BUFFER = "weight_mask"
+WANT_DENSE_GRAD = "_paiexport_want_dense_grad"
+DENSE_GRAD = "_paiexport_dense_grad"
 
 Masks = dict[str, torch.Tensor]  # parameter name ("0.weight") -> bool tensor of the weight's shape
 
@@ -45,6 +47,8 @@ def prunable_weights(model: nn.Module, exclude: Iterable[str] = ()) -> dict[str,
 
 def _mask_grad(module: nn.Module) -> Callable[[torch.Tensor], torch.Tensor]:
     def hook(grad: torch.Tensor) -> torch.Tensor:
+        if module.__dict__.pop(WANT_DENSE_GRAD, False):  # one backward only, see request_dense_grads
+            setattr(module, DENSE_GRAD, grad.detach().clone())
         # Read the buffer at call time: dynamic methods swap masks during training.
         return grad * getattr(module, MASK_BUFFER)
 
@@ -70,6 +74,26 @@ def attach_masks(model: nn.Module, masks: Masks) -> None:
             module._paiexport_grad_hook = module.weight.register_hook(_mask_grad(module))
         with torch.no_grad():
             module.weight.mul_(getattr(module, MASK_BUFFER))
+
+
+def request_dense_grads(model: nn.Module) -> None:
+    """Make the next backward also record each masked weight's unmasked gradient.
+
+    The optimizer still sees masked gradients; read the dense ones with `pop_dense_grads`.
+    RigL needs them only on mask-update steps, so ordinary steps pay nothing.
+    """
+    for module in model.modules():
+        if hasattr(module, MASK_BUFFER):
+            setattr(module, WANT_DENSE_GRAD, True)
+
+
+def pop_dense_grads(model: nn.Module) -> dict[str, torch.Tensor]:
+    """Dense gradients recorded since `request_dense_grads`, keyed by parameter name."""
+    return {
+        name: m.__dict__.pop(DENSE_GRAD)
+        for name, m in prunable_modules(model).items()
+        if DENSE_GRAD in m.__dict__
+    }
 
 
 def get_masks(model: nn.Module) -> Masks:
@@ -106,6 +130,8 @@ def strip_masks(model: nn.Module) -> nn.Module:
             del module._buffers[MASK_BUFFER]
             module._paiexport_grad_hook.remove()
             del module._paiexport_grad_hook
+            module.__dict__.pop(WANT_DENSE_GRAD, None)
+            module.__dict__.pop(DENSE_GRAD, None)
     return model
 
 

@@ -42,6 +42,7 @@ from paiexport.quantize import to_int8
 from paiexport.recipe import Recipe
 from paiexport.report import (
     SPARSE_STORAGE_NOTE,
+    UNTRAINED_WEIGHTS_NOTE,
     latency_sections,
     markdown,
     size_ratios,
@@ -316,7 +317,8 @@ def run_recipe(
             "timings_s": {**timer.seconds, "total": round(time.perf_counter() - start, 3)},
             "compact": exported.compact,
             "deploy": deploy,
-            "notes": [SPARSE_STORAGE_NOTE, *structure_notes(model, recipe.sparsity, list(
+            "notes": [SPARSE_STORAGE_NOTE, *([] if method.trains_weights else [UNTRAINED_WEIGHTS_NOTE]),
+                      *structure_notes(model, recipe.sparsity, list(
                 prunable_weights(model, recipe.sparsity.exclude)))],
             "versions": versions(),
             **method.report(),

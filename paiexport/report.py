@@ -18,6 +18,11 @@ SPARSE_STORAGE_NOTE = (
     "but onnxruntime densifies them at load, so it runs no faster than model.onnx and "
     "uses slightly more memory while loading. Speed needs a physically smaller graph or int8."
 )
+UNTRAINED_WEIGHTS_NOTE = (
+    "The weights were not trained: they keep their random initialization and only the mask "
+    "was selected (by training a score per weight); the exported model is those random "
+    "weights times the selected mask."
+)
 
 
 def versions() -> dict[str, str]:
@@ -108,6 +113,16 @@ def summary_table(report: dict[str, Any]) -> Table:
     return table
 
 
+def _mask_update_lines(report: dict[str, Any]) -> list[str]:
+    updates = report.get("mask_updates")
+    if not updates:
+        return []
+    return [
+        f"- mask updates: {updates['count']} (every {updates['schedule']['update_every']} steps), "
+        f"{updates['dropped']} weights dropped and {updates['regrown']} regrown in total"
+    ]
+
+
 def markdown(report: dict[str, Any]) -> str:
     s, acc = report["sparsity"], report["accuracy"]
     headers = _headers(report)
@@ -115,11 +130,13 @@ def markdown(report: dict[str, Any]) -> str:
         f"# {report['recipe']['name']}",
         "",
         f"- method: `{report['method']}`, distribution `{report['recipe']['sparsity']['distribution']}`",
+        *([] if report.get("weights_trained", True) else ["- weights: **not trained** (see Notes)"]),
         f"- sparsity of prunable weights: target {s['target']:.2%}, reached {s['reached']:.2%}",
         f"- test accuracy: PyTorch {acc['torch']:.2%}; "
         + ", ".join(f"{v} {a:.2%}" for v, a in acc["onnx"].items()),
         f"- training: {report['training']['epochs']} epochs in {report['training']['seconds']:.1f} s "
         f"(exported checkpoint: epoch {report['training']['exported_epoch']})",
+        *_mask_update_lines(report),
         "",
         "Latency is the median in onnxruntime on CPU (b = batch size, t = threads); "
         "ratios are speedups over model.onnx measured in the same run.",

@@ -15,7 +15,7 @@ def test_readme_has_two_pinned_commands():
     commands = readme_commands()
     assert len(commands) == 2
     assert all("torch==2.13.0" in c for c in commands)
-    assert "paiexport run recipes/" in commands[0]
+    assert commands[0].endswith("paiexport run recipes/rigl90.yaml --force")  # the flagship recipe
     assert commands[1].endswith("pytest -q")
 
 

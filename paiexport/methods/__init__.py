@@ -2,13 +2,18 @@
 
 from paiexport.methods.base import Method, MethodConfig, ScoreMethod, SelectionContext
 from paiexport.methods.dense import Dense
+from paiexport.methods.edge_popup import EdgePopup
 from paiexport.methods.gmp import GradualMagnitudePruning
 from paiexport.methods.grasp import Grasp
 from paiexport.methods.lth import LotteryTicket
 from paiexport.methods.magnitude import Magnitude
 from paiexport.methods.magnitude_after_training import MagnitudeAfterTraining
 from paiexport.methods.random_pruning import RandomPruning
+from paiexport.methods.rigl import RigL
+from paiexport.methods.set import SET
+from paiexport.methods.snfs import SNFS
 from paiexport.methods.snip import Snip
+from paiexport.methods.supermask import Supermask
 from paiexport.methods.synflow import Synflow
 
 METHODS: dict[str, type[Method]] = {
@@ -21,6 +26,13 @@ METHODS: dict[str, type[Method]] = {
     "lth": LotteryTicket,
     "gmp": GradualMagnitudePruning,
     "magnitude_after_training": MagnitudeAfterTraining,
+    # dynamic sparse training (mask changes, sparsity does not)
+    "set": SET,
+    "rigl": RigL,
+    "snfs": SNFS,
+    # sparse selection (weights never trained)
+    "edge_popup": EdgePopup,
+    "supermask": Supermask,
 }
 
 

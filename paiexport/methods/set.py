@@ -1,0 +1,28 @@
+"""SET: drop the smallest-magnitude active weights, regrow as many at random.
+
+Reference: Mocanu et al. 2018, "Scalable training of artificial neural networks with
+adaptive sparse connectivity inspired by network science", https://arxiv.org/abs/1707.04780
+"""
+
+from typing import Literal
+
+import torch
+
+from paiexport.masks import Masks
+from paiexport.methods.dynamic import DynamicConfig, DynamicMethod, MaskUpdater
+from paiexport.train import TrainState
+
+
+class SETConfig(DynamicConfig):
+    name: Literal["set"] = "set"
+
+
+class SETUpdater(MaskUpdater):
+    def grow_scores(self, state: TrainState, masks: Masks) -> dict[str, torch.Tensor]:
+        """Uniform noise: the regrown positions are a random sample of the inactive ones."""
+        return {n: torch.rand(m.shape, generator=self.generator) for n, m in masks.items()}
+
+
+class SET(DynamicMethod):
+    config_class = SETConfig
+    updater_class = SETUpdater

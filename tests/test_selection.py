@@ -1,0 +1,141 @@
+"""Sparse selection (edge-popup, supermask): scores train, weights never do."""
+
+import math
+
+import pytest
+import torch
+
+from paiexport.allocation import SparsityConfig
+from paiexport.data import DatasetName, load_data
+from paiexport.errors import UserError
+from paiexport.masks import get_masks, prunable_weights
+from paiexport.methods import SelectionContext, make_method
+from paiexport.methods.edge_popup import EdgePopupConfig, EdgePopupSelector
+from paiexport.methods.supermask import SupermaskConfig, SupermaskSelector
+from paiexport.models import ModelName, build_model
+from paiexport.train import OptimizerConfig, TrainConfig, train
+
+
+def fit(tmp_path, config, target=0.5, distribution="uniform"):
+    torch.manual_seed(0)
+    data = load_data(DatasetName.synthetic, seed=0, val_fraction=0.2)
+    model = build_model(ModelName.mlp, {"hidden": [32, 16]}, data.input_shape, data.num_classes)
+    ctx = SelectionContext(model, data, SparsityConfig(target=target, distribution=distribution), 32)
+    seen = {}
+
+    def trainer(model, callbacks, *, epochs=None, tag=""):
+        seen["before"] = {n: p.detach().clone() for n, p in model.named_parameters()}
+        cfg = TrainConfig(epochs=3, optimizer=OptimizerConfig(lr=0.1, weight_decay=5e-4))
+        result = train(model, data, cfg, batch_size=32, seed=0, metrics_path=tmp_path / "m.jsonl",
+                       checkpoint_dir=tmp_path / "ck", callbacks=callbacks)  # fmt: skip
+        seen["after"] = {n: p.detach().clone() for n, p in model.named_parameters()}
+        return result
+
+    method = make_method(config)
+    result = method.fit(ctx, trainer)
+    return method, model, seen, result
+
+
+@pytest.mark.parametrize("config", [EdgePopupConfig(), SupermaskConfig(weight_init="kaiming")])
+def test_weights_bit_identical_while_scores_change(tmp_path, config):
+    method, model, seen, result = fit(tmp_path, config)
+    before, after = seen["before"], seen["after"]
+    scores = [n for n in before if n.endswith(".scores")]
+    weights = [n for n in before if not n.endswith(".scores")]
+    assert len(scores) == 3 and len(weights) == 6  # fc1, fc2, out: weight + bias each
+    for name in weights:
+        assert torch.equal(before[name], after[name]), name
+    for name in scores:
+        assert not torch.equal(before[name], after[name]), f"{name} did not train"
+    assert result.history[-1]["val_acc"] > 0.35  # selection alone beats chance (4 classes: 0.25)
+    # Afterwards: plain modules, mask attached, exported weights = frozen init × mask.
+    masks = get_masks(model)
+    for name, w in prunable_weights(model).items():
+        original = before[name.replace(".weight", ".parametrizations.weight.original")]
+        assert torch.equal(w.detach(), original * masks[name])
+        assert int(masks[name].sum()) == round(0.5 * w.numel())
+    assert all(p.requires_grad for p in model.parameters())
+    assert method.trains_weights is False
+    assert method.report()["sparse_selection"]["keep_per_layer"] == {
+        n: int(m.sum()) for n, m in masks.items()
+    }
+
+
+def test_signed_constant_init(tmp_path):
+    _, _, seen, _ = fit(tmp_path, EdgePopupConfig(), target=0.8, distribution="erk")
+    for name in ("fc1", "fc2", "out"):
+        w = seen["before"][f"{name}.parametrizations.weight.original"]
+        assert torch.allclose(w.abs(), torch.full_like(w, math.sqrt(2.0 / w.shape[1])))
+        assert (w > 0).any() and (w < 0).any()
+
+
+def test_edge_popup_straight_through_by_hand():
+    w = torch.tensor([[1.0, -2.0, 0.5]])
+    selector = EdgePopupSelector(w, keep=2, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        selector.scores.copy_(torch.tensor([[0.1, -0.3, 0.2]]))
+    x = torch.tensor([1.0, 2.0, 3.0])
+    effective = selector(w)
+    assert effective.tolist() == [[0.0, -2.0, 0.5]]  # top-2 |score|: positions 1 and 2
+    (effective[0] * x).sum().backward()
+    # Straight-through: every score, selected or not, gets d loss / d|s| = w · x, times sign(s).
+    assert selector.scores.grad.tolist() == [[1.0, 4.0, 1.5]]
+    assert selector.final_mask().tolist() == [[False, True, True]]
+
+
+def test_supermask_samples_in_training_thresholds_in_eval():
+    w = torch.tensor([[1.0, -2.0, 0.5, 4.0]])
+    selector = SupermaskSelector(w, keep=2, generator=torch.Generator().manual_seed(0))
+    scores = torch.tensor([[2.0, -1.0, 0.0, 1.0]])
+    with torch.no_grad():
+        selector.scores.copy_(scores)
+    x = torch.tensor([1.0, 2.0, 3.0, -1.0])
+    torch.manual_seed(0)
+    (selector(w)[0] * x).sum().backward()
+    t = 1 / math.sqrt(40)  # temperature 1/√(10 · fan_in), fan_in 4
+    p = torch.sigmoid(scores / t)
+    assert torch.allclose(selector.scores.grad, w * x * p * (1 - p) / t)  # through the sample
+    samples = torch.stack([selector.mask().detach() for _ in range(2000)])
+    assert torch.allclose(samples.mean(0), p, atol=0.05)
+    selector.eval()
+    assert selector(w).tolist() == [[1.0, 0.0, 0.0, 4.0]]  # thresholded expectation: top-2 p
+    assert selector.final_mask().tolist() == [[True, False, False, True]]
+
+
+def test_global_distribution_is_a_user_error(tmp_path):
+    with pytest.raises(UserError, match=r"sparsity\.distribution"):
+        fit(tmp_path, EdgePopupConfig(), distribution="global")
+
+
+def test_edgepopup50_report_says_weights_not_trained(tmp_path):
+    from paiexport.pipeline import run_recipe
+    from paiexport.recipe import bundled_recipes_dir, load_recipe
+
+    recipe = load_recipe(bundled_recipes_dir() / "edgepopup50.yaml", ["train.epochs=1", "bench.iterations=5"])
+    report = run_recipe(recipe, tmp_path / "run")
+    assert report["weights_trained"] is False
+    assert any("weights were not trained" in note for note in report["notes"])
+    assert "**not trained**" in (tmp_path / "run" / "report.md").read_text()
+    assert report["validation"]["sparse"]["passed"] and report["validation"]["dense"]["passed"]
+    for name, layer in report["sparsity"]["per_layer"].items():
+        assert layer["reached"] == pytest.approx(0.5, abs=1e-3), name
+
+
+def test_supermask_recomputes_batchnorm_statistics_under_the_exported_mask(tmp_path):
+    torch.manual_seed(0)
+    data = load_data(DatasetName.synthetic, seed=0, val_fraction=0.2)
+    model = build_model(ModelName.cnn1d, {"channels": [4, 8], "hidden": 16}, data.input_shape, 4)
+    ctx = SelectionContext(model, data, SparsityConfig(target=0.5, distribution="uniform"), 32)
+
+    def trainer(model, callbacks, *, epochs=None, tag=""):
+        cfg = TrainConfig(epochs=1, optimizer=OptimizerConfig(lr=0.1))
+        return train(model, data, cfg, batch_size=32, seed=0, metrics_path=tmp_path / "m.jsonl",
+                     checkpoint_dir=tmp_path / "ck", callbacks=callbacks)  # fmt: skip
+
+    make_method(SupermaskConfig()).fit(ctx, trainer)
+    # The first BN sees conv1's output directly: its running mean must be the average of the
+    # batch means of that output over the training set, computed with the exported (masked) conv1.
+    with torch.no_grad():
+        means = [model.conv1(x).mean(dim=(0, 2)) for x, _ in data.train.batches(32)]
+    expected = torch.stack(means).mean(0)
+    assert torch.allclose(model.bn1.running_mean, expected, atol=1e-5)
