@@ -3,8 +3,7 @@
     python -m benchmarks.deploy_speed [--epochs N] [--iterations 200]
         [--channel-run DIR] [--unstructured-run DIR]
 
-1. The bundled channel recipe (synflow_channel75; snip stands in while synflow is not
-   registered, and the script says so) at 75% channel sparsity: compact must be >= 5x
+1. The bundled channel recipe synflow_channel75 at 75% channel sparsity: compact must be >= 5x
    faster than dense at batch 64 and compact+int8 >= 10x, each within 1 point of PyTorch.
 2. snip90 (unstructured 90%): compact never slower than dense and equal to it within float32
    noise (max abs diff <= 1e-4, the bound of every parity check);
@@ -26,7 +25,6 @@ from rich.console import Console
 
 from paiexport.benchmark import benchmark_files
 from paiexport.data import load_data
-from paiexport.methods import METHODS
 from paiexport.pipeline import run_recipe
 from paiexport.recipe import bundled_recipes_dir, load_recipe
 from paiexport.validate import PARITY_ATOL, make_session, run_session
@@ -115,12 +113,7 @@ def main() -> None:
     args = parser.parse_args()
     common = [f"train.epochs={args.epochs}"] if args.epochs is not None else []
     tmp = Path(tempfile.mkdtemp(prefix="deploy_speed-"))
-    channel_run = args.channel_run
-    if channel_run is None:
-        method = [] if "synflow" in METHODS else ["method.name=snip"]
-        if method:
-            print("synflow is not registered in this checkout: synflow_channel75 runs with method.name=snip")
-        channel_run = train("synflow_channel75", common + method, tmp / "channel75")
+    channel_run = args.channel_run or train("synflow_channel75", common, tmp / "channel75")
     unstructured_run = args.unstructured_run or train("snip90", common, tmp / "snip90")
     ok = channel_part(channel_run, args.iterations)
     ok &= unstructured_part(unstructured_run, args.iterations)
