@@ -38,7 +38,7 @@ from paiexport.recipe import (
     read_recipe_file,
     validate_recipe,
 )
-from paiexport.train import evaluate
+from paiexport.train import evaluate, read_epoch_records
 
 TARGET = 0.9
 BASELINE = "dense"
@@ -91,8 +91,7 @@ def run_once(raw: dict[str, Any], source: str) -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as tmp:
         paths = RunPaths(Path(tmp))
         method.fit(ctx, pipeline.RecipeTrainer(recipe, data, paths))
-        records = [json.loads(line) for line in paths.metrics.read_text().splitlines()]
-    epochs = sum(1 for r in records if "epoch" in r)
+        epochs = len(read_epoch_records(paths.metrics))
     _, acc = evaluate(model, data.test, device=recipe.train.device)
     return {
         "test_acc": acc,

@@ -9,7 +9,6 @@ from __future__ import annotations
 import base64
 import html
 import io
-import json
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +17,7 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
 from paiexport.paths import RunPaths
+from paiexport.train import read_epoch_records
 
 FIG_INCHES = (9.0, 4.0)
 DPI = 100  # every PNG is 900 x 400 pixels
@@ -34,15 +34,6 @@ def _empty(fig: Figure, text: str) -> Figure:
     ax.text(0.5, 0.5, text, ha="center", va="center", fontsize=12, color="#555")
     ax.set_axis_off()
     return fig
-
-
-def read_metrics(path: Path) -> list[dict[str, Any]]:
-    """The per-epoch rows of metrics.jsonl; methods also log other records there (LTH levels,
-    mask updates), which have no training loss and are not plotted as epochs."""
-    if not path.is_file():
-        return []
-    rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-    return [row for row in rows if "epoch" in row and "train_loss" in row]
 
 
 def training_figure(metrics: list[dict[str, Any]]) -> Figure:
@@ -241,7 +232,7 @@ are speedups over the dense file measured in the same run.</p>
 
 def write_html_report(paths: RunPaths, report: dict[str, Any]) -> Path:
     """Write plots/<figure>.png and report.html (the same PNGs, embedded) into the run folder."""
-    pngs = figures(report, read_metrics(paths.metrics))
+    pngs = figures(report, read_epoch_records(paths.metrics))
     paths.plots.mkdir(exist_ok=True)
     for key, png in pngs.items():
         paths.plot(key).write_bytes(png)

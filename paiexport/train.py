@@ -139,6 +139,18 @@ def evaluate(
     return loss_sum / n, correct / n
 
 
+def read_epoch_records(path: Path) -> list[dict[str, Any]]:
+    """The per-epoch rows of a metrics.jsonl written by `train`.
+
+    Methods log other records to the same file (LTH levels, mask updates); those carry no
+    training loss, so they are not epochs.
+    """
+    if not path.is_file():
+        return []
+    rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    return [row for row in rows if "epoch" in row and "train_loss" in row]
+
+
 def _appender(path: Path) -> Callable[[dict[str, Any]], None]:
     def log(record: dict[str, Any]) -> None:
         with path.open("a") as f:

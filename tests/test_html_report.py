@@ -91,8 +91,8 @@ def test_report_renders_in_headless_chromium(run_dir, tmp_path):
     assert png_size(blob) == (1000, 2000) and len(blob) > 50_000  # text and figures, not a blank page
 
 
-def test_read_metrics_plots_only_epoch_rows(tmp_path):
-    from paiexport.html_report import read_metrics
+def test_only_epoch_rows_are_plotted_as_epochs(tmp_path):
+    from paiexport.train import read_epoch_records
 
     path = tmp_path / "metrics.jsonl"
     path.write_text(
@@ -101,4 +101,4 @@ def test_read_metrics_plots_only_epoch_rows(tmp_path):
         '{"event": "mask_update", "step": 100, "dropped": 3, "regrown": 3}\n'
         '{"epoch": 2, "train_loss": 0.8, "val_loss": 0.9, "train_acc": 0.6, "val_acc": 0.5}\n'
     )
-    assert [row["epoch"] for row in read_metrics(path)] == [1, 2]
+    assert [row["epoch"] for row in read_epoch_records(path)] == [1, 2]
