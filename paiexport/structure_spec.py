@@ -56,7 +56,15 @@ def parse_structure(value: Any) -> Any:
         match = _NM.match(value)
         if not match:
             raise ValueError(f"expected unstructured, channel or N:M such as 2:4, got {value!r}")
-        return NMPattern(n=int(match.group(1)), m=int(match.group(2)))
+        n, m = int(match.group(1)), int(match.group(2))
+        if not 1 <= n < m:
+            # Checked here, not only in NMPattern: an error inside the union would be reported
+            # as pydantic's per-branch internals instead of this sentence.
+            raise ValueError(f"N:M needs 1 <= N < M, got {n}:{m}")
+        return NMPattern(n=n, m=m)
+    if isinstance(value, int) and not isinstance(value, bool):
+        # YAML 1.1 reads an unquoted 2:4 as the base-60 integer 124.
+        raise ValueError(f'write N:M in quotes, e.g. "2:4" (unquoted YAML reads it as the number {value})')
     if isinstance(value, str) and value not in StructureKind.__members__:
         raise ValueError(f"expected unstructured, channel or N:M such as 2:4, got {value!r}")
     return value

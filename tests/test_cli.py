@@ -164,3 +164,29 @@ def test_recipes_lists_bundled():
 def test_help_is_useful():
     assert "Prune at initialization" in invoke("--help").output
     assert "--set" in invoke("run", "--help").output
+
+
+def test_error_messages_keep_their_brackets(tmp_path, write_recipe, tiny_recipe_dict):
+    """rich markup must not eat '[...]' in a message (sweep names runs as 'file [key=value]')."""
+    result = invoke(
+        "sweep",
+        str(write_recipe(tiny_recipe_dict)),
+        "--grid",
+        "method.name=nope",
+        "--out",
+        str(tmp_path / "s"),
+    )
+    assert result.exit_code == 2
+    assert "[method.name=nope" in result.output
+
+
+def test_unquoted_nm_structure_gets_a_hint(write_recipe, tiny_recipe_dict, tmp_path):
+    result = invoke(
+        "run",
+        str(write_recipe(tiny_recipe_dict)),
+        "--set",
+        "sparsity.structure=2:4",
+        "--out",
+        str(tmp_path / "o"),
+    )
+    assert result.exit_code == 2 and 'quotes, e.g. "2:4"' in result.output
