@@ -14,9 +14,10 @@ from rich.table import Table
 from paiexport.benchmark import LatencyStats
 
 SPARSE_STORAGE_NOTE = (
-    "model.sparse.onnx stores weights as ONNX sparse initializers: the file is smaller, "
-    "but onnxruntime densifies them at load, so it runs no faster than model.onnx and "
-    "uses slightly more memory while loading. Speed needs a physically smaller graph or int8."
+    "model.sparse.onnx stores weights as ONNX sparse initializers: the file is smaller, but "
+    "onnxruntime expands them to dense tensors when it loads the model, so it runs no faster "
+    "than model.onnx and saves no memory (`paiexport bench` measures the session's peak). "
+    "Speed needs a physically smaller graph (compact) or int8."
 )
 UNTRAINED_WEIGHTS_NOTE = (
     "The weights were not trained: they keep their random initialization and only the mask "

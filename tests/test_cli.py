@@ -64,7 +64,7 @@ def test_report_contents(tiny_run):
         assert layer["reached"] == pytest.approx(layer["target"], abs=1e-9), name
         assert layer["onnx"]["dense"] == pytest.approx(layer["reached"])
     assert "onnxruntime" in report["versions"] and "torch" in report["versions"]
-    assert any("densifies" in note for note in report["notes"])
+    assert any("expands them to dense tensors" in note for note in report["notes"])
     assert "Per-layer sparsity" in (out / "report.md").read_text()
 
 
