@@ -18,25 +18,9 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
-import onnx
-from onnx import TensorProto, helper, numpy_helper
 
 from paiexport.benchmark import BenchSettings, bench
-
-
-def matmul_chain(path: Path, layers: int, width: int = 1024) -> Path:
-    rng = np.random.default_rng(0)
-    nodes, inits, prev = [], [], "input"
-    for i in range(layers):
-        w = (rng.standard_normal((width, width)) / np.sqrt(width)).astype(np.float32)
-        inits.append(numpy_helper.from_array(w, f"w{i}"))
-        nodes.append(helper.make_node("MatMul", [prev, f"w{i}"], [f"r{i}"]))
-        prev = f"r{i}"
-    x = helper.make_tensor_value_info("input", TensorProto.FLOAT, ["batch", width])
-    y = helper.make_tensor_value_info(prev, TensorProto.FLOAT, ["batch", width])
-    graph = helper.make_graph(nodes, "chain", [x], [y], inits)
-    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)]), str(path))
-    return path
+from paiexport.synthetic_onnx import matmul_chain
 
 
 def cv(values: list[float]) -> float:
@@ -51,7 +35,10 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=1024)
     args = parser.parse_args()
     tmp = Path(tempfile.mkdtemp())
-    files = {"big": matmul_chain(tmp / "big.onnx", 4), "small": matmul_chain(tmp / "small.onnx", 2)}
+    files = {
+        "big": matmul_chain(tmp / "big.onnx", 4, 1024),
+        "small": matmul_chain(tmp / "small.onnx", 2, 1024),
+    }
     cpu = sorted(os.sched_getaffinity(0))[-1]
     os.sched_setaffinity(0, {cpu})
     big, small, ratio = [], [], []

@@ -6,12 +6,12 @@ import sys
 
 import numpy as np
 import pytest
-from onnx_graphs import matmul_chain
 from typer.testing import CliRunner
 
 from paiexport.benchmark import bench, bench_inputs, parse_positive_ints
 from paiexport.cli import app
 from paiexport.errors import UserError
+from paiexport.synthetic_onnx import matmul_chain
 
 runner = CliRunner()
 

@@ -1,4 +1,4 @@
-"""Hand-built ONNX graphs for benchmark tests: fast to make, no exporter involved."""
+"""Hand-built ONNX graphs for benchmarks and their tests: fast to make, no exporter involved."""
 
 from __future__ import annotations
 
