@@ -263,6 +263,44 @@ def sparsity_section(model: nn.Module, recipe: Recipe, files: dict[str, Path]) -
     }  # fmt: skip
 
 
+def assemble_report(
+    recipe: Recipe, model: nn.Module, method: Method, result: TrainResult, exported: ExportedVariants,
+    checks: dict[str, FileValidation], stats: dict, deploy: dict[str, Any] | None, torch_acc: float,
+) -> dict[str, Any]:  # fmt: skip
+    """report.json's content (without `timings_s`, which the caller adds last)."""
+    files = exported.files
+    sizes = {v: file_size(p) for v, p in files.items()}
+    weights = prunable_weights(model, recipe.sparsity.exclude)
+    untrained = [] if method.trains_weights else [UNTRAINED_WEIGHTS_NOTE]
+    return {
+        "paiexport_version": __version__,
+        "recipe": recipe.to_dict(),
+        "recipe_hash": recipe.digest(),
+        "method": recipe.method.name,
+        "weights_trained": method.trains_weights,
+        "accuracy": {"torch": torch_acc, "onnx": {v: c.accuracy for v, c in checks.items()}},
+        "sparsity": sparsity_section(model, recipe, files),
+        "layer_collapse": find_collapse({n: w != 0 for n, w in weights.items()}),
+        "validation": {v: c.to_dict() for v, c in checks.items()},
+        **latency_sections(stats),
+        "size_bytes": sizes,
+        "size_ratio_vs_dense": size_ratios(sizes),
+        "files": {v: p.name for v, p in files.items()},
+        "training": {
+            "epochs": recipe.train.epochs,
+            "seconds": round(result.seconds, 3),
+            "best_epoch": result.best_epoch,
+            "exported_epoch": result.exported_epoch,
+            "final": result.history[-1] if result.history else None,
+        },
+        "compact": exported.compact,
+        "deploy": deploy,
+        "notes": [SPARSE_STORAGE_NOTE, *untrained, *structure_notes(model, recipe.sparsity, list(weights))],
+        "versions": versions(),
+        **method.report(),
+    }
+
+
 def run_recipe(
     recipe: Recipe, out_dir: Path, *, force: bool = False, console: Console | None = None
 ) -> dict[str, Any]:
@@ -289,40 +327,8 @@ def run_recipe(
         deploy = None
         if ExportFormat.auto in recipe.export.formats:
             deploy = write_deploy(exported, stats, checks, torch_acc, recipe, paths, model, data)
-        files = exported.files
-        sizes = {v: file_size(p) for v, p in files.items()}
-        report = {
-            "paiexport_version": __version__,
-            "recipe": recipe.to_dict(),
-            "recipe_hash": recipe.digest(),
-            "method": recipe.method.name,
-            "weights_trained": method.trains_weights,
-            "accuracy": {"torch": torch_acc, "onnx": {v: c.accuracy for v, c in checks.items()}},
-            "sparsity": sparsity_section(model, recipe, files),
-            "layer_collapse": find_collapse(
-                {n: w != 0 for n, w in prunable_weights(model, recipe.sparsity.exclude).items()}
-            ),
-            "validation": {v: c.to_dict() for v, c in checks.items()},
-            **latency_sections(stats),
-            "size_bytes": sizes,
-            "size_ratio_vs_dense": size_ratios(sizes),
-            "files": {v: p.name for v, p in files.items()},
-            "training": {
-                "epochs": recipe.train.epochs, "seconds": round(result.seconds, 3),
-                "best_epoch": result.best_epoch,
-                "exported_epoch": (result.best_epoch if recipe.train.checkpoint.value == "best"
-                                   else recipe.train.epochs),
-                "final": result.history[-1] if result.history else None,
-            },
-            "timings_s": {**timer.seconds, "total": round(time.perf_counter() - start, 3)},
-            "compact": exported.compact,
-            "deploy": deploy,
-            "notes": [SPARSE_STORAGE_NOTE, *([] if method.trains_weights else [UNTRAINED_WEIGHTS_NOTE]),
-                      *structure_notes(model, recipe.sparsity, list(
-                prunable_weights(model, recipe.sparsity.exclude)))],
-            "versions": versions(),
-            **method.report(),
-        }  # fmt: skip
+        report = assemble_report(recipe, model, method, result, exported, checks, stats, deploy, torch_acc)
+        report["timings_s"] = {**timer.seconds, "total": round(time.perf_counter() - start, 3)}
         write_json(report, paths.report_json)
         paths.report_md.write_text(markdown(report))
         write_html_report(paths, report)

@@ -91,6 +91,7 @@ class TrainCallback:
 class TrainResult:
     history: list[dict[str, Any]] = field(default_factory=list)
     best_epoch: int = 0
+    exported_epoch: int = 0  # the epoch whose weights the model holds after `train`
     seconds: float = 0.0
 
 
@@ -255,7 +256,8 @@ def train(
     if cfg.epochs == 0:
         torch.save(model.state_dict(), checkpoint_dir / "last.pt")
         torch.save(model.state_dict(), checkpoint_dir / "best.pt")
-    chosen = "best.pt" if cfg.checkpoint is CheckpointChoice.best else "last.pt"
-    model.load_state_dict(torch.load(checkpoint_dir / chosen, weights_only=True))
+    best = cfg.checkpoint is CheckpointChoice.best
+    model.load_state_dict(torch.load(checkpoint_dir / ("best.pt" if best else "last.pt"), weights_only=True))
+    result.exported_epoch = result.best_epoch if best else cfg.epochs
     result.seconds = time.perf_counter() - start
     return result

@@ -97,3 +97,13 @@ def test_divergence_is_a_clear_user_error(tmp_path):
     cfg = TrainConfig(epochs=3, optimizer=OptimizerConfig(name="sgd", lr=1e30))
     with pytest.raises(UserError, match=r"train\.optimizer\.lr"):
         train_briefly(model, data, cfg, tmp_path)
+
+
+@pytest.mark.parametrize("choice", ["best", "last"])
+def test_result_names_the_epoch_the_model_holds(tmp_path, choice):
+    data = load_data(DatasetName.synthetic, seed=0, val_fraction=0.2)
+    model = build_model(ModelName.mlp, {"hidden": [8]}, data.input_shape, 4)
+    result = train_briefly(model, data, TrainConfig(epochs=3, checkpoint=choice), tmp_path)
+    assert result.exported_epoch == (result.best_epoch if choice == "best" else 3)
+    saved = torch.load(tmp_path / "ck" / f"{choice}.pt", weights_only=True)
+    assert all(torch.equal(v, saved[k]) for k, v in model.state_dict().items())
