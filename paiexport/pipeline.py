@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import random
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -11,7 +10,6 @@ from math import prod
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import onnx
 import torch
 import yaml
@@ -49,6 +47,7 @@ from paiexport.report import (
     versions,
     write_json,
 )
+from paiexport.seeding import seed_everything, stream
 from paiexport.structure import structure_notes
 from paiexport.structure_spec import StructureKind
 from paiexport.train import CheckpointChoice, TrainCallback, TrainResult, evaluate, train
@@ -80,13 +79,6 @@ class Timer:
         self.console.print(f"[green]✓[/] {what} ({self.seconds[name]:.1f} s)")
 
 
-def seed_everything(seed: int) -> None:
-    random.seed(seed)
-    np.random.seed(seed)
-    torch.manual_seed(seed)
-    torch.use_deterministic_algorithms(True, warn_only=True)
-
-
 def effective_sparsity(recipe: Recipe) -> SparsityConfig:
     return recipe.sparsity.model_copy(update={"target": recipe.effective_target()})
 
@@ -113,7 +105,7 @@ def prepare(recipe: Recipe) -> tuple[DataSplits, nn.Module, Method, SelectionCon
         data,
         effective_sparsity(recipe),
         recipe.data.batch_size,
-        torch.Generator().manual_seed(recipe.seed),
+        stream(recipe.seed, "selection"),
     )
     return data, model, method, ctx
 

@@ -19,6 +19,7 @@ from torch import nn
 from paiexport.config import StrictModel
 from paiexport.data import DataSplits, Split
 from paiexport.errors import UserError
+from paiexport.seeding import stream
 
 
 class OptimizerName(str, Enum):
@@ -199,7 +200,7 @@ def train(
         total,
         _appender(metrics_path),
     )
-    generator = torch.Generator().manual_seed(seed)
+    generator = stream(seed, "batches")
     result, best_acc, start = TrainResult(), -1.0, time.perf_counter()
     for cb in callbacks:
         cb.on_train_begin(state)

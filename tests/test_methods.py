@@ -93,3 +93,28 @@ def test_random_is_seeded_and_exact():
 def test_every_method_cites_its_paper(name):
     module = importlib.import_module(METHODS[name].__module__)
     assert "Reference:" in (module.__doc__ or "") + (METHODS[name].__doc__ or "")
+
+
+def test_random_masks_are_independent_of_the_initial_weights():
+    """The selection stream must not replay the initialization's uniforms (seeding.stream)."""
+    from pathlib import Path
+
+    from paiexport.pipeline import prepare
+    from paiexport.recipe import bundled_recipes_dir, load_recipe
+
+    path = Path(bundled_recipes_dir() / "random90.yaml")
+    recipe = load_recipe(path, ["sparsity.target=0.5", "data.name=synthetic"])
+    _, model, method, ctx = prepare(recipe)
+    masks = method.select(ctx)
+    for name in ("conv2.weight", "fc1.weight"):
+        w, keep = ctx.prunable()[name].detach(), masks[name]
+        kept = w[keep]
+        assert 0.47 < float((kept > 0).float().mean()) < 0.53, name
+        assert float(kept.abs().mean()) == pytest.approx(float(w.abs().mean()), rel=0.05), name
+
+
+def test_streams_differ_by_purpose_and_seed():
+    from paiexport.seeding import stream_seed
+
+    seeds = {stream_seed(s, p) for s in (0, 1) for p in ("selection", "batches")}
+    assert len(seeds) == 4 and all(0 <= s < 2**63 for s in seeds)

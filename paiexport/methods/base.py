@@ -24,6 +24,7 @@ from paiexport.methods.static import (
     reinitialize,
     shuffle_within_layers,
 )
+from paiexport.seeding import stream
 from paiexport.train import CheckpointChoice, TrainCallback, TrainResult
 
 
@@ -51,7 +52,7 @@ class SelectionContext:
     data: DataSplits
     sparsity: SparsityConfig
     batch_size: int
-    generator: torch.Generator = field(default_factory=lambda: torch.Generator().manual_seed(0))
+    generator: torch.Generator = field(default_factory=lambda: stream(0, "selection"))
 
     def prunable(self) -> dict[str, torch.Tensor]:
         return prunable_weights(self.model, self.sparsity.exclude)
