@@ -68,9 +68,16 @@ def _round_to_total(wanted: dict[str, float], caps: dict[str, int], total: int) 
 
 
 def layer_keep_counts(
-    shapes: dict[str, tuple[int, ...]], target: float, distribution: Distribution
+    shapes: dict[str, tuple[int, ...]],
+    target: float,
+    distribution: Distribution,
+    caps: dict[str, int] | None = None,
 ) -> dict[str, int]:
-    """Weights to keep per layer for uniform or ERK (global has no per-layer counts)."""
+    """Weights to keep per layer for uniform or ERK (global has no per-layer counts).
+
+    `caps` bounds each layer (default: its size); what a capped layer cannot take goes to
+    layers with room, so the total stays exact while it fits.
+    """
     sizes = {n: prod(s) for n, s in shapes.items()}
     keep = total_keep(sizes, target)
     if distribution is Distribution.uniform:
@@ -80,7 +87,7 @@ def layer_keep_counts(
         wanted = {n: densities[n] * sizes[n] for n in shapes}
     else:
         raise ValueError(f"{distribution.value} allocation has no per-layer counts")
-    return _round_to_total(wanted, sizes, keep)
+    return _round_to_total(wanted, sizes if caps is None else caps, keep)
 
 
 def _top_k_mask(scores: torch.Tensor, k: int) -> torch.Tensor:
@@ -93,18 +100,24 @@ def _top_k_mask(scores: torch.Tensor, k: int) -> torch.Tensor:
 
 
 def allocate_masks(scores: dict[str, torch.Tensor], target: float, distribution: Distribution) -> Masks:
-    """Keep the highest scores: per layer (uniform/ERK) or across all layers (global)."""
+    """Keep the highest scores: per layer (uniform/ERK) or across all layers (global).
+
+    A score of -inf marks a weight pruned earlier (iterative rounds, LTH levels, GMP): it is
+    never kept again, so masks only shrink.
+    """
+    alive = {n: int(torch.isfinite(s).sum()) for n, s in scores.items()}
     if distribution is Distribution.global_:
         names = list(scores)
         flat = torch.cat([scores[n].detach().flatten().double() for n in names])
         sizes = {n: scores[n].numel() for n in names}
-        joint = _top_k_mask(flat, total_keep(sizes, target))
+        joint = _top_k_mask(flat, min(total_keep(sizes, target), sum(alive.values())))
         masks, start = {}, 0
         for n in names:
             masks[n] = joint[start : start + sizes[n]].view_as(scores[n])
             start += sizes[n]
         return masks
-    counts = layer_keep_counts({n: tuple(s.shape) for n, s in scores.items()}, target, distribution)
+    shapes = {n: tuple(s.shape) for n, s in scores.items()}
+    counts = layer_keep_counts(shapes, target, distribution, caps=alive)
     return {n: _top_k_mask(s, counts[n]) for n, s in scores.items()}
 
 

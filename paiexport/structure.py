@@ -104,7 +104,8 @@ def channel_masks(scores: dict[str, torch.Tensor], sparsity: SparsityConfig, fix
     for n in free:
         order = torch.argsort(-rows[n], stable=True)
         keep = torch.zeros(len(rows[n]), dtype=torch.bool)
-        keep[order[: min(counts[n], len(keep))]] = True
+        alive = int(torch.isfinite(rows[n]).sum())  # rows pruned earlier (-inf) never come back
+        keep[order[: min(counts[n], alive)]] = True
         masks[n] = keep.view(-1, *([1] * (scores[n].dim() - 1))).expand_as(scores[n]).clone()
     return {n: masks[n] for n in scores}
 

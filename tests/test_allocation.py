@@ -72,3 +72,24 @@ def test_exact_overall_sparsity(sizes, target, distribution):
     assert kept == round((1 - target) * total)
     for name, mask in masks.items():
         assert mask.shape == scores[name].shape and mask.dtype == torch.bool
+
+
+@pytest.mark.parametrize("distribution", list(Distribution))
+def test_weights_pruned_earlier_never_come_back(distribution):
+    """Rounds at rising sparsity (iterative criteria, LTH, GMP) only ever shrink the masks."""
+    g = torch.Generator().manual_seed(0)
+    shapes = [(10, 9), (9, 7), (7, 3)]
+    scores = {f"l{i}": torch.rand(*s, generator=g).double() for i, s in enumerate(shapes)}
+    masks = None
+    for target in (0.3, 0.5, 0.7, 0.8, 0.85, 0.9):
+        current = (
+            scores
+            if masks is None
+            else {n: s.masked_fill(~masks[n], float("-inf")) for n, s in scores.items()}
+        )
+        new = allocate_masks(current, target, distribution)
+        if masks is not None:
+            for n in new:
+                assert not (new[n] & ~masks[n]).any(), f"{n} regrew at target {target}"
+        masks = new
+    assert sum(int(m.sum()) for m in masks.values()) == round(0.1 * sum(s.numel() for s in scores.values()))

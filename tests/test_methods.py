@@ -104,7 +104,7 @@ def test_random_masks_are_independent_of_the_initial_weights():
 
     path = Path(bundled_recipes_dir() / "random90.yaml")
     recipe = load_recipe(path, ["sparsity.target=0.5", "data.name=synthetic"])
-    _, model, method, ctx = prepare(recipe)
+    _, _, method, ctx = prepare(recipe)
     masks = method.select(ctx)
     for name in ("conv2.weight", "fc1.weight"):
         w, keep = ctx.prunable()[name].detach(), masks[name]
