@@ -64,6 +64,10 @@ def run(
         report = run_recipe(parsed, target, force=force, console=err)
     wide_out().print(summary_table(report))
     out.print(f"run folder: {target}  (report.json, report.md, {', '.join(report['files'].values())})")
+    failed = [v for v, check in report["validation"].items() if not check["passed"]]
+    if failed:  # the files are written, but CI must not ship them
+        err.print(f"[red]validation failed:[/] {', '.join(failed)} (see report.json validation)")
+        raise typer.Exit(1)
 
 
 @app.command("recipes")

@@ -56,7 +56,8 @@ def choose_deploy(
             continue
         check = checks[variant]
         drop = (torch_accuracy - check.accuracy) * 100
-        eligible = check.checker and check.loads and drop <= max_accuracy_drop + 1e-9
+        # Every check, parity included: a wrong file must never ship, however fast it is.
+        eligible = check.passed and drop <= max_accuracy_drop + 1e-9
         candidates[variant] = {
             "geomean_latency_ms": _geomean_ms(by_batch), "accuracy": check.accuracy,
             "accuracy_drop_points": drop, "eligible": eligible,

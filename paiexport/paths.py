@@ -73,6 +73,9 @@ def default_run_dir(name: str) -> Path:
 
 def check_writable(final: Path, force: bool) -> None:
     """Fail before any work when the output exists and --force was not given."""
+    resolved, cwd = final.resolve(), Path.cwd().resolve()
+    if resolved == cwd or resolved in cwd.parents:
+        raise UserError(f"output folder {final} is the current folder or contains it; choose another --out")
     if final.exists() and not force:
         raise UserError(f"output folder {final} exists; pass --force to replace it")
     if final.exists() and not final.is_dir():
@@ -96,6 +99,9 @@ def staged_run_dir(final: Path, force: bool) -> Iterator[RunPaths]:
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
+    # Swap in the new run before deleting the old one: a crash in between leaves a complete run.
+    previous = final.parent / f".{final.name}.replaced-{os.getpid()}"
     if final.exists():
-        shutil.rmtree(final)
+        final.rename(previous)
     staging.rename(final)
+    shutil.rmtree(previous, ignore_errors=True)

@@ -59,6 +59,13 @@ class ExportConfig(StrictModel):
     int8: Int8Mode = Int8Mode.dynamic
     calibration_samples: int = Field(default=300, ge=1, description="training samples for static int8")
 
+    @field_validator("formats")
+    @classmethod
+    def _dense_is_the_baseline(cls, formats: list[ExportFormat]) -> list[ExportFormat]:
+        if ExportFormat.dense not in formats:
+            raise ValueError("must include dense: every other file is measured against it")
+        return formats
+
 
 class ValidateConfig(StrictModel):
     max_accuracy_drop: float = Field(

@@ -190,3 +190,42 @@ def test_unquoted_nm_structure_gets_a_hint(write_recipe, tiny_recipe_dict, tmp_p
         str(tmp_path / "o"),
     )
     assert result.exit_code == 2 and 'quotes, e.g. "2:4"' in result.output
+
+
+def test_out_never_targets_the_current_folder(tmp_path, write_recipe, tiny_recipe_dict, monkeypatch):
+    recipe = write_recipe(tiny_recipe_dict)
+    monkeypatch.chdir(tmp_path)
+    for out in (".", str(tmp_path), str(tmp_path.parent)):
+        result = invoke("run", str(recipe), "--out", out, "--force")
+        assert result.exit_code == 2 and "current folder" in result.output
+    assert recipe.exists()
+
+
+def test_formats_must_include_the_dense_baseline(write_recipe, tiny_recipe_dict, tmp_path):
+    result = invoke(
+        "run",
+        str(write_recipe(tiny_recipe_dict)),
+        "--set",
+        "export.formats=[compact, sparse]",
+        "--out",
+        str(tmp_path / "o"),
+    )
+    assert result.exit_code == 2 and "export.formats: must include dense" in result.output
+
+
+def test_run_exits_1_when_a_file_fails_validation(tmp_path, write_recipe, tiny_recipe_dict, monkeypatch):
+    import paiexport.pipeline as pipeline
+
+    real = pipeline.validate_file
+
+    def sparse_fails(path, variant, *args, **kwargs):
+        check = real(path, variant, *args, **kwargs)
+        if variant == "sparse":
+            check.parity = False
+        return check
+
+    monkeypatch.setattr(pipeline, "validate_file", sparse_fails)
+    out = tmp_path / "run"
+    result = invoke("run", str(write_recipe(tiny_recipe_dict)), "--out", str(out), "--set", "train.epochs=1")
+    assert result.exit_code == 1 and "validation failed: sparse" in result.output
+    assert json.loads((out / "report.json").read_text())["validation"]["sparse"]["passed"] is False

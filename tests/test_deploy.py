@@ -142,6 +142,14 @@ def test_auto_picks_fastest_within_the_accuracy_budget():
     assert chosen == "compact.int8"
 
 
+def test_auto_never_ships_a_file_that_failed_parity():
+    stats = {"dense": _stats(1.0), "compact": _stats(0.2), "int8": _stats(0.5)}
+    checks = {v: _check(v, 0.9) for v in stats}
+    checks["compact"].parity = False  # fastest and accurate, but its outputs are wrong
+    chosen, section = choose_deploy(stats, checks, 0.9, max_accuracy_drop=1.0)
+    assert chosen == "int8" and not section["candidates"]["compact"]["eligible"]
+
+
 def test_static_int8_is_calibrated(tmp_path, write_recipe, tiny_recipe_dict):
     tiny_recipe_dict["export"].update(
         {"formats": ["dense", "int8"], "int8": "static", "calibration_samples": 64}
