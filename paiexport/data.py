@@ -94,6 +94,8 @@ def _split_off(
     order = np.random.default_rng(seed).permutation(len(y))
     n_val = round(fraction * len(y))
     val, train = order[:n_val], order[n_val:]
+    if len(train) == 0:
+        raise UserError(f"data.val_fraction: {fraction} leaves no training samples")
     return _f32(x[train]), _i64(y[train]), _f32(x[val]), _i64(y[val])
 
 

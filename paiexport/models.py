@@ -13,7 +13,7 @@ from math import prod
 from typing import Any
 
 import torch
-from pydantic import Field, ValidationError
+from pydantic import Field, PositiveInt, ValidationError
 from torch import nn
 
 from paiexport.config import StrictModel
@@ -28,11 +28,11 @@ class ModelName(str, Enum):
 
 
 class MLPArgs(StrictModel):
-    hidden: list[int] = Field(default_factory=lambda: [300, 100], min_length=1)
+    hidden: list[PositiveInt] = Field(default_factory=lambda: [300, 100], min_length=1)
 
 
 class CNN1dArgs(StrictModel):
-    channels: list[int] = Field(default_factory=lambda: [64, 64, 64], min_length=1)
+    channels: list[PositiveInt] = Field(default_factory=lambda: [64, 64, 64], min_length=1)
     hidden: int = Field(default=256, ge=1)
 
 

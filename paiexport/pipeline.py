@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fnmatch
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -23,6 +24,7 @@ from paiexport.collapse import check_collapse, find_collapse
 from paiexport.compact import compact_model, max_abs_diff
 from paiexport.data import DataSplits, load_data
 from paiexport.deploy import choose_deploy, run_metadata
+from paiexport.errors import UserError
 from paiexport.export import save_onnx, to_onnx
 from paiexport.html_report import write_html_report
 from paiexport.masks import (
@@ -94,11 +96,24 @@ def planned_layer_sparsity(
     return {n: 1.0 - keep[n] / prod(shapes[n]) for n in weights}
 
 
+def check_fits_model(recipe: Recipe, model: nn.Module) -> None:
+    """What the recipe can only be checked against once the model exists."""
+    names = list(prunable_weights(model))
+    for pattern in recipe.sparsity.exclude:
+        if not any(fnmatch.fnmatchcase(n, pattern) for n in names):
+            raise UserError(f"sparsity.exclude: {pattern!r} matches no prunable weight ({', '.join(names)})")
+    if recipe.effective_target() > 0 and not prunable_weights(model, recipe.sparsity.exclude):
+        raise UserError("sparsity.exclude: leaves no prunable weight for sparsity.target")
+    if recipe.train.device.startswith("cuda") and not torch.cuda.is_available():
+        raise UserError(f"train.device: {recipe.train.device} requested, but torch sees no CUDA device")
+
+
 def prepare(recipe: Recipe) -> tuple[DataSplits, nn.Module, Method, SelectionContext]:
     """Seeded data, model and method: the same recipe gives the same starting point."""
     seed_everything(recipe.seed)
     data = load_data(recipe.data.name, seed=recipe.seed, val_fraction=recipe.data.val_fraction)
     model = build_model(recipe.model.name, recipe.model.args, data.input_shape, data.num_classes)
+    check_fits_model(recipe, model)
     method = make_method(recipe.method)
     ctx = SelectionContext(
         model,

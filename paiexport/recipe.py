@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Annotated, Any, Union
 
 import yaml
-from pydantic import Field, PositiveInt, ValidationError, field_validator
+from pydantic import Field, PositiveInt, ValidationError, field_validator, model_validator
 
 from paiexport.allocation import SparsityConfig
 from paiexport.config import StrictModel
@@ -20,8 +20,10 @@ from paiexport.data import DatasetName
 from paiexport.errors import UserError
 from paiexport.gates import GatesConfig
 from paiexport.methods import METHODS
+from paiexport.methods.static import Ablation
 from paiexport.models import ModelName, parse_model_args
-from paiexport.train import TrainConfig
+from paiexport.structure_spec import ChannelReduce, StructureKind
+from paiexport.train import CheckpointChoice, TrainConfig
 from paiexport.variants import ExportFormat, Int8Mode
 
 MethodSection = Annotated[
@@ -97,6 +99,33 @@ class Recipe(StrictModel):
     gates: GatesConfig = Field(default_factory=GatesConfig)
     validate: ValidateConfig = Field(default_factory=ValidateConfig)
 
+    @model_validator(mode="after")
+    def _best_needs_validation_data(self) -> Recipe:
+        if self.train.checkpoint is CheckpointChoice.best and self.data.val_fraction == 0:
+            raise ValueError(
+                "data.val_fraction: 0 leaves no validation split to pick the best checkpoint; "
+                "use train.checkpoint: last"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _method_fits_structure(self) -> Recipe:
+        structure = self.sparsity.structure
+        if structure is StructureKind.unstructured:
+            return self
+        if not METHODS[self.method.name].supports_structure:
+            raise ValueError(
+                f"sparsity.structure: {self.method.name} keeps no channel or N:M structure; use unstructured"
+            )
+        ablation = getattr(self.method, "ablation", Ablation.none)
+        if ablation is Ablation.random_ticket:
+            raise ValueError("method.ablation: random_ticket shuffles single weights; use it unstructured")
+        if ablation is Ablation.invert and self.sparsity.channel_reduce is ChannelReduce.l2:
+            raise ValueError(
+                "method.ablation: invert is lost in an l2 channel_reduce (|-s| = |s|); use sum or mean"
+            )
+        return self
+
     def effective_target(self) -> float:
         """The dense method ignores `sparsity.target`."""
         return 0.0 if self.method.name == "dense" else self.sparsity.target
@@ -127,7 +156,7 @@ def _format_error(err: dict[str, Any]) -> str:
     if err["type"] == "extra_forbidden":
         return f"{loc}: unknown field"
     msg = err["msg"].removeprefix("Value error, ")
-    return f"{loc}: {msg}"
+    return f"{loc}: {msg}" if err["loc"] else msg  # recipe-level checks name their fields
 
 
 def validate_recipe(raw: dict[str, Any], source: str) -> Recipe:

@@ -229,3 +229,29 @@ def test_run_exits_1_when_a_file_fails_validation(tmp_path, write_recipe, tiny_r
     result = invoke("run", str(write_recipe(tiny_recipe_dict)), "--out", str(out), "--set", "train.epochs=1")
     assert result.exit_code == 1 and "validation failed: sparse" in result.output
     assert json.loads((out / "report.json").read_text())["validation"]["sparse"]["passed"] is False
+
+
+@pytest.mark.parametrize(
+    ("override", "needle"),
+    [
+        ("sparsity.exclude=[nope.*]", "sparsity.exclude: 'nope.*' matches no prunable weight"),
+        ("sparsity.exclude=['*']", "sparsity.exclude: leaves no prunable weight"),
+        ("data.val_fraction=0.999999", "leaves no training samples"),
+    ],
+)
+def test_recipe_checked_against_the_model(tmp_path, write_recipe, tiny_recipe_dict, override, needle):
+    if override.startswith("data."):
+        tiny_recipe_dict["train"]["checkpoint"] = "last"
+    result = invoke(
+        "run", str(write_recipe(tiny_recipe_dict)), "--set", override, "--out", str(tmp_path / "o")
+    )
+    assert result.exit_code == 2 and needle in result.output
+    assert not (tmp_path / "o").exists()
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
+def test_cuda_without_a_gpu_is_a_user_error(tmp_path, write_recipe, tiny_recipe_dict):
+    result = invoke(
+        "run", str(write_recipe(tiny_recipe_dict)), "--set", "train.device=cuda", "--out", str(tmp_path / "o")
+    )
+    assert result.exit_code == 2 and "train.device: cuda requested" in result.output

@@ -37,6 +37,26 @@ def test_minimal_recipe_gets_defaults(write_recipe):
         ({"data": {"name": "imagenet"}}, "data.name"),
         ({"bench": {"batch_sizes": []}}, "bench.batch_sizes"),
         ({"name": "../escape"}, "name"),
+        ({"model": {"name": "mlp", "args": {"hidden": [-4]}}}, "model.args: args.hidden.0"),
+        ({"data": {"name": "synthetic", "val_fraction": 0.0}}, "data.val_fraction: 0 leaves no validation"),
+        (
+            {"sparsity": {"target": 0.5, "structure": "channel"}, "method": {"name": "rigl"}},
+            "sparsity.structure: rigl keeps no channel",
+        ),
+        (
+            {
+                "sparsity": {"target": 0.5, "structure": "channel"},
+                "method": {"name": "snip", "ablation": "random_ticket"},
+            },
+            "method.ablation: random_ticket",
+        ),
+        (
+            {
+                "sparsity": {"target": 0.5, "structure": "channel", "channel_reduce": "l2"},
+                "method": {"name": "snip", "ablation": "invert"},
+            },
+            "method.ablation: invert is lost",
+        ),
     ],
 )
 def test_bad_recipes_name_the_field_and_file(write_recipe, tiny_recipe_dict, change, message):

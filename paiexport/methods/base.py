@@ -92,6 +92,8 @@ class Method(ABC):
 
     config_class: ClassVar[type[MethodConfig]]
     trains_weights: ClassVar[bool] = True
+    # Methods that move or learn masks weight by weight cannot keep channel / N:M structure.
+    supports_structure: ClassVar[bool] = True
 
     def __init__(self, config: MethodConfig) -> None:
         self.config = config

@@ -179,6 +179,8 @@ class MaskUpdater(TrainCallback, ABC):
 class DynamicMethod(Method):
     """A dynamic method: the initial mask from `method.init`, then its `MaskUpdater`."""
 
+    supports_structure = False
+
     config_class: ClassVar[type[DynamicConfig]]
     updater_class: ClassVar[type[MaskUpdater]]
 

@@ -95,6 +95,8 @@ class MaskSelector(nn.Module):
 class SparseSelection(Method):
     """Freeze the weights, train `selector_class` scores, attach the final mask."""
 
+    supports_structure = False
+
     config_class: ClassVar[type[SelectionConfig]]
     selector_class: ClassVar[type[MaskSelector]]
     trains_weights = False
