@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import tempfile
 from pathlib import Path
 
@@ -118,6 +119,7 @@ def main() -> None:
     ok = channel_part(channel_run, args.iterations)
     ok &= unstructured_part(unstructured_run, args.iterations)
     print("\nall acceptance checks pass" if ok else "\nSOME ACCEPTANCE CHECKS FAIL")
+    sys.exit(0 if ok else 1)
 
 
 if __name__ == "__main__":

@@ -272,9 +272,9 @@ def bench_inputs(models: list[Path], baseline: Path | None) -> tuple[dict[str, P
         if not path.is_file():
             raise UserError(f"ONNX file not found: {path}")
         try:
-            onnx.load(str(path), load_external_data=False)
+            make_session(path)  # what bench will do; onnx.load alone accepts files ORT rejects
         except Exception:
-            raise UserError(f"{path}: not a readable ONNX model") from None
+            raise UserError(f"{path}: not an ONNX model onnxruntime can load") from None
         files[path.name if short else str(path)] = path
     return files, next(iter(files))
 

@@ -80,7 +80,11 @@ def check_file(path: Path, data: str, reference: Path | None, max_accuracy_drop:
             Check("accuracy", True, f"{acc:.2%} on the {data} test split ({len(labels)} samples)")
         )
         return report
-    ref_logits = _logits(reference, x)
+    try:
+        ref_logits = _logits(reference, x)
+    except Exception as exc:  # a reference onnxruntime rejects is bad input, not a failed check
+        name = type(exc).__name__
+        raise UserError(f"--reference {reference}: onnxruntime cannot run it ({name})") from None
     ref_acc = accuracy(ref_logits, labels)
     if is_quantized(model) and not is_quantized(onnx.load(str(reference))):
         drop = (ref_acc - acc) * 100

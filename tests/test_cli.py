@@ -255,3 +255,21 @@ def test_cuda_without_a_gpu_is_a_user_error(tmp_path, write_recipe, tiny_recipe_
         "run", str(write_recipe(tiny_recipe_dict)), "--set", "train.device=cuda", "--out", str(tmp_path / "o")
     )
     assert result.exit_code == 2 and "train.device: cuda requested" in result.output
+
+
+def test_validate_with_an_unrunnable_reference_is_bad_input(tiny_run, tmp_path):
+    import numpy as np
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    out, _, _ = tiny_run
+    weight = numpy_helper.from_array(np.ones((7, 4), np.float32), "W")
+    graph = helper.make_graph(
+        [helper.make_node("MatMul", ["input", "W"], ["logits"])], "g",
+        [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["n", 7])],
+        [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["n", 4])], [weight],
+    )  # fmt: skip
+    wrong = tmp_path / "wrong.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)]), str(wrong))
+    result = invoke("validate", str(out / "model.onnx"), "--data", "synthetic", "--reference", str(wrong))
+    assert result.exit_code == 2 and "--reference" in result.output and "Traceback" not in result.output

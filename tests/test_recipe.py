@@ -4,7 +4,6 @@ import pytest
 
 from paiexport.allocation import Distribution
 from paiexport.errors import UserError
-from paiexport.methods import METHODS
 from paiexport.recipe import apply_overrides, bundled_recipes_dir, load_recipe, resolve_recipe_path
 
 
@@ -104,8 +103,6 @@ def test_every_bundled_recipe_validates():
     paths = sorted(bundled_recipes_dir().glob("*.yaml"))
     assert {"dense", "random90", "magnitude90", "snip90"} <= {p.stem for p in paths}
     for path in paths:
-        if path.stem == "synflow_channel75" and "synflow" not in METHODS:
-            continue  # synflow lands with issue 3; test_structure.py checks this recipe once it does
         recipe = load_recipe(path)
         assert recipe.name == path.stem
 

@@ -128,8 +128,6 @@ def test_every_static_criterion_selects_whole_channels(method):
 def test_channel_recipes_validate():
     recipe = load_recipe(bundled_recipes_dir() / "snip_channel90.yaml")
     assert recipe.sparsity.structure is StructureKind.channel and recipe.sparsity.target == 0.9
-    if "synflow" not in METHODS:
-        pytest.skip("synflow lands with issue 3")
     recipe = load_recipe(bundled_recipes_dir() / "synflow_channel75.yaml")
     assert recipe.method.name == "synflow" and recipe.sparsity.target == 0.75
 
