@@ -226,11 +226,12 @@ def export_cmd(
     ] = None,
     opset: Annotated[int | None, typer.Option("--opset", help="ONNX opset (17-21).")] = None,
     out_dir: Annotated[
-        Path | None, typer.Option("--out", help="Output folder (default: the run folder).")
+        Path | None, typer.Option("--out", help="Output folder (default: RUN/export).")
     ] = None,
+    force: Annotated[bool, typer.Option("--force", help="Replace an existing output folder.")] = False,
 ) -> None:
     """Re-export a trained run's ONNX files without retraining; validates each file."""
-    from paiexport.reexport import locate_run, reexport
+    from paiexport.reexport import default_export_dir, locate_run, reexport
 
     overrides = []
     if formats:
@@ -240,7 +241,7 @@ def export_cmd(
         overrides.append(f"export.opset={opset}")
     with user_errors():
         run = locate_run(source, overrides)
-        result = reexport(run, out_dir or run.root, err)
+        result = reexport(run, out_dir or default_export_dir(run), err, force=force)
     failed = [v for v, c in result["validation"].items() if not c["passed"]]
     for variant, path in result["files"].items():
         c = result["validation"][variant]

@@ -39,6 +39,11 @@ class RunPaths:
         return self.checkpoints / "last.pt"
 
     @property
+    def model_state(self) -> Path:
+        """The exported model's state dict: masks baked in, no mask buffers."""
+        return self.root / "model.pt"
+
+    @property
     def masks(self) -> Path:
         return self.root / "masks.pt"
 

@@ -161,7 +161,9 @@ def select_and_train(
     torch.save(masks, paths.masks)
     # Methods check their selection; this catches collapse that happened during training.
     check_collapse(masks, recipe.sparsity.allow_layer_collapse, f"{recipe.method.name} training")
-    return strip_masks(model.cpu()).eval(), data, result, method
+    model = strip_masks(model.cpu()).eval()
+    torch.save(model.state_dict(), paths.model_state)  # what `paiexport export` restores
+    return model, data, result, method
 
 
 @dataclass

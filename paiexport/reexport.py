@@ -2,13 +2,12 @@
 
 A run folder (or one of its checkpoints) holds everything needed: `recipe.yaml` rebuilds
 the model, the checkpoint's state dict (with its `weight_mask` buffers) restores weights and
-masks. Files are written to a staging folder and moved into place only when all succeeded.
+masks (`model.pt`, the exported weights, when present). The files go to `RUN/export/` by
+default, staged and moved into place only when all succeeded.
 """
 
 from __future__ import annotations
 
-import os
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,7 +20,7 @@ from paiexport.data import DataSplits, load_data
 from paiexport.errors import UserError
 from paiexport.masks import MASK_BUFFER, attach_masks, strip_masks
 from paiexport.models import build_model
-from paiexport.paths import RunPaths
+from paiexport.paths import RunPaths, staged_run_dir
 from paiexport.recipe import Recipe, apply_overrides, read_recipe_file, validate_recipe
 from paiexport.train import CheckpointChoice, evaluate
 from paiexport.variants import ExportFormat
@@ -49,10 +48,13 @@ def locate_run(path: Path, overrides: list[str]) -> RunSource:
     recipe = validate_recipe(apply_overrides(read_recipe_file(recipe_path), overrides), str(recipe_path))
     if checkpoint is None:
         paths = RunPaths(root)
-        best = recipe.train.checkpoint is CheckpointChoice.best
-        checkpoint = paths.best_checkpoint if best else paths.last_checkpoint
+        if paths.model_state.is_file():  # the exported weights, whatever the method
+            checkpoint = paths.model_state
+        else:
+            best = recipe.train.checkpoint is CheckpointChoice.best
+            checkpoint = paths.best_checkpoint if best else paths.last_checkpoint
         if not checkpoint.is_file():
-            raise UserError(f"{path}: checkpoint {checkpoint.name} not found in {paths.checkpoints}")
+            raise UserError(f"{path}: neither model.pt nor checkpoints/{checkpoint.name} found")
     return RunSource(root, checkpoint, recipe)
 
 
@@ -78,21 +80,26 @@ def restore_model(source: RunSource) -> tuple[nn.Module, DataSplits]:
     return strip_masks(model).eval(), data
 
 
-def reexport(source: RunSource, out_dir: Path, console: Console) -> dict[str, Any]:
-    """Export, validate (and, for `auto`, benchmark) the recipe's formats into `out_dir`."""
+def default_export_dir(source: RunSource) -> Path:
+    return source.root / "export"
+
+
+def reexport(source: RunSource, out_dir: Path, console: Console, *, force: bool = False) -> dict[str, Any]:
+    """Export, validate (and, for `auto`, benchmark) the recipe's formats into `out_dir`.
+
+    `out_dir` is written like a run folder: staged, moved into place when complete, and
+    replaced only with `force`. Never the run folder itself: its report describes its files.
+    """
     from paiexport.benchmark import benchmark_files
     from paiexport.deploy import run_metadata
     from paiexport.pipeline import export_variants, validate_variants, write_deploy
 
+    if out_dir.resolve() == source.root.resolve():
+        raise UserError(f"--out {out_dir}: the run folder's report.json describes its files; choose another")
     recipe = source.recipe
     model, data = restore_model(source)
     _, torch_acc = evaluate(model, data.test)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    staging = out_dir / f".export.partial-{os.getpid()}"
-    shutil.rmtree(staging, ignore_errors=True)
-    staging.mkdir()
-    try:
-        paths = RunPaths(staging)
+    with staged_run_dir(out_dir, force) as paths:
         exported = export_variants(model, recipe, data, paths, run_metadata(recipe, model, torch_acc))
         checks = validate_variants(exported.files, model, recipe, data, {})
         deploy = None
@@ -101,10 +108,6 @@ def reexport(source: RunSource, out_dir: Path, console: Console) -> dict[str, An
             stats = benchmark_files(exported.files, batch_sizes=b.batch_sizes, threads=b.threads,
                                     warmup=b.warmup, iterations=b.iterations)  # fmt: skip
             deploy = write_deploy(exported, stats, checks, torch_acc, recipe, paths, model, data)
-        for path in exported.files.values():
-            os.replace(path, out_dir / path.name)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
     return {
         "torch_accuracy": torch_acc,
         "files": {v: str(out_dir / p.name) for v, p in exported.files.items()},

@@ -232,3 +232,32 @@ def test_validate_fails_with_exit_1_on_perturbed_weights(channel_run, tmp_path):
     assert "failed check: parity" in result.output
     wrong = invoke("validate", str(bad), "--data", "cifar")
     assert wrong.exit_code == 2 and "--data" in wrong.output
+
+
+def test_export_defaults_to_its_own_folder_and_needs_force(channel_run):
+    run_dir, _report = channel_run
+    assert invoke("export", str(run_dir), "--formats", "dense").exit_code == 0
+    assert (run_dir / "export" / "model.onnx").is_file()
+    again = invoke("export", str(run_dir), "--formats", "dense")
+    assert again.exit_code == 2 and "--force" in again.output
+    assert invoke("export", str(run_dir), "--formats", "dense", "--force").exit_code == 0
+    into_run = invoke("export", str(run_dir), "--formats", "dense", "--out", str(run_dir), "--force")
+    assert into_run.exit_code == 2 and "report.json describes its files" in into_run.output
+
+
+@pytest.mark.parametrize("method", ["lth", "edge_popup", "magnitude_after_training"])
+def test_export_restores_every_method(method, tmp_path, write_recipe, tiny_recipe_dict):
+    tiny_recipe_dict["method"] = {"name": method}
+    tiny_recipe_dict["export"]["formats"] = ["dense"]
+    run_dir = tmp_path / "run"
+    assert invoke("run", str(write_recipe(tiny_recipe_dict)), "--out", str(run_dir),
+                  "--set", "train.epochs=1").exit_code == 0  # fmt: skip
+    result = invoke("export", str(run_dir), "--formats", "dense")
+    assert result.exit_code == 0, result.output
+    first = onnx.load(str(run_dir / "model.onnx")).graph.initializer
+    again = {
+        t.name: numpy_helper.to_array(t)
+        for t in onnx.load(str(run_dir / "export/model.onnx")).graph.initializer
+    }
+    for t in first:
+        np.testing.assert_array_equal(numpy_helper.to_array(t), again[t.name])
