@@ -140,7 +140,7 @@ def check_command(
     max_accuracy_drop: Annotated[
         float | None,
         typer.Option(
-            "--max-accuracy-drop", help="Every ONNX variant at most P below PyTorch (0.01 = 1 point)."
+            "--max-accuracy-drop", help="Every ONNX variant at most P points below PyTorch (1.0 = 1 point)."
         ),
     ] = None,
     max_latency_ms: Annotated[

@@ -26,8 +26,9 @@ class GatesConfig(StrictModel):
         default=None, ge=0.0, le=1.0, description="every ONNX variant's test accuracy at least this"
     )
     max_accuracy_drop: float | None = Field(
-        default=None, ge=0.0, le=1.0,
-        description="every ONNX variant at most this far below the PyTorch model's test accuracy",
+        default=None, ge=0.0, le=100.0,
+        description="every ONNX variant at most this many points (1.0 = one percentage point) below "
+                    "the PyTorch model's test accuracy; the same unit as validate.max_accuracy_drop",
     )  # fmt: skip
     max_latency_ms: dict[PositiveInt, PositiveFloat] = Field(
         default_factory=dict, description="batch size -> median ms, for every variant and thread count"
@@ -82,7 +83,7 @@ class GateResult:
     limit: float
     passed: bool
     where: str  # which variant/setting gave the measured (worst) value
-    unit: str  # "%", "ms", "x" or "MB"
+    unit: str  # "%", "pt", "ms", "x" or "MB"
 
     def line(self) -> str:
         op = "<=" if self.gate.startswith("max") else ">="
@@ -93,6 +94,7 @@ class GateResult:
 
 _FORMATS: dict[str, Callable[[float], str]] = {
     "%": lambda v: f"{v:.2%}",
+    "pt": lambda v: f"{v:.2f} pt",
     "ms": lambda v: f"{v:.3f} ms",
     "x": lambda v: f"{v:.2f}×",
     "MB": lambda v: f"{v:.3f} MB",
@@ -131,12 +133,12 @@ def evaluate_gates(gates: GatesConfig, report: dict[str, Any]) -> list[GateResul
         )
     if gates.max_accuracy_drop is not None:
         torch_acc = _get(report, "accuracy", "torch")
-        drops = {v: torch_acc - a for v, a in _get(report, "accuracy", "onnx").items()}
+        drops = {v: (torch_acc - a) * 100 for v, a in _get(report, "accuracy", "onnx").items()}
         where, drop = _worst(drops, largest=True)
         limit = gates.max_accuracy_drop
-        # A difference of two fractions: float noise must not fail a drop exactly at the limit.
-        passed = drop <= limit + 1e-12
-        results.append(GateResult("max_accuracy_drop", drop, limit, passed, f"{where} vs torch", "%"))
+        # Points from a difference of two fractions: float noise must not fail a drop at the limit.
+        passed = drop <= limit + 1e-9
+        results.append(GateResult("max_accuracy_drop", drop, limit, passed, f"{where} vs torch", "pt"))
     for batch, limit in gates.max_latency_ms.items():
         latency: dict[str, Any] = _get(report, "latency_ms")
         found = {
