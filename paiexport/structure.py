@@ -88,7 +88,7 @@ def channel_masks(scores: dict[str, torch.Tensor], sparsity: SparsityConfig, fix
     """Whole-row masks; layers in `fixed` stay dense and the others carry the whole target."""
     sizes = {n: s.numel() for n, s in scores.items()}
     free = [n for n in scores if n not in fixed]
-    masks: Masks = {n: torch.ones(scores[n].shape, dtype=torch.bool) for n in fixed}
+    masks: Masks = {n: torch.ones(scores[n].shape, dtype=torch.bool, device=scores[n].device) for n in fixed}
     if not free:
         return masks
     removable = sparsity.target * sum(sizes.values())
@@ -103,7 +103,7 @@ def channel_masks(scores: dict[str, torch.Tensor], sparsity: SparsityConfig, fix
     counts = _channel_counts(rows, row_sizes, 1.0 - removable / free_total, sparsity.distribution)
     for n in free:
         order = torch.argsort(-rows[n], stable=True)
-        keep = torch.zeros(len(rows[n]), dtype=torch.bool)
+        keep = torch.zeros(len(rows[n]), dtype=torch.bool, device=rows[n].device)
         alive = int(torch.isfinite(rows[n]).sum())  # rows pruned earlier (-inf) never come back
         keep[order[: min(counts[n], alive)]] = True
         masks[n] = keep.view(-1, *([1] * (scores[n].dim() - 1))).expand_as(scores[n]).clone()

@@ -38,7 +38,7 @@ def magnitude_masks(model: torch.nn.Module, sparsity: SparsityConfig, target: fl
 
 def stage_record(ctx: SelectionContext, result: TrainResult) -> dict[str, Any]:
     """Sparsity and accuracy of the model a training stage left behind (its chosen checkpoint)."""
-    device = next(ctx.model.parameters()).device.type
+    device = str(next(ctx.model.parameters()).device)  # cuda:1 stays cuda:1
     _, val_acc = evaluate(ctx.model, ctx.data.val, device=device)
     _, test_acc = evaluate(ctx.model, ctx.data.test, device=device)
     return {

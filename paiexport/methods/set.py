@@ -20,7 +20,8 @@ class SETConfig(DynamicConfig):
 class SETUpdater(MaskUpdater):
     def grow_scores(self, state: TrainState, masks: Masks) -> dict[str, torch.Tensor]:
         """Uniform noise: the regrown positions are a random sample of the inactive ones."""
-        return {n: torch.rand(m.shape, generator=self.generator) for n, m in masks.items()}
+        # Drawn on the CPU generator (deterministic everywhere), then moved to the mask's device.
+        return {n: torch.rand(m.shape, generator=self.generator).to(m.device) for n, m in masks.items()}
 
 
 class SET(DynamicMethod):
