@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import datetime
-import functools
 import json
 import platform
 import statistics
@@ -49,9 +48,6 @@ BASELINE = "dense"
 TABLE_METHODS: tuple[str, ...] = tuple(name for name in METHODS if name != BASELINE)
 EPOCH_OPTIONS = ("finetune_epochs", "start_epoch", "end_epoch")
 FALLBACK_RECIPE = "snip90"
-
-# MNIST-1D is generated (not downloaded) on every load, ~2 s: generate it once per seed.
-pipeline.load_data = functools.cache(pipeline.load_data)
 
 
 def recipe_for(method: str) -> tuple[str, dict[str, Any]]:

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import logging
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -35,10 +37,21 @@ class _Samples(CalibrationDataReader):
         return next(self._feeds, None)
 
 
+@contextmanager
+def _quiet_root_logger() -> Iterator[None]:
+    """The quantizer logs advice at WARNING on the root logger; silence it only meanwhile."""
+    root = logging.getLogger()
+    level = root.level
+    root.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        root.setLevel(level)
+
+
 def to_int8(model: ModelProto, mode: Int8Mode, calibration: np.ndarray | None = None) -> ModelProto:
     """int8 weights (and activations); `calibration` (N, *input) is required for static."""
-    logging.getLogger("root").setLevel(logging.ERROR)  # the quantizer logs advice at WARNING
-    with tempfile.TemporaryDirectory(prefix="paiexport-int8-") as tmp:
+    with _quiet_root_logger(), tempfile.TemporaryDirectory(prefix="paiexport-int8-") as tmp:
         src, dst = Path(tmp) / "float.onnx", Path(tmp) / "int8.onnx"
         onnx.save_model(model, str(src))
         if mode is Int8Mode.dynamic:
