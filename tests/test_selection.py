@@ -139,3 +139,22 @@ def test_supermask_recomputes_batchnorm_statistics_under_the_exported_mask(tmp_p
         means = [model.conv1(x).mean(dim=(0, 2)) for x, _ in data.train.batches(32)]
     expected = torch.stack(means).mean(0)
     assert torch.allclose(model.bn1.running_mean, expected, atol=1e-5)
+
+
+def test_a_layer_left_empty_is_refused_before_training():
+    from paiexport.allocation import SparsityConfig
+    from paiexport.data import DatasetName, load_data
+    from paiexport.errors import UserError
+    from paiexport.methods import METHODS, SelectionContext, make_method
+    from paiexport.models import ModelName, build_model
+
+    data = load_data(DatasetName.synthetic, seed=0, val_fraction=0.2)
+    model = build_model(ModelName.mlp, {"hidden": [1]}, data.input_shape, data.num_classes)  # out: 4 weights
+    ctx = SelectionContext(model, data, SparsityConfig(target=0.9, distribution="uniform"), 32)
+    method = make_method(METHODS["edge_popup"].config_class(name="edge_popup"))
+
+    def never_called(*_args, **_kwargs):
+        raise AssertionError("trained although a layer would be empty")
+
+    with pytest.raises(UserError, match=r"sparsity\.allow_layer_collapse"):
+        method.fit(ctx, never_called)

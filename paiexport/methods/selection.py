@@ -116,7 +116,14 @@ class SparseSelection(Method):
                 "use uniform or erk"
             )
         shapes = {n: tuple(w.shape) for n, w in ctx.prunable().items()}
-        return layer_keep_counts(shapes, ctx.sparsity.target, ctx.sparsity.distribution)
+        counts = layer_keep_counts(shapes, ctx.sparsity.target, ctx.sparsity.distribution)
+        empty = [n for n, k in counts.items() if k == 0]
+        if empty and not ctx.sparsity.allow_layer_collapse:  # say so before training, not after
+            raise UserError(
+                f"sparsity.allow_layer_collapse: {self.config.name} would keep no weight in "
+                f"{', '.join(empty)}; lower sparsity.target or allow the collapse"
+            )
+        return counts
 
     def fit(self, ctx: SelectionContext, trainer: Trainer) -> TrainResult:
         self.keep = self.keep_counts(ctx)
