@@ -265,12 +265,16 @@ def validate_cmd(
     max_accuracy_drop: Annotated[
         float, typer.Option("--max-accuracy-drop", help="Points an int8 file may lose vs the reference.")
     ] = 1.0,
+    seed: Annotated[
+        int | None,
+        typer.Option("--seed", help="Seed of the test split (default: the file's paiexport.seed, else 0)."),
+    ] = None,
 ) -> None:
     """Checker, load, parity with a reference file, accuracy, sparsity per initializer; exit 1 on failure."""
     from paiexport.file_checks import check_file
 
     with user_errors():
-        report = check_file(model, data, reference, max_accuracy_drop)
+        report = check_file(model, data, reference, max_accuracy_drop, seed)
     for check in report.checks:
         mark = "[green]✓[/]" if check.ok else "[red]✗[/]"
         out.print(f"{mark} {check.name}: {check.detail}", soft_wrap=True)

@@ -46,12 +46,22 @@ def _logits(path: Path, x: np.ndarray) -> np.ndarray:
     return run_session(make_session(path), x)
 
 
-def check_file(path: Path, data: str, reference: Path | None, max_accuracy_drop: float) -> FileReport:
+def split_seed(model: onnx.ModelProto, seed: int | None) -> int:
+    """The seed that made the run's test split: given, else the file's `paiexport.seed`, else 0."""
+    if seed is not None:
+        return seed
+    stored = {p.key: p.value for p in model.metadata_props}.get("paiexport.seed", "0")
+    return int(stored) if stored.lstrip("-").isdigit() else 0
+
+
+def check_file(
+    path: Path, data: str, reference: Path | None, max_accuracy_drop: float, seed: int | None = None
+) -> FileReport:
     """checker, load, input shape, parity (or accuracy for int8) vs `reference`, accuracy."""
     model = load_model(path)
     if reference is not None:
         load_model(reference)
-    test = load_data(_dataset(data), seed=0, val_fraction=0.1).test
+    test = load_data(_dataset(data), seed=split_seed(model, seed), val_fraction=0.1).test
     report = FileReport(sparsity={n: float(1 - np.count_nonzero(w) / max(w.size, 1))
                                   for n, (w, _) in weights(model).items() if w.ndim >= 2})  # fmt: skip
     try:

@@ -276,3 +276,16 @@ def test_validate_with_an_unrunnable_reference_is_bad_input(tiny_run, tmp_path):
     onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)]), str(wrong))
     result = invoke("validate", str(out / "model.onnx"), "--data", "synthetic", "--reference", str(wrong))
     assert result.exit_code == 2 and "--reference" in result.output and "Traceback" not in result.output
+
+
+def test_validate_rebuilds_the_runs_own_test_split(tmp_path, write_recipe, tiny_recipe_dict):
+    """The synthetic (and digits) test split depends on the seed, stored in the file."""
+    out = tmp_path / "run"
+    recipe = write_recipe(tiny_recipe_dict)
+    assert invoke("run", str(recipe), "--out", str(out), "--set", "seed=3",
+                  "--set", "export.formats=[dense]").exit_code == 0  # fmt: skip
+    torch_acc = json.loads((out / "report.json").read_text())["accuracy"]["torch"]
+    result = invoke("validate", str(out / "model.onnx"), "--data", "synthetic")
+    assert result.exit_code == 0 and f"{torch_acc:.2%} on the synthetic test split" in result.output
+    other = invoke("validate", str(out / "model.onnx"), "--data", "synthetic", "--seed", "0")
+    assert "on the synthetic test split" in other.output
