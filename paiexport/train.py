@@ -161,7 +161,7 @@ def _appender(path: Path) -> Callable[[dict[str, Any]], None]:
     return log
 
 
-def _progress(epochs: int) -> Progress:
+def _progress() -> Progress:
     return Progress(
         TextColumn("[bold]train[/] {task.description}"), BarColumn(), MofNCompleteColumn(),
         TimeElapsedColumn(), transient=True,
@@ -204,7 +204,7 @@ def train(
     result, best_acc, start = TrainResult(), -1.0, time.perf_counter()
     for cb in callbacks:
         cb.on_train_begin(state)
-    with _progress(cfg.epochs) as progress:
+    with _progress() as progress:
         task = progress.add_task("", total=total)
         for epoch in range(cfg.epochs):
             state.epoch = epoch

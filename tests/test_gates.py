@@ -4,6 +4,7 @@ import pytest
 from typer.testing import CliRunner
 
 from paiexport.cli import app
+from paiexport.errors import UserError
 from paiexport.gates import GatesConfig, evaluate_gates
 from paiexport.recipe import validate_recipe
 
@@ -90,9 +91,9 @@ def test_recipe_gates_section_is_typed_and_defaults_gate_nothing(tiny_recipe_dic
     assert recipe.gates.is_empty()
     recipe = validate_recipe({**tiny_recipe_dict, "gates": {"max_latency_ms": {"64": "5"}}}, "r.yaml")
     assert recipe.gates.max_latency_ms == {64: 5.0}
-    with pytest.raises(Exception, match=r"gates.min_accuracy"):
+    with pytest.raises(UserError, match=r"gates.min_accuracy"):
         validate_recipe({**tiny_recipe_dict, "gates": {"min_accuracy": 90}}, "r.yaml")
-    with pytest.raises(Exception, match=r"gates.max_speed: unknown field"):
+    with pytest.raises(UserError, match=r"gates.max_speed: unknown field"):
         validate_recipe({**tiny_recipe_dict, "gates": {"max_speed": 1}}, "r.yaml")
 
 

@@ -27,7 +27,7 @@ from pydantic import Field
 from torch import nn
 
 from paiexport.errors import UserError
-from paiexport.masks import KeepPrunedZero, Masks, attach_masks
+from paiexport.masks import MASK_BUFFER, KeepPrunedZero, Masks, attach_masks
 from paiexport.methods.base import Method, MethodConfig, SelectionContext, Trainer
 from paiexport.methods.post_training import magnitude_masks, stage_record
 from paiexport.methods.static import RoundSchedule, round_densities
@@ -65,7 +65,7 @@ def level_densities(density: float, levels: int, rate: float | None) -> list[flo
 
 def snapshot(model: nn.Module) -> State:
     """A copy of every parameter and buffer (masks excluded: rewinding keeps the new mask)."""
-    return {k: v.detach().clone() for k, v in model.state_dict().items() if not k.endswith("weight_mask")}
+    return {k: v.detach().clone() for k, v in model.state_dict().items() if not k.endswith(MASK_BUFFER)}
 
 
 @torch.no_grad()
