@@ -16,11 +16,17 @@ def invoke(*args: str):
     return runner.invoke(app, list(args), catch_exceptions=False)
 
 
+def run_with(recipe_path, out, *overrides: str):
+    """`paiexport run RECIPE --out OUT --set o1 --set o2 ...`."""
+    sets = [arg for o in overrides for arg in ("--set", o)]
+    return invoke("run", str(recipe_path), "--out", str(out), *sets)
+
+
 @pytest.fixture
 def tiny_run(tmp_path, write_recipe, tiny_recipe_dict):
     recipe = write_recipe(tiny_recipe_dict)
     out = tmp_path / "run"
-    result = invoke("run", str(recipe), "--out", str(out), "--set", "train.epochs=1")
+    result = run_with(recipe, out, "train.epochs=1")
     assert result.exit_code == 0, result.output
     return out, json.loads((out / "report.json").read_text()), result
 
@@ -184,14 +190,7 @@ def test_error_messages_keep_their_brackets(tmp_path, write_recipe, tiny_recipe_
 
 
 def test_unquoted_nm_structure_gets_a_hint(write_recipe, tiny_recipe_dict, tmp_path):
-    result = invoke(
-        "run",
-        str(write_recipe(tiny_recipe_dict)),
-        "--set",
-        "sparsity.structure=2:4",
-        "--out",
-        str(tmp_path / "o"),
-    )
+    result = run_with(write_recipe(tiny_recipe_dict), tmp_path / "o", "sparsity.structure=2:4")
     assert result.exit_code == 2 and 'quotes, e.g. "2:4"' in result.output
 
 
@@ -205,14 +204,7 @@ def test_out_never_targets_the_current_folder(tmp_path, write_recipe, tiny_recip
 
 
 def test_formats_must_include_the_dense_baseline(write_recipe, tiny_recipe_dict, tmp_path):
-    result = invoke(
-        "run",
-        str(write_recipe(tiny_recipe_dict)),
-        "--set",
-        "export.formats=[compact, sparse]",
-        "--out",
-        str(tmp_path / "o"),
-    )
+    result = run_with(write_recipe(tiny_recipe_dict), tmp_path / "o", "export.formats=[compact, sparse]")
     assert result.exit_code == 2 and "export.formats: must include dense" in result.output
 
 
@@ -229,7 +221,7 @@ def test_run_exits_1_when_a_file_fails_validation(tmp_path, write_recipe, tiny_r
 
     monkeypatch.setattr(pipeline, "validate_file", sparse_fails)
     out = tmp_path / "run"
-    result = invoke("run", str(write_recipe(tiny_recipe_dict)), "--out", str(out), "--set", "train.epochs=1")
+    result = run_with(write_recipe(tiny_recipe_dict), out, "train.epochs=1")
     assert result.exit_code == 1 and "validation failed: sparse" in result.output
     assert json.loads((out / "report.json").read_text())["validation"]["sparse"]["passed"] is False
 
@@ -245,18 +237,14 @@ def test_run_exits_1_when_a_file_fails_validation(tmp_path, write_recipe, tiny_r
 def test_recipe_checked_against_the_model(tmp_path, write_recipe, tiny_recipe_dict, override, needle):
     if override.startswith("data."):
         tiny_recipe_dict["train"]["checkpoint"] = "last"
-    result = invoke(
-        "run", str(write_recipe(tiny_recipe_dict)), "--set", override, "--out", str(tmp_path / "o")
-    )
+    result = run_with(write_recipe(tiny_recipe_dict), tmp_path / "o", override)
     assert result.exit_code == 2 and needle in result.output
     assert not (tmp_path / "o").exists()
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
 def test_cuda_without_a_gpu_is_a_user_error(tmp_path, write_recipe, tiny_recipe_dict):
-    result = invoke(
-        "run", str(write_recipe(tiny_recipe_dict)), "--set", "train.device=cuda", "--out", str(tmp_path / "o")
-    )
+    result = run_with(write_recipe(tiny_recipe_dict), tmp_path / "o", "train.device=cuda")
     assert result.exit_code == 2 and "train.device: cuda requested" in result.output
 
 
@@ -282,8 +270,7 @@ def test_validate_rebuilds_the_runs_own_test_split(tmp_path, write_recipe, tiny_
     """The synthetic (and digits) test split depends on the seed, stored in the file."""
     out = tmp_path / "run"
     recipe = write_recipe(tiny_recipe_dict)
-    assert invoke("run", str(recipe), "--out", str(out), "--set", "seed=3",
-                  "--set", "export.formats=[dense]").exit_code == 0  # fmt: skip
+    assert run_with(recipe, out, "seed=3", "export.formats=[dense]").exit_code == 0
     torch_acc = json.loads((out / "report.json").read_text())["accuracy"]["torch"]
     result = invoke("validate", str(out / "model.onnx"), "--data", "synthetic")
     assert result.exit_code == 0 and f"{torch_acc:.2%} on the synthetic test split" in result.output
