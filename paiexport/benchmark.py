@@ -56,12 +56,17 @@ def _external_data_files(path: Path) -> list[Path]:
     return [path.parent / loc for loc in sorted(locations)]
 
 
-def random_input(path: Path, batch: int, seed: int = 0) -> tuple[str, np.ndarray]:
-    """A float input of the model's declared shape; symbolic dimensions become `batch`."""
+def _input_spec(path: Path, batch: int) -> tuple[str, list[int]]:
     model = onnx.load(str(path), load_external_data=False)
     graph_input = model.graph.input[0]
     dims = [d.dim_value if d.HasField("dim_value") else batch for d in graph_input.type.tensor_type.shape.dim]
-    return graph_input.name, np.random.default_rng(seed).standard_normal(dims).astype(np.float32)
+    return graph_input.name, dims
+
+
+def random_input(path: Path, batch: int, seed: int = 0) -> tuple[str, np.ndarray]:
+    """A float input of the model's declared shape; symbolic dimensions become `batch`."""
+    name, dims = _input_spec(path, batch)
+    return name, np.random.default_rng(seed).standard_normal(dims).astype(np.float32)
 
 
 def benchmark_files(
@@ -143,13 +148,6 @@ class MemoryStats:
     @property
     def method(self) -> str:
         return "fresh subprocess per file; VmHWM after load + 3 runs minus VmRSS before load"
-
-
-def _input_spec(path: Path, batch: int) -> tuple[str, list[int]]:
-    model = onnx.load(str(path), load_external_data=False)
-    graph_input = model.graph.input[0]
-    dims = [d.dim_value if d.HasField("dim_value") else batch for d in graph_input.type.tensor_type.shape.dim]
-    return graph_input.name, dims
 
 
 def session_memory(path: Path, threads: int, batch: int) -> MemoryStats:

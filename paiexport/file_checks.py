@@ -11,6 +11,7 @@ import onnx
 from paiexport.data import DatasetName, load_data
 from paiexport.errors import UserError
 from paiexport.onnx_inspect import load_model, weights
+from paiexport.onnx_transforms import array_sparsity
 from paiexport.validate import PARITY_ATOL, PARITY_BATCH, accuracy, make_session, run_session
 
 QUANTIZED_OPS = {"DynamicQuantizeLinear", "QuantizeLinear", "MatMulInteger", "ConvInteger", "QLinearConv",
@@ -62,8 +63,9 @@ def check_file(
     if reference is not None:
         load_model(reference)
     test = load_data(_dataset(data), seed=split_seed(model, seed), val_fraction=0.1).test
-    report = FileReport(sparsity={n: float(1 - np.count_nonzero(w) / max(w.size, 1))
-                                  for n, (w, _) in weights(model).items() if w.ndim >= 2})  # fmt: skip
+    report = FileReport(
+        sparsity={n: array_sparsity(w) for n, (w, _) in weights(model).items() if w.ndim >= 2}
+    )
     try:
         onnx.checker.check_model(str(path))
         report.checks.append(Check("checker", True, "onnx.checker passed"))

@@ -17,6 +17,7 @@ import onnx
 from onnx import ModelProto, numpy_helper
 
 from paiexport.errors import UserError
+from paiexport.onnx_transforms import array_sparsity
 
 # op type -> position of the weight among the node's inputs
 WEIGHT_INPUT = {
@@ -93,7 +94,7 @@ def flops(model: ModelProto) -> dict[str, Any]:
         if pos is None or len(node.input) <= pos or node.input[pos] not in values:
             continue
         w = values[node.input[pos]][0]
-        density = np.count_nonzero(w) / max(w.size, 1)
+        density = 1.0 - array_sparsity(w)
         if node.op_type in CONV_OPS:
             out = shapes.get(node.output[0])
             macs = prod(out[1:]) * prod(w.shape[1:]) if out else None
@@ -115,7 +116,7 @@ def inspect_model(path: Path) -> dict[str, Any]:
     for name, (w, storage) in weights(model).items():
         inits[name] = {
             "shape": list(w.shape), "dtype": str(w.dtype),
-            "sparsity": float(1.0 - np.count_nonzero(w) / max(w.size, 1)),
+            "sparsity": array_sparsity(w),
             "storage": storage, "bytes": stored.get(name, 0),
         }  # fmt: skip
     return {

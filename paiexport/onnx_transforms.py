@@ -9,9 +9,9 @@ from onnx import ModelProto, TensorProto, helper, numpy_helper
 FLOAT_TYPES = {TensorProto.FLOAT, TensorProto.FLOAT16, TensorProto.DOUBLE, TensorProto.BFLOAT16}
 
 
-def initializer_sparsity(tensor: TensorProto) -> float:
-    values = numpy_helper.to_array(tensor)
-    return 1.0 - np.count_nonzero(values) / max(values.size, 1)
+def array_sparsity(values: np.ndarray) -> float:
+    """Fraction of exactly-zero entries (0 for an empty array)."""
+    return float(1.0 - np.count_nonzero(values) / max(values.size, 1))
 
 
 def to_sparse_initializers(model: ModelProto, threshold: float) -> ModelProto:

@@ -12,7 +12,7 @@ import torch
 from torch import nn
 
 from paiexport.data import Split
-from paiexport.onnx_transforms import FLOAT_TYPES
+from paiexport.onnx_transforms import FLOAT_TYPES, array_sparsity
 
 PARITY_ATOL = 1e-4  # float32 reassociation between runtimes stays far below this
 PARITY_BATCH = 256
@@ -112,7 +112,7 @@ def onnx_weight_sparsity(path: Path, names: list[str]) -> dict[str, float]:
     for tensor in model.graph.initializer:
         if tensor.name in names and tensor.data_type in FLOAT_TYPES:
             values = onnx.numpy_helper.to_array(tensor)
-            found[tensor.name] = 1.0 - np.count_nonzero(values) / max(values.size, 1)
+            found[tensor.name] = array_sparsity(values)
     for sparse in model.graph.sparse_initializer:
         if sparse.values.name in names:
             total = int(np.prod(sparse.dims))
