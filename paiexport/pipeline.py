@@ -53,7 +53,7 @@ from paiexport.seeding import seed_everything, stream
 from paiexport.structure import structure_notes
 from paiexport.structure_spec import StructureKind
 from paiexport.train import CheckpointChoice, TrainCallback, TrainResult, evaluate, train
-from paiexport.validate import FileValidation, onnx_weight_sparsity, validate_file
+from paiexport.validate import FileValidation, onnx_weight_sparsity, torch_logits, validate_file
 from paiexport.variants import (
     COMPACT,
     COMPACT_INT8,
@@ -212,11 +212,15 @@ def export_variants(
         compact, compact_info = compact_variant(model, dense, recipe, data, metadata)
         save(COMPACT, compact)
     calibration = data.train.x[: recipe.export.calibration_samples].numpy()
+    quantized: dict[bytes, onnx.ModelProto] = {}  # graph -> int8 graph: calibrate each graph once
     for variant, source in ((INT8, dense), (COMPACT_INT8, compact)):
         if variant in wanted and source is not None:
-            quantized = to_int8(source, recipe.export.int8, calibration)
-            save(variant, set_metadata(quantized, {"paiexport.variant": variant,
-                                                   "paiexport.int8": recipe.export.int8.value}))  # fmt: skip
+            graph = source.graph.SerializeToString()  # compact is the dense graph when nothing shrank
+            if graph not in quantized:
+                quantized[graph] = to_int8(source, recipe.export.int8, calibration)
+            tags = {p.key: p.value for p in source.metadata_props}
+            tags.update({"paiexport.variant": variant, "paiexport.int8": recipe.export.int8.value})
+            save(variant, set_metadata(quantized[graph], tags))
     if SPARSE in wanted:
         # Sparse storage is the very last transform: later ONNX round trips would drop it.
         tagged = set_metadata(dense, {"paiexport.variant": SPARSE})
@@ -229,9 +233,16 @@ def validate_variants(
 ) -> dict[str, FileValidation]:
     """`sources` maps a copied variant (deploy) to the variant it was copied from."""
     drop = recipe.validate.max_accuracy_drop
+    reference = torch_logits(model, data.test.x)
     return {
         v: validate_file(
-            p, v, model, data.test, quantized=sources.get(v, v) in QUANTIZED, max_accuracy_drop=drop
+            p,
+            v,
+            model,
+            data.test,
+            quantized=sources.get(v, v) in QUANTIZED,
+            max_accuracy_drop=drop,
+            reference=reference,
         )
         for v, p in files.items()
     }

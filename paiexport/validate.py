@@ -74,14 +74,17 @@ def validate_file(
     *,
     quantized: bool = False,
     max_accuracy_drop: float = 1.0,
+    reference: np.ndarray | None = None,
 ) -> FileValidation:
     """Checker, load, output parity on a held-out batch, and test accuracy vs PyTorch.
 
     A `quantized` file needs no parity; its accuracy may be at most `max_accuracy_drop`
-    points below PyTorch's.
+    points below PyTorch's. `reference` is the model's logits on `test` when the caller has
+    them already (one forward pass serves every file of a run).
     """
     labels = test.y.numpy()
-    reference = torch_logits(model, test.x)
+    if reference is None:
+        reference = torch_logits(model, test.x)
     acc_torch = accuracy(reference, labels)
     result = FileValidation(variant, False, False, float("inf"), False, 0.0, acc_torch, False)
     result.parity_required = not quantized
