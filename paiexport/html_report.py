@@ -17,6 +17,7 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
 from paiexport.paths import RunPaths
+from paiexport.report import percent, summary_rows
 from paiexport.train import read_epoch_records
 
 FIG_INCHES = (9.0, 4.0)
@@ -150,32 +151,6 @@ def figures(report: dict[str, Any], metrics: list[dict[str, Any]]) -> dict[str, 
     }
 
 
-def _pct(x: Any) -> str:
-    return f"{x:.2%}" if isinstance(x, int | float) else "-"
-
-
-def summary_rows(report: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
-    latency, speedup = report.get("latency_ms", {}), report.get("speedup_vs_dense", {})
-    settings = sorted({(b, t) for by_b in latency.values() for b, by_t in by_b.items() for t in by_t},
-                      key=lambda s: (int(s[0]), int(s[1])))  # fmt: skip
-    headers = ["variant", "file", "test acc", "size", "gzip", *(f"b{b} t{t}" for b, t in settings), "valid"]
-    rows = []
-    for v, size in report.get("size_bytes", {}).items():
-        ratio = report.get("size_ratio_vs_dense", {}).get(v, {})
-        accuracy = report.get("accuracy", {}).get("onnx", {}).get(v)
-        row = [v, report.get("files", {}).get(v, "-"), _pct(accuracy),
-               f"{size['raw'] / 1024:.1f} KiB ({ratio.get('raw', float('nan')):.2f}×)",
-               f"{size['gzip'] / 1024:.1f} KiB"]  # fmt: skip
-        for b, t in settings:
-            ms = latency.get(v, {}).get(b, {}).get(t)
-            r = speedup.get(v, {}).get(b, {}).get(t)
-            row.append("-" if ms is None else f"{ms:.3f} ms" + ("" if r is None else f" ({r:.2f}×)"))
-        passed = report.get("validation", {}).get(v, {}).get("passed")
-        row.append({True: "pass", False: "FAIL"}.get(passed, "-"))
-        rows.append(row)
-    return headers, rows
-
-
 def _table(headers: list[str], rows: list[list[str]]) -> str:
     head = "".join(f"<th>{html.escape(h)}</th>" for h in headers)
     body = "".join("<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in row) + "</tr>" for row in rows)
@@ -205,8 +180,8 @@ def render_html(report: dict[str, Any], pngs: dict[str, bytes]) -> str:
     training = report.get("training", {})
     facts = [
         f"method <b>{html.escape(str(report.get('method', '-')))}</b>",
-        f"sparsity target {_pct(s.get('target'))}, reached {_pct(s.get('reached'))}",
-        f"PyTorch test accuracy {_pct(acc.get('torch'))}",
+        f"sparsity target {percent(s.get('target'))}, reached {percent(s.get('reached'))}",
+        f"PyTorch test accuracy {percent(acc.get('torch'))}",
         f"{training.get('epochs', '-')} epochs in {training.get('seconds', 0):.1f} s",
     ]
     images = "".join(
@@ -220,7 +195,7 @@ def render_html(report: dict[str, Any], pngs: dict[str, bytes]) -> str:
 <html lang="en"><head><meta charset="utf-8"><title>{name} · paiexport report</title>
 <style>{CSS}</style></head><body>
 <h1>{name}</h1><p class="meta">{" · ".join(facts)}</p>
-<h2>Summary</h2>{_table(*summary_rows(report))}
+<h2>Summary</h2>{_table(*summary_rows(report, files=True))}
 <p class="meta">Latency: median in onnxruntime on CPU (b = batch size, t = threads); ratios in brackets
 are speedups over the dense file measured in the same run.</p>
 {images}

@@ -72,30 +72,36 @@ def write_json(report: dict[str, Any], path: Path) -> None:
     path.write_text(json.dumps(report, indent=2, sort_keys=False) + "\n")
 
 
-def _rows(report: dict[str, Any]) -> list[list[str]]:
+def percent(x: Any) -> str:
+    """0.9512 -> "95.12%"; a missing value -> "-"."""
+    return f"{x:.2%}" if isinstance(x, int | float) else "-"
+
+
+def summary_rows(report: dict[str, Any], *, files: bool = False) -> tuple[list[str], list[list[str]]]:
+    """Headers and one row per variant (accuracy, size, latency with ratios, verdict).
+
+    Shared by the terminal table, report.md and report.html (which adds the `file` column);
+    keys a report lacks show as "-".
+    """
+    latency, speedup = report.get("latency_ms", {}), report.get("speedup_vs_dense", {})
+    settings = sorted({(b, t) for by_b in latency.values() for b, by_t in by_b.items() for t in by_t},
+                      key=lambda s: (int(s[0]), int(s[1])))  # fmt: skip
+    headers = ["variant", *(["file"] if files else []), "test acc", "size (vs dense)", "gzip",
+               *(f"b{b} t{t}" for b, t in settings), "valid"]  # fmt: skip
     rows = []
-    for variant, size in report["size_bytes"].items():
-        acc = report["accuracy"]["onnx"].get(variant)
-        row = [
-            variant,
-            f"{acc:.2%}" if acc is not None else "-",
-            f"{size['raw'] / 1024:.1f} KiB ({report['size_ratio_vs_dense'][variant]['raw']:.3g}×)",
-            f"{size['gzip'] / 1024:.1f} KiB",
-        ]
-        for b, by_t in report["latency_ms"].get(variant, {}).items():
-            for t, ms in by_t.items():
-                ratio = report["speedup_vs_dense"][variant][b][t]
-                row.append(f"{ms:.3f} ms ({ratio:.2f}×)")
-        valid = report["validation"].get(variant, {})
-        row.append("pass" if valid.get("passed") else "FAIL")
+    for v, size in report.get("size_bytes", {}).items():
+        ratio = report.get("size_ratio_vs_dense", {}).get(v, {}).get("raw", float("nan"))
+        row = [v, *([report.get("files", {}).get(v, "-")] if files else []),
+               percent(report.get("accuracy", {}).get("onnx", {}).get(v)),
+               f"{size['raw'] / 1024:.1f} KiB ({ratio:.3g}×)", f"{size['gzip'] / 1024:.1f} KiB"]  # fmt: skip
+        for b, t in settings:
+            ms = latency.get(v, {}).get(b, {}).get(t)
+            r = speedup.get(v, {}).get(b, {}).get(t)
+            row.append("-" if ms is None else f"{ms:.3f} ms" + ("" if r is None else f" ({r:.2f}×)"))
+        passed = report.get("validation", {}).get(v, {}).get("passed")
+        row.append({True: "pass", False: "FAIL"}.get(passed, "-"))
         rows.append(row)
-    return rows
-
-
-def _headers(report: dict[str, Any]) -> list[str]:
-    first = next(iter(report["latency_ms"].values()), {})
-    latency = [f"b{b} t{t}" for b, by_t in first.items() for t in by_t]
-    return ["variant", "test acc", "size (vs dense)", "gzip", *latency, "valid"]
+    return headers, rows
 
 
 def summary_table(report: dict[str, Any]) -> Table:
@@ -105,11 +111,12 @@ def summary_table(report: dict[str, Any]) -> Table:
         f"{s['reached']:.2%} (target {s['target']:.2%}) · torch acc "
         f"{report['accuracy']['torch']:.2%}"
     )
-    for header in _headers(report):
+    headers, rows = summary_rows(report)
+    for header in headers:
         table.add_column(
             header, justify="left" if header == "variant" else "right", no_wrap=header == "variant"
         )
-    for row in _rows(report):
+    for row in rows:
         table.add_row(*row)
     return table
 
@@ -126,7 +133,7 @@ def _mask_update_lines(report: dict[str, Any]) -> list[str]:
 
 def markdown(report: dict[str, Any]) -> str:
     s, acc = report["sparsity"], report["accuracy"]
-    headers = _headers(report)
+    headers, rows = summary_rows(report)
     lines = [
         f"# {report['recipe']['name']}",
         "",
@@ -144,7 +151,7 @@ def markdown(report: dict[str, Any]) -> str:
         "",
         "| " + " | ".join(headers) + " |",
         "|" + "|".join("---" for _ in headers) + "|",
-        *("| " + " | ".join(row) + " |" for row in _rows(report)),
+        *("| " + " | ".join(row) + " |" for row in rows),
         "",
         "## Per-layer sparsity",
         "",
