@@ -24,11 +24,11 @@ from pathlib import Path
 import numpy as np
 from rich.console import Console
 
-from paiexport.benchmark import benchmark_files
+from paiexport.bench.latency import benchmark_files
 from paiexport.data import load_data
 from paiexport.pipeline import run_recipe
 from paiexport.recipe import bundled_recipes_dir, load_recipe
-from paiexport.validate import PARITY_ATOL, make_session, run_session
+from paiexport.verify.validate import PARITY_ATOL, make_session, run_session
 
 BATCH = 64
 

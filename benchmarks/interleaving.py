@@ -19,8 +19,8 @@ from pathlib import Path
 
 import numpy as np
 
-from paiexport.benchmark import BenchSettings, bench
-from paiexport.synthetic_onnx import matmul_chain
+from paiexport.bench.latency import BenchSettings, bench
+from paiexport.bench.synthetic import matmul_chain
 
 
 def cv(values: list[float]) -> float:

@@ -28,7 +28,7 @@ import torch
 
 from paiexport import pipeline
 from paiexport.errors import UserError
-from paiexport.masks import overall_sparsity
+from paiexport.sparsity.masks import overall_sparsity
 from paiexport.methods import METHODS
 from paiexport.paths import RunPaths
 from paiexport.recipe import (
@@ -37,7 +37,7 @@ from paiexport.recipe import (
     read_recipe_file,
     validate_recipe,
 )
-from paiexport.train import evaluate, read_epoch_records
+from paiexport.training.loop import evaluate, read_epoch_records
 
 TARGET = 0.9
 BASELINE = "dense"

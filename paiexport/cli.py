@@ -55,7 +55,7 @@ def run(
     from paiexport.paths import check_writable, default_run_dir
     from paiexport.pipeline import run_recipe
     from paiexport.recipe import load_recipe, resolve_recipe_path
-    from paiexport.report import summary_table
+    from paiexport.reporting.report import summary_table
 
     with user_errors():
         parsed = load_recipe(resolve_recipe_path(recipe), overrides or [])
@@ -103,7 +103,7 @@ def bench_command(
     json_out: Annotated[Path | None, typer.Option("--json", help="Also write the results as JSON.")] = None,
 ) -> None:
     """Latency (p50/p90/p99, throughput), session creation, peak memory and size of ONNX files."""
-    from paiexport.benchmark import (
+    from paiexport.bench.latency import (
         BenchSettings,
         bench,
         bench_inputs,
@@ -111,7 +111,7 @@ def bench_command(
         file_table,
         parse_positive_ints,
     )
-    from paiexport.report import versions, write_json
+    from paiexport.reporting.report import versions, write_json
 
     with user_errors():
         settings = BenchSettings(
@@ -158,7 +158,7 @@ def check_command(
     ] = None,
 ) -> None:
     """Check a run against gates (options and the recipe's gates: section); exit 1 if any fails."""
-    from paiexport.gates import evaluate_gates, gates_from_dict, load_report, parse_pair, recipe_gates
+    from paiexport.reporting.gates import evaluate_gates, gates_from_dict, load_report, parse_pair, recipe_gates
 
     with user_errors():
         report = load_report(run_or_report)
@@ -271,7 +271,7 @@ def validate_cmd(
     ] = None,
 ) -> None:
     """Checker, load, parity with a reference file, accuracy, sparsity per initializer; exit 1 on failure."""
-    from paiexport.file_checks import check_file
+    from paiexport.verify.file_checks import check_file
 
     with user_errors():
         report = check_file(model, data, reference, max_accuracy_drop, seed)
@@ -294,7 +294,7 @@ def inspect_cmd(
     """Initializers (shape, sparsity, storage, bytes), op counts, dense vs effective FLOPs, metadata."""
     import json
 
-    from paiexport.onnx_inspect import inspect_model, render
+    from paiexport.verify.inspect import inspect_model, render
 
     with user_errors():
         found = inspect_model(model)

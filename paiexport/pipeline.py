@@ -18,16 +18,16 @@ from rich.console import Console
 from torch import nn
 
 from paiexport import __version__
-from paiexport.allocation import Distribution, SparsityConfig, layer_keep_counts
-from paiexport.benchmark import benchmark_files, file_size
-from paiexport.collapse import check_collapse, find_collapse
-from paiexport.compact import compact_model, max_abs_diff
+from paiexport.sparsity.allocation import Distribution, SparsityConfig, layer_keep_counts
+from paiexport.bench.latency import benchmark_files, file_size
+from paiexport.sparsity.collapse import check_collapse, find_collapse
+from paiexport.export.compact import compact_model, max_abs_diff
 from paiexport.data import DataSplits, load_data
-from paiexport.deploy import choose_deploy, run_metadata
+from paiexport.bench.deploy import choose_deploy, run_metadata
 from paiexport.errors import UserError
-from paiexport.export import save_onnx, to_onnx
-from paiexport.html_report import write_html_report
-from paiexport.masks import (
+from paiexport.export.torch_export import save_onnx, to_onnx
+from paiexport.reporting.html import write_html_report
+from paiexport.sparsity.masks import (
     get_masks,
     layer_sparsity,
     overall_sparsity,
@@ -36,11 +36,11 @@ from paiexport.masks import (
 )
 from paiexport.methods import Method, SelectionContext, make_method
 from paiexport.models import build_model
-from paiexport.onnx_transforms import set_metadata, to_sparse_initializers
+from paiexport.export.transforms import set_metadata, to_sparse_initializers
 from paiexport.paths import RunPaths, staged_run_dir
-from paiexport.quantize import to_int8
+from paiexport.export.quantize import to_int8
 from paiexport.recipe import Recipe
-from paiexport.report import (
+from paiexport.reporting.report import (
     SPARSE_STORAGE_NOTE,
     UNTRAINED_WEIGHTS_NOTE,
     latency_sections,
@@ -50,11 +50,11 @@ from paiexport.report import (
     write_json,
 )
 from paiexport.seeding import seed_everything, stream
-from paiexport.structure import structure_notes
-from paiexport.structure_spec import StructureKind
-from paiexport.train import CheckpointChoice, TrainCallback, TrainResult, evaluate, train
-from paiexport.validate import FileValidation, onnx_weight_sparsity, torch_logits, validate_file
-from paiexport.variants import (
+from paiexport.sparsity.structure import structure_notes
+from paiexport.sparsity.structure_spec import StructureKind
+from paiexport.training.loop import CheckpointChoice, TrainCallback, TrainResult, evaluate, train
+from paiexport.verify.validate import FileValidation, onnx_weight_sparsity, torch_logits, validate_file
+from paiexport.export.variants import (
     COMPACT,
     COMPACT_INT8,
     DENSE,

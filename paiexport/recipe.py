@@ -14,17 +14,17 @@ from typing import Annotated, Any, Union
 import yaml
 from pydantic import Field, PositiveInt, ValidationError, field_validator, model_validator
 
-from paiexport.allocation import SparsityConfig
+from paiexport.sparsity.allocation import SparsityConfig
 from paiexport.config import StrictModel
 from paiexport.data import DatasetName
 from paiexport.errors import UserError
-from paiexport.gates import GatesConfig
+from paiexport.reporting.gates import GatesConfig
 from paiexport.methods import METHODS
 from paiexport.methods.static import Ablation
 from paiexport.models import ModelName, parse_model_args
-from paiexport.structure_spec import ChannelReduce, StructureKind
-from paiexport.train import CheckpointChoice, TrainConfig
-from paiexport.variants import ExportFormat, Int8Mode
+from paiexport.sparsity.structure_spec import ChannelReduce, StructureKind
+from paiexport.training.loop import CheckpointChoice, TrainConfig
+from paiexport.export.variants import ExportFormat, Int8Mode
 
 MethodSection = Annotated[
     Union[tuple(cls.config_class for cls in METHODS.values())],  # noqa: UP007 - built at runtime

@@ -18,12 +18,12 @@ from torch import nn
 
 from paiexport.data import DataSplits, load_data
 from paiexport.errors import UserError
-from paiexport.masks import MASK_BUFFER, attach_masks, strip_masks
+from paiexport.sparsity.masks import MASK_BUFFER, attach_masks, strip_masks
 from paiexport.models import build_model
 from paiexport.paths import RunPaths, staged_run_dir
 from paiexport.recipe import Recipe, apply_overrides, read_recipe_file, validate_recipe
-from paiexport.train import CheckpointChoice, evaluate
-from paiexport.variants import ExportFormat
+from paiexport.training.loop import CheckpointChoice, evaluate
+from paiexport.export.variants import ExportFormat
 
 
 @dataclass(frozen=True)
@@ -90,8 +90,8 @@ def reexport(source: RunSource, out_dir: Path, console: Console, *, force: bool 
     `out_dir` is written like a run folder: staged, moved into place when complete, and
     replaced only with `force`. Never the run folder itself: its report describes its files.
     """
-    from paiexport.benchmark import benchmark_files
-    from paiexport.deploy import run_metadata
+    from paiexport.bench.latency import benchmark_files
+    from paiexport.bench.deploy import run_metadata
     from paiexport.pipeline import export_variants, validate_variants, write_deploy
 
     if out_dir.resolve() == source.root.resolve():

@@ -3,7 +3,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from paiexport.allocation import (
+from paiexport.sparsity.allocation import (
     Distribution,
     allocate_masks,
     erk_densities,

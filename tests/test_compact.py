@@ -8,9 +8,9 @@ import pytest
 import torch
 from torch import nn
 
-from paiexport.compact import AddConstant, SelectFeatures, compact_model, max_abs_diff
-from paiexport.export import to_onnx
-from paiexport.masks import attach_masks, prunable_weights, strip_masks
+from paiexport.export.compact import AddConstant, SelectFeatures, compact_model, max_abs_diff
+from paiexport.export.torch_export import to_onnx
+from paiexport.sparsity.masks import attach_masks, prunable_weights, strip_masks
 from paiexport.models import BasicBlock, ModelName, build_model
 
 

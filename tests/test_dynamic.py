@@ -8,7 +8,7 @@ from torch import nn
 
 from paiexport.data import DatasetName, load_data
 from paiexport.errors import UserError
-from paiexport.masks import (
+from paiexport.sparsity.masks import (
     KeepPrunedZero,
     attach_masks,
     get_masks,
@@ -23,7 +23,7 @@ from paiexport.methods.set import SETConfig, SETUpdater
 from paiexport.methods.snfs import SNFSConfig
 from paiexport.models import ModelName, build_model
 from paiexport.recipe import validate_recipe
-from paiexport.train import OptimizerConfig, TrainCallback, TrainConfig, TrainState, train
+from paiexport.training.loop import OptimizerConfig, TrainCallback, TrainConfig, TrainState, train
 
 W = torch.tensor([[0.9, 0.0, -0.05, 0.0], [0.0, 0.4, 0.0, -0.2], [0.1, 0.0, 0.0, 0.7]])
 # Dense gradient: the largest entries at ACTIVE positions (9 at the dropped (0,2), 8 at the kept
@@ -178,7 +178,7 @@ def train_dynamic(tmp_path, config: DynamicConfig, epochs: int = 3, optimizer: s
     torch.manual_seed(0)
     data = load_data(DatasetName.synthetic, seed=0, val_fraction=0.2)
     model = build_model(ModelName.mlp, {"hidden": [32, 16]}, data.input_shape, data.num_classes)
-    from paiexport.allocation import SparsityConfig
+    from paiexport.sparsity.allocation import SparsityConfig
     from paiexport.methods import SelectionContext
 
     method = make_method(config)
@@ -229,7 +229,7 @@ def test_no_update_after_end_fraction(tmp_path):
 
 
 def test_initial_mask_from_any_static_criterion(tmp_path):
-    from paiexport.allocation import SparsityConfig
+    from paiexport.sparsity.allocation import SparsityConfig
     from paiexport.methods import SelectionContext
     from paiexport.methods.snip import SnipConfig
 

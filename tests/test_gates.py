@@ -5,7 +5,7 @@ from typer.testing import CliRunner
 
 from paiexport.cli import app
 from paiexport.errors import UserError
-from paiexport.gates import GatesConfig, evaluate_gates
+from paiexport.reporting.gates import GatesConfig, evaluate_gates
 from paiexport.recipe import validate_recipe
 
 runner = CliRunner()

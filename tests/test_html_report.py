@@ -11,7 +11,7 @@ import pytest
 from typer.testing import CliRunner
 
 from paiexport.cli import app
-from paiexport.html_report import FIG_PIXELS, write_html_report
+from paiexport.reporting.html import FIG_PIXELS, write_html_report
 from paiexport.paths import RunPaths
 
 runner = CliRunner()
@@ -92,7 +92,7 @@ def test_report_renders_in_headless_chromium(run_dir, tmp_path):
 
 
 def test_only_epoch_rows_are_plotted_as_epochs(tmp_path):
-    from paiexport.train import read_epoch_records
+    from paiexport.training.loop import read_epoch_records
 
     path = tmp_path / "metrics.jsonl"
     path.write_text(

@@ -6,7 +6,7 @@ from torch import nn
 
 from paiexport.data import DatasetName, load_data
 from paiexport.errors import UserError
-from paiexport.masks import (
+from paiexport.sparsity.masks import (
     KeepPrunedZero,
     attach_masks,
     get_masks,
@@ -16,7 +16,7 @@ from paiexport.masks import (
     strip_masks,
 )
 from paiexport.models import ModelName, build_model
-from paiexport.train import LRScheduleConfig, OptimizerConfig, TrainConfig, lr_factor, train
+from paiexport.training.loop import LRScheduleConfig, OptimizerConfig, TrainConfig, lr_factor, train
 
 
 def random_masks(model: nn.Module, density: float = 0.3) -> dict[str, torch.Tensor]:

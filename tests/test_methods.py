@@ -5,7 +5,7 @@ import pytest
 import torch
 from torch import nn
 
-from paiexport.allocation import SparsityConfig
+from paiexport.sparsity.allocation import SparsityConfig
 from paiexport.data import DataSplits, Split
 from paiexport.methods import METHODS, SelectionContext, make_method
 from paiexport.methods.magnitude import MagnitudeConfig

@@ -7,7 +7,7 @@ import torch
 from torch import nn
 
 from paiexport.errors import UserError
-from paiexport.masks import get_masks, overall_sparsity, prunable_weights
+from paiexport.sparsity.masks import get_masks, overall_sparsity, prunable_weights
 from paiexport.methods.gmp import GMPConfig, cubic_sparsity, resolve_end_epoch
 from paiexport.methods.lth import level_densities, rewind, snapshot
 from paiexport.paths import RunPaths

@@ -2,7 +2,7 @@ from pathlib import Path
 
 import pytest
 
-from paiexport.allocation import Distribution
+from paiexport.sparsity.allocation import Distribution
 from paiexport.errors import UserError
 from paiexport.recipe import apply_overrides, bundled_recipes_dir, load_recipe, resolve_recipe_path
 

@@ -5,15 +5,15 @@ import math
 import pytest
 import torch
 
-from paiexport.allocation import SparsityConfig
+from paiexport.sparsity.allocation import SparsityConfig
 from paiexport.data import DatasetName, load_data
 from paiexport.errors import UserError
-from paiexport.masks import get_masks, prunable_weights
+from paiexport.sparsity.masks import get_masks, prunable_weights
 from paiexport.methods import SelectionContext, make_method
 from paiexport.methods.edge_popup import EdgePopupConfig, EdgePopupSelector
 from paiexport.methods.supermask import SupermaskConfig, SupermaskSelector
 from paiexport.models import ModelName, build_model
-from paiexport.train import OptimizerConfig, TrainConfig, train
+from paiexport.training.loop import OptimizerConfig, TrainConfig, train
 
 
 def fit(tmp_path, config, target=0.5, distribution="uniform"):
@@ -142,7 +142,7 @@ def test_supermask_recomputes_batchnorm_statistics_under_the_exported_mask(tmp_p
 
 
 def test_a_layer_left_empty_is_refused_before_training():
-    from paiexport.allocation import SparsityConfig
+    from paiexport.sparsity.allocation import SparsityConfig
     from paiexport.data import DatasetName, load_data
     from paiexport.errors import UserError
     from paiexport.methods import METHODS, SelectionContext, make_method

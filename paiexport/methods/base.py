@@ -12,11 +12,11 @@ import torch
 from pydantic import Field
 from torch import nn
 
-from paiexport.allocation import SparsityConfig
-from paiexport.collapse import check_collapse
+from paiexport.sparsity.allocation import SparsityConfig
+from paiexport.sparsity.collapse import check_collapse
 from paiexport.config import StrictModel
 from paiexport.data import DataSplits
-from paiexport.masks import KeepPrunedZero, Masks, attach_masks, prunable_weights
+from paiexport.sparsity.masks import KeepPrunedZero, Masks, attach_masks, prunable_weights
 from paiexport.methods.static import (
     Ablation,
     RoundSchedule,
@@ -25,7 +25,7 @@ from paiexport.methods.static import (
     shuffle_within_layers,
 )
 from paiexport.seeding import stream
-from paiexport.train import CheckpointChoice, TrainCallback, TrainResult
+from paiexport.training.loop import CheckpointChoice, TrainCallback, TrainResult
 
 
 class MethodConfig(StrictModel):

@@ -2,7 +2,7 @@
 
 from typing import Literal
 
-from paiexport.masks import Masks
+from paiexport.sparsity.masks import Masks
 from paiexport.methods.base import Method, MethodConfig, SelectionContext
 
 

@@ -23,9 +23,9 @@ from typing import Any, ClassVar
 import torch
 from pydantic import Field, field_validator
 
-from paiexport.masks import MASK_BUFFER, Masks, attach_masks, prunable_modules
+from paiexport.sparsity.masks import MASK_BUFFER, Masks, attach_masks, prunable_modules
 from paiexport.methods.base import Method, MethodConfig, ScoreMethod, SelectionContext
-from paiexport.train import TrainCallback, TrainState
+from paiexport.training.loop import TrainCallback, TrainState
 
 
 class DropSchedule(str, Enum):

@@ -21,12 +21,12 @@ from typing import Any, Literal
 import torch
 from pydantic import Field
 
-from paiexport.allocation import SparsityConfig
+from paiexport.sparsity.allocation import SparsityConfig
 from paiexport.errors import UserError
-from paiexport.masks import KeepPrunedZero, Masks, attach_masks
+from paiexport.sparsity.masks import KeepPrunedZero, Masks, attach_masks
 from paiexport.methods.base import Method, MethodConfig, SelectionContext, Trainer
 from paiexport.methods.post_training import magnitude_masks
-from paiexport.train import CheckpointChoice, TrainCallback, TrainResult, TrainState
+from paiexport.training.loop import CheckpointChoice, TrainCallback, TrainResult, TrainState
 
 
 class GMPConfig(MethodConfig):

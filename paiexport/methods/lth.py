@@ -27,11 +27,11 @@ from pydantic import Field
 from torch import nn
 
 from paiexport.errors import UserError
-from paiexport.masks import MASK_BUFFER, KeepPrunedZero, Masks, attach_masks
+from paiexport.sparsity.masks import MASK_BUFFER, KeepPrunedZero, Masks, attach_masks
 from paiexport.methods.base import Method, MethodConfig, SelectionContext, Trainer
 from paiexport.methods.post_training import magnitude_masks, stage_record
 from paiexport.methods.static import RoundSchedule, round_densities
-from paiexport.train import TrainCallback, TrainResult, TrainState
+from paiexport.training.loop import TrainCallback, TrainResult, TrainState
 
 State = dict[str, torch.Tensor]
 

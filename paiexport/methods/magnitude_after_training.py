@@ -17,10 +17,10 @@ from typing import Any, Literal
 
 from pydantic import Field
 
-from paiexport.masks import KeepPrunedZero, Masks, attach_masks
+from paiexport.sparsity.masks import KeepPrunedZero, Masks, attach_masks
 from paiexport.methods.base import Method, MethodConfig, SelectionContext, Trainer
 from paiexport.methods.post_training import magnitude_masks, stage_record
-from paiexport.train import TrainCallback, TrainResult, TrainState
+from paiexport.training.loop import TrainCallback, TrainResult, TrainState
 
 
 class MagnitudeAfterTrainingConfig(MethodConfig):

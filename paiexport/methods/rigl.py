@@ -11,9 +11,9 @@ from typing import Literal
 
 import torch
 
-from paiexport.masks import Masks, pop_dense_grads, request_dense_grads
+from paiexport.sparsity.masks import Masks, pop_dense_grads, request_dense_grads
 from paiexport.methods.dynamic import DynamicConfig, DynamicMethod, MaskUpdater
-from paiexport.train import TrainState
+from paiexport.training.loop import TrainState
 
 
 class RigLConfig(DynamicConfig):

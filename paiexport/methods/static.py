@@ -25,8 +25,8 @@ from typing import TYPE_CHECKING
 import torch
 from torch import nn
 
-from paiexport.masks import Masks, attach_masks
-from paiexport.structure import select_structured
+from paiexport.sparsity.masks import Masks, attach_masks
+from paiexport.sparsity.structure import select_structured
 
 if TYPE_CHECKING:
     from paiexport.methods.base import SelectionContext

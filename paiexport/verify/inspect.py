@@ -17,7 +17,7 @@ import onnx
 from onnx import ModelProto, numpy_helper
 
 from paiexport.errors import UserError
-from paiexport.onnx_transforms import array_sparsity
+from paiexport.export.transforms import array_sparsity
 
 # op type -> position of the weight among the node's inputs
 WEIGHT_INPUT = {

@@ -18,7 +18,7 @@ OUTPUT_NAME = "logits"
 def to_onnx(model: nn.Module, input_shape: tuple[int, ...], opset: int) -> ModelProto:
     """Export with the dynamo exporter; the batch dimension is dynamic.
 
-    The model must carry no masks (see `paiexport.masks.strip_masks`): an attached
+    The model must carry no masks (see `paiexport.sparsity.masks.strip_masks`): an attached
     mask would be exported as a second dense tensor.
     """
     model = model.eval().cpu()

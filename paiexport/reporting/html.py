@@ -17,8 +17,8 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
 from paiexport.paths import RunPaths
-from paiexport.report import percent, summary_rows
-from paiexport.train import read_epoch_records
+from paiexport.reporting.report import percent, summary_rows
+from paiexport.training.loop import read_epoch_records
 
 FIG_INCHES = (9.0, 4.0)
 DPI = 100  # every PNG is 900 x 400 pixels

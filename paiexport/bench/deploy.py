@@ -8,11 +8,11 @@ from typing import Any
 from torch import nn
 
 from paiexport import __version__
-from paiexport.benchmark import LatencyStats
-from paiexport.masks import overall_sparsity
+from paiexport.bench.latency import LatencyStats
+from paiexport.sparsity.masks import overall_sparsity
 from paiexport.recipe import Recipe
-from paiexport.validate import FileValidation
-from paiexport.variants import DEPLOY, SPARSE
+from paiexport.verify.validate import FileValidation
+from paiexport.export.variants import DEPLOY, SPARSE
 
 META_PREFIX = "paiexport."
 

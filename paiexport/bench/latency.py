@@ -16,7 +16,7 @@ import onnx
 from rich.table import Table
 
 from paiexport.errors import UserError
-from paiexport.validate import make_session
+from paiexport.verify.validate import make_session
 
 
 @dataclass(frozen=True)

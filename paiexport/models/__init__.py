@@ -1,6 +1,6 @@
 """Model zoo: each model has typed arguments and a builder taking the data's shape.
 
-Prunable weights are the `weight` of every Linear and Conv layer (see `paiexport.masks`).
+Prunable weights are the `weight` of every Linear and Conv layer (see `paiexport.sparsity.masks`).
 """
 
 from __future__ import annotations

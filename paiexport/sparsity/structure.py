@@ -3,7 +3,7 @@
 `channel` reduces each criterion's per-weight scores to one score per output channel or
 neuron (`sum`, `mean` or `l2` over the row) and keeps the best channels per layer with the
 recipe's distribution (uniform / ERK / global), so the pruned rows can later be removed
-physically (`paiexport.compact`). Two kinds of layers keep all their channels, and
+physically (`paiexport.export.compact`). Two kinds of layers keep all their channels, and
 `structure_notes` says so:
 
 - the classifier (its outputs are the logits), and
@@ -26,10 +26,10 @@ import operator
 import torch
 from torch import fx, nn
 
-from paiexport.allocation import Distribution, SparsityConfig, allocate_masks, erk_densities
+from paiexport.sparsity.allocation import Distribution, SparsityConfig, allocate_masks, erk_densities
 from paiexport.errors import UserError
-from paiexport.masks import PRUNABLE_TYPES, Masks, prunable_modules
-from paiexport.structure_spec import ChannelReduce, NMPattern, StructureKind
+from paiexport.sparsity.masks import PRUNABLE_TYPES, Masks, prunable_modules
+from paiexport.sparsity.structure_spec import ChannelReduce, NMPattern, StructureKind
 
 # Modules that keep the channel layout of their input (a residual join is found through them).
 _CHANNEL_PRESERVING = (nn.BatchNorm1d, nn.BatchNorm2d, nn.ReLU, nn.Identity, nn.Dropout)

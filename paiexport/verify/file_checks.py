@@ -10,9 +10,9 @@ import onnx
 
 from paiexport.data import DatasetName, load_data
 from paiexport.errors import UserError
-from paiexport.onnx_inspect import load_model, weights
-from paiexport.onnx_transforms import array_sparsity
-from paiexport.validate import PARITY_ATOL, PARITY_BATCH, accuracy, make_session, run_session
+from paiexport.verify.inspect import load_model, weights
+from paiexport.export.transforms import array_sparsity
+from paiexport.verify.validate import PARITY_ATOL, PARITY_BATCH, accuracy, make_session, run_session
 
 QUANTIZED_OPS = {"DynamicQuantizeLinear", "QuantizeLinear", "MatMulInteger", "ConvInteger", "QLinearConv",
                  "QLinearMatMul"}  # fmt: skip

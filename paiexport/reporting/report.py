@@ -11,7 +11,7 @@ from typing import Any
 
 from rich.table import Table
 
-from paiexport.benchmark import LatencyStats
+from paiexport.bench.latency import LatencyStats
 
 SPARSE_STORAGE_NOTE = (
     "model.sparse.onnx stores weights as ONNX sparse initializers: the file is smaller, but "

@@ -13,8 +13,8 @@ import torch
 from pydantic import Field, field_serializer, field_validator
 
 from paiexport.config import StrictModel
-from paiexport.masks import Masks
-from paiexport.structure_spec import ChannelReduce, Structure, StructureKind, parse_structure
+from paiexport.sparsity.masks import Masks
+from paiexport.sparsity.structure_spec import ChannelReduce, Structure, StructureKind, parse_structure
 
 
 class Distribution(str, Enum):

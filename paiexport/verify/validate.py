@@ -12,7 +12,7 @@ import torch
 from torch import nn
 
 from paiexport.data import Split
-from paiexport.onnx_transforms import FLOAT_TYPES, array_sparsity
+from paiexport.export.transforms import FLOAT_TYPES, array_sparsity
 
 PARITY_ATOL = 1e-4  # float32 reassociation between runtimes stays far below this
 PARITY_BATCH = 256

@@ -26,7 +26,7 @@ from onnxruntime.quantization import (
     quantize_static,
 )
 
-from paiexport.variants import Int8Mode
+from paiexport.export.variants import Int8Mode
 
 
 class _Samples(CalibrationDataReader):
