@@ -28,7 +28,6 @@ import torch
 
 from paiexport import pipeline
 from paiexport.errors import UserError
-from paiexport.sparsity.masks import overall_sparsity
 from paiexport.methods import METHODS
 from paiexport.paths import RunPaths
 from paiexport.recipe import (
@@ -37,6 +36,7 @@ from paiexport.recipe import (
     read_recipe_file,
     validate_recipe,
 )
+from paiexport.sparsity.masks import overall_sparsity
 from paiexport.training.loop import evaluate, read_epoch_records
 
 TARGET = 0.9

@@ -158,7 +158,13 @@ def check_command(
     ] = None,
 ) -> None:
     """Check a run against gates (options and the recipe's gates: section); exit 1 if any fails."""
-    from paiexport.reporting.gates import evaluate_gates, gates_from_dict, load_report, parse_pair, recipe_gates
+    from paiexport.reporting.gates import (
+        evaluate_gates,
+        gates_from_dict,
+        load_report,
+        parse_pair,
+        recipe_gates,
+    )
 
     with user_errors():
         report = load_report(run_or_report)

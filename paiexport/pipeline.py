@@ -18,42 +18,14 @@ from rich.console import Console
 from torch import nn
 
 from paiexport import __version__
-from paiexport.sparsity.allocation import Distribution, SparsityConfig, layer_keep_counts
+from paiexport.bench.deploy import choose_deploy
 from paiexport.bench.latency import benchmark_files, file_size
-from paiexport.sparsity.collapse import check_collapse, find_collapse
-from paiexport.export.compact import compact_model, max_abs_diff
 from paiexport.data import DataSplits, load_data
-from paiexport.bench.deploy import choose_deploy, run_metadata
 from paiexport.errors import UserError
-from paiexport.export.torch_export import save_onnx, to_onnx
-from paiexport.reporting.html import write_html_report
-from paiexport.sparsity.masks import (
-    get_masks,
-    layer_sparsity,
-    overall_sparsity,
-    prunable_weights,
-    strip_masks,
-)
-from paiexport.methods import Method, SelectionContext, make_method
-from paiexport.models import build_model
-from paiexport.export.transforms import set_metadata, to_sparse_initializers
-from paiexport.paths import RunPaths, staged_run_dir
+from paiexport.export.compact import compact_model, max_abs_diff
 from paiexport.export.quantize import to_int8
-from paiexport.recipe import Recipe
-from paiexport.reporting.report import (
-    SPARSE_STORAGE_NOTE,
-    UNTRAINED_WEIGHTS_NOTE,
-    latency_sections,
-    markdown,
-    size_ratios,
-    versions,
-    write_json,
-)
-from paiexport.seeding import seed_everything, stream
-from paiexport.sparsity.structure import structure_notes
-from paiexport.sparsity.structure_spec import StructureKind
-from paiexport.training.loop import CheckpointChoice, TrainCallback, TrainResult, evaluate, train
-from paiexport.verify.validate import FileValidation, onnx_weight_sparsity, torch_logits, validate_file
+from paiexport.export.torch_export import save_onnx, to_onnx
+from paiexport.export.transforms import set_metadata, to_sparse_initializers
 from paiexport.export.variants import (
     COMPACT,
     COMPACT_INT8,
@@ -65,6 +37,35 @@ from paiexport.export.variants import (
     ExportFormat,
     variants_for,
 )
+from paiexport.methods import Method, SelectionContext, make_method
+from paiexport.models import build_model
+from paiexport.paths import RunPaths, staged_run_dir
+from paiexport.recipe import Recipe
+from paiexport.reporting.html import write_html_report
+from paiexport.reporting.report import (
+    SPARSE_STORAGE_NOTE,
+    UNTRAINED_WEIGHTS_NOTE,
+    latency_sections,
+    markdown,
+    size_ratios,
+    versions,
+    write_json,
+)
+from paiexport.seeding import seed_everything, stream
+from paiexport.sparsity.allocation import layer_keep_counts
+from paiexport.sparsity.collapse import check_collapse, find_collapse
+from paiexport.sparsity.masks import (
+    get_masks,
+    layer_sparsity,
+    overall_sparsity,
+    prunable_weights,
+    strip_masks,
+)
+from paiexport.sparsity.structure import structure_notes
+from paiexport.sparsity.types import Distribution, SparsityConfig, StructureKind
+from paiexport.training.callbacks import TrainCallback
+from paiexport.training.loop import CheckpointChoice, TrainResult, evaluate, train
+from paiexport.verify.validate import FileValidation, onnx_weight_sparsity, torch_logits, validate_file
 
 
 @dataclass
@@ -331,8 +332,9 @@ def run_recipe(
         paths.recipe.write_text(yaml.safe_dump(recipe.to_dict(), sort_keys=False))
         model, data, result, method = select_and_train(recipe, paths, timer)
         _, torch_acc = evaluate(model, data.test)
+        metadata = recipe.metadata(overall_sparsity(model, recipe.sparsity.exclude), torch_acc)
         with timer.stage("export", f"exporting ONNX ({', '.join(f.value for f in recipe.export.formats)})"):
-            exported = export_variants(model, recipe, data, paths, run_metadata(recipe, model, torch_acc))
+            exported = export_variants(model, recipe, data, paths, metadata)
         with timer.stage("validate", "validating ONNX files"):
             checks = validate_variants(exported.files, model, recipe, data, {})
         bench = recipe.bench

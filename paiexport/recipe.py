@@ -14,17 +14,18 @@ from typing import Annotated, Any, Union
 import yaml
 from pydantic import Field, PositiveInt, ValidationError, field_validator, model_validator
 
-from paiexport.sparsity.allocation import SparsityConfig
+from paiexport import __version__
 from paiexport.config import StrictModel
 from paiexport.data import DatasetName
 from paiexport.errors import UserError
-from paiexport.reporting.gates import GatesConfig
-from paiexport.methods import METHODS
-from paiexport.methods.static import Ablation
-from paiexport.models import ModelName, parse_model_args
-from paiexport.sparsity.structure_spec import ChannelReduce, StructureKind
-from paiexport.training.loop import CheckpointChoice, TrainConfig
+from paiexport.export.metadata import tagged
 from paiexport.export.variants import ExportFormat, Int8Mode
+from paiexport.methods import METHODS
+from paiexport.methods.score import Ablation
+from paiexport.models import ModelName, parse_model_args
+from paiexport.reporting.gates import GatesConfig
+from paiexport.sparsity.types import ChannelReduce, SparsityConfig, StructureKind
+from paiexport.training.loop import CheckpointChoice, TrainConfig
 
 MethodSection = Annotated[
     Union[tuple(cls.config_class for cls in METHODS.values())],  # noqa: UP007 - built at runtime
@@ -132,6 +133,22 @@ class Recipe(StrictModel):
 
     def to_dict(self) -> dict[str, Any]:
         return self.model_dump(mode="json")
+
+    def metadata(self, reached_sparsity: float, torch_accuracy: float) -> dict[str, str]:
+        """`metadata_props` shared by every file of a run of this recipe."""
+        return tagged(
+            {
+                "recipe": self.name,
+                "recipe_hash": self.digest(),
+                "seed": self.seed,  # digits' and synthetic's test splits depend on it (validate)
+                "method": self.method.name,
+                "structure": self.to_dict()["sparsity"]["structure"],
+                "target_sparsity": self.effective_target(),
+                "reached_sparsity": round(reached_sparsity, 6),
+                "torch_accuracy": torch_accuracy,
+                "version": __version__,
+            }
+        )
 
     def digest(self) -> str:
         """Short hash of the validated recipe (stable across key order and formatting)."""

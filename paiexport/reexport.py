@@ -18,12 +18,12 @@ from torch import nn
 
 from paiexport.data import DataSplits, load_data
 from paiexport.errors import UserError
-from paiexport.sparsity.masks import MASK_BUFFER, attach_masks, strip_masks
+from paiexport.export.variants import ExportFormat
 from paiexport.models import build_model
 from paiexport.paths import RunPaths, staged_run_dir
 from paiexport.recipe import Recipe, apply_overrides, read_recipe_file, validate_recipe
+from paiexport.sparsity.masks import MASK_BUFFER, attach_masks, strip_masks
 from paiexport.training.loop import CheckpointChoice, evaluate
-from paiexport.export.variants import ExportFormat
 
 
 @dataclass(frozen=True)
@@ -91,8 +91,8 @@ def reexport(source: RunSource, out_dir: Path, console: Console, *, force: bool 
     replaced only with `force`. Never the run folder itself: its report describes its files.
     """
     from paiexport.bench.latency import benchmark_files
-    from paiexport.bench.deploy import run_metadata
     from paiexport.pipeline import export_variants, validate_variants, write_deploy
+    from paiexport.sparsity.masks import overall_sparsity
 
     if out_dir.resolve() == source.root.resolve():
         raise UserError(f"--out {out_dir}: the run folder's report.json describes its files; choose another")
@@ -100,7 +100,14 @@ def reexport(source: RunSource, out_dir: Path, console: Console, *, force: bool 
     model, data = restore_model(source)
     _, torch_acc = evaluate(model, data.test)
     with staged_run_dir(out_dir, force) as paths:
-        exported = export_variants(model, recipe, data, paths, run_metadata(recipe, model, torch_acc))
+        metadata = recipe.metadata(overall_sparsity(model, recipe.sparsity.exclude), torch_acc)
+        exported = export_variants(
+            model,
+            recipe,
+            data,
+            paths,
+            metadata,
+        )
         checks = validate_variants(exported.files, model, recipe, data, {})
         deploy = None
         if ExportFormat.auto in recipe.export.formats:

@@ -9,9 +9,9 @@ import pytest
 from typer.testing import CliRunner
 
 from paiexport.bench.latency import bench, bench_inputs, parse_positive_ints
+from paiexport.bench.synthetic import matmul_chain
 from paiexport.cli import app
 from paiexport.errors import UserError
-from paiexport.bench.synthetic import matmul_chain
 
 runner = CliRunner()
 

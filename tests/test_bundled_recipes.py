@@ -2,8 +2,6 @@
 
 import pytest
 
-from paiexport.sparsity.allocation import Distribution
-from paiexport.sparsity.masks import layer_sparsity, overall_sparsity, prunable_weights
 from paiexport.paths import RunPaths
 from paiexport.pipeline import RecipeTrainer, planned_layer_sparsity, prepare
 from paiexport.recipe import (
@@ -13,7 +11,8 @@ from paiexport.recipe import (
     read_recipe_file,
     validate_recipe,
 )
-from paiexport.sparsity.structure_spec import StructureKind
+from paiexport.sparsity.masks import layer_sparsity, overall_sparsity, prunable_weights
+from paiexport.sparsity.types import Distribution, StructureKind
 
 SHORT = {"magnitude_after_training": ["method.finetune_epochs=1"]}
 SPARSE = sorted(p.stem for p in bundled_recipes_dir().glob("*.yaml") if load_recipe(p).effective_target() > 0)

@@ -13,12 +13,12 @@ from onnx import numpy_helper
 from torch import nn
 from typer.testing import CliRunner
 
+from paiexport.bench.deploy import choose_deploy
 from paiexport.bench.latency import LatencyStats
 from paiexport.cli import app
-from paiexport.bench.deploy import choose_deploy
+from paiexport.export.variants import ExportFormat, variants_for
 from paiexport.recipe import load_recipe
 from paiexport.verify.validate import FileValidation
-from paiexport.export.variants import ExportFormat, variants_for
 
 runner = CliRunner()
 FILES = {

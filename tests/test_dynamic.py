@@ -8,14 +8,6 @@ from torch import nn
 
 from paiexport.data import DatasetName, load_data
 from paiexport.errors import UserError
-from paiexport.sparsity.masks import (
-    KeepPrunedZero,
-    attach_masks,
-    get_masks,
-    pop_dense_grads,
-    prunable_weights,
-    request_dense_grads,
-)
 from paiexport.methods import make_method
 from paiexport.methods.dynamic import DropSchedule, DynamicConfig, drop_fraction_at
 from paiexport.methods.rigl import RigLConfig, RigLUpdater
@@ -23,7 +15,15 @@ from paiexport.methods.set import SETConfig, SETUpdater
 from paiexport.methods.snfs import SNFSConfig
 from paiexport.models import ModelName, build_model
 from paiexport.recipe import validate_recipe
-from paiexport.training.loop import OptimizerConfig, TrainCallback, TrainConfig, TrainState, train
+from paiexport.sparsity.masks import (
+    attach_masks,
+    get_masks,
+    pop_dense_grads,
+    prunable_weights,
+    request_dense_grads,
+)
+from paiexport.training.callbacks import KeepPrunedZero, TrainCallback, TrainState
+from paiexport.training.loop import OptimizerConfig, TrainConfig, train
 
 W = torch.tensor([[0.9, 0.0, -0.05, 0.0], [0.0, 0.4, 0.0, -0.2], [0.1, 0.0, 0.0, 0.7]])
 # Dense gradient: the largest entries at ACTIVE positions (9 at the dropped (0,2), 8 at the kept
@@ -178,8 +178,8 @@ def train_dynamic(tmp_path, config: DynamicConfig, epochs: int = 3, optimizer: s
     torch.manual_seed(0)
     data = load_data(DatasetName.synthetic, seed=0, val_fraction=0.2)
     model = build_model(ModelName.mlp, {"hidden": [32, 16]}, data.input_shape, data.num_classes)
-    from paiexport.sparsity.allocation import SparsityConfig
     from paiexport.methods import SelectionContext
+    from paiexport.sparsity.types import SparsityConfig
 
     method = make_method(config)
     ctx = SelectionContext(model, data, SparsityConfig(target=0.8, distribution="erk"), 32)
@@ -229,9 +229,9 @@ def test_no_update_after_end_fraction(tmp_path):
 
 
 def test_initial_mask_from_any_static_criterion(tmp_path):
-    from paiexport.sparsity.allocation import SparsityConfig
     from paiexport.methods import SelectionContext
     from paiexport.methods.snip import SnipConfig
+    from paiexport.sparsity.types import SparsityConfig
 
     data = load_data(DatasetName.synthetic, seed=0, val_fraction=0.2)
 

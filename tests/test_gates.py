@@ -5,8 +5,8 @@ from typer.testing import CliRunner
 
 from paiexport.cli import app
 from paiexport.errors import UserError
-from paiexport.reporting.gates import GatesConfig, evaluate_gates
 from paiexport.recipe import validate_recipe
+from paiexport.reporting.gates import GatesConfig, evaluate_gates
 
 runner = CliRunner()
 

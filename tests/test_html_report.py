@@ -11,8 +11,8 @@ import pytest
 from typer.testing import CliRunner
 
 from paiexport.cli import app
-from paiexport.reporting.html import FIG_PIXELS, write_html_report
 from paiexport.paths import RunPaths
+from paiexport.reporting.html import FIG_PIXELS, write_html_report
 
 runner = CliRunner()
 ROOT = Path(__file__).resolve().parent.parent

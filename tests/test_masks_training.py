@@ -6,8 +6,8 @@ from torch import nn
 
 from paiexport.data import DatasetName, load_data
 from paiexport.errors import UserError
+from paiexport.models import ModelName, build_model
 from paiexport.sparsity.masks import (
-    KeepPrunedZero,
     attach_masks,
     get_masks,
     layer_sparsity,
@@ -15,7 +15,7 @@ from paiexport.sparsity.masks import (
     prunable_weights,
     strip_masks,
 )
-from paiexport.models import ModelName, build_model
+from paiexport.training.callbacks import KeepPrunedZero
 from paiexport.training.loop import LRScheduleConfig, OptimizerConfig, TrainConfig, lr_factor, train
 
 

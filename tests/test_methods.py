@@ -5,12 +5,12 @@ import pytest
 import torch
 from torch import nn
 
-from paiexport.sparsity.allocation import SparsityConfig
 from paiexport.data import DataSplits, Split
 from paiexport.methods import METHODS, SelectionContext, make_method
 from paiexport.methods.magnitude import MagnitudeConfig
 from paiexport.methods.random_pruning import RandomConfig
 from paiexport.methods.snip import SnipConfig
+from paiexport.sparsity.types import SparsityConfig
 
 
 def two_layer_net() -> nn.Sequential:

@@ -7,12 +7,12 @@ import torch
 from torch import nn
 
 from paiexport.errors import UserError
-from paiexport.sparsity.masks import get_masks, overall_sparsity, prunable_weights
 from paiexport.methods.gmp import GMPConfig, cubic_sparsity, resolve_end_epoch
 from paiexport.methods.lth import level_densities, rewind, snapshot
 from paiexport.paths import RunPaths
 from paiexport.pipeline import RecipeTrainer, prepare
 from paiexport.recipe import validate_recipe
+from paiexport.sparsity.masks import get_masks, overall_sparsity, prunable_weights
 
 
 def setup(tiny_recipe_dict, tmp_path, method: dict, **sparsity):

@@ -2,9 +2,9 @@ from pathlib import Path
 
 import pytest
 
-from paiexport.sparsity.allocation import Distribution
 from paiexport.errors import UserError
 from paiexport.recipe import apply_overrides, bundled_recipes_dir, load_recipe, resolve_recipe_path
+from paiexport.sparsity.types import Distribution
 
 
 def test_valid_recipe_is_typed(write_recipe, tiny_recipe_dict):

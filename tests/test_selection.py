@@ -5,14 +5,14 @@ import math
 import pytest
 import torch
 
-from paiexport.sparsity.allocation import SparsityConfig
 from paiexport.data import DatasetName, load_data
 from paiexport.errors import UserError
-from paiexport.sparsity.masks import get_masks, prunable_weights
 from paiexport.methods import SelectionContext, make_method
 from paiexport.methods.edge_popup import EdgePopupConfig, EdgePopupSelector
 from paiexport.methods.supermask import SupermaskConfig, SupermaskSelector
 from paiexport.models import ModelName, build_model
+from paiexport.sparsity.masks import get_masks, prunable_weights
+from paiexport.sparsity.types import SparsityConfig
 from paiexport.training.loop import OptimizerConfig, TrainConfig, train
 
 
@@ -142,11 +142,11 @@ def test_supermask_recomputes_batchnorm_statistics_under_the_exported_mask(tmp_p
 
 
 def test_a_layer_left_empty_is_refused_before_training():
-    from paiexport.sparsity.allocation import SparsityConfig
     from paiexport.data import DatasetName, load_data
     from paiexport.errors import UserError
     from paiexport.methods import METHODS, SelectionContext, make_method
     from paiexport.models import ModelName, build_model
+    from paiexport.sparsity.types import SparsityConfig
 
     data = load_data(DatasetName.synthetic, seed=0, val_fraction=0.2)
     model = build_model(ModelName.mlp, {"hidden": [1]}, data.input_shape, data.num_classes)  # out: 4 weights

@@ -1,39 +1,13 @@
-"""What ships: metadata on every file and the `auto` choice of `model.deploy.onnx`."""
+"""What ships: the `auto` choice of `model.deploy.onnx`."""
 
 from __future__ import annotations
 
 import math
 from typing import Any
 
-from torch import nn
-
-from paiexport import __version__
 from paiexport.bench.latency import LatencyStats
-from paiexport.sparsity.masks import overall_sparsity
-from paiexport.recipe import Recipe
-from paiexport.verify.validate import FileValidation
 from paiexport.export.variants import DEPLOY, SPARSE
-
-META_PREFIX = "paiexport."
-
-
-def run_metadata(recipe: Recipe, model: nn.Module, torch_accuracy: float) -> dict[str, str]:
-    """`metadata_props` shared by every file of a run (values are strings in ONNX)."""
-    structure = recipe.to_dict()["sparsity"]["structure"]
-    return {
-        f"{META_PREFIX}{k}": str(v)
-        for k, v in {
-            "recipe": recipe.name,
-            "recipe_hash": recipe.digest(),
-            "seed": recipe.seed,  # digits' and synthetic's test splits depend on it (validate)
-            "method": recipe.method.name,
-            "structure": structure,
-            "target_sparsity": recipe.effective_target(),
-            "reached_sparsity": round(overall_sparsity(model, recipe.sparsity.exclude), 6),
-            "torch_accuracy": torch_accuracy,
-            "version": __version__,
-        }.items()
-    }
+from paiexport.verify.validate import FileValidation
 
 
 def _geomean_ms(by_batch: dict[int, dict[int, LatencyStats]]) -> float:

@@ -1,6 +1,6 @@
 """The method registry: `method.name` in a recipe -> the class that implements it."""
 
-from paiexport.methods.base import Method, MethodConfig, ScoreMethod, SelectionContext
+from paiexport.methods.base import Method, MethodConfig, SelectionContext
 from paiexport.methods.dense import Dense
 from paiexport.methods.edge_popup import EdgePopup
 from paiexport.methods.gmp import GradualMagnitudePruning
@@ -10,6 +10,7 @@ from paiexport.methods.magnitude import Magnitude
 from paiexport.methods.magnitude_after_training import MagnitudeAfterTraining
 from paiexport.methods.random_pruning import RandomPruning
 from paiexport.methods.rigl import RigL
+from paiexport.methods.score import ScoreMethod
 from paiexport.methods.set import SET
 from paiexport.methods.snfs import SNFS
 from paiexport.methods.snip import Snip

@@ -9,39 +9,22 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar, Protocol
 
 import torch
-from pydantic import Field
 from torch import nn
 
-from paiexport.sparsity.allocation import SparsityConfig
-from paiexport.sparsity.collapse import check_collapse
 from paiexport.config import StrictModel
 from paiexport.data import DataSplits
-from paiexport.sparsity.masks import KeepPrunedZero, Masks, attach_masks, prunable_weights
-from paiexport.methods.static import (
-    Ablation,
-    RoundSchedule,
-    iterative_masks,
-    reinitialize,
-    shuffle_within_layers,
-)
 from paiexport.seeding import stream
-from paiexport.training.loop import CheckpointChoice, TrainCallback, TrainResult
+from paiexport.sparsity.collapse import check_collapse
+from paiexport.sparsity.masks import attach_masks, prunable_weights
+from paiexport.sparsity.types import Masks, SparsityConfig
+from paiexport.training.callbacks import KeepPrunedZero, TrainCallback
+from paiexport.training.loop import CheckpointChoice, TrainResult
 
 
 class MethodConfig(StrictModel):
     """Base of each method's `method:` section; subclasses narrow `name` to a Literal."""
 
     name: str
-
-
-class ScoreConfig(MethodConfig):
-    """Options every static criterion shares (see `paiexport.methods.static`)."""
-
-    rounds: int = Field(default=1, ge=1, description="prune iteratively, rescoring every round")
-    schedule: RoundSchedule = Field(
-        default=RoundSchedule.exponential, description="density per round: d^(k/n) or linear"
-    )
-    ablation: Ablation = Field(default=Ablation.none, description="sanity check: random_ticket|reinit|invert")
 
 
 @dataclass
@@ -120,42 +103,6 @@ class Method(ABC):
     def report(self) -> dict[str, Any]:
         """Extra top-level keys for report.json (e.g. `levels`, `mask_updates`)."""
         return {}
-
-
-class ScoreMethod(Method):
-    """A static criterion: score every prunable weight, keep the highest (see `allocation`).
-
-    With a `ScoreConfig`, every criterion gets iterative `rounds` and the `ablation`
-    sanity checks from `paiexport.methods.static`.
-    """
-
-    @abstractmethod
-    def scores(self, ctx: SelectionContext) -> dict[str, torch.Tensor]:
-        """Importance per weight (higher = keep), keyed like `ctx.prunable()`."""
-
-    @property
-    def options(self) -> ScoreConfig:
-        if isinstance(self.config, ScoreConfig):
-            return self.config
-        return ScoreConfig(name=self.config.name)
-
-    def select_rounds(self, ctx: SelectionContext) -> list[Masks]:
-        """The masks after every selection round (the last one is the selection)."""
-        opts = self.options
-        invert = opts.ablation is Ablation.invert
-        return iterative_masks(self.scores, ctx, opts.rounds, opts.schedule, invert)
-
-    def select(self, ctx: SelectionContext) -> Masks:
-        masks = self.select_rounds(ctx)[-1]
-        if self.options.ablation is Ablation.random_ticket:
-            masks = shuffle_within_layers(masks, ctx.generator)
-        return masks
-
-    def fit(self, ctx: SelectionContext, trainer: Trainer) -> TrainResult:
-        masks = self.select(ctx)
-        if self.options.ablation is Ablation.reinit:
-            reinitialize(ctx.model)  # same mask, fresh initial weights
-        return self.train_with_masks(ctx, masks, trainer)
 
 
 @contextmanager

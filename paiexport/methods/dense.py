@@ -2,8 +2,8 @@
 
 from typing import Literal
 
-from paiexport.sparsity.masks import Masks
 from paiexport.methods.base import Method, MethodConfig, SelectionContext
+from paiexport.sparsity.types import Masks
 
 
 class DenseConfig(MethodConfig):

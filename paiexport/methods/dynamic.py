@@ -23,9 +23,11 @@ from typing import Any, ClassVar
 import torch
 from pydantic import Field, field_validator
 
-from paiexport.sparsity.masks import MASK_BUFFER, Masks, attach_masks, prunable_modules
-from paiexport.methods.base import Method, MethodConfig, ScoreMethod, SelectionContext
-from paiexport.training.loop import TrainCallback, TrainState
+from paiexport.methods.base import Method, MethodConfig, SelectionContext
+from paiexport.methods.score import ScoreMethod
+from paiexport.sparsity.masks import MASK_BUFFER, attach_masks, prunable_modules
+from paiexport.sparsity.types import Masks
+from paiexport.training.callbacks import TrainCallback, TrainState
 
 
 class DropSchedule(str, Enum):

@@ -21,12 +21,13 @@ from typing import Any, Literal
 import torch
 from pydantic import Field
 
-from paiexport.sparsity.allocation import SparsityConfig
 from paiexport.errors import UserError
-from paiexport.sparsity.masks import KeepPrunedZero, Masks, attach_masks
 from paiexport.methods.base import Method, MethodConfig, SelectionContext, Trainer
 from paiexport.methods.post_training import magnitude_masks
-from paiexport.training.loop import CheckpointChoice, TrainCallback, TrainResult, TrainState
+from paiexport.sparsity.masks import attach_masks
+from paiexport.sparsity.types import Masks, SparsityConfig
+from paiexport.training.callbacks import KeepPrunedZero, TrainCallback, TrainState
+from paiexport.training.loop import CheckpointChoice, TrainResult
 
 
 class GMPConfig(MethodConfig):

@@ -27,11 +27,13 @@ from pydantic import Field
 from torch import nn
 
 from paiexport.errors import UserError
-from paiexport.sparsity.masks import MASK_BUFFER, KeepPrunedZero, Masks, attach_masks
 from paiexport.methods.base import Method, MethodConfig, SelectionContext, Trainer
 from paiexport.methods.post_training import magnitude_masks, stage_record
-from paiexport.methods.static import RoundSchedule, round_densities
-from paiexport.training.loop import TrainCallback, TrainResult, TrainState
+from paiexport.methods.score import RoundSchedule, round_densities
+from paiexport.sparsity.masks import MASK_BUFFER, attach_masks
+from paiexport.sparsity.types import Masks
+from paiexport.training.callbacks import KeepPrunedZero, TrainCallback, TrainState
+from paiexport.training.loop import TrainResult
 
 State = dict[str, torch.Tensor]
 

@@ -17,10 +17,12 @@ from typing import Any, Literal
 
 from pydantic import Field
 
-from paiexport.sparsity.masks import KeepPrunedZero, Masks, attach_masks
 from paiexport.methods.base import Method, MethodConfig, SelectionContext, Trainer
 from paiexport.methods.post_training import magnitude_masks, stage_record
-from paiexport.training.loop import TrainCallback, TrainResult, TrainState
+from paiexport.sparsity.masks import attach_masks
+from paiexport.sparsity.types import Masks
+from paiexport.training.callbacks import KeepPrunedZero, TrainCallback, TrainState
+from paiexport.training.loop import TrainResult
 
 
 class MagnitudeAfterTrainingConfig(MethodConfig):

@@ -10,11 +10,11 @@ from typing import Any
 
 import torch
 
-from paiexport.sparsity.allocation import SparsityConfig
-from paiexport.sparsity.collapse import check_collapse
-from paiexport.sparsity.masks import Masks, get_masks, overall_sparsity, prunable_weights
 from paiexport.methods.base import SelectionContext
+from paiexport.sparsity.collapse import check_collapse
+from paiexport.sparsity.masks import get_masks, overall_sparsity, prunable_weights
 from paiexport.sparsity.structure import select_structured
+from paiexport.sparsity.types import Masks, SparsityConfig
 from paiexport.training.loop import TrainResult, evaluate
 
 

@@ -23,10 +23,11 @@ import torch
 from torch import nn
 from torch.nn.utils import parametrize
 
-from paiexport.sparsity.allocation import Distribution, layer_keep_counts
 from paiexport.errors import UserError
-from paiexport.sparsity.masks import Masks, attach_masks, prunable_modules
 from paiexport.methods.base import Method, MethodConfig, SelectionContext, Trainer
+from paiexport.sparsity.allocation import layer_keep_counts
+from paiexport.sparsity.masks import attach_masks, prunable_modules
+from paiexport.sparsity.types import Distribution, Masks
 from paiexport.training.loop import TrainResult
 
 

@@ -6,21 +6,11 @@ into masks that reach the target exactly (to the nearest whole weight).
 
 from __future__ import annotations
 
-from enum import Enum
 from math import prod
 
 import torch
-from pydantic import Field, field_serializer, field_validator
 
-from paiexport.config import StrictModel
-from paiexport.sparsity.masks import Masks
-from paiexport.sparsity.structure_spec import ChannelReduce, Structure, StructureKind, parse_structure
-
-
-class Distribution(str, Enum):
-    uniform = "uniform"
-    erk = "erk"
-    global_ = "global"  # trailing underscore: `global` is a keyword
+from paiexport.sparsity.types import Distribution, Masks
 
 
 def total_keep(sizes: dict[str, int], target: float) -> int:
@@ -119,28 +109,3 @@ def allocate_masks(scores: dict[str, torch.Tensor], target: float, distribution:
     shapes = {n: tuple(s.shape) for n, s in scores.items()}
     counts = layer_keep_counts(shapes, target, distribution, caps=alive)
     return {n: _top_k_mask(s, counts[n]) for n, s in scores.items()}
-
-
-class SparsityConfig(StrictModel):
-    """`sparsity:` section: how many prunable weights to remove and how to spread them."""
-
-    target: float = Field(default=0.0, ge=0.0, lt=1.0, description="fraction removed, not density")
-    distribution: Distribution = Distribution.erk
-    exclude: list[str] = Field(default_factory=list, description="globs of parameter names kept dense")
-    structure: Structure = Field(
-        default=StructureKind.unstructured, description="unstructured | channel | N:M (e.g. 2:4)"
-    )
-    channel_reduce: ChannelReduce = ChannelReduce.sum
-
-    @field_validator("structure", mode="before")
-    @classmethod
-    def _parse_structure(cls, value: object) -> object:
-        return parse_structure(value)
-
-    @field_serializer("structure")
-    def _structure_text(self, value: Structure) -> str:
-        return value.value if isinstance(value, StructureKind) else str(value)
-
-    allow_layer_collapse: bool = Field(
-        default=False, description="train on even when a layer is left with no weights (see collapse.py)"
-    )

@@ -18,7 +18,7 @@ from typing import Any
 import torch
 
 from paiexport.errors import UserError
-from paiexport.sparsity.masks import Masks
+from paiexport.sparsity.types import Masks
 
 
 def empty_output_channels(mask: torch.Tensor) -> list[int]:

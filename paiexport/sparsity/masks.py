@@ -15,14 +15,12 @@ from collections.abc import Callable, Iterable
 import torch
 from torch import nn
 
-from paiexport.training.loop import TrainCallback, TrainState
+from paiexport.sparsity.types import Masks
 
 PRUNABLE_TYPES = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d)
 MASK_BUFFER = "weight_mask"
 WANT_DENSE_GRAD = "_paiexport_want_dense_grad"
 DENSE_GRAD = "_paiexport_dense_grad"
-
-Masks = dict[str, torch.Tensor]  # parameter name ("0.weight") -> bool tensor of the weight's shape
 
 
 def prunable_modules(model: nn.Module, exclude: Iterable[str] = ()) -> dict[str, nn.Module]:
@@ -149,10 +147,3 @@ def overall_sparsity(model: nn.Module, exclude: Iterable[str] = ()) -> float:
     total = sum(w.numel() for w in weights)
     zeros = sum(w.numel() - int(torch.count_nonzero(w)) for w in weights)
     return zeros / max(total, 1)
-
-
-class KeepPrunedZero(TrainCallback):
-    """Training callback that binds `enforce_after_step` to the loop's optimizer."""
-
-    def on_train_begin(self, state: TrainState) -> None:
-        enforce_after_step(state.optimizer, state.model)

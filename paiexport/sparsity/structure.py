@@ -26,10 +26,17 @@ import operator
 import torch
 from torch import fx, nn
 
-from paiexport.sparsity.allocation import Distribution, SparsityConfig, allocate_masks, erk_densities
 from paiexport.errors import UserError
-from paiexport.sparsity.masks import PRUNABLE_TYPES, Masks, prunable_modules
-from paiexport.sparsity.structure_spec import ChannelReduce, NMPattern, StructureKind
+from paiexport.sparsity.allocation import allocate_masks, erk_densities
+from paiexport.sparsity.masks import PRUNABLE_TYPES, prunable_modules
+from paiexport.sparsity.types import (
+    ChannelReduce,
+    Distribution,
+    Masks,
+    NMPattern,
+    SparsityConfig,
+    StructureKind,
+)
 
 # Modules that keep the channel layout of their input (a residual join is found through them).
 _CHANNEL_PRESERVING = (nn.BatchNorm1d, nn.BatchNorm2d, nn.ReLU, nn.Identity, nn.Dropout)

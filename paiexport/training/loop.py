@@ -20,6 +20,7 @@ from paiexport.config import StrictModel
 from paiexport.data import DataSplits, Split
 from paiexport.errors import UserError
 from paiexport.seeding import stream
+from paiexport.training.callbacks import TrainCallback, TrainState
 
 
 class OptimizerName(str, Enum):
@@ -60,32 +61,6 @@ class TrainConfig(StrictModel):
     lr_schedule: LRScheduleConfig = Field(default_factory=LRScheduleConfig)
     device: str = Field(default="cpu", pattern=r"^(cpu|cuda(:\d+)?)$")
     checkpoint: CheckpointChoice = CheckpointChoice.best
-
-
-@dataclass
-class TrainState:
-    """What callbacks see. `log` appends a record to metrics.jsonl."""
-
-    model: nn.Module
-    optimizer: torch.optim.Optimizer
-    loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
-    steps_per_epoch: int
-    total_steps: int
-    log: Callable[[dict[str, Any]], None]
-    step: int = 0
-    epoch: int = 0
-    batch: tuple[torch.Tensor, torch.Tensor] | None = None
-
-
-class TrainCallback:
-    """Hooks into the loop; every method is optional."""
-
-    def on_train_begin(self, state: TrainState) -> None: ...
-    def on_step_begin(self, state: TrainState) -> None: ...
-    def on_after_backward(self, state: TrainState) -> None: ...
-    def on_step_end(self, state: TrainState) -> None: ...
-    def on_epoch_end(self, state: TrainState) -> None: ...
-    def on_train_end(self, state: TrainState) -> None: ...
 
 
 @dataclass

@@ -10,8 +10,8 @@ import onnx
 
 from paiexport.data import DatasetName, load_data
 from paiexport.errors import UserError
-from paiexport.verify.inspect import load_model, weights
 from paiexport.export.transforms import array_sparsity
+from paiexport.verify.inspect import load_model, weights
 from paiexport.verify.validate import PARITY_ATOL, PARITY_BATCH, accuracy, make_session, run_session
 
 QUANTIZED_OPS = {"DynamicQuantizeLinear", "QuantizeLinear", "MatMulInteger", "ConvInteger", "QLinearConv",

@@ -1,8 +1,7 @@
-"""Typed values of `sparsity.structure` and `sparsity.channel_reduce`.
+"""The types every sparsity module shares: masks, scores and the typed `sparsity:` section.
 
-Kept apart from `structure.py` (the algorithms) so `allocation.SparsityConfig` can use the
-types without an import cycle. "N:M" is parsed once into `NMPattern`; nothing downstream
-sees the string.
+The algorithms (`masks`, `allocation`, `structure`, `collapse`) import these and never each
+other for a type. "N:M" is parsed once into `NMPattern`; nothing downstream sees the string.
 """
 
 from __future__ import annotations
@@ -11,9 +10,19 @@ import re
 from enum import Enum
 from typing import Any
 
-from pydantic import Field, model_validator
+import torch
+from pydantic import Field, field_serializer, field_validator, model_validator
 
 from paiexport.config import StrictModel
+
+Masks = dict[str, torch.Tensor]  # parameter name ("0.weight") -> bool tensor of the weight's shape
+Scores = dict[str, torch.Tensor]  # parameter name -> one score per weight (higher is kept)
+
+
+class Distribution(str, Enum):
+    uniform = "uniform"
+    erk = "erk"
+    global_ = "global"  # trailing underscore: `global` is a keyword
 
 
 class StructureKind(str, Enum):
@@ -68,3 +77,28 @@ def parse_structure(value: Any) -> Any:
     if isinstance(value, str) and value not in StructureKind.__members__:
         raise ValueError(f"expected unstructured, channel or N:M such as 2:4, got {value!r}")
     return value
+
+
+class SparsityConfig(StrictModel):
+    """`sparsity:` section: how many prunable weights to remove and how to spread them."""
+
+    target: float = Field(default=0.0, ge=0.0, lt=1.0, description="fraction removed, not density")
+    distribution: Distribution = Distribution.erk
+    exclude: list[str] = Field(default_factory=list, description="globs of parameter names kept dense")
+    structure: Structure = Field(
+        default=StructureKind.unstructured, description="unstructured | channel | N:M (e.g. 2:4)"
+    )
+    channel_reduce: ChannelReduce = ChannelReduce.sum
+
+    @field_validator("structure", mode="before")
+    @classmethod
+    def _parse_structure(cls, value: object) -> object:
+        return parse_structure(value)
+
+    @field_serializer("structure")
+    def _structure_text(self, value: Structure) -> str:
+        return value.value if isinstance(value, StructureKind) else str(value)
+
+    allow_layer_collapse: bool = Field(
+        default=False, description="train on even when a layer is left with no weights (see collapse.py)"
+    )

@@ -1,4 +1,5 @@
-"""Mechanics every static criterion shares: iterative `rounds` and sanity-check ablations.
+"""Static criteria: `ScoreMethod` (score every weight, keep the highest) and the mechanics
+every static criterion shares: iterative `rounds` and sanity-check ablations.
 
 - Iterative selection (`rounds` > 1): prune in rounds to densities d^(k/n) (exponential,
   as SynFlow) or 1 − (1 − d)·k/n (linear), recomputing the scores each round on a scratch
@@ -18,20 +19,19 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+from abc import abstractmethod
 from collections.abc import Callable
 from enum import Enum
-from typing import TYPE_CHECKING
 
 import torch
+from pydantic import Field
 from torch import nn
 
-from paiexport.sparsity.masks import Masks, attach_masks
+from paiexport.methods.base import Method, MethodConfig, SelectionContext, Trainer
+from paiexport.sparsity.masks import attach_masks
 from paiexport.sparsity.structure import select_structured
-
-if TYPE_CHECKING:
-    from paiexport.methods.base import SelectionContext
-
-Scores = dict[str, torch.Tensor]
+from paiexport.sparsity.types import Masks, Scores
+from paiexport.training.loop import TrainResult
 
 
 class RoundSchedule(str, Enum):
@@ -101,3 +101,49 @@ def reinitialize(model: nn.Module) -> None:
     for module in model.modules():
         if module is not model and hasattr(module, "reset_parameters"):
             module.reset_parameters()
+
+
+class ScoreConfig(MethodConfig):
+    """Options every static criterion shares (see `paiexport.methods.score`)."""
+
+    rounds: int = Field(default=1, ge=1, description="prune iteratively, rescoring every round")
+    schedule: RoundSchedule = Field(
+        default=RoundSchedule.exponential, description="density per round: d^(k/n) or linear"
+    )
+    ablation: Ablation = Field(default=Ablation.none, description="sanity check: random_ticket|reinit|invert")
+
+
+class ScoreMethod(Method):
+    """A static criterion: score every prunable weight, keep the highest (see `allocation`).
+
+    With a `ScoreConfig`, every criterion gets iterative `rounds` and the `ablation`
+    sanity checks from `paiexport.methods.score`.
+    """
+
+    @abstractmethod
+    def scores(self, ctx: SelectionContext) -> dict[str, torch.Tensor]:
+        """Importance per weight (higher = keep), keyed like `ctx.prunable()`."""
+
+    @property
+    def options(self) -> ScoreConfig:
+        if isinstance(self.config, ScoreConfig):
+            return self.config
+        return ScoreConfig(name=self.config.name)
+
+    def select_rounds(self, ctx: SelectionContext) -> list[Masks]:
+        """The masks after every selection round (the last one is the selection)."""
+        opts = self.options
+        invert = opts.ablation is Ablation.invert
+        return iterative_masks(self.scores, ctx, opts.rounds, opts.schedule, invert)
+
+    def select(self, ctx: SelectionContext) -> Masks:
+        masks = self.select_rounds(ctx)[-1]
+        if self.options.ablation is Ablation.random_ticket:
+            masks = shuffle_within_layers(masks, ctx.generator)
+        return masks
+
+    def fit(self, ctx: SelectionContext, trainer: Trainer) -> TrainResult:
+        masks = self.select(ctx)
+        if self.options.ablation is Ablation.reinit:
+            reinitialize(ctx.model)  # same mask, fresh initial weights
+        return self.train_with_masks(ctx, masks, trainer)
