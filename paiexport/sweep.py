@@ -28,6 +28,7 @@ import yaml
 from matplotlib.figure import Figure
 
 from paiexport.errors import UserError
+from paiexport.out_path import check_out_path
 from paiexport.paths import recover_interrupted
 from paiexport.recipe import Recipe, apply_overrides, validate_recipe
 
@@ -140,6 +141,7 @@ def execute(
     runs: list[PlannedRun], out_dir: Path, jobs: int, progress: Callable[[str], None] = print
 ) -> None:
     """Run what is not complete yet, `jobs` at a time (in separate processes if jobs > 1)."""
+    check_out_path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     for line in recover_interrupted(out_dir):
         progress(line)

@@ -170,3 +170,11 @@ def test_a_failed_run_leaves_no_parent_folders_it_created(tmp_path):
         (paths.root / "metrics.jsonl").write_text("{}")
         raise RuntimeError("training failed")
     assert _siblings(tmp_path) == ["kept"] and _siblings(tmp_path / "kept") == []
+
+
+def test_sweep_out_is_checked_too(tmp_path, write_recipe, tiny_recipe_dict):
+    (tmp_path / "notes.txt").write_text("x")
+    recipe = str(write_recipe(tiny_recipe_dict))
+    for out in ("/proc/paiexport-sweep", str(tmp_path / "notes.txt" / "sweep")):
+        result = invoke("sweep", recipe, "--grid", "method.name=random", "--out", out)
+        assert result.exit_code == 2 and result.output.startswith("error: --out"), result.output
