@@ -49,10 +49,12 @@ def run(
         list[str] | None,
         typer.Option("--set", help="Override a recipe field: dotted.key=value (repeatable)."),
     ] = None,
-    force: Annotated[bool, typer.Option("--force", help="Replace an existing output folder.")] = False,
+    force: Annotated[
+        bool, typer.Option("--force", help="Replace an existing run folder (or empty folder).")
+    ] = False,
 ) -> None:
     """Select masks, train, export ONNX (every export.formats variant), validate, benchmark, report."""
-    from paiexport.paths import check_writable, default_run_dir
+    from paiexport.paths import default_run_dir, prepare_output
     from paiexport.pipeline import run_recipe
     from paiexport.recipe import load_recipe, resolve_recipe_path
     from paiexport.reporting.report import summary_table
@@ -60,7 +62,8 @@ def run(
     with user_errors():
         parsed = load_recipe(resolve_recipe_path(recipe), overrides or [])
         target = out_dir or default_run_dir(parsed.name)
-        check_writable(target, force)
+        # Before any work; leftovers of killed runs are cleaned up and said so.
+        prepare_output(target, force, lambda line: err.print(line, highlight=False, markup=False))
         report = run_recipe(parsed, target, force=force, console=err)
     wide_out().print(summary_table(report))
     out.print(f"run folder: {target}  (report.json, report.md, {', '.join(report['files'].values())})")

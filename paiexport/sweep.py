@@ -16,7 +16,6 @@ import itertools
 import json
 import math
 import os
-import shutil
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from contextlib import nullcontext
@@ -29,6 +28,8 @@ import yaml
 from matplotlib.figure import Figure
 
 from paiexport.errors import UserError
+from paiexport.out_path import check_out_path
+from paiexport.paths import recover_interrupted
 from paiexport.recipe import Recipe, apply_overrides, validate_recipe
 
 METHOD_KEY, TARGET_KEY, SEED_KEY = "method.name", "sparsity.target", "seed"
@@ -118,27 +119,6 @@ def is_complete(run: PlannedRun, out_dir: Path) -> bool:
     return True
 
 
-def remove_stale_partials(out_dir: Path) -> list[Path]:
-    """Staging folders left by killed runs (`.NAME.partial-PID` whose process is gone)."""
-    removed = []
-    for path in out_dir.glob(".*.partial-*"):
-        pid = path.name.rsplit("-", 1)[-1]
-        if pid.isdigit() and not _alive(int(pid)):
-            shutil.rmtree(path, ignore_errors=True)
-            removed.append(path)
-    return removed
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def run_one(raw: dict[str, Any], folder: str, torch_threads: int | None, quiet: bool) -> str:
     """One run (in a worker process with --jobs > 1): the recipe, validated again, end to end."""
     import torch
@@ -151,7 +131,8 @@ def run_one(raw: dict[str, Any], folder: str, torch_threads: int | None, quiet: 
     recipe = validate_recipe(raw, folder)
     # Parallel workers stay silent (progress bars of several processes would interleave).
     with open(os.devnull, "w") as devnull, contextlib.redirect_stdout(devnull) if quiet else nullcontext():
-        # force: a folder without a complete report is not a finished run; it is replaced atomically.
+        # force: a run folder without this recipe's complete report is replaced atomically
+        # (a folder that is no paiexport run is refused, never deleted).
         run_recipe(recipe, Path(folder), force=True, console=Console(stderr=True, quiet=quiet))
     return folder
 
@@ -160,9 +141,10 @@ def execute(
     runs: list[PlannedRun], out_dir: Path, jobs: int, progress: Callable[[str], None] = print
 ) -> None:
     """Run what is not complete yet, `jobs` at a time (in separate processes if jobs > 1)."""
+    check_out_path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    for path in remove_stale_partials(out_dir):
-        progress(f"removed {path.name} (left by an interrupted run)")
+    for line in recover_interrupted(out_dir):
+        progress(line)
     todo = [r for r in runs if not is_complete(r, out_dir)]
     progress(f"{len(runs)} runs, {len(runs) - len(todo)} already complete (skipped), {len(todo)} to run")
     if jobs == 1:

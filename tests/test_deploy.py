@@ -17,6 +17,7 @@ from paiexport.bench.deploy import choose_deploy
 from paiexport.bench.latency import LatencyStats
 from paiexport.cli import app
 from paiexport.export.variants import ExportFormat, variants_for
+from paiexport.paths import RUN_MARKER
 from paiexport.recipe import load_recipe
 from paiexport.verify.validate import FileValidation
 
@@ -169,7 +170,7 @@ def test_export_command_reexports_without_training(channel_run, tmp_path):
     out = tmp_path / "again"
     result = invoke("export", str(run_dir), "--formats", "dense,compact", "--opset", "19", "--out", str(out))
     assert result.exit_code == 0, result.output
-    assert sorted(p.name for p in out.iterdir()) == ["model.compact.onnx", "model.onnx"]
+    assert sorted(p.name for p in out.iterdir()) == [RUN_MARKER, "model.compact.onnx", "model.onnx"]
     again = onnx.load(str(out / "model.onnx"))
     assert again.opset_import[0].version == 19
     first = {
