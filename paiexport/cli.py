@@ -113,7 +113,10 @@ def bench_command(
     json_out: Annotated[Path | None, typer.Option("--json", help="Also write the results as JSON.")] = None,
     shape: ShapeOption = None,
 ) -> None:
-    """Latency (p50/p90/p99, throughput), session creation, peak memory and size of ONNX files."""
+    """Latency (p50/p90/p99, throughput), session creation, peak memory and size of ONNX files.
+
+    Random inputs: floats standard normal, integers 0 or 1, bools random (paiexport/onnx_inputs.py).
+    """
     from paiexport.benchmark import (
         BenchSettings,
         bench,
