@@ -110,15 +110,17 @@ def test_fixed_batch_refuses_other_batch_sizes(tmp_path):
     assert stats["1"]["1"]["throughput"] == pytest.approx(1 / (stats["1"]["1"]["median_ms"] / 1e3))
 
 
-def test_validate_a_foreign_file_with_fixed_batch_one(tmp_path):
-    """Samples go one at a time; the accuracy is the one computed here with numpy."""
+@pytest.mark.parametrize("batch", [1, 7])
+def test_validate_a_foreign_file_with_a_fixed_batch(tmp_path, batch):
+    """Samples go `batch` at a time (the last chunk padded); the accuracy is numpy's, computed here."""
     w = np.random.default_rng(1).standard_normal((40, 4)).astype(np.float32)
     nodes = [helper.make_node("Flatten", ["x"], ["f"]), helper.make_node("MatMul", ["f", "W"], ["y"])]
-    f = save(tmp_path / "fb.onnx", nodes, [vi("x", TensorProto.FLOAT, [1, 1, 40])],
-             [vi("y", TensorProto.FLOAT, [1, 4])], [numpy_helper.from_array(w, "W")])  # fmt: skip
+    f = save(tmp_path / "fb.onnx", nodes, [vi("x", TensorProto.FLOAT, [batch, 1, 40])],
+             [vi("y", TensorProto.FLOAT, [batch, 4])], [numpy_helper.from_array(w, "W")])  # fmt: skip
     test = load_data(DatasetName.synthetic, seed=0, val_fraction=0.1).test
     x, labels = test.x.numpy().reshape(len(test), 40), test.y.numpy()
     expected = float(((x @ w).argmax(axis=1) == labels).mean())
+    assert len(labels) % 7  # the last chunk of 7 is padded
     result = invoke("validate", str(f), "--data", "synthetic")
     assert result.exit_code == 0, result.output
     assert f"{expected:.2%} on the synthetic test split ({len(labels)} samples)" in result.output
