@@ -25,6 +25,7 @@ def run_metadata(recipe: Recipe, model: nn.Module, torch_accuracy: float) -> dic
         for k, v in {
             "recipe": recipe.name,
             "recipe_hash": recipe.digest(),
+            "dataset": recipe.data.name.value,  # validate refuses another --data
             "seed": recipe.seed,  # digits' and synthetic's test splits depend on it (validate)
             "method": recipe.method.name,
             "structure": structure,
