@@ -29,6 +29,16 @@ def wide_out() -> Console:
     return out if out.is_terminal else Console(width=120)
 
 
+ShapeOption = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--shape",
+        help="NAME=1x3x32x32: full shape of an input with dynamic dimensions; the first number "
+        "stands for the batch (repeatable).",
+    ),
+]
+
+
 @contextmanager
 def user_errors() -> Iterator[None]:
     """Bad input becomes one line on stderr and exit code 2, never a traceback."""
@@ -104,8 +114,12 @@ def bench_command(
     iterations: Annotated[int, typer.Option("--iterations", min=1, help="Timed runs per setting.")] = 100,
     warmup: Annotated[int, typer.Option("--warmup", min=0, help="Untimed runs per setting.")] = 10,
     json_out: Annotated[Path | None, typer.Option("--json", help="Also write the results as JSON.")] = None,
+    shape: ShapeOption = None,
 ) -> None:
-    """Latency (p50/p90/p99, throughput), session creation, peak memory and size of ONNX files."""
+    """Latency (p50/p90/p99, throughput), session creation, peak memory and size of ONNX files.
+
+    Random inputs: floats standard normal, integers 0 or 1, bools random (paiexport/verify/inputs.py).
+    """
     from paiexport.bench.latency import (
         BenchSettings,
         bench,
@@ -115,6 +129,7 @@ def bench_command(
         parse_positive_ints,
     )
     from paiexport.reporting.report import versions, write_json
+    from paiexport.verify.inputs import parse_shapes, plan_inputs
 
     with user_errors():
         settings = BenchSettings(
@@ -122,8 +137,10 @@ def bench_command(
             parse_positive_ints(threads, "--threads"),
             warmup,
             iterations,
+            shapes=parse_shapes(shape or []),
         )
         files, base = bench_inputs(models, baseline)
+        plan_inputs(files, settings.batch_sizes, settings.shapes)  # bad inputs exit 2 before timing
         result = bench(files, base, settings)
         if json_out is not None:
             json_out.parent.mkdir(parents=True, exist_ok=True)
@@ -278,12 +295,14 @@ def validate_cmd(
         int | None,
         typer.Option("--seed", help="Seed of the test split (default: the file's paiexport.seed, else 0)."),
     ] = None,
+    shape: ShapeOption = None,
 ) -> None:
     """Checker, load, parity with a reference file, accuracy, sparsity per initializer; exit 1 on failure."""
     from paiexport.verify.file_checks import check_file
+    from paiexport.verify.inputs import parse_shapes
 
     with user_errors():
-        report = check_file(model, data, reference, max_accuracy_drop, seed)
+        report = check_file(model, data, reference, max_accuracy_drop, seed, parse_shapes(shape or []))
     for check in report.checks:
         mark = "[green]✓[/]" if check.ok else "[red]✗[/]"
         out.print(f"{mark} {check.name}: {check.detail}", soft_wrap=True)

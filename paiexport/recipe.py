@@ -140,6 +140,7 @@ class Recipe(StrictModel):
             {
                 "recipe": self.name,
                 "recipe_hash": self.digest(),
+                "dataset": self.data.name.value,  # validate refuses another --data
                 "seed": self.seed,  # digits' and synthetic's test splits depend on it (validate)
                 "method": self.method.name,
                 "structure": self.to_dict()["sparsity"]["structure"],

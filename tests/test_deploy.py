@@ -99,6 +99,7 @@ def test_metadata_round_trip_in_every_file(channel_run):
         assert meta["paiexport.recipe"] == "tiny"
         assert meta["paiexport.recipe_hash"] == recipe.digest() == report["recipe_hash"]
         assert meta["paiexport.method"] == "snip"
+        assert meta["paiexport.dataset"] == "synthetic"  # validate --data refuses another
         assert float(meta["paiexport.target_sparsity"]) == 0.5
         assert float(meta["paiexport.reached_sparsity"]) == pytest.approx(
             report["sparsity"]["reached"], abs=1e-6

@@ -11,9 +11,11 @@ import onnx
 from paiexport.data import DatasetName, load_data
 from paiexport.errors import UserError
 from paiexport.export.transforms import array_sparsity
+from paiexport.verify.inputs import check_data_shape, data_input, graph_inputs
 from paiexport.verify.inspect import load_model, weights
 from paiexport.verify.validate import PARITY_ATOL, PARITY_BATCH, accuracy, make_session, run_session
 
+DATASET_KEY = "paiexport.dataset"  # set by deploy.run_metadata
 QUANTIZED_OPS = {"DynamicQuantizeLinear", "QuantizeLinear", "MatMulInteger", "ConvInteger", "QLinearConv",
                  "QLinearMatMul"}  # fmt: skip
 
@@ -55,17 +57,34 @@ def split_seed(model: onnx.ModelProto, seed: int | None) -> int:
     return int(stored) if stored.lstrip("-").isdigit() else 0
 
 
+def _check_dataset(model: onnx.ModelProto, path: Path, data: str) -> DatasetName:
+    """`--data` must be the dataset the file records (`paiexport.dataset`); foreign files have none."""
+    dataset = _dataset(data)
+    recorded = {p.key: p.value for p in model.metadata_props}.get(DATASET_KEY)
+    if recorded is not None and recorded != dataset.value:
+        raise UserError(f"--data {data}: {path} was trained on {recorded}, not {dataset.value}")
+    return dataset
+
+
 def check_file(
-    path: Path, data: str, reference: Path | None, max_accuracy_drop: float, seed: int | None = None
+    path: Path,
+    data: str,
+    reference: Path | None,
+    max_accuracy_drop: float,
+    seed: int | None = None,
+    shapes: dict[str, tuple[int, ...]] | None = None,
 ) -> FileReport:
     """checker, load, input shape, parity (or accuracy for int8) vs `reference`, accuracy."""
     model = load_model(path)
     if reference is not None:
         load_model(reference)
-    test = load_data(_dataset(data), seed=split_seed(model, seed), val_fraction=0.1).test
+    dataset = _check_dataset(model, path, data)
+    name = data_input(graph_inputs(model, str(path)), shapes or {}, str(path))
     report = FileReport(
-        sparsity={n: array_sparsity(w) for n, (w, _) in weights(model).items() if w.ndim >= 2}
+        sparsity={n: array_sparsity(w) for n, (w, _) in weights(model, str(path)).items() if w.ndim >= 2}
     )
+    test = load_data(dataset, seed=split_seed(model, seed), val_fraction=0.1).test
+    check_data_shape(name, shapes or {}, tuple(test.x.shape[1:]))
     try:
         onnx.checker.check_model(str(path))
         report.checks.append(Check("checker", True, "onnx.checker passed"))

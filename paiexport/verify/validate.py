@@ -51,8 +51,22 @@ def make_session(path: Path, threads: int = 1) -> ort.InferenceSession:
 
 
 def run_session(session: ort.InferenceSession, x: np.ndarray, batch_size: int = 512) -> np.ndarray:
-    name = session.get_inputs()[0].name
-    outs = [session.run(None, {name: x[i : i + batch_size]})[0] for i in range(0, len(x), batch_size)]
+    """Logits of the file's one input fed `x` in chunks.
+
+    A file with a fixed batch dimension gets chunks of exactly that size (the last one padded
+    with zeros, its extra rows dropped); `x` is cast to the input's float type.
+    """
+    spec = session.get_inputs()[0]
+    fixed = spec.shape[0] if spec.shape and isinstance(spec.shape[0], int) and spec.shape[0] > 0 else None
+    step = fixed or batch_size
+    dtype = {"tensor(float16)": np.float16, "tensor(double)": np.float64}.get(spec.type, x.dtype)
+    outs = []
+    for i in range(0, len(x), step):
+        chunk = x[i : i + step].astype(dtype, copy=False)
+        rows = len(chunk)
+        if fixed and rows < fixed:
+            chunk = np.concatenate([chunk, np.zeros((fixed - rows, *chunk.shape[1:]), chunk.dtype)])
+        outs.append(session.run(None, {spec.name: chunk})[0][:rows])
     return np.concatenate(outs)
 
 
