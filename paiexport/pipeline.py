@@ -35,7 +35,7 @@ from paiexport.masks import (
     strip_masks,
 )
 from paiexport.methods import Method, SelectionContext, make_method
-from paiexport.models import build_model
+from paiexport.models import build_model, check_model_size, check_sample_batch
 from paiexport.onnx_transforms import set_metadata, to_sparse_initializers
 from paiexport.paths import RunPaths, staged_run_dir
 from paiexport.quantize import to_int8
@@ -96,8 +96,10 @@ def planned_layer_sparsity(
     return {n: 1.0 - keep[n] / prod(shapes[n]) for n in weights}
 
 
-def check_fits_model(recipe: Recipe, model: nn.Module) -> None:
+def check_fits_model(recipe: Recipe, model: nn.Module, sample: torch.Tensor | None = None) -> None:
     """What the recipe can only be checked against once the model exists."""
+    if sample is not None:
+        check_sample_batch(model, sample)
     names = list(prunable_weights(model))
     for pattern in recipe.sparsity.exclude:
         if not any(fnmatch.fnmatchcase(n, pattern) for n in names):
@@ -112,8 +114,10 @@ def prepare(recipe: Recipe) -> tuple[DataSplits, nn.Module, Method, SelectionCon
     """Seeded data, model and method: the same recipe gives the same starting point."""
     seed_everything(recipe.seed)
     data = load_data(recipe.data.name, seed=recipe.seed, val_fraction=recipe.data.val_fraction)
-    model = build_model(recipe.model.name, recipe.model.args, data.input_shape, data.num_classes)
-    check_fits_model(recipe, model)
+    shape_args = (recipe.model.name, recipe.model.args, data.input_shape, data.num_classes)
+    check_model_size(*shape_args, recipe.data.batch_size)
+    model = build_model(*shape_args)
+    check_fits_model(recipe, model, data.train.x[: min(recipe.data.batch_size, 2)])
     method = make_method(recipe.method)
     ctx = SelectionContext(
         model,

@@ -15,10 +15,10 @@ from typing import Annotated, Any, Union
 import yaml
 from pydantic import BaseModel, Field, ValidationError, field_validator, model_validator
 
+from paiexport import recipe_yaml
 from paiexport.allocation import SparsityConfig
 from paiexport.config import BOOL_FOR_NUMBER, StrictModel
 from paiexport.data import DatasetName
-from paiexport import recipe_yaml
 from paiexport.errors import UserError, did_you_mean, shorten
 from paiexport.gates import GatesConfig
 from paiexport.methods import METHODS
@@ -123,7 +123,9 @@ class Recipe(StrictModel):
         if structure is StructureKind.unstructured:
             return self
         if isinstance(structure, NMPattern) and structure.m > MAX_NM_GROUP:
-            raise ValueError(f"sparsity.structure: M of N:M is at most {MAX_NM_GROUP}, got {shorten(structure.m)}")
+            raise ValueError(
+                f"sparsity.structure: M of N:M is at most {MAX_NM_GROUP}, got {shorten(structure.m)}"
+            )
         if not METHODS[self.method.name].supports_structure:
             raise ValueError(
                 f"sparsity.structure: {self.method.name} keeps no channel or N:M structure; use unstructured"
