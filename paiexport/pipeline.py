@@ -51,7 +51,7 @@ from paiexport.report import (
 )
 from paiexport.seeding import seed_everything, stream
 from paiexport.structure import structure_notes
-from paiexport.structure_spec import StructureKind
+from paiexport.structure_spec import NMPattern, StructureKind
 from paiexport.train import CheckpointChoice, TrainCallback, TrainResult, evaluate, train
 from paiexport.validate import FileValidation, onnx_weight_sparsity, torch_logits, validate_file
 from paiexport.variants import (
@@ -106,6 +106,13 @@ def check_fits_model(recipe: Recipe, model: nn.Module, sample: torch.Tensor | No
             raise UserError(f"sparsity.exclude: {pattern!r} matches no prunable weight ({', '.join(names)})")
     if recipe.effective_target() > 0 and not prunable_weights(model, recipe.sparsity.exclude):
         raise UserError("sparsity.exclude: leaves no prunable weight for sparsity.target")
+    pattern = recipe.sparsity.structure
+    kept = prunable_weights(model, recipe.sparsity.exclude)
+    if isinstance(pattern, NMPattern) and all(w.dim() < 2 or w.shape[1] % pattern.m for w in kept.values()):
+        raise UserError(
+            f"sparsity.structure: {pattern} prunes nothing: "
+            f"no layer's input dimension is a multiple of {pattern.m}"
+        )
     if recipe.train.device.startswith("cuda") and not torch.cuda.is_available():
         raise UserError(f"train.device: {recipe.train.device} requested, but torch sees no CUDA device")
 

@@ -117,6 +117,15 @@ def test_too_many_channels_for_the_signal_length_exits_2_naming_model_args(
     assert line.startswith("error: model.args: Expected more than 1 value per channel when training")
 
 
+def test_nm_groups_that_fit_no_layer_exit_2(tmp_path, write_recipe, tiny_recipe_dict):
+    # The tiny MLP's layers take 40, 32 and 16 inputs: groups of 64 fit none of them.
+    line = run_cli(tmp_path, write_recipe(tiny_recipe_dict), 'sparsity.structure="1:64"')
+    assert (
+        line
+        == "error: sparsity.structure: 1:64 prunes nothing: no layer's input dimension is a multiple of 64"
+    )
+
+
 def test_sample_batch_check_names_model_args_and_leaves_the_model_unchanged():
     torch.manual_seed(0)
     model = build_model(ModelName.cnn1d, {"channels": [4, 4], "hidden": 8}, (1, 40), 4)
