@@ -38,7 +38,7 @@ from paiexport.export.variants import (
     variants_for,
 )
 from paiexport.methods import Method, SelectionContext, make_method
-from paiexport.models import build_model
+from paiexport.models import build_model, check_model_size, check_sample_batch
 from paiexport.paths import RunPaths, staged_run_dir
 from paiexport.recipe import Recipe
 from paiexport.reporting.html import write_html_report
@@ -62,7 +62,7 @@ from paiexport.sparsity.masks import (
     strip_masks,
 )
 from paiexport.sparsity.structure import structure_notes
-from paiexport.sparsity.types import Distribution, SparsityConfig, StructureKind
+from paiexport.sparsity.types import Distribution, NMPattern, SparsityConfig, StructureKind
 from paiexport.training.callbacks import TrainCallback
 from paiexport.training.loop import CheckpointChoice, TrainResult, evaluate, train
 from paiexport.verify.validate import FileValidation, onnx_weight_sparsity, torch_logits, validate_file
@@ -97,14 +97,23 @@ def planned_layer_sparsity(
     return {n: 1.0 - keep[n] / prod(shapes[n]) for n in weights}
 
 
-def check_fits_model(recipe: Recipe, model: nn.Module) -> None:
+def check_fits_model(recipe: Recipe, model: nn.Module, sample: torch.Tensor | None = None) -> None:
     """What the recipe can only be checked against once the model exists."""
+    if sample is not None:
+        check_sample_batch(model, sample)
     names = list(prunable_weights(model))
     for pattern in recipe.sparsity.exclude:
         if not any(fnmatch.fnmatchcase(n, pattern) for n in names):
             raise UserError(f"sparsity.exclude: {pattern!r} matches no prunable weight ({', '.join(names)})")
     if recipe.effective_target() > 0 and not prunable_weights(model, recipe.sparsity.exclude):
         raise UserError("sparsity.exclude: leaves no prunable weight for sparsity.target")
+    pattern = recipe.sparsity.structure
+    kept = prunable_weights(model, recipe.sparsity.exclude)
+    if isinstance(pattern, NMPattern) and all(w.dim() < 2 or w.shape[1] % pattern.m for w in kept.values()):
+        raise UserError(
+            f"sparsity.structure: {pattern} prunes nothing: "
+            f"no layer's input dimension is a multiple of {pattern.m}"
+        )
     if recipe.train.device.startswith("cuda") and not torch.cuda.is_available():
         raise UserError(f"train.device: {recipe.train.device} requested, but torch sees no CUDA device")
 
@@ -113,8 +122,10 @@ def prepare(recipe: Recipe) -> tuple[DataSplits, nn.Module, Method, SelectionCon
     """Seeded data, model and method: the same recipe gives the same starting point."""
     seed_everything(recipe.seed)
     data = load_data(recipe.data.name, seed=recipe.seed, val_fraction=recipe.data.val_fraction)
-    model = build_model(recipe.model.name, recipe.model.args, data.input_shape, data.num_classes)
-    check_fits_model(recipe, model)
+    shape_args = (recipe.model.name, recipe.model.args, data.input_shape, data.num_classes)
+    check_model_size(*shape_args, recipe.data.batch_size)
+    model = build_model(*shape_args)
+    check_fits_model(recipe, model, data.train.x[: min(recipe.data.batch_size, 2)])
     method = make_method(recipe.method)
     ctx = SelectionContext(
         model,
