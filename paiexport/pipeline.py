@@ -44,6 +44,7 @@ from paiexport.report import (
     SPARSE_STORAGE_NOTE,
     UNTRAINED_WEIGHTS_NOTE,
     latency_sections,
+    machine,
     markdown,
     size_ratios,
     versions,
@@ -317,6 +318,7 @@ def assemble_report(
         "deploy": deploy,
         "notes": [SPARSE_STORAGE_NOTE, *untrained, *structure_notes(model, recipe.sparsity, list(weights))],
         "versions": versions(),
+        "machine": machine(),
         **method.report(),
     }
 
