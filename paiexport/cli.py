@@ -41,7 +41,9 @@ def show_version(value: bool) -> None:
 def main(
     _version: Annotated[
         bool,
-        typer.Option("--version", callback=show_version, is_eager=True, metavar="", help="Print the version."),
+        typer.Option(
+            "--version", callback=show_version, is_eager=True, metavar="", help="Print the version."
+        ),
     ] = False,
 ) -> None:
     """Prune at initialization, train sparse, and ship validated, benchmarked ONNX files."""
@@ -67,7 +69,9 @@ def run(
         list[str] | None,
         typer.Option("--set", help="Override a recipe field: dotted.key=value (repeatable)."),
     ] = None,
-    force: Annotated[bool, typer.Option("--force", metavar="", help="Replace an existing output folder.")] = False,
+    force: Annotated[
+        bool, typer.Option("--force", metavar="", help="Replace an existing output folder.")
+    ] = False,
 ) -> None:
     """Select masks, train, export ONNX (every export.formats variant), validate, benchmark, report."""
     from paiexport.paths import check_writable, default_run_dir
@@ -247,7 +251,9 @@ def export_cmd(
     out_dir: Annotated[
         Path | None, typer.Option("--out", help="Output folder (default: RUN/export).")
     ] = None,
-    force: Annotated[bool, typer.Option("--force", metavar="", help="Replace an existing output folder.")] = False,
+    force: Annotated[
+        bool, typer.Option("--force", metavar="", help="Replace an existing output folder.")
+    ] = False,
 ) -> None:
     """Re-export a trained run's ONNX files without retraining; validates each file."""
     from paiexport.reexport import default_export_dir, locate_run, reexport

@@ -53,7 +53,8 @@ def training_figure(metrics: list[dict[str, Any]]) -> Figure:
         ax.set_xlabel("epoch" + (" (all training phases)" if restarts else ""))
         ax.set_title("cross-entropy loss" if what == "loss" else "accuracy")
         ax.grid(alpha=0.3)
-        ax.legend()
+        # A fixed corner: loc="best" is slow (and warns on the terminal) on a busy CPU.
+        ax.legend(loc="upper right" if what == "loss" else "lower right")
     return fig
 
 
@@ -79,7 +80,7 @@ def sparsity_figure(report: dict[str, Any]) -> Figure:
     s = report["sparsity"]
     ax.set_title(f"per-layer sparsity, {s.get('distribution', '')}: overall target {s['target']:.1%}, "
                  f"reached {s['reached']:.1%}")  # fmt: skip
-    ax.legend()
+    ax.legend(loc="upper left")
     ax.grid(axis="y", alpha=0.3)
     return fig
 
@@ -178,7 +179,9 @@ def environment(report: dict[str, Any]) -> str:
     """Where, when and with what the latencies were measured (shown beside them)."""
     m, v = report.get("machine", {}), report.get("versions", {})
     threads = report.get("recipe", {}).get("bench", {}).get("threads", [])
-    packages = ", ".join(f"{k} {v[k]}" for k in ("paiexport", "onnxruntime", "onnx", "torch", "python") if k in v)
+    packages = ", ".join(
+        f"{k} {v[k]}" for k in ("paiexport", "onnxruntime", "onnx", "torch", "python") if k in v
+    )
     parts = [
         f"CPU {m.get('cpu', '-')} ({m.get('logical_cpus', '-')} logical cores)",
         f"onnxruntime threads {', '.join(map(str, threads)) or '-'}",

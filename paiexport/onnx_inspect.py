@@ -159,6 +159,7 @@ def render(found: dict[str, Any]) -> list[Any]:
                       i["storage"], str(i["bytes"]))  # fmt: skip
     f = found["flops_per_sample"]
     ratio = f"{f['dense'] / f['effective']:.2f}×" if f["effective"] else "-"
+
     def value(v: dict[str, Any]) -> str:
         return f"{v['name']} {v['dtype']}[{', '.join(map(str, v['shape']))}]"
 

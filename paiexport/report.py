@@ -248,7 +248,12 @@ def markdown(report: dict[str, Any]) -> str:
         lines.append(f"| {name} | {layer['numel']} | {target} | {layer['reached']:.2%} |")
     lines += ["", "## Validation per file", "", *_md_table(*validation_rows(report))]
     for section in method_details(report):
-        lines += ["", f"## {section.title}", "", *(f"- {line}" for line in section.lines)]
+        lines += [
+            "",
+            f"## {section.title}",
+            *([""] if section.lines else []),
+            *(f"- {line}" for line in section.lines),
+        ]
         for caption, headers, rows in section.tables:
             lines += ["", *([f"**{caption}**", ""] if caption else []), *_md_table(headers, rows)]
     lines += ["", "## Notes", "", *(f"- {note}" for note in report["notes"]), ""]
