@@ -24,6 +24,7 @@ from paiexport.collapse import check_collapse, find_collapse
 from paiexport.compact import compact_model, max_abs_diff
 from paiexport.data import DataSplits, load_data
 from paiexport.deploy import choose_deploy, run_metadata
+from paiexport.display import Display
 from paiexport.errors import UserError
 from paiexport.export import save_onnx, to_onnx
 from paiexport.html_report import write_html_report
@@ -44,6 +45,7 @@ from paiexport.report import (
     SPARSE_STORAGE_NOTE,
     UNTRAINED_WEIGHTS_NOTE,
     latency_sections,
+    machine,
     markdown,
     size_ratios,
     versions,
@@ -69,13 +71,15 @@ from paiexport.variants import (
 
 @dataclass
 class Timer:
+    """Times the stages; one live display (stage line + epoch bar) on `console`."""
+
     console: Console
     seconds: dict[str, float] = field(default_factory=dict)
 
     @contextmanager
     def stage(self, name: str, what: str) -> Iterator[None]:
         start = time.perf_counter()
-        with self.console.status(f"{what}…"):
+        with Display(self.console).stage(what):
             yield
         self.seconds[name] = round(time.perf_counter() - start, 3)
         self.console.print(f"[green]✓[/] {what} ({self.seconds[name]:.1f} s)")
@@ -328,6 +332,7 @@ def assemble_report(
         "deploy": deploy,
         "notes": [SPARSE_STORAGE_NOTE, *untrained, *structure_notes(model, recipe.sparsity, list(weights))],
         "versions": versions(),
+        "machine": machine(),
         **method.report(),
     }
 
