@@ -39,6 +39,26 @@ ShapeOption = Annotated[
 ]
 
 
+def show_version(value: bool) -> None:
+    if value:
+        from paiexport import __version__
+
+        out.print(f"paiexport {__version__}", highlight=False)
+        raise typer.Exit()
+
+
+@app.callback()
+def main(
+    _version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=show_version, is_eager=True, metavar="", help="Print the version."
+        ),
+    ] = False,
+) -> None:
+    """Prune at initialization, train sparse, and ship validated, benchmarked ONNX files."""
+
+
 @contextmanager
 def user_errors() -> Iterator[None]:
     """Bad input becomes one line on stderr and exit code 2, never a traceback."""
@@ -60,7 +80,7 @@ def run(
         typer.Option("--set", help="Override a recipe field: dotted.key=value (repeatable)."),
     ] = None,
     force: Annotated[
-        bool, typer.Option("--force", help="Replace an existing run folder (or empty folder).")
+        bool, typer.Option("--force", metavar="", help="Replace an existing run folder (or empty folder).")
     ] = False,
 ) -> None:
     """Select masks, train, export ONNX (every export.formats variant), validate, benchmark, report."""
@@ -76,7 +96,8 @@ def run(
         prepare_output(target, force, lambda line: err.print(line, highlight=False, markup=False))
         report = run_recipe(parsed, target, force=force, console=err)
     wide_out().print(summary_table(report))
-    out.print(f"run folder: {target}  (report.json, report.md, {', '.join(report['files'].values())})")
+    listed = ", ".join(["report.json", "report.md", "report.html", *report["files"].values()])
+    out.print(f"run folder: {target}  ({listed})", highlight=False, soft_wrap=True)
     failed = [v for v, check in report["validation"].items() if not check["passed"]]
     if failed:  # the files are written, but CI must not ship them
         err.print(f"[red]validation failed:[/] {', '.join(failed)} (see report.json validation)")
@@ -254,7 +275,9 @@ def export_cmd(
     out_dir: Annotated[
         Path | None, typer.Option("--out", help="Output folder (default: RUN/export).")
     ] = None,
-    force: Annotated[bool, typer.Option("--force", help="Replace an existing output folder.")] = False,
+    force: Annotated[
+        bool, typer.Option("--force", metavar="", help="Replace an existing output folder.")
+    ] = False,
 ) -> None:
     """Re-export a trained run's ONNX files without retraining; validates each file."""
     from paiexport.reexport import default_export_dir, locate_run, reexport
@@ -317,7 +340,7 @@ def validate_cmd(
 @app.command("inspect")
 def inspect_cmd(
     model: Annotated[Path, typer.Argument(help="Any ONNX file.")],
-    as_json: Annotated[bool, typer.Option("--json", help="Print the findings as JSON.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", metavar="", help="Print the findings as JSON.")] = False,
 ) -> None:
     """Initializers (shape, sparsity, storage, bytes), op counts, dense vs effective FLOPs, metadata."""
     import json
@@ -329,5 +352,5 @@ def inspect_cmd(
     if as_json:
         out.print_json(json.dumps(found))
     else:
-        for renderable in render(found):
-            out.print(renderable)
+        for renderable in render(found):  # names and shapes like [batch, 3] are not markup
+            out.print(renderable, markup=False, highlight=False, soft_wrap=True)

@@ -21,6 +21,7 @@ from paiexport import __version__
 from paiexport.bench.deploy import choose_deploy
 from paiexport.bench.latency import benchmark_files, file_size
 from paiexport.data import DataSplits, load_data
+from paiexport.display import Display
 from paiexport.errors import UserError
 from paiexport.export.compact import compact_model, max_abs_diff
 from paiexport.export.quantize import to_int8
@@ -46,6 +47,7 @@ from paiexport.reporting.report import (
     SPARSE_STORAGE_NOTE,
     UNTRAINED_WEIGHTS_NOTE,
     latency_sections,
+    machine,
     markdown,
     size_ratios,
     versions,
@@ -70,13 +72,15 @@ from paiexport.verify.validate import FileValidation, onnx_weight_sparsity, torc
 
 @dataclass
 class Timer:
+    """Times the stages; one live display (stage line + epoch bar) on `console`."""
+
     console: Console
     seconds: dict[str, float] = field(default_factory=dict)
 
     @contextmanager
     def stage(self, name: str, what: str) -> Iterator[None]:
         start = time.perf_counter()
-        with self.console.status(f"{what}…"):
+        with Display(self.console).stage(what):
             yield
         self.seconds[name] = round(time.perf_counter() - start, 3)
         self.console.print(f"[green]✓[/] {what} ({self.seconds[name]:.1f} s)")
@@ -329,6 +333,7 @@ def assemble_report(
         "deploy": deploy,
         "notes": [SPARSE_STORAGE_NOTE, *untrained, *structure_notes(model, recipe.sparsity, list(weights))],
         "versions": versions(),
+        "machine": machine(),
         **method.report(),
     }
 

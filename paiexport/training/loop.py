@@ -13,11 +13,11 @@ from typing import Any
 
 import torch
 from pydantic import Field
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from torch import nn
 
 from paiexport.config import StrictModel
 from paiexport.data import DataSplits, Split
+from paiexport.display import current
 from paiexport.errors import UserError
 from paiexport.seeding import stream
 from paiexport.training.callbacks import TrainCallback, TrainState
@@ -136,13 +136,6 @@ def _appender(path: Path) -> Callable[[dict[str, Any]], None]:
     return log
 
 
-def _progress() -> Progress:
-    return Progress(
-        TextColumn("[bold]train[/] {task.description}"), BarColumn(), MofNCompleteColumn(),
-        TimeElapsedColumn(), transient=True,
-    )  # fmt: skip
-
-
 def train(
     model: nn.Module,
     data: DataSplits,
@@ -179,8 +172,8 @@ def train(
     result, best_acc, start = TrainResult(), -1.0, time.perf_counter()
     for cb in callbacks:
         cb.on_train_begin(state)
-    with _progress() as progress:
-        task = progress.add_task("", total=total)
+    # The run's live display (epoch bar, or one line per epoch); silent outside a run.
+    with current().training(cfg.epochs, total) as display:
         for epoch in range(cfg.epochs):
             state.epoch = epoch
             model.train()
@@ -209,7 +202,7 @@ def train(
                 loss_sum += loss_value * len(y)
                 correct += int((logits.argmax(1) == state.batch[1]).sum())
                 seen += len(y)
-                progress.advance(task)
+                display.step()
             val_loss, val_acc = evaluate(model, data.val, device=device)
             record = {
                 "epoch": epoch + 1, "step": state.step,
@@ -226,7 +219,7 @@ def train(
             if val_acc > best_acc:
                 best_acc, result.best_epoch = val_acc, epoch + 1
                 torch.save(model.state_dict(), checkpoint_dir / "best.pt")
-            progress.update(task, description=f"epoch {epoch + 1}/{cfg.epochs} val_acc {val_acc:.3f}")
+            display.epoch_done(record)
     for cb in callbacks:
         cb.on_train_end(state)
     if cfg.epochs == 0:

@@ -151,6 +151,20 @@ def flops(model: ModelProto) -> dict[str, Any]:
     return {"dense": int(dense), "effective": int(effective), "unknown_nodes": unknown}
 
 
+def graph_values(values: Any, inits: set[str]) -> list[dict[str, Any]]:
+    """Name, element type and shape (symbolic dims by name, unknown as "?") of graph inputs
+    or outputs; initializers listed as inputs (older exporters) are weights, not inputs."""
+    found = []
+    for v in values:
+        if v.name in inits:
+            continue
+        t = v.type.tensor_type
+        dims = [d.dim_value if d.HasField("dim_value") else (d.dim_param or "?") for d in t.shape.dim]
+        dtype = onnx.helper.tensor_dtype_to_np_dtype(t.elem_type).name if t.elem_type else "?"
+        found.append({"name": v.name, "dtype": dtype, "shape": dims})
+    return found
+
+
 def inspect_model(path: Path) -> dict[str, Any]:
     model = load_model(path)
     stored = _stored_bytes(model)
@@ -165,6 +179,8 @@ def inspect_model(path: Path) -> dict[str, Any]:
         "file": str(path),
         "bytes": path.stat().st_size,
         "opset": {o.domain or "ai.onnx": o.version for o in model.opset_import},
+        "inputs": graph_values(model.graph.input, set(inits)),
+        "outputs": graph_values(model.graph.output, set()),
         "initializers": inits,
         "ops": dict(Counter(n.op_type for n in model.graph.node).most_common()),
         "flops_per_sample": flops(model),
@@ -176,7 +192,8 @@ def render(found: dict[str, Any]) -> list[Any]:
     """Rich tables for the terminal."""
     from rich.table import Table
 
-    inits = Table(title=f"{found['file']} ({found['bytes'] / 1024:.1f} KiB, opset {found['opset']})")
+    opsets = ", ".join(f"{domain} {version}" for domain, version in found["opset"].items())
+    inits = Table(title=f"{found['file']} ({found['bytes'] / 1024:.1f} KiB, opset {opsets})")
     for header in ("initializer", "shape", "dtype", "sparsity", "storage", "bytes"):
         inits.add_column(header, justify="left" if header == "initializer" else "right")
     for name, i in found["initializers"].items():
@@ -184,8 +201,14 @@ def render(found: dict[str, Any]) -> list[Any]:
                       i["storage"], str(i["bytes"]))  # fmt: skip
     f = found["flops_per_sample"]
     ratio = f"{f['dense'] / f['effective']:.2f}×" if f["effective"] else "-"
+
+    def value(v: dict[str, Any]) -> str:
+        return f"{v['name']} {v['dtype']}[{', '.join(map(str, v['shape']))}]"
+
     lines = [
         inits,
+        "inputs: " + (", ".join(map(value, found["inputs"])) or "none"),
+        "outputs: " + (", ".join(map(value, found["outputs"])) or "none"),
         "ops: " + ", ".join(f"{op} {n}" for op, n in found["ops"].items()),
         f"FLOPs per sample (Conv/Gemm/MatMul): dense {f['dense']:,}, effective {f['effective']:,} "
         f"(nonzero weights only; {ratio} fewer)"
