@@ -83,7 +83,8 @@ def main() -> None:
         idle = measure(threads, False, args.epochs, args.repeats)
         busy = measure(threads, True, args.epochs, args.repeats)
         ratio = busy["seconds"] / idle["seconds"]
-        print(f"{threads:<14} {idle['threads']:>7} {idle['seconds']:>8.2f} {busy['seconds']:>8.2f} {ratio:>8.2f}×")
+        times = f"{idle['seconds']:>8.2f} {busy['seconds']:>8.2f}"
+        print(f"{threads:<14} {idle['threads']:>7} {times} {ratio:>8.2f}×")
 
 
 if __name__ == "__main__":
