@@ -70,6 +70,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--epochs", type=int, default=5)
     parser.add_argument("--repeats", type=int, default=2, help="runs per case; the fastest counts")
+    parser.add_argument("--modes", default="auto,default", help="train.threads cases, in order")
     parser.add_argument("--child", choices=["default", "auto"], help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -78,13 +79,13 @@ def main() -> None:
         return
     cores = len(os.sched_getaffinity(0))
     print(f"rigl90 fit stage, {args.epochs} epochs, {cores} usable cores, best of {args.repeats}")
-    print(f"{'train.threads':<14} {'threads':>7} {'idle s':>8} {'busy s':>8} {'busy/idle':>9}")
-    for threads in ("default", "auto"):
+    print(f"{'train.threads':<14} {'threads':>7} {'idle s':>8} {'busy s':>8} {'busy/idle':>9}", flush=True)
+    for threads in args.modes.split(","):
         idle = measure(threads, False, args.epochs, args.repeats)
         busy = measure(threads, True, args.epochs, args.repeats)
         ratio = busy["seconds"] / idle["seconds"]
         times = f"{idle['seconds']:>8.2f} {busy['seconds']:>8.2f}"
-        print(f"{threads:<14} {idle['threads']:>7} {times} {ratio:>8.2f}×")
+        print(f"{threads:<14} {idle['threads']:>7} {times} {ratio:>8.2f}×", flush=True)
 
 
 if __name__ == "__main__":
