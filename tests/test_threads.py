@@ -87,3 +87,23 @@ def test_adam_at_a_huge_lr_stops_with_the_divergence_error(tmp_path):
             metrics_path=tmp_path / "m.jsonl",
             checkpoint_dir=tmp_path / "ck",
         )
+
+
+def test_static_int8_calibration_runs_on_the_given_threads(monkeypatch):
+    import numpy as np
+    import onnxruntime
+
+    from paiexport.export import to_onnx
+    from paiexport.quantize import to_int8
+    from paiexport.variants import Int8Mode
+
+    proto = to_onnx(nn.Sequential(nn.Linear(4, 3)).eval(), (4,), 18)
+    seen, real = [], onnxruntime.InferenceSession
+
+    def record(path, sess_options=None, **kwargs):
+        seen.append(getattr(sess_options, "intra_op_num_threads", None))
+        return real(path, sess_options=sess_options, **kwargs)
+
+    monkeypatch.setattr(onnxruntime, "InferenceSession", record)
+    to_int8(proto, Int8Mode.static, np.random.default_rng(0).random((8, 4), dtype=np.float32), threads=2)
+    assert seen == [2]  # onnxruntime's default would be 0: one thread per core
