@@ -2,9 +2,9 @@
 
 Why not torch's default: it starts one OpenMP thread per core, and every op waits at a
 barrier for all of them. When another process holds a core, one thread is descheduled and
-every op waits for it: on a shared 2-core machine an epoch of a small CNN was 7.7x slower
-beside one busy loop, but only 1.7x with one thread. Small models gain little from more
-threads anyway, so `auto` gives them one.
+every op waits for it: on a shared 2-core machine an epoch of the bundled CNN was 7.7x
+slower beside one busy loop, and 1.36x with one thread (benchmarks/threads_under_load.py).
+Small models gain little from more threads anyway, so `auto` gives them one.
 
 `auto` rule: 1 thread when one training step costs under AUTO_SINGLE_THREAD_FLOPS
 (forward multiply-adds x 2 x 3 for the backward x batch size); otherwise half the usable
