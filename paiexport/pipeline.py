@@ -5,7 +5,7 @@ from __future__ import annotations
 import fnmatch
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from math import prod
 from pathlib import Path
@@ -65,6 +65,7 @@ from paiexport.sparsity.masks import (
 )
 from paiexport.sparsity.structure import structure_notes
 from paiexport.sparsity.types import Distribution, NMPattern, SparsityConfig, StructureKind
+from paiexport.threads import resolve_threads, torch_threads
 from paiexport.training.callbacks import TrainCallback
 from paiexport.training.loop import CheckpointChoice, TrainResult, evaluate, train
 from paiexport.verify.validate import FileValidation, onnx_weight_sparsity, torch_logits, validate_file
@@ -171,8 +172,10 @@ def select_and_train(
 ) -> tuple[nn.Module, DataSplits, TrainResult, Method]:
     """Masks and training as the method defines them; returns the model with masks baked in."""
     data, model, method, ctx = prepare(recipe)
-    with timer.stage("fit", f"selecting masks and training ({recipe.method.name})"):
+    threads = resolve_threads(recipe.train.threads, model, data.input_shape, recipe.data.batch_size)
+    with torch_threads(threads), timer.stage("fit", f"selecting masks and training ({recipe.method.name})"):
         result = method.fit(ctx, RecipeTrainer(recipe, data, paths))
+    result.threads = threads
     masks = get_masks(model)
     torch.save(masks, paths.masks)
     # Methods check their selection; this catches collapse that happened during training.
@@ -233,7 +236,7 @@ def export_variants(
         if variant in wanted and source is not None:
             graph = source.graph.SerializeToString()  # compact is the dense graph when nothing shrank
             if graph not in quantized:
-                quantized[graph] = to_int8(source, recipe.export.int8, calibration)
+                quantized[graph] = to_int8(source, recipe.export.int8, calibration, torch.get_num_threads())
             tags = {p.key: p.value for p in source.metadata_props}
             tags.update({"paiexport.variant": variant, "paiexport.int8": recipe.export.int8.value})
             save(variant, set_metadata(quantized[graph], tags))
@@ -327,6 +330,7 @@ def assemble_report(
             "seconds": round(result.seconds, 3),
             "best_epoch": result.best_epoch,
             "exported_epoch": result.exported_epoch,
+            "threads": result.threads,
             "final": result.history[-1] if result.history else None,
         },
         "compact": exported.compact,
@@ -344,9 +348,10 @@ def run_recipe(
     """Run a recipe end to end; the finished run folder appears at `out_dir` atomically."""
     console = console or Console(stderr=True)
     timer, start = Timer(console), time.perf_counter()
-    with staged_run_dir(out_dir, force) as paths:
+    with staged_run_dir(out_dir, force) as paths, ExitStack() as stack:
         paths.recipe.write_text(yaml.safe_dump(recipe.to_dict(), sort_keys=False))
         model, data, result, method = select_and_train(recipe, paths, timer)
+        stack.enter_context(torch_threads(result.threads))  # evaluation, export, calibration
         _, torch_acc = evaluate(model, data.test)
         metadata = recipe.metadata(overall_sparsity(model, recipe.sparsity.exclude), torch_acc)
         with timer.stage("export", f"exporting ONNX ({', '.join(f.value for f in recipe.export.formats)})"):

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import hashlib
 import itertools
 import json
 import math
@@ -64,8 +65,14 @@ class PlannedRun:
 
 
 def _folder_name(assignments: dict[str, Any]) -> str:
+    """Readable and unique: when sanitizing changes the text (["out.*"] and ["out.?"] both
+    become -out.---), a short hash of the exact values keeps the folders apart."""
     text = "__".join(f"{k}={v}" for k, v in assignments.items())
-    return "".join(c if c.isalnum() or c in "._=-" else "-" for c in text)
+    name = "".join(c if c.isalnum() or c in "._=-" else "-" for c in text)
+    if name != text:
+        exact = json.dumps(list(assignments.items()), sort_keys=True, default=str).encode()
+        name += "-" + hashlib.sha256(exact).hexdigest()[:8]
+    return name
 
 
 def _run_raw(base: dict[str, Any], assignments: dict[str, Any]) -> dict[str, Any]:
@@ -97,6 +104,9 @@ def plan_sweep(
         for seed in range(first_seed, first_seed + seeds):
             assignments = {**combo, SEED_KEY: seed}
             name = _folder_name(assignments)
+            if name in planned and planned[name].assignments != assignments:
+                # Same text, different values (1 and "1"): one folder would hold both runs.
+                raise UserError(f"--grid: two runs would share the folder {name}; make the values distinct")
             if name not in planned:
                 recipe = validate_recipe(_run_raw(base, assignments), f"{source} [{name}]")
                 planned[name] = PlannedRun(name, assignments, recipe)

@@ -52,6 +52,7 @@ def test_report_contents(tiny_run):
     out, report, _ = tiny_run
     assert set(report) >= REPORT_KEYS
     assert report["recipe"]["train"]["epochs"] == 1  # --set is recorded
+    assert report["training"]["threads"] == 1  # train.threads auto: one thread for a tiny model
     assert {"dense", "sparse", "compact", "int8", "compact.int8", "deploy"} == set(report["accuracy"]["onnx"])
     for variant in ("dense", "sparse", "compact"):
         assert report["accuracy"]["onnx"][variant] == pytest.approx(report["accuracy"]["torch"], abs=1e-3)
