@@ -34,7 +34,8 @@ def test_auto_is_one_thread_for_the_bundled_cnn_and_more_for_big_models(monkeypa
 @pytest.mark.parametrize("value", [0, -1, True, 2.5, "many", None])
 def test_invalid_threads_name_the_field(tiny_recipe_dict, value):
     tiny_recipe_dict["train"]["threads"] = value
-    with pytest.raises(UserError, match=r"train\.threads: (must be auto or a thread count|expected a number, got true)"):
+    named = r"train\.threads: (must be auto or a thread count|expected a number, got true)"
+    with pytest.raises(UserError, match=named):
         validate_recipe(tiny_recipe_dict, "r.yaml")
 
 
