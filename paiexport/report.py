@@ -77,6 +77,15 @@ def percent(x: Any) -> str:
     return f"{x:.2%}" if isinstance(x, int | float) else "-"
 
 
+def verdict_cell(check: dict[str, Any]) -> str:
+    """'pass', 'BROKEN: parity' (an error) or '−1.2 pt > 1.0: not deployable' (a trade-off)."""
+    if "passed" not in check:
+        return "-"
+    if not check["passed"]:
+        return f"BROKEN: {', '.join(check.get('broken_checks', [])) or 'failed'}"
+    return "pass" if check.get("deployable", True) else check["reason"]
+
+
 def summary_rows(report: dict[str, Any], *, files: bool = False) -> tuple[list[str], list[list[str]]]:
     """Headers and one row per variant (accuracy, size, latency with ratios, verdict).
 
@@ -87,7 +96,7 @@ def summary_rows(report: dict[str, Any], *, files: bool = False) -> tuple[list[s
     settings = sorted({(b, t) for by_b in latency.values() for b, by_t in by_b.items() for t in by_t},
                       key=lambda s: (int(s[0]), int(s[1])))  # fmt: skip
     headers = ["variant", *(["file"] if files else []), "test acc", "size (vs dense)", "gzip",
-               *(f"b{b} t{t}" for b, t in settings), "valid"]  # fmt: skip
+               *(f"b{b} t{t}" for b, t in settings), "verdict"]  # fmt: skip
     rows = []
     for v, size in report.get("size_bytes", {}).items():
         ratio = report.get("size_ratio_vs_dense", {}).get(v, {}).get("raw", float("nan"))
@@ -98,8 +107,7 @@ def summary_rows(report: dict[str, Any], *, files: bool = False) -> tuple[list[s
             ms = latency.get(v, {}).get(b, {}).get(t)
             r = speedup.get(v, {}).get(b, {}).get(t)
             row.append("-" if ms is None else f"{ms:.3f} ms" + ("" if r is None else f" ({r:.2f}×)"))
-        passed = report.get("validation", {}).get(v, {}).get("passed")
-        row.append({True: "pass", False: "FAIL"}.get(passed, "-"))
+        row.append(verdict_cell(report.get("validation", {}).get(v, {})))
         rows.append(row)
     return headers, rows
 
@@ -131,6 +139,13 @@ def _mask_update_lines(report: dict[str, Any]) -> list[str]:
     ]
 
 
+def verdict_lines(report: dict[str, Any]) -> list[str]:
+    """The recipe's gate results and the run's verdict (broken files, gates, deploy choice)."""
+    gates = [r["line"] for r in report.get("gates", {}).get("results", [])]
+    verdict = report.get("verdict")
+    return [*gates, *([f"verdict: {verdict['line']}"] if verdict else [])]
+
+
 def markdown(report: dict[str, Any]) -> str:
     s, acc = report["sparsity"], report["accuracy"]
     headers, rows = summary_rows(report)
@@ -152,6 +167,8 @@ def markdown(report: dict[str, Any]) -> str:
         "| " + " | ".join(headers) + " |",
         "|" + "|".join("---" for _ in headers) + "|",
         *("| " + " | ".join(row) + " |" for row in rows),
+        "",
+        *(f"- {line}" for line in verdict_lines(report)),
         "",
         "## Per-layer sparsity",
         "",
