@@ -44,7 +44,11 @@ def run_verdict(report: dict[str, Any]) -> tuple[int, str]:
     """(exit code, the last line of `run`) from a report with `validation`, `deploy`, `gates`."""
     validation = report["validation"]
     broken = [f"{v} ({', '.join(c['broken_checks'])})" for v, c in validation.items() if not c["passed"]]
-    over = [f"{v} ({c['reason']})" for v, c in validation.items() if c["passed"] and not c["deployable"]]
+    over = [
+        f"{v} ({c['reason'].removesuffix(': not deployable')})"
+        for v, c in validation.items()
+        if c["passed"] and not c["deployable"]
+    ]
     gates = report.get("gates") or {"passed": True, "results": []}
     failed_gates = [r["gate"] for r in gates["results"] if not r["passed"]]
     deploy = report.get("deploy")
