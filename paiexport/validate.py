@@ -95,7 +95,7 @@ class FileValidation:
             return "matches PyTorch"
         drop, limit = self.accuracy_drop, self.max_accuracy_drop
         if self.deployable:
-            return f"{-drop:+.1f} pt vs PyTorch (limit {limit})"
+            return f"{(self.accuracy - self.accuracy_torch) * 100:+.1f} pt vs PyTorch (limit {limit})"
         return f"−{points(drop, limit)} pt > {limit}: not deployable"
 
     def to_dict(self) -> dict:

@@ -231,7 +231,7 @@ def test_validate_fails_with_exit_1_on_perturbed_weights(channel_run, tmp_path):
     onnx.save_model(model, str(bad))
     result = invoke("validate", str(bad), "--data", "synthetic", "--reference", str(out / "model.onnx"))
     assert result.exit_code == 1
-    assert "failed check: parity" in result.output
+    assert "broken, failed check: parity" in result.output
     wrong = invoke("validate", str(bad), "--data", "cifar")
     assert wrong.exit_code == 2 and "--data" in wrong.output
 
