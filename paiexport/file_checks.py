@@ -95,17 +95,20 @@ def check_file(
         detail = f"cannot run on {data} inputs of shape {list(x.shape[1:])}: {str(exc).splitlines()[0]}"
         report.checks.append(Check("input", False, detail))
         return report
-    acc = accuracy(logits, labels)
-    report.checks.append(
-        Check("accuracy", True, f"{acc:.2%} on the {data} test split ({len(labels)} samples)")
-    )
-    chance = chance_level(labels, logits.shape[1])
-    report.checks.append(Check("chance_level", acc > chance, f"{acc:.2%} vs chance level {chance:.2%} "
-                               f"({logits.shape[1]} classes, {len(labels)} samples)"))  # fmt: skip
-    if reference is None:
-        return report
-    _compare(report, model, logits, reference, labels, x, max_accuracy_drop)
+    report.checks += _accuracy_checks(logits, labels, data)
+    if reference is not None:
+        _compare(report, model, logits, reference, labels, x, max_accuracy_drop)
     return report
+
+
+def _accuracy_checks(logits: np.ndarray, labels: np.ndarray, data: str) -> list[Check]:
+    """Test accuracy (information) and the chance-level check (a file no better than guessing)."""
+    acc, chance, classes = accuracy(logits, labels), chance_level(labels, logits.shape[1]), logits.shape[1]
+    return [
+        Check("accuracy", True, f"{acc:.2%} on the {data} test split ({len(labels)} samples)"),
+        Check("chance_level", acc > chance, f"{acc:.2%} vs chance level {chance:.2%} "
+              f"({classes} classes, {len(labels)} samples)"),
+    ]  # fmt: skip
 
 
 def _compare(
