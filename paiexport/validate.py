@@ -24,8 +24,8 @@ def chance_level(labels: np.ndarray, num_classes: int) -> float:
 
     The best constant guess scores `p = max(1 / num_classes, share of the most frequent test
     label)`; on `n` test samples a guesser's accuracy has standard error `sqrt(p (1 - p) / n)`.
-    Chance level is `p` plus `CHANCE_SIGMAS` standard errors (MNIST-1D, 10 classes, 1000 test
-    samples: 12.85%; a 1-epoch run scores about 30%).
+    Chance level is `p` plus `CHANCE_SIGMAS` standard errors (MNIST-1D's test split: 13.52%;
+    every bundled recipe cut to one epoch scores at least 25%).
     """
     n = max(len(labels), 1)
     majority = np.bincount(labels).max() / n if len(labels) else 0.0
