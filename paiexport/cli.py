@@ -98,10 +98,14 @@ def run(
     wide_out().print(summary_table(report))
     listed = ", ".join(["report.json", "report.md", "report.html", *report["files"].values()])
     out.print(f"run folder: {target}  ({listed})", highlight=False, soft_wrap=True)
-    failed = [v for v, check in report["validation"].items() if not check["passed"]]
-    if failed:  # the files are written, but CI must not ship them
-        err.print(f"[red]validation failed:[/] {', '.join(failed)} (see report.json validation)")
-        raise typer.Exit(1)
+    for line in report["gates"]["results"]:
+        out.print(line["line"], style="green" if line["passed"] else "red", highlight=False, markup=False)
+    verdict = report["verdict"]  # broken files or failed gates: written to look at, not to ship
+    style = "red" if verdict["exit_code"] else "green"
+    last = f"{verdict['line']}  (see {target / 'report.html'})"
+    out.print(last, style=style, highlight=False, markup=False, soft_wrap=True)
+    if verdict["exit_code"]:
+        raise typer.Exit(verdict["exit_code"])
 
 
 @app.command("recipes")
@@ -332,9 +336,11 @@ def validate_cmd(
     for name, sparsity in report.sparsity.items():
         out.print(f"  {name}: sparsity {sparsity:.2%}", highlight=False)
     failed = [c.name for c in report.checks if not c.ok]
-    if failed:
-        err.print(f"[red]failed check:[/] {', '.join(failed)}")
+    if failed:  # broken: exit 1; a lossy file over the limit is only not deployable (exit 0)
+        err.print(f"[red]broken, failed check:[/] {', '.join(failed)}")
         raise typer.Exit(1)
+    if report.not_deployable:
+        out.print(f"[yellow]{report.not_deployable}[/] (no check failed)", highlight=False)
 
 
 @app.command("inspect")

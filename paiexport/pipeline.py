@@ -68,6 +68,7 @@ from paiexport.sparsity.types import Distribution, NMPattern, SparsityConfig, St
 from paiexport.threads import resolve_threads, torch_threads
 from paiexport.training.callbacks import TrainCallback
 from paiexport.training.loop import CheckpointChoice, TrainResult, evaluate, train
+from paiexport.verdict import check_gates_measurable, gates_section, run_verdict
 from paiexport.verify.validate import FileValidation, onnx_weight_sparsity, torch_logits, validate_file
 
 
@@ -253,18 +254,12 @@ def validate_variants(
     """`sources` maps a copied variant (deploy) to the variant it was copied from."""
     drop = recipe.validate.max_accuracy_drop
     reference = torch_logits(model, data.test.x)
+    zeros = {n: (int((w == 0).sum()), w.numel()) for n, w in prunable_weights(model).items()}
     return {
-        v: validate_file(
-            p,
-            v,
-            model,
-            data.test,
-            quantized=sources.get(v, v) in QUANTIZED,
-            max_accuracy_drop=drop,
-            reference=reference,
-        )
+        v: validate_file(p, v, model, data.test, quantized=sources.get(v, v) in QUANTIZED,
+                         max_accuracy_drop=drop, reference=reference, zeros=zeros)
         for v, p in files.items()
-    }
+    }  # fmt: skip
 
 
 def write_deploy(
@@ -348,6 +343,7 @@ def run_recipe(
     """Run a recipe end to end; the finished run folder appears at `out_dir` atomically."""
     console = console or Console(stderr=True)
     timer, start = Timer(console), time.perf_counter()
+    check_gates_measurable(recipe)
     with staged_run_dir(out_dir, force) as paths, ExitStack() as stack:
         paths.recipe.write_text(yaml.safe_dump(recipe.to_dict(), sort_keys=False))
         model, data, result, method = select_and_train(recipe, paths, timer)
@@ -371,6 +367,9 @@ def run_recipe(
         if ExportFormat.auto in recipe.export.formats:
             deploy = write_deploy(exported, stats, checks, torch_acc, recipe, paths, model, data)
         report = assemble_report(recipe, model, method, result, exported, checks, stats, deploy, torch_acc)
+        report["gates"] = gates_section(recipe, report)  # `run` gates a CI job in one command
+        exit_code, line = run_verdict(report)
+        report["verdict"] = {"exit_code": exit_code, "line": line}
         report["timings_s"] = {**timer.seconds, "total": round(time.perf_counter() - start, 3)}
         write_json(report, paths.report_json)
         paths.report_md.write_text(markdown(report))

@@ -55,8 +55,11 @@ def test_not_a_terminal_prints_one_line_per_epoch(tiny):
 
 def test_last_line_lists_report_html_and_deploy_names_its_source(tiny):
     out, report, output = tiny
-    last = output.strip().splitlines()[-1]
-    assert last.startswith("run folder:") and "report.html" in last and "model.deploy.onnx" in last
+    lines = output.strip().splitlines()
+    # The last line is the verdict (#16) and points at report.html; the folder line lists every file.
+    assert lines[-1].startswith("OK: ") and lines[-1].endswith(f"(see {out / 'report.html'})")
+    folder = next(line for line in lines if line.startswith("run folder:"))
+    assert "report.html" in folder and "model.deploy.onnx" in folder
     label = f"deploy (= {report['deploy']['variant']})"
     assert label in output
     assert f"| {label} |" in (out / "report.md").read_text()

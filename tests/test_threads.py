@@ -9,7 +9,8 @@ from paiexport.models import ModelName, build_model
 from paiexport.paths import RunPaths
 from paiexport.recipe import bundled_recipes_dir, load_recipe, validate_recipe
 from paiexport.threads import forward_macs, resolve_threads, torch_threads
-from paiexport.training.loop import OptimizerConfig, TrainCallback, TrainConfig, divergence_limit, train
+from paiexport.training.callbacks import TrainCallback
+from paiexport.training.loop import OptimizerConfig, TrainConfig, divergence_limit, train
 
 
 def test_forward_macs_hand_computed():
@@ -34,9 +35,8 @@ def test_auto_is_one_thread_for_the_bundled_cnn_and_more_for_big_models(monkeypa
 @pytest.mark.parametrize("value", [0, -1, True, 2.5, "many", None])
 def test_invalid_threads_name_the_field(tiny_recipe_dict, value):
     tiny_recipe_dict["train"]["threads"] = value
-    with pytest.raises(
-        UserError, match=r"train\.threads: (must be auto or a thread count|expected a number, got true)"
-    ):
+    named = r"train\.threads: (must be auto or a thread count|expected a number, got true)"
+    with pytest.raises(UserError, match=named):
         validate_recipe(tiny_recipe_dict, "r.yaml")
 
 

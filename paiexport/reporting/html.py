@@ -17,7 +17,7 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
 from paiexport.paths import RunPaths
-from paiexport.reporting.report import method_details, percent, summary_rows, validation_rows
+from paiexport.reporting.report import method_details, percent, summary_rows, validation_rows, verdict_lines
 from paiexport.training.loop import read_epoch_records
 
 FIG_INCHES = (9.0, 4.0)
@@ -226,6 +226,7 @@ def render_html(report: dict[str, Any], pngs: dict[str, bytes]) -> str:
 <style>{CSS}</style></head><body>
 <h1>{name}</h1><p class="meta">{" · ".join(facts)}</p>
 <h2>Summary</h2>{_table(*summary_rows(report, files=True))}
+{"".join(f"<p class='meta'>{html.escape(line)}</p>" for line in verdict_lines(report))}
 <p class="meta">Latency: median in onnxruntime on CPU (b = batch size, t = threads); ratios in brackets
 are speedups over the dense file measured in the same run.</p>
 {env}

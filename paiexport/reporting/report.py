@@ -100,6 +100,15 @@ def percent(x: Any) -> str:
     return f"{x:.2%}" if isinstance(x, int | float) else "-"
 
 
+def verdict_cell(check: dict[str, Any]) -> str:
+    """'pass', 'BROKEN: parity' (an error) or '−1.2 pt > 1.0: not deployable' (a trade-off)."""
+    if "passed" not in check:
+        return "-"
+    if not check["passed"]:
+        return f"BROKEN: {', '.join(check.get('broken_checks', [])) or 'failed'}"
+    return "pass" if check.get("deployable", True) else check["reason"]
+
+
 def summary_rows(report: dict[str, Any], *, files: bool = False) -> tuple[list[str], list[list[str]]]:
     """Headers and one row per variant (accuracy, size, latency with ratios, verdict).
 
@@ -110,7 +119,7 @@ def summary_rows(report: dict[str, Any], *, files: bool = False) -> tuple[list[s
     settings = sorted({(b, t) for by_b in latency.values() for b, by_t in by_b.items() for t in by_t},
                       key=lambda s: (int(s[0]), int(s[1])))  # fmt: skip
     headers = ["variant", *(["file"] if files else []), "test acc", "size (vs dense)", "gzip",
-               *(f"b{b} t{t}" for b, t in settings), "valid"]  # fmt: skip
+               *(f"b{b} t{t}" for b, t in settings), "verdict"]  # fmt: skip
     rows = []
     for v, size in report.get("size_bytes", {}).items():
         ratio = report.get("size_ratio_vs_dense", {}).get(v, {}).get("raw", float("nan"))
@@ -121,8 +130,7 @@ def summary_rows(report: dict[str, Any], *, files: bool = False) -> tuple[list[s
             ms = latency.get(v, {}).get(b, {}).get(t)
             r = speedup.get(v, {}).get(b, {}).get(t)
             row.append("-" if ms is None else f"{ms:.3f} ms" + ("" if r is None else f" ({r:.2f}×)"))
-        passed = report.get("validation", {}).get(v, {}).get("passed")
-        row.append({True: "pass", False: "FAIL"}.get(passed, "-"))
+        row.append(verdict_cell(report.get("validation", {}).get(v, {})))
         rows.append(row)
     return headers, rows
 
@@ -137,13 +145,13 @@ def validation_rows(report: dict[str, Any]) -> tuple[list[str], list[list[str]]]
     """One row per file: the checks of `validation`, parity as the max abs diff vs PyTorch."""
     headers = ["variant", "file", "checker", "loads", "max abs diff vs PyTorch", "parity", "test acc",
                "verdict"]  # fmt: skip
-    mark = {True: "ok", False: "FAIL"}
+    mark = {True: "ok", False: "BROKEN"}
     rows = []
     for v, c in report.get("validation", {}).items():
         parity = mark[c["parity"]] if c.get("parity_required", True) else "not required (int8)"
         rows.append([variant_label(report, v), report.get("files", {}).get(v, "-"), mark[c["checker"]],
                      mark[c["loads"]], f"{c['max_abs_diff']:.3g}", parity, percent(c["accuracy"]),
-                     "pass" if c["passed"] else "FAIL"])  # fmt: skip
+                     verdict_cell(c)])  # fmt: skip
     return headers, rows
 
 
@@ -219,6 +227,13 @@ def summary_table(report: dict[str, Any]) -> Table:
     return table
 
 
+def verdict_lines(report: dict[str, Any]) -> list[str]:
+    """The recipe's gate results and the run's verdict (broken files, gates, deploy choice)."""
+    gates = [r["line"] for r in report.get("gates", {}).get("results", [])]
+    verdict = report.get("verdict")
+    return [*gates, *([f"verdict: {verdict['line']}"] if verdict else [])]
+
+
 def markdown(report: dict[str, Any]) -> str:
     s, acc = report["sparsity"], report["accuracy"]
     headers, rows = summary_rows(report)
@@ -237,6 +252,8 @@ def markdown(report: dict[str, Any]) -> str:
         "ratios are speedups over model.onnx measured in the same run.",
         "",
         *_md_table(headers, rows),
+        "",
+        *(f"- {line}" for line in verdict_lines(report)),
         "",
         "## Per-layer sparsity",
         "",
