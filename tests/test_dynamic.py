@@ -187,20 +187,21 @@ def train_dynamic(tmp_path, config: DynamicConfig, epochs: int = 3, optimizer: s
     attach_masks(model, masks)
     probe = Probe()
     cfg = TrainConfig(epochs=epochs, optimizer=OptimizerConfig(name=optimizer, lr=0.05))
+    callbacks = method.callbacks(ctx)
     result = train(
         model, data, cfg, batch_size=32, seed=0, metrics_path=tmp_path / "m.jsonl",
-        checkpoint_dir=tmp_path / "ck", callbacks=[KeepPrunedZero(), *method.callbacks(ctx), probe],
+        checkpoint_dir=tmp_path / "ck", callbacks=[KeepPrunedZero(), *callbacks, probe],
     )  # fmt: skip
-    return method, masks, probe, result
+    return method.details(callbacks), masks, probe, result
 
 
 @pytest.mark.parametrize("name", ["rigl", "set"])
 def test_per_layer_sparsity_unchanged_after_many_updates(tmp_path, name):
     config = constant(name, update_every=2, drop_fraction=0.3)
-    method, initial, probe, _ = train_dynamic(tmp_path, config)
+    details, initial, probe, _ = train_dynamic(tmp_path, config)
     counts = {n: int(m.sum()) for n, m in initial.items()}
     assert all(c == counts for c in probe.counts)
-    summary = method.report()["mask_updates"]
+    summary = details["mask_updates"]
     assert summary["count"] == (len(probe.counts) - 1) // 2 >= 10  # steps 2, 4, ... before the end
     assert summary["regrown"] == summary["dropped"] > 0
     final = probe.masks[-1]
@@ -208,19 +209,19 @@ def test_per_layer_sparsity_unchanged_after_many_updates(tmp_path, name):
 
 
 def test_snfs_keeps_total_sparsity_and_redistributes(tmp_path):
-    method, initial, probe, _ = train_dynamic(tmp_path, constant("snfs", update_every=2, drop_fraction=0.3))
+    details, initial, probe, _ = train_dynamic(tmp_path, constant("snfs", update_every=2, drop_fraction=0.3))
     total = sum(int(m.sum()) for m in initial.values())
     assert all(sum(c.values()) == total for c in probe.counts)
     assert any(c != {n: int(m.sum()) for n, m in initial.items()} for c in probe.counts)
-    updates = method.report()["mask_updates"]["updates"]
+    updates = details["mask_updates"]["updates"]
     assert all(u["dropped"] == u["regrown"] for u in updates)
 
 
 def test_no_update_after_end_fraction(tmp_path):
     config = RigLConfig(update_every=3, drop_fraction=0.3, end_fraction=0.5)
-    method, _, probe, _ = train_dynamic(tmp_path, config, epochs=4)
+    details, _, probe, _ = train_dynamic(tmp_path, config, epochs=4)
     total = len(probe.masks)
-    steps = [u["step"] for u in method.report()["mask_updates"]["updates"]]
+    steps = [u["step"] for u in details["mask_updates"]["updates"]]
     assert steps == list(range(3, math.ceil(total / 2), 3))
     last = steps[-1]
     assert all(torch.equal(m[n], probe.masks[last - 1][n]) for m in probe.masks[last:] for n in m)

@@ -33,14 +33,14 @@ class Accuracy(Section):
 
 
 class LayerSparsity(Section):
-    numel: int
-    target: float | None
-    reached: float
+    numel: int = 0
+    target: float | None = None
+    reached: float | None = None
     onnx: dict[str, float | None] = {}
 
 
 class Sparsity(Section):
-    target: float
+    target: float | None = None
     reached: float
     distribution: str | None = None
     per_layer: dict[str, LayerSparsity] = {}
