@@ -267,7 +267,7 @@ def test_bundled_rigl90_runs_and_reports_mask_updates(tmp_path):
         ["train.epochs=2", "method.update_every=10", "bench.iterations=5"],
     )
     report = run_recipe(recipe, tmp_path / "run")
-    updates = report["mask_updates"]
+    updates = report.method_details["mask_updates"]
     assert updates["count"] >= 3 and updates["dropped"] == updates["regrown"] > 0
     assert updates["schedule"]["update_every"] == 10
     assert json.loads((tmp_path / "run" / "report.json").read_text())["mask_updates"] == updates
@@ -276,8 +276,8 @@ def test_bundled_rigl90_runs_and_reports_mask_updates(tmp_path):
         u["step"] for u in updates["updates"]
     ]
     masks = torch.load(tmp_path / "run" / "masks.pt")
-    for name, layer in report["sparsity"]["per_layer"].items():
-        assert 1 - int(masks[name].sum()) / masks[name].numel() == pytest.approx(layer["target"]), name
+    for name, layer in report.sparsity.per_layer.items():
+        assert 1 - int(masks[name].sum()) / masks[name].numel() == pytest.approx(layer.target), name
         assert layer["reached"] == pytest.approx(layer["target"], abs=1e-3), name
     assert report["weights_trained"] is True
     assert "mask updates" in (tmp_path / "run" / "report.md").read_text()

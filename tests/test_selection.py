@@ -111,12 +111,12 @@ def test_edgepopup50_report_says_weights_not_trained(tmp_path):
 
     recipe = load_recipe(bundled_recipes_dir() / "edgepopup50.yaml", ["train.epochs=1", "bench.iterations=5"])
     report = run_recipe(recipe, tmp_path / "run")
-    assert report["weights_trained"] is False
-    assert any("weights were not trained" in note for note in report["notes"])
+    assert report.weights_trained is False
+    assert any("weights were not trained" in note for note in report.notes)
     assert "**not trained**" in (tmp_path / "run" / "report.md").read_text()
-    assert report["validation"]["sparse"]["passed"] and report["validation"]["dense"]["passed"]
-    for name, layer in report["sparsity"]["per_layer"].items():
-        assert layer["reached"] == pytest.approx(0.5, abs=1e-3), name
+    assert report.validation["sparse"].passed and report.validation["dense"].passed
+    for name, layer in report.sparsity.per_layer.items():
+        assert layer.reached == pytest.approx(0.5, abs=1e-3), name
 
 
 def test_supermask_recomputes_batchnorm_statistics_under_the_exported_mask(tmp_path):

@@ -51,7 +51,7 @@ class SelectionContext:
 
 
 class Trainer(Protocol):
-    """Runs the recipe's training loop on `model` (see `paiexport.pipeline.RecipeTrainer`)."""
+    """Runs the recipe's training loop on `model` (see `paiexport.training.trainer.RecipeTrainer`)."""
 
     def __call__(
         self,

@@ -193,7 +193,7 @@ class RunReport(BaseModel):
         data = {k: v for k, v in data.items() if k != "latency_rows"}  # derived from `latency`
         data.setdefault("schema_version", 1)
         top = {k: data.pop(k) for k in METHOD_KEYS if k in data}
-        data.setdefault("method_details", top)
+        data["method_details"] = {**(data.get("method_details") or {}), **top}  # the public keys win
         return data
 
     @property
