@@ -278,6 +278,6 @@ def test_bundled_rigl90_runs_and_reports_mask_updates(tmp_path):
     masks = torch.load(tmp_path / "run" / "masks.pt")
     for name, layer in report.sparsity.per_layer.items():
         assert 1 - int(masks[name].sum()) / masks[name].numel() == pytest.approx(layer.target), name
-        assert layer["reached"] == pytest.approx(layer["target"], abs=1e-3), name
-    assert report["weights_trained"] is True
+        assert layer.reached == pytest.approx(layer.target, abs=1e-3), name
+    assert report.weights_trained is True
     assert "mask updates" in (tmp_path / "run" / "report.md").read_text()
