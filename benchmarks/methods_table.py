@@ -86,7 +86,7 @@ def run_once(raw: dict[str, Any], source: str) -> dict[str, Any]:
     data, model, method, ctx = pipeline.prepare(recipe)
     with tempfile.TemporaryDirectory() as tmp:
         paths = RunPaths(Path(tmp))
-        method.fit(ctx, pipeline.RecipeTrainer(recipe, data, paths))
+        method.fit(ctx, pipeline.recipe_trainer(recipe, data, paths))
         epochs = len(read_epoch_records(paths.metrics))
     _, acc = evaluate(model, data.test, device=recipe.train.device)
     return {

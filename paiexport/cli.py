@@ -96,16 +96,16 @@ def run(
         prepare_output(target, force, lambda line: err.print(line, highlight=False, markup=False))
         report = run_recipe(parsed, target, force=force, console=err)
     wide_out().print(summary_table(report))
-    listed = ", ".join(["report.json", "report.md", "report.html", *report["files"].values()])
+    listed = ", ".join(["report.json", "report.md", "report.html", *report.files.values()])
     out.print(f"run folder: {target}  ({listed})", highlight=False, soft_wrap=True)
-    for line in report["gates"]["results"]:
-        out.print(line["line"], style="green" if line["passed"] else "red", highlight=False, markup=False)
-    verdict = report["verdict"]  # broken files or failed gates: written to look at, not to ship
-    style = "red" if verdict["exit_code"] else "green"
-    last = f"{verdict['line']}  (see {target / 'report.html'})"
+    for gate in report.require("gates").results:
+        out.print(gate.line, style="green" if gate.passed else "red", highlight=False, markup=False)
+    verdict = report.require("verdict")  # broken files or failed gates: written to look at, not to ship
+    style = "red" if verdict.exit_code else "green"
+    last = f"{verdict.line}  (see {target / 'report.html'})"
     out.print(last, style=style, highlight=False, markup=False, soft_wrap=True)
-    if verdict["exit_code"]:
-        raise typer.Exit(verdict["exit_code"])
+    if verdict.exit_code:
+        raise typer.Exit(verdict.exit_code)
 
 
 @app.command("recipes")

@@ -18,7 +18,7 @@ from torch import nn
 
 from paiexport.data import DataSplits, load_data
 from paiexport.errors import UserError
-from paiexport.export.variants import ExportFormat
+from paiexport.export.variants import DEPLOY, ExportFormat
 from paiexport.models import build_model
 from paiexport.paths import RunPaths, staged_run_dir
 from paiexport.recipe import Recipe, apply_overrides, read_recipe_file, validate_recipe
@@ -90,8 +90,9 @@ def reexport(source: RunSource, out_dir: Path, console: Console, *, force: bool 
     `out_dir` is written like a run folder: staged, moved into place when complete, and
     replaced only with `force`. Never the run folder itself: its report describes its files.
     """
+    from paiexport.bench.deploy import write_deploy
     from paiexport.bench.latency import benchmark_files
-    from paiexport.pipeline import export_variants, validate_variants, write_deploy
+    from paiexport.pipeline import export_variants, validate_variants
     from paiexport.sparsity.masks import overall_sparsity
 
     if out_dir.resolve() == source.root.resolve():
@@ -109,15 +110,19 @@ def reexport(source: RunSource, out_dir: Path, console: Console, *, force: bool 
             metadata,
         )
         checks = validate_variants(exported.files, model, recipe, data, {})
-        deploy = None
+        files, deploy = exported.files, None
         if ExportFormat.auto in recipe.export.formats:
             b = recipe.bench
             stats = benchmark_files(exported.files, batch_sizes=b.batch_sizes, threads=b.threads,
                                     warmup=b.warmup, iterations=b.iterations)  # fmt: skip
-            deploy = write_deploy(exported, stats, checks, torch_acc, recipe, paths, model, data)
+            drop, target = recipe.validate.max_accuracy_drop, paths.onnx(DEPLOY)
+            done = write_deploy(exported.files, stats, checks, torch_acc, drop, target)
+            deploy = done.section
+            if done.file is not None:
+                files, checks = {**files, DEPLOY: done.file}, {**checks, DEPLOY: done.check}
     return {
         "torch_accuracy": torch_acc,
-        "files": {v: str(out_dir / p.name) for v, p in exported.files.items()},
+        "files": {v: str(out_dir / p.name) for v, p in files.items()},
         "validation": {v: c.to_dict() for v, c in checks.items()},
         "deploy": deploy,
     }

@@ -32,6 +32,7 @@ from paiexport.errors import UserError
 from paiexport.out_path import check_out_path
 from paiexport.paths import recover_interrupted
 from paiexport.recipe import Recipe, apply_overrides, validate_recipe
+from paiexport.reporting.schema import RunReport
 
 METHOD_KEY, TARGET_KEY, SEED_KEY = "method.name", "sparsity.target", "seed"
 FIG_INCHES, DPI = (8.0, 5.0), 100  # sweep.png is 800 x 500 pixels
@@ -182,23 +183,24 @@ def execute(
 # --- aggregation ------------------------------------------------------------------------------
 
 
-def result_row(run: PlannedRun, report: dict[str, Any]) -> dict[str, Any]:
+def result_row(run: PlannedRun, report: RunReport) -> dict[str, Any]:
     """One CSV row: the grid values, then what the run measured."""
     row: dict[str, Any] = {"run": run.name, **run.assignments}
+    sparsity = report.require("sparsity")
     row.update(
-        method=report["method"],
-        sparsity_target=report["sparsity"]["target"],
-        sparsity_reached=report["sparsity"]["reached"],
-        accuracy=report["accuracy"]["torch"],
-        train_seconds=report["training"]["seconds"],
+        method=report.method,
+        sparsity_target=sparsity.target,
+        sparsity_reached=sparsity.reached,
+        accuracy=report.require("accuracy").torch,
+        train_seconds=report.require("training").seconds,
     )
-    for variant, ratio in report.get("size_ratio_vs_dense", {}).items():
+    for variant, ratio in report.size_ratio_vs_dense.items():
         row[f"size_ratio_{variant}"] = ratio["raw"]
     return row
 
 
 def collect(runs: list[PlannedRun], out_dir: Path) -> list[dict[str, Any]]:
-    return [result_row(r, json.loads((out_dir / r.name / "report.json").read_text())) for r in runs]
+    return [result_row(r, RunReport.read(out_dir / r.name)) for r in runs]
 
 
 @dataclass

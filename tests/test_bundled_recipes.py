@@ -3,7 +3,7 @@
 import pytest
 
 from paiexport.paths import RunPaths
-from paiexport.pipeline import RecipeTrainer, planned_layer_sparsity, prepare
+from paiexport.pipeline import prepare, recipe_trainer
 from paiexport.recipe import (
     apply_overrides,
     bundled_recipes_dir,
@@ -11,6 +11,7 @@ from paiexport.recipe import (
     read_recipe_file,
     validate_recipe,
 )
+from paiexport.reporting.assemble import planned_layer_sparsity
 from paiexport.sparsity.masks import layer_sparsity, overall_sparsity, prunable_weights
 from paiexport.sparsity.types import Distribution, StructureKind
 
@@ -25,7 +26,7 @@ def test_bundled_recipe_reaches_its_target(name, tmp_path):
     overrides = ["train.epochs=1", *SHORT.get(raw["method"]["name"], [])]
     recipe = validate_recipe(apply_overrides(raw, overrides), str(path))
     data, model, method, ctx = prepare(recipe)
-    method.fit(ctx, RecipeTrainer(recipe, data, RunPaths(tmp_path)))
+    method.fit(ctx, recipe_trainer(recipe, data, RunPaths(tmp_path)))
     exclude = recipe.sparsity.exclude
     target = recipe.sparsity.target
     assert abs(overall_sparsity(model, exclude) - target) <= 0.005

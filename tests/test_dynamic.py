@@ -187,20 +187,21 @@ def train_dynamic(tmp_path, config: DynamicConfig, epochs: int = 3, optimizer: s
     attach_masks(model, masks)
     probe = Probe()
     cfg = TrainConfig(epochs=epochs, optimizer=OptimizerConfig(name=optimizer, lr=0.05))
+    callbacks = method.callbacks(ctx)
     result = train(
         model, data, cfg, batch_size=32, seed=0, metrics_path=tmp_path / "m.jsonl",
-        checkpoint_dir=tmp_path / "ck", callbacks=[KeepPrunedZero(), *method.callbacks(ctx), probe],
+        checkpoint_dir=tmp_path / "ck", callbacks=[KeepPrunedZero(), *callbacks, probe],
     )  # fmt: skip
-    return method, masks, probe, result
+    return method.details(callbacks), masks, probe, result
 
 
 @pytest.mark.parametrize("name", ["rigl", "set"])
 def test_per_layer_sparsity_unchanged_after_many_updates(tmp_path, name):
     config = constant(name, update_every=2, drop_fraction=0.3)
-    method, initial, probe, _ = train_dynamic(tmp_path, config)
+    details, initial, probe, _ = train_dynamic(tmp_path, config)
     counts = {n: int(m.sum()) for n, m in initial.items()}
     assert all(c == counts for c in probe.counts)
-    summary = method.report()["mask_updates"]
+    summary = details["mask_updates"]
     assert summary["count"] == (len(probe.counts) - 1) // 2 >= 10  # steps 2, 4, ... before the end
     assert summary["regrown"] == summary["dropped"] > 0
     final = probe.masks[-1]
@@ -208,19 +209,19 @@ def test_per_layer_sparsity_unchanged_after_many_updates(tmp_path, name):
 
 
 def test_snfs_keeps_total_sparsity_and_redistributes(tmp_path):
-    method, initial, probe, _ = train_dynamic(tmp_path, constant("snfs", update_every=2, drop_fraction=0.3))
+    details, initial, probe, _ = train_dynamic(tmp_path, constant("snfs", update_every=2, drop_fraction=0.3))
     total = sum(int(m.sum()) for m in initial.values())
     assert all(sum(c.values()) == total for c in probe.counts)
     assert any(c != {n: int(m.sum()) for n, m in initial.items()} for c in probe.counts)
-    updates = method.report()["mask_updates"]["updates"]
+    updates = details["mask_updates"]["updates"]
     assert all(u["dropped"] == u["regrown"] for u in updates)
 
 
 def test_no_update_after_end_fraction(tmp_path):
     config = RigLConfig(update_every=3, drop_fraction=0.3, end_fraction=0.5)
-    method, _, probe, _ = train_dynamic(tmp_path, config, epochs=4)
+    details, _, probe, _ = train_dynamic(tmp_path, config, epochs=4)
     total = len(probe.masks)
-    steps = [u["step"] for u in method.report()["mask_updates"]["updates"]]
+    steps = [u["step"] for u in details["mask_updates"]["updates"]]
     assert steps == list(range(3, math.ceil(total / 2), 3))
     last = steps[-1]
     assert all(torch.equal(m[n], probe.masks[last - 1][n]) for m in probe.masks[last:] for n in m)
@@ -266,7 +267,7 @@ def test_bundled_rigl90_runs_and_reports_mask_updates(tmp_path):
         ["train.epochs=2", "method.update_every=10", "bench.iterations=5"],
     )
     report = run_recipe(recipe, tmp_path / "run")
-    updates = report["mask_updates"]
+    updates = report.method_details["mask_updates"]
     assert updates["count"] >= 3 and updates["dropped"] == updates["regrown"] > 0
     assert updates["schedule"]["update_every"] == 10
     assert json.loads((tmp_path / "run" / "report.json").read_text())["mask_updates"] == updates
@@ -275,8 +276,8 @@ def test_bundled_rigl90_runs_and_reports_mask_updates(tmp_path):
         u["step"] for u in updates["updates"]
     ]
     masks = torch.load(tmp_path / "run" / "masks.pt")
-    for name, layer in report["sparsity"]["per_layer"].items():
-        assert 1 - int(masks[name].sum()) / masks[name].numel() == pytest.approx(layer["target"]), name
-        assert layer["reached"] == pytest.approx(layer["target"], abs=1e-3), name
-    assert report["weights_trained"] is True
+    for name, layer in report.sparsity.per_layer.items():
+        assert 1 - int(masks[name].sum()) / masks[name].numel() == pytest.approx(layer.target), name
+        assert layer.reached == pytest.approx(layer.target, abs=1e-3), name
+    assert report.weights_trained is True
     assert "mask updates" in (tmp_path / "run" / "report.md").read_text()

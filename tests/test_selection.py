@@ -47,7 +47,7 @@ def test_weights_bit_identical_while_scores_change(tmp_path, config):
         assert torch.equal(before[name], after[name]), name
     for name in scores:
         assert not torch.equal(before[name], after[name]), f"{name} did not train"
-    assert result.history[-1]["val_acc"] > 0.35  # selection alone beats chance (4 classes: 0.25)
+    assert result.train.history[-1]["val_acc"] > 0.35  # selection alone beats chance (4 classes: 0.25)
     # Afterwards: plain modules, mask attached, exported weights = frozen init × mask.
     masks = get_masks(model)
     for name, w in prunable_weights(model).items():
@@ -56,9 +56,7 @@ def test_weights_bit_identical_while_scores_change(tmp_path, config):
         assert int(masks[name].sum()) == round(0.5 * w.numel())
     assert all(p.requires_grad for p in model.parameters())
     assert method.trains_weights is False
-    assert method.report()["sparse_selection"]["keep_per_layer"] == {
-        n: int(m.sum()) for n, m in masks.items()
-    }
+    assert result.details["sparse_selection"]["keep_per_layer"] == {n: int(m.sum()) for n, m in masks.items()}
 
 
 def test_signed_constant_init(tmp_path):
@@ -113,12 +111,12 @@ def test_edgepopup50_report_says_weights_not_trained(tmp_path):
 
     recipe = load_recipe(bundled_recipes_dir() / "edgepopup50.yaml", ["train.epochs=1", "bench.iterations=5"])
     report = run_recipe(recipe, tmp_path / "run")
-    assert report["weights_trained"] is False
-    assert any("weights were not trained" in note for note in report["notes"])
+    assert report.weights_trained is False
+    assert any("weights were not trained" in note for note in report.notes)
     assert "**not trained**" in (tmp_path / "run" / "report.md").read_text()
-    assert report["validation"]["sparse"]["passed"] and report["validation"]["dense"]["passed"]
-    for name, layer in report["sparsity"]["per_layer"].items():
-        assert layer["reached"] == pytest.approx(0.5, abs=1e-3), name
+    assert report.validation["sparse"].passed and report.validation["dense"].passed
+    for name, layer in report.sparsity.per_layer.items():
+        assert layer.reached == pytest.approx(0.5, abs=1e-3), name
 
 
 def test_supermask_recomputes_batchnorm_statistics_under_the_exported_mask(tmp_path):

@@ -2,12 +2,21 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
+import onnx
+
 from paiexport.bench.latency import LatencyStats
+from paiexport.export.torch_export import save_onnx
+from paiexport.export.transforms import set_metadata
 from paiexport.export.variants import DEPLOY, SPARSE
 from paiexport.verify.validate import FileValidation
+
+Stats = dict[str, dict[int, dict[int, LatencyStats]]]
 
 
 def _geomean_ms(by_batch: dict[int, dict[int, LatencyStats]]) -> float:
@@ -45,3 +54,30 @@ def choose_deploy(
         "criterion": "lowest geometric mean of median latency over the run's bench settings",
         "candidates": candidates,
     }
+
+
+@dataclass(frozen=True)
+class DeployResult:
+    """report.json `deploy`, and the file written with its bench stats and validation."""
+
+    section: dict[str, Any]
+    file: Path | None = None
+    stats: dict[int, dict[int, LatencyStats]] | None = None
+    check: FileValidation | None = None
+
+
+def write_deploy(
+    files: dict[str, Path], stats: Stats, checks: dict[str, FileValidation], torch_accuracy: float,
+    max_accuracy_drop: float, target: Path,
+) -> DeployResult:  # fmt: skip
+    """`auto`: copy the fastest variant within `max_accuracy_drop` to `target` (model.deploy.onnx).
+
+    The copy is the chosen graph with two metadata keys changed, so it runs and scores as the
+    chosen file does: its stats and validation are the chosen file's, not measured again."""
+    chosen, section = choose_deploy(stats, checks, torch_accuracy, max_accuracy_drop)
+    if chosen is None:
+        return DeployResult(section)
+    source = onnx.load(str(files[chosen]))
+    save_onnx(set_metadata(source, {"paiexport.variant": DEPLOY, "paiexport.deploy_source": chosen}), target)
+    check = dataclasses.replace(checks[chosen], variant=DEPLOY)
+    return DeployResult(section, target, stats[chosen], check)

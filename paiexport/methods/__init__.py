@@ -1,6 +1,6 @@
 """The method registry: `method.name` in a recipe -> the class that implements it."""
 
-from paiexport.methods.base import Method, MethodConfig, SelectionContext
+from paiexport.methods.base import FitResult, Method, MethodConfig, SelectionContext
 from paiexport.methods.dense import Dense
 from paiexport.methods.edge_popup import EdgePopup
 from paiexport.methods.gmp import GradualMagnitudePruning
@@ -41,4 +41,4 @@ def make_method(config: MethodConfig) -> Method:
     return METHODS[config.name](config)
 
 
-__all__ = ["METHODS", "Method", "MethodConfig", "ScoreMethod", "SelectionContext", "make_method"]
+__all__ = ["METHODS", "FitResult", "Method", "MethodConfig", "ScoreMethod", "SelectionContext", "make_method"]

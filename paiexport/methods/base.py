@@ -51,7 +51,7 @@ class SelectionContext:
 
 
 class Trainer(Protocol):
-    """Runs the recipe's training loop on `model` (see `paiexport.pipeline.RecipeTrainer`)."""
+    """Runs the recipe's training loop on `model` (see `paiexport.training.trainer.RecipeTrainer`)."""
 
     def __call__(
         self,
@@ -62,6 +62,15 @@ class Trainer(Protocol):
         tag: str = "",
         checkpoint: CheckpointChoice | None = None,
     ) -> TrainResult: ...
+
+
+@dataclass
+class FitResult:
+    """What `fit` did: its last training run and the method's report.json details
+    (`method_details`, e.g. `mask_updates`, `levels`), returned rather than kept on the method."""
+
+    train: TrainResult
+    details: dict[str, Any] = field(default_factory=dict)
 
 
 class Method(ABC):
@@ -88,20 +97,21 @@ class Method(ABC):
     def callbacks(self, ctx: SelectionContext) -> list[TrainCallback]:
         return []
 
-    def fit(self, ctx: SelectionContext, trainer: Trainer) -> TrainResult:
+    def fit(self, ctx: SelectionContext, trainer: Trainer) -> FitResult:
         return self.train_with_masks(ctx, self.select(ctx), trainer)
 
-    def train_with_masks(self, ctx: SelectionContext, masks: Masks | None, trainer: Trainer) -> TrainResult:
+    def train_with_masks(self, ctx: SelectionContext, masks: Masks | None, trainer: Trainer) -> FitResult:
         """Check for layer collapse, attach `masks` (None: dense) and train with the callbacks."""
         callbacks = self.callbacks(ctx)
+        keep: list[TrainCallback] = []
         if masks is not None:
             check_collapse(masks, ctx.sparsity.allow_layer_collapse, f"{self.config.name} selection")
             attach_masks(ctx.model, masks)
-            callbacks = [KeepPrunedZero(), *callbacks]
-        return trainer(ctx.model, callbacks)
+            keep = [KeepPrunedZero()]
+        return FitResult(trainer(ctx.model, [*keep, *callbacks]), self.details(callbacks))
 
-    def report(self) -> dict[str, Any]:
-        """Extra top-level keys for report.json (e.g. `levels`, `mask_updates`)."""
+    def details(self, callbacks: list[TrainCallback]) -> dict[str, Any]:
+        """report.json keys from the callbacks `callbacks(ctx)` made and training ran (none here)."""
         return {}
 
 

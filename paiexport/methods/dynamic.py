@@ -186,17 +186,13 @@ class DynamicMethod(Method):
     config_class: ClassVar[type[DynamicConfig]]
     updater_class: ClassVar[type[MaskUpdater]]
 
-    def __init__(self, config: DynamicConfig) -> None:
-        super().__init__(config)
-        self.updater: MaskUpdater | None = None
-
     def select(self, ctx: SelectionContext) -> Masks:
         criterion = static_criteria()[self.config.init]
         return criterion(criterion.config_class()).select(ctx)
 
     def callbacks(self, ctx: SelectionContext) -> list[TrainCallback]:
-        self.updater = self.updater_class(self.config, ctx.generator)
-        return [self.updater]
+        return [self.updater_class(self.config, ctx.generator)]
 
-    def report(self) -> dict[str, Any]:
-        return {"mask_updates": self.updater.summary()} if self.updater else {}
+    def details(self, callbacks: list[TrainCallback]) -> dict[str, Any]:
+        updaters = [c for c in callbacks if isinstance(c, MaskUpdater)]
+        return {"mask_updates": updaters[0].summary()} if updaters else {}

@@ -22,12 +22,12 @@ import torch
 from pydantic import Field
 
 from paiexport.errors import UserError
-from paiexport.methods.base import Method, MethodConfig, SelectionContext, Trainer
+from paiexport.methods.base import FitResult, Method, MethodConfig, SelectionContext, Trainer
 from paiexport.methods.post_training import magnitude_masks
 from paiexport.sparsity.masks import attach_masks
 from paiexport.sparsity.types import Masks, SparsityConfig
 from paiexport.training.callbacks import KeepPrunedZero, TrainCallback, TrainState
-from paiexport.training.loop import CheckpointChoice, TrainResult
+from paiexport.training.loop import CheckpointChoice
 
 
 class GMPConfig(MethodConfig):
@@ -91,10 +91,6 @@ class GradualPruning(TrainCallback):
 class GradualMagnitudePruning(Method):
     config_class = GMPConfig
 
-    def __init__(self, config: GMPConfig) -> None:
-        super().__init__(config)
-        self.schedule: GradualPruning | None = None
-
     def select(self, ctx: SelectionContext) -> Masks:
         """All-ones masks: training starts dense, the schedule prunes from there."""
         return {n: torch.ones_like(w, dtype=torch.bool) for n, w in ctx.prunable().items()}
@@ -105,13 +101,14 @@ class GradualMagnitudePruning(Method):
             raise UserError(
                 f"method.init_sparsity: {cfg.init_sparsity} is above sparsity.target {ctx.sparsity.target}"
             )
-        self.schedule = GradualPruning(cfg, ctx.sparsity)
-        return [self.schedule]
+        return [GradualPruning(cfg, ctx.sparsity)]
 
-    def fit(self, ctx: SelectionContext, trainer: Trainer) -> TrainResult:
+    def fit(self, ctx: SelectionContext, trainer: Trainer) -> FitResult:
         attach_masks(ctx.model, self.select(ctx))
-        callbacks = [KeepPrunedZero(), *self.callbacks(ctx)]
-        return trainer(ctx.model, callbacks, checkpoint=CheckpointChoice.last)
+        callbacks = self.callbacks(ctx)
+        result = trainer(ctx.model, [KeepPrunedZero(), *callbacks], checkpoint=CheckpointChoice.last)
+        return FitResult(result, self.details(callbacks))
 
-    def report(self) -> dict[str, Any]:
-        return {"mask_updates": self.schedule.updates if self.schedule else []}
+    def details(self, callbacks: list[TrainCallback]) -> dict[str, Any]:
+        schedules = [c for c in callbacks if isinstance(c, GradualPruning)]
+        return {"mask_updates": schedules[0].updates if schedules else []}

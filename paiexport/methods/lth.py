@@ -27,7 +27,7 @@ from pydantic import Field
 from torch import nn
 
 from paiexport.errors import UserError
-from paiexport.methods.base import Method, MethodConfig, SelectionContext, Trainer
+from paiexport.methods.base import FitResult, Method, MethodConfig, SelectionContext, Trainer
 from paiexport.methods.post_training import magnitude_masks, stage_record
 from paiexport.methods.score import RoundSchedule, round_densities
 from paiexport.sparsity.masks import MASK_BUFFER, attach_masks
@@ -105,31 +105,25 @@ class RewindPoint(TrainCallback):
 class LotteryTicket(Method):
     config_class = LTHConfig
 
-    def __init__(self, config: LTHConfig) -> None:
-        super().__init__(config)
-        self.levels: list[dict[str, Any]] = []
-
     def select(self, ctx: SelectionContext) -> Masks | None:
         return None  # the first level trains dense
 
-    def fit(self, ctx: SelectionContext, trainer: Trainer) -> TrainResult:
+    def fit(self, ctx: SelectionContext, trainer: Trainer) -> FitResult:
         cfg: LTHConfig = self.config
         densities = level_densities(1.0 - ctx.sparsity.target, cfg.levels, cfg.rate)
         point = RewindPoint(cfg.rewind_step)
         result = trainer(ctx.model, [point], tag="level0")
-        self._record(0, ctx, result, point)
+        levels = [_record(0, ctx, result, point)]
         for level, density in enumerate(densities, start=1):
             masks = magnitude_masks(ctx.model, ctx.sparsity, 1.0 - density, f"lth level {level}")
             rewind(ctx.model, point.stored, masks)
             result = trainer(ctx.model, [KeepPrunedZero()], tag=f"level{level}")
-            self._record(level, ctx, result, point)
-        return result
+            levels.append(_record(level, ctx, result, point))
+        return FitResult(result, {"levels": levels})
 
-    def _record(self, level: int, ctx: SelectionContext, result: TrainResult, point: RewindPoint) -> None:
-        record = {"level": level, **stage_record(ctx, result)}
-        self.levels.append(record)
-        if point.log is not None:
-            point.log(record)  # metrics.jsonl: one line per level next to the epoch lines
 
-    def report(self) -> dict[str, Any]:
-        return {"levels": self.levels}
+def _record(level: int, ctx: SelectionContext, result: TrainResult, point: RewindPoint) -> dict[str, Any]:
+    record = {"level": level, **stage_record(ctx, result)}
+    if point.log is not None:
+        point.log(record)  # metrics.jsonl: one line per level next to the epoch lines
+    return record

@@ -27,11 +27,10 @@ import torch
 from pydantic import Field
 from torch import nn
 
-from paiexport.methods.base import Method, MethodConfig, SelectionContext, Trainer
+from paiexport.methods.base import FitResult, Method, MethodConfig, SelectionContext, Trainer
 from paiexport.sparsity.masks import attach_masks
 from paiexport.sparsity.structure import select_structured
 from paiexport.sparsity.types import Masks, Scores
-from paiexport.training.loop import TrainResult
 
 
 class RoundSchedule(str, Enum):
@@ -142,7 +141,7 @@ class ScoreMethod(Method):
             masks = shuffle_within_layers(masks, ctx.generator)
         return masks
 
-    def fit(self, ctx: SelectionContext, trainer: Trainer) -> TrainResult:
+    def fit(self, ctx: SelectionContext, trainer: Trainer) -> FitResult:
         masks = self.select(ctx)
         if self.options.ablation is Ablation.reinit:
             reinitialize(ctx.model)  # same mask, fresh initial weights

@@ -7,7 +7,6 @@ Every limit is typed once, here: `--max-latency-ms 64=5.0` becomes `{64: 5.0}`.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,6 +16,7 @@ from pydantic import Field, PositiveFloat, PositiveInt, ValidationError
 
 from paiexport.config import StrictModel
 from paiexport.errors import UserError
+from paiexport.reporting.schema import RunReport
 
 
 class GatesConfig(StrictModel):
@@ -102,15 +102,6 @@ _FORMATS: dict[str, Callable[[float], str]] = {
 }
 
 
-def _get(report: dict[str, Any], *keys: str) -> Any:
-    node: Any = report
-    for key in keys:
-        if not isinstance(node, dict) or key not in node:
-            raise UserError(f"report has no {'.'.join(keys)}")
-        node = node[key]
-    return node
-
-
 def _variant(table: dict[str, Any], variant: str, what: str) -> Any:
     if variant not in table:
         raise UserError(f"{what}: no variant {variant!r} in the report (have {', '.join(table)})")
@@ -123,25 +114,25 @@ def _worst(values: dict[str, float], largest: bool) -> tuple[str, float]:
     return where, values[where]
 
 
-def evaluate_gates(gates: GatesConfig, report: dict[str, Any]) -> list[GateResult]:
+def evaluate_gates(gates: GatesConfig, report: RunReport) -> list[GateResult]:
     """One result per gate, measured at its worst variant/setting; a gate the report cannot
     measure (unknown variant, batch size not benchmarked) is a `UserError`."""
     results: list[GateResult] = []
     if gates.min_accuracy is not None:
-        where, acc = _worst(_get(report, "accuracy", "onnx"), largest=False)
+        where, acc = _worst(_onnx_accuracy(report), largest=False)
         results.append(
             GateResult("min_accuracy", acc, gates.min_accuracy, acc >= gates.min_accuracy, where, "%")
         )
     if gates.max_accuracy_drop is not None:
-        torch_acc = _get(report, "accuracy", "torch")
-        drops = {v: (torch_acc - a) * 100 for v, a in _get(report, "accuracy", "onnx").items()}
+        torch_acc = report.require("accuracy").torch
+        drops = {v: (torch_acc - a) * 100 for v, a in _onnx_accuracy(report).items()}
         where, drop = _worst(drops, largest=True)
         limit = gates.max_accuracy_drop
         # Points from a difference of two fractions: float noise must not fail a drop at the limit.
         passed = drop <= limit + 1e-9
         results.append(GateResult("max_accuracy_drop", drop, limit, passed, f"{where} vs torch", "pt"))
     for batch, limit in gates.max_latency_ms.items():
-        latency: dict[str, Any] = _get(report, "latency_ms")
+        latency = report.require("latency_ms")
         found = {
             f"{v}, {t} thread(s)": ms
             for v, by_b in latency.items()
@@ -152,24 +143,30 @@ def evaluate_gates(gates: GatesConfig, report: dict[str, Any]) -> list[GateResul
         where, ms = _worst(found, largest=True)
         results.append(GateResult(f"max_latency_ms[{batch}]", ms, limit, ms <= limit, where, "ms"))
     for variant, limit in gates.min_speedup.items():
-        by_b = _variant(_get(report, "speedup_vs_dense"), variant, f"min_speedup[{variant}]")
+        by_b = _variant(report.require("speedup_vs_dense"), variant, f"min_speedup[{variant}]")
         found = {f"batch {b}, {t} thread(s)": r for b, by_t in by_b.items() for t, r in by_t.items()}
         where, ratio = _worst(found, largest=False)
         results.append(GateResult(f"min_speedup[{variant}]", ratio, limit, ratio >= limit, where, "x"))
     for variant, limit in gates.max_size_mb.items():
-        mb = _variant(_get(report, "size_bytes"), variant, f"max_size_mb[{variant}]")["raw"] / 1e6
+        mb = _variant(report.require("size_bytes"), variant, f"max_size_mb[{variant}]").raw / 1e6
         results.append(GateResult(f"max_size_mb[{variant}]", mb, limit, mb <= limit, "raw file size", "MB"))
     if gates.min_sparsity is not None:
         results.append(sparsity_gate(report, gates.min_sparsity))
     return results
 
 
-def sparsity_gate(report: dict[str, Any], limit: float) -> GateResult:
+def _onnx_accuracy(report: RunReport) -> dict[str, float]:
+    if not report.require("accuracy").onnx:
+        raise UserError("report has no accuracy.onnx")
+    return report.accuracy.onnx
+
+
+def sparsity_gate(report: RunReport, limit: float) -> GateResult:
     """Compared in weights, with a tolerance of one: the allocator rounds a 90% target to
     whole weights, so a 90% run may reach 0.899998 of them."""
-    reached = _get(report, "sparsity", "reached")
-    layers = (report.get("sparsity") or {}).get("per_layer") or {}
-    total = sum(int(layer.get("numel", 0)) for layer in layers.values() if isinstance(layer, dict))
+    sparsity = report.require("sparsity")
+    reached = sparsity.reached
+    total = sum(layer.numel for layer in sparsity.per_layer.values())
     if total <= 0:  # a report without weight counts: compare the fractions
         return GateResult("min_sparsity", reached, limit, reached >= limit, "prunable weights", "%4")
     zeros, needed = round(reached * total), limit * total
@@ -177,21 +174,12 @@ def sparsity_gate(report: dict[str, Any], limit: float) -> GateResult:
     return GateResult("min_sparsity", reached, limit, passed, f"{zeros} of {total} zero", "%4")
 
 
-def load_report(path: Path) -> dict[str, Any]:
+def load_report(path: Path) -> RunReport:
     """A run folder (its report.json) or a report.json file."""
-    file = path / "report.json" if path.is_dir() else path
-    if not file.is_file():
-        raise UserError(f"report not found: {file}")
-    try:
-        report = json.loads(file.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError, OSError):
-        raise UserError(f"{file}: not a readable JSON report") from None
-    if not isinstance(report, dict):
-        raise UserError(f"{file}: a report is a JSON object")
-    return report
+    return RunReport.read(path)
 
 
-def recipe_gates(report: dict[str, Any], source: str) -> GatesConfig:
+def recipe_gates(report: RunReport, source: str) -> GatesConfig:
     """The `gates:` section recorded with the run's recipe (none: gate nothing)."""
-    raw = (report.get("recipe") or {}).get("gates") or {}
+    raw = (report.recipe or {}).get("gates") or {}
     return gates_from_dict(raw, f"{source}: recipe.gates")

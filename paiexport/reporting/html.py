@@ -1,6 +1,6 @@
 """report.html: one self-contained page per run (figures embedded as base64 PNG), plus the PNGs.
 
-Reads only report.json's dict and metrics.jsonl, so it works for any set of variants.
+Reads only the RunReport and metrics.jsonl, so it works for any set of variants.
 Figures use matplotlib's object API (no pyplot state), safe in worker processes.
 """
 
@@ -18,6 +18,7 @@ from matplotlib.ticker import MaxNLocator
 
 from paiexport.paths import RunPaths
 from paiexport.reporting.report import method_details, percent, summary_rows, validation_rows, verdict_lines
+from paiexport.reporting.schema import RunReport
 from paiexport.training.loop import read_epoch_records
 
 FIG_INCHES = (9.0, 4.0)
@@ -58,18 +59,19 @@ def training_figure(metrics: list[dict[str, Any]]) -> Figure:
     return fig
 
 
-def sparsity_figure(report: dict[str, Any]) -> Figure:
+def sparsity_figure(report: RunReport) -> Figure:
     """Per-layer sparsity: the allocation's target next to what the model reached."""
     fig = _figure()
-    layers = report.get("sparsity", {}).get("per_layer", {})
+    s = report.sparsity
+    layers = s.per_layer if s else {}
     if not layers:
         return _empty(fig, "no prunable layers")
     ax = fig.add_subplot()
     names = list(layers)
     pos = range(len(names))
-    targets = [layers[n]["target"] if layers[n]["target"] is not None else 0.0 for n in names]
+    targets = [layers[n].target if layers[n].target is not None else 0.0 for n in names]
     ax.bar([p - 0.2 for p in pos], targets, 0.4, label="target", color=COLORS[0], alpha=0.6)
-    reached = [layers[n]["reached"] for n in names]
+    reached = [layers[n].reached for n in names]
     bars = ax.bar([p + 0.2 for p in pos], reached, 0.4, label="reached", color=COLORS[1])
     ax.bar_label(bars, [f"{r:.1%}" for r in reached], fontsize=8, padding=2)
     ax.set_xticks(
@@ -77,9 +79,8 @@ def sparsity_figure(report: dict[str, Any]) -> Figure:
     )
     ax.set_ylim(0, 1.1)
     ax.set_ylabel("sparsity (fraction removed)")
-    s = report["sparsity"]
-    ax.set_title(f"per-layer sparsity, {s.get('distribution', '')}: overall target {s['target']:.1%}, "
-                 f"reached {s['reached']:.1%}")  # fmt: skip
+    ax.set_title(f"per-layer sparsity, {s.distribution or ''}: overall target {s.target:.1%}, "
+                 f"reached {s.reached:.1%}")  # fmt: skip
     ax.legend(loc="upper left")
     ax.grid(axis="y", alpha=0.3)
     return fig
@@ -97,16 +98,16 @@ def _bars_with_ratios(
     ax.grid(axis="y", alpha=0.3)
 
 
-def latency_figure(report: dict[str, Any]) -> Figure:
+def latency_figure(report: RunReport) -> Figure:
     """Median latency per variant, one panel per batch size x threads; labels: speedup over dense."""
     fig = _figure()
-    latency = report.get("latency_ms", {})
+    latency = report.latency_ms
     settings = sorted(
         {(int(b), int(t)) for by_b in latency.values() for b, by_t in by_b.items() for t in by_t}
     )
     if not settings:
         return _empty(fig, "not benchmarked")
-    speedup = report.get("speedup_vs_dense", {})
+    speedup = report.speedup_vs_dense
     for ax, (b, t) in zip(fig.subplots(1, len(settings), squeeze=False)[0], settings, strict=True):
         variants = [v for v in latency if str(t) in latency[v].get(str(b), {})]
         values = [latency[v][str(b)][str(t)] for v in variants]
@@ -119,16 +120,16 @@ def latency_figure(report: dict[str, Any]) -> Figure:
     return fig
 
 
-def size_figure(report: dict[str, Any]) -> Figure:
+def size_figure(report: RunReport) -> Figure:
     """File size raw and gzip per variant; labels: ratio to the dense file."""
     fig = _figure()
-    sizes = report.get("size_bytes", {})
+    sizes = report.size_bytes
     if not sizes:
         return _empty(fig, "no files")
-    ratio = report.get("size_ratio_vs_dense", {})
+    ratio = report.size_ratio_vs_dense
     variants = list(sizes)
     for ax, kind in zip(fig.subplots(1, 2), ("raw", "gzip"), strict=True):
-        values = [sizes[v][kind] / 1024 for v in variants]
+        values = [getattr(sizes[v], kind) / 1024 for v in variants]
         _bars_with_ratios(ax, variants, values, [ratio.get(v, {}).get(kind) for v in variants], "KiB")
         ax.set_title(f"{kind} size (label: ratio to dense)", fontsize=10)
         ax.tick_params(axis="x", labelrotation=30 if len(variants) > 3 else 0)
@@ -142,7 +143,7 @@ def png_bytes(fig: Figure) -> bytes:
     return buffer.getvalue()
 
 
-def figures(report: dict[str, Any], metrics: list[dict[str, Any]]) -> dict[str, bytes]:
+def figures(report: RunReport, metrics: list[dict[str, Any]]) -> dict[str, bytes]:
     """PNG bytes by name, in page order."""
     return {
         "training": png_bytes(training_figure(metrics)),
@@ -175,10 +176,10 @@ CAPTIONS = {
 }
 
 
-def environment(report: dict[str, Any]) -> str:
+def environment(report: RunReport) -> str:
     """Where, when and with what the latencies were measured (shown beside them)."""
-    m, v = report.get("machine", {}), report.get("versions", {})
-    threads = report.get("recipe", {}).get("bench", {}).get("threads", [])
+    m, v = report.machine.model_dump() if report.machine else {}, report.versions
+    threads = (report.recipe or {}).get("bench", {}).get("threads", [])
     packages = ", ".join(
         f"{k} {v[k]}" for k in ("paiexport", "onnxruntime", "onnx", "torch", "python") if k in v
     )
@@ -192,7 +193,7 @@ def environment(report: dict[str, Any]) -> str:
     return f"<p class='meta env'>{html.escape(' · '.join(p for p in parts if p))}</p>"
 
 
-def details(report: dict[str, Any]) -> str:
+def details(report: RunReport) -> str:
     """The method's own report sections (mask updates, levels, phases, ...)."""
     out = []
     for section in method_details(report):
@@ -203,15 +204,14 @@ def details(report: dict[str, Any]) -> str:
     return "".join(out)
 
 
-def render_html(report: dict[str, Any], pngs: dict[str, bytes]) -> str:
-    name = html.escape(str(report.get("recipe", {}).get("name", "run")))
-    s, acc = report.get("sparsity", {}), report.get("accuracy", {})
-    training = report.get("training", {})
+def render_html(report: RunReport, pngs: dict[str, bytes]) -> str:
+    name = html.escape(str((report.recipe or {}).get("name", "run")))
+    s, acc, training = report.sparsity, report.accuracy, report.training
     facts = [
-        f"method <b>{html.escape(str(report.get('method', '-')))}</b>",
-        f"sparsity target {percent(s.get('target'))}, reached {percent(s.get('reached'))}",
-        f"PyTorch test accuracy {percent(acc.get('torch'))}",
-        f"{training.get('epochs', '-')} epochs in {training.get('seconds', 0):.1f} s",
+        f"method <b>{html.escape(report.method or '-')}</b>",
+        f"sparsity target {percent(s and s.target)}, reached {percent(s and s.reached)}",
+        f"PyTorch test accuracy {percent(acc and acc.torch)}",
+        f"{training.epochs if training else '-'} epochs in {training.seconds if training else 0:.1f} s",
     ]
     env = environment(report)
     images = "".join(
@@ -219,8 +219,8 @@ def render_html(report: dict[str, Any], pngs: dict[str, bytes]) -> str:
         f"{base64.b64encode(png).decode()}'>" + (env if key == "latency" else "")
         for key, png in pngs.items()
     )
-    notes = "".join(f"<li>{html.escape(n)}</li>" for n in report.get("notes", []))
-    recipe = html.escape(yaml.safe_dump(report.get("recipe", {}), sort_keys=False))
+    notes = "".join(f"<li>{html.escape(n)}</li>" for n in report.notes)
+    recipe = html.escape(yaml.safe_dump(report.recipe or {}, sort_keys=False))
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>{name} · paiexport report</title>
 <style>{CSS}</style></head><body>
@@ -240,7 +240,7 @@ are speedups over the dense file measured in the same run.</p>
 """
 
 
-def write_html_report(paths: RunPaths, report: dict[str, Any]) -> Path:
+def write_html_report(paths: RunPaths, report: RunReport) -> Path:
     """Write plots/<figure>.png and report.html (the same PNGs, embedded) into the run folder."""
     pngs = figures(report, read_epoch_records(paths.metrics))
     paths.plots.mkdir(exist_ok=True)

@@ -15,6 +15,7 @@ from typing import Any
 from rich.table import Table
 
 from paiexport.bench.latency import LatencyStats
+from paiexport.reporting.schema import FileCheck, RunReport
 
 SPARSE_STORAGE_NOTE = (
     "model.sparse.onnx stores weights as ONNX sparse initializers: the file is smaller, but "
@@ -100,62 +101,63 @@ def percent(x: Any) -> str:
     return f"{x:.2%}" if isinstance(x, int | float) else "-"
 
 
-def verdict_cell(check: dict[str, Any]) -> str:
+def verdict_cell(check: FileCheck | None) -> str:
     """'pass', 'BROKEN: parity' (an error) or '−1.2 pt > 1.0: not deployable' (a trade-off)."""
-    if "passed" not in check:
+    if check is None:
         return "-"
-    if not check["passed"]:
-        return f"BROKEN: {', '.join(check.get('broken_checks', [])) or 'failed'}"
-    return "pass" if check.get("deployable", True) else check["reason"]
+    if not check.passed:
+        return f"BROKEN: {', '.join(check.broken_checks) or 'failed'}"
+    return "pass" if check.deployable else check.reason
 
 
-def summary_rows(report: dict[str, Any], *, files: bool = False) -> tuple[list[str], list[list[str]]]:
+def summary_rows(report: RunReport, *, files: bool = False) -> tuple[list[str], list[list[str]]]:
     """Headers and one row per variant (accuracy, size, latency with ratios, verdict).
 
     Shared by the terminal table, report.md and report.html (which adds the `file` column);
     keys a report lacks show as "-".
     """
-    latency, speedup = report.get("latency_ms", {}), report.get("speedup_vs_dense", {})
+    latency, speedup = report.latency_ms, report.speedup_vs_dense
+    onnx_acc = report.accuracy.onnx if report.accuracy else {}
     settings = sorted({(b, t) for by_b in latency.values() for b, by_t in by_b.items() for t in by_t},
                       key=lambda s: (int(s[0]), int(s[1])))  # fmt: skip
     headers = ["variant", *(["file"] if files else []), "test acc", "size (vs dense)", "gzip",
                *(f"b{b} t{t}" for b, t in settings), "verdict"]  # fmt: skip
     rows = []
-    for v, size in report.get("size_bytes", {}).items():
-        ratio = report.get("size_ratio_vs_dense", {}).get(v, {}).get("raw", float("nan"))
-        row = [variant_label(report, v), *([report.get("files", {}).get(v, "-")] if files else []),
-               percent(report.get("accuracy", {}).get("onnx", {}).get(v)),
-               f"{size['raw'] / 1024:.1f} KiB ({ratio:.3g}×)", f"{size['gzip'] / 1024:.1f} KiB"]  # fmt: skip
+    for v, size in report.size_bytes.items():
+        ratio = report.size_ratio_vs_dense.get(v, {}).get("raw", float("nan"))
+        row = [variant_label(report, v), *([report.files.get(v, "-")] if files else []),
+               percent(onnx_acc.get(v)),
+               f"{size.raw / 1024:.1f} KiB ({ratio:.3g}×)", f"{size.gzip / 1024:.1f} KiB"]  # fmt: skip
         for b, t in settings:
             ms = latency.get(v, {}).get(b, {}).get(t)
             r = speedup.get(v, {}).get(b, {}).get(t)
             row.append("-" if ms is None else f"{ms:.3f} ms" + ("" if r is None else f" ({r:.2f}×)"))
-        row.append(verdict_cell(report.get("validation", {}).get(v, {})))
+        row.append(verdict_cell(report.validation.get(v)))
         rows.append(row)
     return headers, rows
 
 
-def variant_label(report: dict[str, Any], variant: str) -> str:
+def variant_label(report: RunReport, variant: str) -> str:
     """`deploy` names the variant it copies: "deploy (= compact.int8)"."""
-    source = (report.get("deploy") or {}).get("variant")
+    source = report.deploy.variant if report.deploy else None
     return f"{variant} (= {source})" if variant == "deploy" and source else variant
 
 
-def validation_rows(report: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
+def validation_rows(report: RunReport) -> tuple[list[str], list[list[str]]]:
     """One row per file: the checks of `validation`, parity as the max abs diff vs PyTorch."""
     headers = ["variant", "file", "checker", "loads", "max abs diff vs PyTorch", "parity", "test acc",
                "verdict"]  # fmt: skip
     mark = {True: "ok", False: "BROKEN"}
     rows = []
-    for v, c in report.get("validation", {}).items():
-        parity = mark[c["parity"]] if c.get("parity_required", True) else "not required (int8)"
-        rows.append([variant_label(report, v), report.get("files", {}).get(v, "-"), mark[c["checker"]],
-                     mark[c["loads"]], f"{c['max_abs_diff']:.3g}", parity, percent(c["accuracy"]),
+    for v, c in report.validation.items():
+        parity = mark[c.parity] if c.parity_required else "not required (int8)"
+        rows.append([variant_label(report, v), report.files.get(v, "-"), mark[c.checker],
+                     mark[c.loads], f"{c.max_abs_diff:.3g}", parity, percent(c.accuracy),
                      verdict_cell(c)])  # fmt: skip
     return headers, rows
 
 
-# Method.report() keys -> section title; every method's details render in report.md/html.
+# method_details keys -> section title; every method's details render in report.md/html.
 METHOD_SECTIONS = {
     "mask_updates": "mask updates",
     "levels": "lottery-ticket levels",
@@ -190,15 +192,15 @@ def _records_table(caption: str, records: list[dict[str, Any]]) -> tuple[str, li
     return caption, headers, [[_cell(r.get(h, "-")) for h in headers] for r in shown]
 
 
-def method_details(report: dict[str, Any]) -> list[DetailSection]:
+def method_details(report: RunReport) -> list[DetailSection]:
     """The method's own report keys, whatever their shape (dict, list of records, value):
     records become tables, everything else one line each."""
     sections = []
     for key, title in METHOD_SECTIONS.items():
-        value = report.get(key)
+        value = report.method_details.get(key)
         if not value:
             continue
-        section = DetailSection(f"{report.get('method', 'method')}: {title}")
+        section = DetailSection(f"{report.method or 'method'}: {title}")
         for name, v in value.items() if isinstance(value, dict) else [("", value)]:
             if isinstance(v, list) and v and all(isinstance(r, dict) for r in v):
                 section.tables.append(_records_table(name, v))
@@ -210,12 +212,12 @@ def method_details(report: dict[str, Any]) -> list[DetailSection]:
     return sections
 
 
-def summary_table(report: dict[str, Any]) -> Table:
-    s = report["sparsity"]
+def summary_table(report: RunReport) -> Table:
+    s, recipe = report.require("sparsity"), report.require("recipe")
     table = Table(
-        title=f"{report['recipe']['name']}: {report['method']} · sparsity "
-        f"{s['reached']:.2%} (target {s['target']:.2%}) · torch acc "
-        f"{report['accuracy']['torch']:.2%}"
+        title=f"{recipe['name']}: {report.method} · sparsity "
+        f"{s.reached:.2%} (target {s.target:.2%}) · torch acc "
+        f"{report.require('accuracy').torch:.2%}"
     )
     headers, rows = summary_rows(report)
     for header in headers:
@@ -227,26 +229,27 @@ def summary_table(report: dict[str, Any]) -> Table:
     return table
 
 
-def verdict_lines(report: dict[str, Any]) -> list[str]:
+def verdict_lines(report: RunReport) -> list[str]:
     """The recipe's gate results and the run's verdict (broken files, gates, deploy choice)."""
-    gates = [r["line"] for r in report.get("gates", {}).get("results", [])]
-    verdict = report.get("verdict")
-    return [*gates, *([f"verdict: {verdict['line']}"] if verdict else [])]
+    gates = [r.line for r in report.gates.results] if report.gates else []
+    verdict = report.verdict
+    return [*gates, *([f"verdict: {verdict.line}"] if verdict else [])]
 
 
-def markdown(report: dict[str, Any]) -> str:
-    s, acc = report["sparsity"], report["accuracy"]
+def markdown(report: RunReport) -> str:
+    s, acc, recipe = report.require("sparsity"), report.require("accuracy"), report.require("recipe")
+    training = report.require("training")
     headers, rows = summary_rows(report)
     lines = [
-        f"# {report['recipe']['name']}",
+        f"# {recipe['name']}",
         "",
-        f"- method: `{report['method']}`, distribution `{report['recipe']['sparsity']['distribution']}`",
-        *([] if report.get("weights_trained", True) else ["- weights: **not trained** (see Notes)"]),
-        f"- sparsity of prunable weights: target {s['target']:.2%}, reached {s['reached']:.2%}",
-        f"- test accuracy: PyTorch {acc['torch']:.2%}; "
-        + ", ".join(f"{v} {a:.2%}" for v, a in acc["onnx"].items()),
-        f"- training: {report['training']['epochs']} epochs in {report['training']['seconds']:.1f} s "
-        f"(exported checkpoint: epoch {report['training']['exported_epoch']})",
+        f"- method: `{report.method}`, distribution `{recipe['sparsity']['distribution']}`",
+        *([] if report.weights_trained else ["- weights: **not trained** (see Notes)"]),
+        f"- sparsity of prunable weights: target {s.target:.2%}, reached {s.reached:.2%}",
+        f"- test accuracy: PyTorch {acc.torch:.2%}; "
+        + ", ".join(f"{v} {a:.2%}" for v, a in acc.onnx.items()),
+        f"- training: {training.epochs} epochs in {training.seconds:.1f} s "
+        f"(exported checkpoint: epoch {training.exported_epoch})",
         "",
         "Latency is the median in onnxruntime on CPU (b = batch size, t = threads); "
         "ratios are speedups over model.onnx measured in the same run.",
@@ -260,9 +263,9 @@ def markdown(report: dict[str, Any]) -> str:
         "| layer | weights | target | reached |",
         "|---|---|---|---|",
     ]
-    for name, layer in s["per_layer"].items():
-        target = "-" if layer["target"] is None else f"{layer['target']:.2%}"
-        lines.append(f"| {name} | {layer['numel']} | {target} | {layer['reached']:.2%} |")
+    for name, layer in s.per_layer.items():
+        target = "-" if layer.target is None else f"{layer.target:.2%}"
+        lines.append(f"| {name} | {layer.numel} | {target} | {layer.reached:.2%} |")
     lines += ["", "## Validation per file", "", *_md_table(*validation_rows(report))]
     for section in method_details(report):
         lines += [
@@ -273,7 +276,7 @@ def markdown(report: dict[str, Any]) -> str:
         ]
         for caption, headers, rows in section.tables:
             lines += ["", *([f"**{caption}**", ""] if caption else []), *_md_table(headers, rows)]
-    lines += ["", "## Notes", "", *(f"- {note}" for note in report["notes"]), ""]
+    lines += ["", "## Notes", "", *(f"- {note}" for note in report.notes), ""]
     return "\n".join(lines)
 
 
