@@ -19,25 +19,15 @@ from torch import nn
 
 from paiexport import __version__
 from paiexport.bench.deploy import choose_deploy
-from paiexport.bench.latency import benchmark_files, file_size
+from paiexport.bench.files import file_size
+from paiexport.bench.latency import benchmark_files
 from paiexport.data import DataSplits, load_data
 from paiexport.display import Display
 from paiexport.errors import UserError
-from paiexport.export.compact import compact_model, max_abs_diff
-from paiexport.export.quantize import to_int8
-from paiexport.export.torch_export import save_onnx, to_onnx
-from paiexport.export.transforms import set_metadata, to_sparse_initializers
-from paiexport.export.variants import (
-    COMPACT,
-    COMPACT_INT8,
-    DENSE,
-    DEPLOY,
-    INT8,
-    QUANTIZED,
-    SPARSE,
-    ExportFormat,
-    variants_for,
-)
+from paiexport.export.build import ExportedVariants, export_variants
+from paiexport.export.torch_export import save_onnx
+from paiexport.export.transforms import set_metadata
+from paiexport.export.variants import ExportFormat
 from paiexport.methods import Method, SelectionContext, make_method
 from paiexport.models import build_model, check_model_size, check_sample_batch
 from paiexport.paths import RunPaths, staged_run_dir
@@ -68,8 +58,10 @@ from paiexport.sparsity.types import Distribution, NMPattern, SparsityConfig, St
 from paiexport.threads import resolve_threads, torch_threads
 from paiexport.training.callbacks import TrainCallback
 from paiexport.training.loop import CheckpointChoice, TrainResult, evaluate, train
+from paiexport.variant import Variant
 from paiexport.verdict import check_gates_measurable, gates_section, run_verdict
-from paiexport.verify.validate import FileValidation, onnx_weight_sparsity, torch_logits, validate_file
+from paiexport.verify.validate import FileValidation, onnx_weight_sparsity
+from paiexport.verify.variants import validate_variants
 
 
 @dataclass
@@ -186,82 +178,6 @@ def select_and_train(
     return model, data, result, method
 
 
-@dataclass
-class ExportedVariants:
-    """The files of a run (every variant but `deploy`) and what compaction did."""
-
-    files: dict[str, Path]
-    compact: dict[str, Any] | None = None
-
-
-def compact_variant(
-    model: nn.Module, dense: onnx.ModelProto, recipe: Recipe, data: DataSplits, metadata: dict[str, str]
-) -> tuple[onnx.ModelProto, dict[str, Any]]:
-    """The compact graph and what compaction did (parameters, max abs diff vs the masked model)."""
-    result = compact_model(model, data.input_shape)
-    diff = max_abs_diff(model, result.model, data.test.x)
-    info = {
-        "params_before": result.params_before,
-        "params_after": result.params_after,
-        "torch_max_abs_diff": diff,
-    }
-    # Nothing to remove (typical of unstructured masks): ship the dense graph itself, so the
-    # compact file is never slower than model.onnx and equal to it bit for bit.
-    shrunk = result.params_after < result.params_before
-    graph = to_onnx(result.model, data.input_shape, recipe.export.opset) if shrunk else dense
-    tags = {**metadata, "paiexport.variant": COMPACT, "paiexport.compact_max_abs_diff": str(diff)}
-    return set_metadata(graph, tags), info
-
-
-def export_variants(
-    model: nn.Module, recipe: Recipe, data: DataSplits, paths: RunPaths, metadata: dict[str, str]
-) -> ExportedVariants:
-    """Every variant of `export.formats`, each carrying `metadata`; `deploy` comes after the bench."""
-    wanted = variants_for(recipe.export.formats)
-    opset, files, compact_info = recipe.export.opset, {}, None
-
-    def save(variant: str, proto: onnx.ModelProto) -> None:
-        files[variant] = paths.onnx(variant)
-        save_onnx(proto, files[variant])
-
-    dense = set_metadata(to_onnx(model, data.input_shape, opset), {**metadata, "paiexport.variant": DENSE})
-    if DENSE in wanted:
-        save(DENSE, dense)
-    compact = None
-    if COMPACT in wanted:
-        compact, compact_info = compact_variant(model, dense, recipe, data, metadata)
-        save(COMPACT, compact)
-    calibration = data.train.x[: recipe.export.calibration_samples].numpy()
-    quantized: dict[bytes, onnx.ModelProto] = {}  # graph -> int8 graph: calibrate each graph once
-    for variant, source in ((INT8, dense), (COMPACT_INT8, compact)):
-        if variant in wanted and source is not None:
-            graph = source.graph.SerializeToString()  # compact is the dense graph when nothing shrank
-            if graph not in quantized:
-                quantized[graph] = to_int8(source, recipe.export.int8, calibration, torch.get_num_threads())
-            tags = {p.key: p.value for p in source.metadata_props}
-            tags.update({"paiexport.variant": variant, "paiexport.int8": recipe.export.int8.value})
-            save(variant, set_metadata(quantized[graph], tags))
-    if SPARSE in wanted:
-        # Sparse storage is the very last transform: later ONNX round trips would drop it.
-        tagged = set_metadata(dense, {"paiexport.variant": SPARSE})
-        save(SPARSE, to_sparse_initializers(tagged, recipe.export.sparse_threshold))
-    return ExportedVariants(files, compact_info)
-
-
-def validate_variants(
-    files: dict[str, Path], model: nn.Module, recipe: Recipe, data: DataSplits, sources: dict[str, str]
-) -> dict[str, FileValidation]:
-    """`sources` maps a copied variant (deploy) to the variant it was copied from."""
-    drop = recipe.validate.max_accuracy_drop
-    reference = torch_logits(model, data.test.x)
-    zeros = {n: (int((w == 0).sum()), w.numel()) for n, w in prunable_weights(model).items()}
-    return {
-        v: validate_file(p, v, model, data.test, quantized=sources.get(v, v) in QUANTIZED,
-                         max_accuracy_drop=drop, reference=reference, zeros=zeros)
-        for v, p in files.items()
-    }  # fmt: skip
-
-
 def write_deploy(
     exported: ExportedVariants, stats: dict, checks: dict[str, FileValidation], torch_acc: float,
     recipe: Recipe, paths: RunPaths, model: nn.Module, data: DataSplits,
@@ -271,11 +187,13 @@ def write_deploy(
     if chosen is None:
         return section
     source = onnx.load(str(exported.files[chosen]))
-    save_onnx(set_metadata(source, {"paiexport.variant": DEPLOY, "paiexport.deploy_source": chosen}),
-              paths.onnx(DEPLOY))  # fmt: skip
-    exported.files[DEPLOY] = paths.onnx(DEPLOY)
-    stats[DEPLOY] = stats[chosen]
-    checks.update(validate_variants({DEPLOY: paths.onnx(DEPLOY)}, model, recipe, data, {DEPLOY: chosen}))
+    deploy = Variant.deploy
+    tags = {"paiexport.variant": deploy.value, "paiexport.deploy_source": str(chosen)}
+    save_onnx(set_metadata(source, tags), paths.onnx(deploy))
+    exported.files[deploy] = paths.onnx(deploy)
+    stats[deploy] = stats[chosen]
+    drop = recipe.validate.max_accuracy_drop
+    checks.update(validate_variants({deploy: paths.onnx(deploy)}, model, data.test, drop, {deploy: chosen}))
     return section
 
 
@@ -351,18 +269,11 @@ def run_recipe(
         _, torch_acc = evaluate(model, data.test)
         metadata = recipe.metadata(overall_sparsity(model, recipe.sparsity.exclude), torch_acc)
         with timer.stage("export", f"exporting ONNX ({', '.join(f.value for f in recipe.export.formats)})"):
-            exported = export_variants(model, recipe, data, paths, metadata)
+            exported = export_variants(model, recipe.export, data, paths, metadata)
         with timer.stage("validate", "validating ONNX files"):
-            checks = validate_variants(exported.files, model, recipe, data, {})
-        bench = recipe.bench
+            checks = validate_variants(exported.files, model, data.test, recipe.validate.max_accuracy_drop)
         with timer.stage("bench", "benchmarking in onnxruntime"):
-            stats = benchmark_files(
-                exported.files,
-                batch_sizes=bench.batch_sizes,
-                threads=bench.threads,
-                warmup=bench.warmup,
-                iterations=bench.iterations,
-            )
+            stats = benchmark_files(exported.files, recipe.bench)
         deploy = None
         if ExportFormat.auto in recipe.export.formats:
             deploy = write_deploy(exported, stats, checks, torch_acc, recipe, paths, model, data)

@@ -8,6 +8,7 @@ default, staged and moved into place only when all succeeded.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,7 +22,7 @@ from paiexport.errors import UserError
 from paiexport.export.variants import ExportFormat
 from paiexport.models import build_model
 from paiexport.paths import RunPaths, staged_run_dir
-from paiexport.recipe import Recipe, apply_overrides, read_recipe_file, validate_recipe
+from paiexport.recipe import Override, Recipe, apply_overrides, read_recipe_file, validate_recipe
 from paiexport.sparsity.masks import MASK_BUFFER, attach_masks, strip_masks
 from paiexport.training.loop import CheckpointChoice, evaluate
 
@@ -33,7 +34,7 @@ class RunSource:
     recipe: Recipe
 
 
-def locate_run(path: Path, overrides: list[str]) -> RunSource:
+def locate_run(path: Path, overrides: Sequence[Override]) -> RunSource:
     """A run folder or a checkpoint inside one -> its recipe (with overrides) and checkpoint."""
     if path.is_dir():
         root, checkpoint = path, None
@@ -91,8 +92,10 @@ def reexport(source: RunSource, out_dir: Path, console: Console, *, force: bool 
     replaced only with `force`. Never the run folder itself: its report describes its files.
     """
     from paiexport.bench.latency import benchmark_files
-    from paiexport.pipeline import export_variants, validate_variants, write_deploy
+    from paiexport.export.build import export_variants
+    from paiexport.pipeline import write_deploy  # owned by the pipeline's report assembly for now
     from paiexport.sparsity.masks import overall_sparsity
+    from paiexport.verify.variants import validate_variants
 
     if out_dir.resolve() == source.root.resolve():
         raise UserError(f"--out {out_dir}: the run folder's report.json describes its files; choose another")
@@ -101,19 +104,11 @@ def reexport(source: RunSource, out_dir: Path, console: Console, *, force: bool 
     _, torch_acc = evaluate(model, data.test)
     with staged_run_dir(out_dir, force) as paths:
         metadata = recipe.metadata(overall_sparsity(model, recipe.sparsity.exclude), torch_acc)
-        exported = export_variants(
-            model,
-            recipe,
-            data,
-            paths,
-            metadata,
-        )
-        checks = validate_variants(exported.files, model, recipe, data, {})
+        exported = export_variants(model, recipe.export, data, paths, metadata)
+        checks = validate_variants(exported.files, model, data.test, recipe.validate.max_accuracy_drop)
         deploy = None
         if ExportFormat.auto in recipe.export.formats:
-            b = recipe.bench
-            stats = benchmark_files(exported.files, batch_sizes=b.batch_sizes, threads=b.threads,
-                                    warmup=b.warmup, iterations=b.iterations)  # fmt: skip
+            stats = benchmark_files(exported.files, recipe.bench)
             deploy = write_deploy(exported, stats, checks, torch_acc, recipe, paths, model, data)
     return {
         "torch_accuracy": torch_acc,

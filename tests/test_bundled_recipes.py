@@ -2,6 +2,7 @@
 
 import pytest
 
+from paiexport.cli.overrides import parse_overrides
 from paiexport.paths import RunPaths
 from paiexport.pipeline import RecipeTrainer, planned_layer_sparsity, prepare
 from paiexport.recipe import (
@@ -23,7 +24,7 @@ def test_bundled_recipe_reaches_its_target(name, tmp_path):
     path = bundled_recipes_dir() / f"{name}.yaml"
     raw = read_recipe_file(path)
     overrides = ["train.epochs=1", *SHORT.get(raw["method"]["name"], [])]
-    recipe = validate_recipe(apply_overrides(raw, overrides), str(path))
+    recipe = validate_recipe(apply_overrides(raw, parse_overrides(overrides)), str(path))
     data, model, method, ctx = prepare(recipe)
     method.fit(ctx, RecipeTrainer(recipe, data, RunPaths(tmp_path)))
     exclude = recipe.sparsity.exclude

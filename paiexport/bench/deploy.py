@@ -6,7 +6,7 @@ import math
 from typing import Any
 
 from paiexport.bench.latency import LatencyStats
-from paiexport.export.variants import DEPLOY, SPARSE
+from paiexport.variant import Variant
 from paiexport.verify.validate import FileValidation
 
 
@@ -16,18 +16,18 @@ def _geomean_ms(by_batch: dict[int, dict[int, LatencyStats]]) -> float:
 
 
 def choose_deploy(
-    stats: dict[str, dict[int, dict[int, LatencyStats]]],
-    checks: dict[str, FileValidation],
+    stats: dict[Variant, dict[int, dict[int, LatencyStats]]],
+    checks: dict[Variant, FileValidation],
     torch_accuracy: float,
     max_accuracy_drop: float,
-) -> tuple[str | None, dict[str, Any]]:
+) -> tuple[Variant | None, dict[str, Any]]:
     """The fastest variant (geometric mean of its median latencies over the benchmark
     settings of this run) whose file is not broken and, for a lossy file, whose test accuracy
     is at most `max_accuracy_drop` points below PyTorch's. The sparse file is no candidate: onnxruntime
     densifies it at load, so it is never faster than model.onnx."""
     candidates: dict[str, dict[str, Any]] = {}
     for variant, by_batch in stats.items():
-        if variant in (SPARSE, DEPLOY) or variant not in checks:
+        if not Variant(variant).deploy_candidate or variant not in checks:
             continue
         check = checks[variant]
         drop = (torch_accuracy - check.accuracy) * 100
