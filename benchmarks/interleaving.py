@@ -19,7 +19,8 @@ from pathlib import Path
 
 import numpy as np
 
-from paiexport.bench.latency import BenchSettings, bench
+from paiexport.bench.latency import bench
+from paiexport.bench.settings import FileBenchSettings
 from paiexport.bench.synthetic import matmul_chain
 
 
@@ -48,7 +49,13 @@ def main() -> None:
         for p in burners:
             os.sched_setaffinity(p.pid, {cpu})
         try:
-            result = bench(files, "big", BenchSettings([args.batch], [1], 1, args.iterations, memory=False))
+            result = bench(
+                files,
+                "big",
+                FileBenchSettings(
+                    batch_sizes=[args.batch], threads=[1], warmup=1, iterations=args.iterations, memory=False
+                ),
+            )
         finally:
             for p in burners:
                 p.kill()

@@ -10,7 +10,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import onnx
 import torch
 import yaml
 from rich.console import Console
@@ -21,21 +20,8 @@ from paiexport.bench.latency import benchmark_files
 from paiexport.data import DataSplits, load_data
 from paiexport.display import Display
 from paiexport.errors import UserError
-from paiexport.export.compact import compact_model, max_abs_diff
-from paiexport.export.quantize import to_int8
-from paiexport.export.torch_export import save_onnx, to_onnx
-from paiexport.export.transforms import set_metadata, to_sparse_initializers
-from paiexport.export.variants import (
-    COMPACT,
-    COMPACT_INT8,
-    DENSE,
-    DEPLOY,
-    INT8,
-    QUANTIZED,
-    SPARSE,
-    ExportFormat,
-    variants_for,
-)
+from paiexport.export.build import ExportedVariants, export_variants
+from paiexport.export.variants import ExportFormat
 from paiexport.methods import FitResult, Method, SelectionContext, make_method
 from paiexport.models import build_model, check_model_size, check_sample_batch
 from paiexport.paths import RunPaths, staged_run_dir
@@ -58,8 +44,10 @@ from paiexport.sparsity.types import NMPattern, SparsityConfig
 from paiexport.threads import resolve_threads, torch_threads
 from paiexport.training.loop import evaluate
 from paiexport.training.trainer import RecipeTrainer
+from paiexport.variant import Variant
 from paiexport.verdict import check_gates_measurable, gates_section, run_verdict
-from paiexport.verify.validate import FileValidation, torch_logits, validate_file
+from paiexport.verify.validate import FileValidation
+from paiexport.verify.variants import validate_variants
 
 
 @dataclass
@@ -144,82 +132,6 @@ def select_and_train(
     return model, data, result, method
 
 
-@dataclass
-class ExportedVariants:
-    """The files of a run (every variant but `deploy`) and what compaction did."""
-
-    files: dict[str, Path]
-    compact: dict[str, Any] | None = None
-
-
-def compact_variant(
-    model: nn.Module, dense: onnx.ModelProto, recipe: Recipe, data: DataSplits, metadata: dict[str, str]
-) -> tuple[onnx.ModelProto, dict[str, Any]]:
-    """The compact graph and what compaction did (parameters, max abs diff vs the masked model)."""
-    result = compact_model(model, data.input_shape)
-    diff = max_abs_diff(model, result.model, data.test.x)
-    info = {
-        "params_before": result.params_before,
-        "params_after": result.params_after,
-        "torch_max_abs_diff": diff,
-    }
-    # Nothing to remove (typical of unstructured masks): ship the dense graph itself, so the
-    # compact file is never slower than model.onnx and equal to it bit for bit.
-    shrunk = result.params_after < result.params_before
-    graph = to_onnx(result.model, data.input_shape, recipe.export.opset) if shrunk else dense
-    tags = {**metadata, "paiexport.variant": COMPACT, "paiexport.compact_max_abs_diff": str(diff)}
-    return set_metadata(graph, tags), info
-
-
-def export_variants(
-    model: nn.Module, recipe: Recipe, data: DataSplits, paths: RunPaths, metadata: dict[str, str]
-) -> ExportedVariants:
-    """Every variant of `export.formats`, each carrying `metadata`; `deploy` comes after the bench."""
-    wanted = variants_for(recipe.export.formats)
-    opset, files, compact_info = recipe.export.opset, {}, None
-
-    def save(variant: str, proto: onnx.ModelProto) -> None:
-        files[variant] = paths.onnx(variant)
-        save_onnx(proto, files[variant])
-
-    dense = set_metadata(to_onnx(model, data.input_shape, opset), {**metadata, "paiexport.variant": DENSE})
-    if DENSE in wanted:
-        save(DENSE, dense)
-    compact = None
-    if COMPACT in wanted:
-        compact, compact_info = compact_variant(model, dense, recipe, data, metadata)
-        save(COMPACT, compact)
-    calibration = data.train.x[: recipe.export.calibration_samples].numpy()
-    quantized: dict[bytes, onnx.ModelProto] = {}  # graph -> int8 graph: calibrate each graph once
-    for variant, source in ((INT8, dense), (COMPACT_INT8, compact)):
-        if variant in wanted and source is not None:
-            graph = source.graph.SerializeToString()  # compact is the dense graph when nothing shrank
-            if graph not in quantized:
-                quantized[graph] = to_int8(source, recipe.export.int8, calibration, torch.get_num_threads())
-            tags = {p.key: p.value for p in source.metadata_props}
-            tags.update({"paiexport.variant": variant, "paiexport.int8": recipe.export.int8.value})
-            save(variant, set_metadata(quantized[graph], tags))
-    if SPARSE in wanted:
-        # Sparse storage is the very last transform: later ONNX round trips would drop it.
-        tagged = set_metadata(dense, {"paiexport.variant": SPARSE})
-        save(SPARSE, to_sparse_initializers(tagged, recipe.export.sparse_threshold))
-    return ExportedVariants(files, compact_info)
-
-
-def validate_variants(
-    files: dict[str, Path], model: nn.Module, recipe: Recipe, data: DataSplits, sources: dict[str, str]
-) -> dict[str, FileValidation]:
-    """`sources` maps a copied variant (deploy) to the variant it was copied from."""
-    drop = recipe.validate.max_accuracy_drop
-    reference = torch_logits(model, data.test.x)
-    zeros = {n: (int((w == 0).sum()), w.numel()) for n, w in prunable_weights(model).items()}
-    return {
-        v: validate_file(p, v, model, data.test, quantized=sources.get(v, v) in QUANTIZED,
-                         max_accuracy_drop=drop, reference=reference, zeros=zeros)
-        for v, p in files.items()
-    }  # fmt: skip
-
-
 def deploy_stage(
     recipe: Recipe, exported: ExportedVariants, stats: Stats, checks: dict[str, FileValidation],
     torch_acc: float, paths: RunPaths,
@@ -228,11 +140,11 @@ def deploy_stage(
     if ExportFormat.auto not in recipe.export.formats:
         return exported.files, stats, checks, None
     drop = recipe.validate.max_accuracy_drop
-    done = write_deploy(exported.files, stats, checks, torch_acc, drop, paths.onnx(DEPLOY))
+    done = write_deploy(exported.files, stats, checks, torch_acc, drop, paths.onnx(Variant.deploy))
     if done.file is None:
         return exported.files, stats, checks, done.section
-    return ({**exported.files, DEPLOY: done.file}, {**stats, DEPLOY: done.stats},
-            {**checks, DEPLOY: done.check}, done.section)  # fmt: skip
+    return ({**exported.files, Variant.deploy: done.file}, {**stats, Variant.deploy: done.stats},
+            {**checks, Variant.deploy: done.check}, done.section)  # fmt: skip
 
 
 def finish_report(recipe: Recipe, report: RunReport, timer: Timer, start: float, paths: RunPaths) -> None:
@@ -260,18 +172,11 @@ def run_recipe(
         _, torch_acc = evaluate(model, data.test)
         metadata = recipe.metadata(overall_sparsity(model, recipe.sparsity.exclude), torch_acc)
         with timer.stage("export", f"exporting ONNX ({', '.join(f.value for f in recipe.export.formats)})"):
-            exported = export_variants(model, recipe, data, paths, metadata)
+            exported = export_variants(model, recipe.export, data, paths, metadata)
         with timer.stage("validate", "validating ONNX files"):
-            checks = validate_variants(exported.files, model, recipe, data, {})
-        bench = recipe.bench
+            checks = validate_variants(exported.files, model, data.test, recipe.validate.max_accuracy_drop)
         with timer.stage("bench", "benchmarking in onnxruntime"):
-            stats = benchmark_files(
-                exported.files,
-                batch_sizes=bench.batch_sizes,
-                threads=bench.threads,
-                warmup=bench.warmup,
-                iterations=bench.iterations,
-            )
+            stats = benchmark_files(exported.files, recipe.bench)
         files, stats, checks, deploy = deploy_stage(recipe, exported, stats, checks, torch_acc, paths)
         facts = RunFacts(recipe.to_dict(), recipe.digest(), recipe.method.name, recipe.train.epochs,
                          effective_sparsity(recipe))  # fmt: skip

@@ -29,9 +29,10 @@ import yaml
 from matplotlib.figure import Figure
 
 from paiexport.errors import UserError
+from paiexport.methods import BASELINE_METHOD, is_baseline
 from paiexport.out_path import check_out_path
 from paiexport.paths import recover_interrupted
-from paiexport.recipe import Recipe, apply_overrides, validate_recipe
+from paiexport.recipe import Override, Recipe, apply_overrides, validate_recipe
 from paiexport.reporting.schema import RunReport
 
 METHOD_KEY, TARGET_KEY, SEED_KEY = "method.name", "sparsity.target", "seed"
@@ -81,12 +82,11 @@ def _run_raw(base: dict[str, Any], assignments: dict[str, Any]) -> dict[str, Any
     method = assignments.get(METHOD_KEY)
     if method is not None and method != raw.get("method", {}).get("name"):
         raw["method"] = {"name": method}  # another method's options would be unknown fields
-    # JSON is valid YAML, so the typed value survives apply_overrides' parsing unchanged.
-    return apply_overrides(raw, [f"{k}={json.dumps(v)}" for k, v in assignments.items()])
+    return apply_overrides(raw, [Override(tuple(k.split(".")), v) for k, v in assignments.items()])
 
 
 def plan_sweep(
-    raw: dict[str, Any], source: str, grid: list[GridAxis], seeds: int, overrides: list[str]
+    raw: dict[str, Any], source: str, grid: list[GridAxis], seeds: int, overrides: list[Override]
 ) -> list[PlannedRun]:
     """Every run of the sweep (grid x seeds, plus dense baselines), validated, in order."""
     keys = [axis.key for axis in grid]
@@ -95,12 +95,12 @@ def plan_sweep(
     base = apply_overrides(raw, overrides)
     first_seed = validate_recipe(base, source).seed
     combos = [dict(zip(keys, values, strict=True)) for values in itertools.product(*(a.values for a in grid))]
-    dense = [{**{k: v for k, v in c.items() if k != TARGET_KEY}, METHOD_KEY: "dense"} for c in combos]
-    if METHOD_KEY not in keys and base.get("method", {}).get("name") == "dense":
+    dense = [{**{k: v for k, v in c.items() if k != TARGET_KEY}, METHOD_KEY: BASELINE_METHOD} for c in combos]
+    if METHOD_KEY not in keys and is_baseline(base.get("method", {}).get("name")):
         dense = []  # every run already is the dense baseline
     planned: dict[str, PlannedRun] = {}
     for combo in [*combos, *dense]:
-        if combo.get(METHOD_KEY, base.get("method", {}).get("name")) == "dense":
+        if is_baseline(combo.get(METHOD_KEY, base.get("method", {}).get("name"))):
             combo = {k: v for k, v in combo.items() if k != TARGET_KEY}  # dense ignores the target
         for seed in range(first_seed, first_seed + seeds):
             assignments = {**combo, SEED_KEY: seed}

@@ -2,6 +2,7 @@
 
 import pytest
 
+from paiexport.cli.overrides import parse_overrides
 from paiexport.paths import RunPaths
 from paiexport.pipeline import prepare, recipe_trainer
 from paiexport.recipe import (
@@ -24,7 +25,7 @@ def test_bundled_recipe_reaches_its_target(name, tmp_path):
     path = bundled_recipes_dir() / f"{name}.yaml"
     raw = read_recipe_file(path)
     overrides = ["train.epochs=1", *SHORT.get(raw["method"]["name"], [])]
-    recipe = validate_recipe(apply_overrides(raw, overrides), str(path))
+    recipe = validate_recipe(apply_overrides(raw, parse_overrides(overrides)), str(path))
     data, model, method, ctx = prepare(recipe)
     method.fit(ctx, recipe_trainer(recipe, data, RunPaths(tmp_path)))
     exclude = recipe.sparsity.exclude

@@ -259,12 +259,13 @@ def test_bundled_rigl90_runs_and_reports_mask_updates(tmp_path):
     """The README's main recipe, shortened: updates happen, per-layer ERK sparsity is exact."""
     import json
 
+    from paiexport.cli.overrides import parse_overrides
     from paiexport.pipeline import run_recipe
     from paiexport.recipe import bundled_recipes_dir, load_recipe
 
     recipe = load_recipe(
         bundled_recipes_dir() / "rigl90.yaml",
-        ["train.epochs=2", "method.update_every=10", "bench.iterations=5"],
+        parse_overrides(["train.epochs=2", "method.update_every=10", "bench.iterations=5"]),
     )
     report = run_recipe(recipe, tmp_path / "run")
     updates = report.method_details["mask_updates"]

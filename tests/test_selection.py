@@ -106,10 +106,13 @@ def test_global_distribution_is_a_user_error(tmp_path):
 
 
 def test_edgepopup50_report_says_weights_not_trained(tmp_path):
+    from paiexport.cli.overrides import parse_overrides
     from paiexport.pipeline import run_recipe
     from paiexport.recipe import bundled_recipes_dir, load_recipe
 
-    recipe = load_recipe(bundled_recipes_dir() / "edgepopup50.yaml", ["train.epochs=1", "bench.iterations=5"])
+    recipe = load_recipe(
+        bundled_recipes_dir() / "edgepopup50.yaml", parse_overrides(["train.epochs=1", "bench.iterations=5"])
+    )
     report = run_recipe(recipe, tmp_path / "run")
     assert report.weights_trained is False
     assert any("weights were not trained" in note for note in report.notes)

@@ -78,7 +78,7 @@ def test_sparsity_stored_differently_from_the_masks_is_broken(tmp_path):
 def lossy_run(tmp_path_factory):
     """A run whose int8 files lose accuracy: class 0's output bias is raised before quantization
     (by 0.1: 71.9% -> 63.3% in onnxruntime, a loss above chance level)."""
-    import paiexport.pipeline as pipeline
+    import paiexport.export.build as pipeline
 
     real = pipeline.to_int8
 

@@ -13,7 +13,7 @@ import onnx
 from paiexport.bench.latency import LatencyStats
 from paiexport.export.torch_export import save_onnx
 from paiexport.export.transforms import set_metadata
-from paiexport.export.variants import DEPLOY, SPARSE
+from paiexport.variant import Variant
 from paiexport.verify.validate import FileValidation
 
 Stats = dict[str, dict[int, dict[int, LatencyStats]]]
@@ -25,18 +25,18 @@ def _geomean_ms(by_batch: dict[int, dict[int, LatencyStats]]) -> float:
 
 
 def choose_deploy(
-    stats: dict[str, dict[int, dict[int, LatencyStats]]],
-    checks: dict[str, FileValidation],
+    stats: dict[Variant, dict[int, dict[int, LatencyStats]]],
+    checks: dict[Variant, FileValidation],
     torch_accuracy: float,
     max_accuracy_drop: float,
-) -> tuple[str | None, dict[str, Any]]:
+) -> tuple[Variant | None, dict[str, Any]]:
     """The fastest variant (geometric mean of its median latencies over the benchmark
     settings of this run) whose file is not broken and, for a lossy file, whose test accuracy
     is at most `max_accuracy_drop` points below PyTorch's. The sparse file is no candidate: onnxruntime
     densifies it at load, so it is never faster than model.onnx."""
     candidates: dict[str, dict[str, Any]] = {}
     for variant, by_batch in stats.items():
-        if variant in (SPARSE, DEPLOY) or variant not in checks:
+        if not Variant(variant).deploy_candidate or variant not in checks:
             continue
         check = checks[variant]
         drop = (torch_accuracy - check.accuracy) * 100
@@ -78,6 +78,11 @@ def write_deploy(
     if chosen is None:
         return DeployResult(section)
     source = onnx.load(str(files[chosen]))
-    save_onnx(set_metadata(source, {"paiexport.variant": DEPLOY, "paiexport.deploy_source": chosen}), target)
-    check = dataclasses.replace(checks[chosen], variant=DEPLOY)
+    save_onnx(
+        set_metadata(
+            source, {"paiexport.variant": Variant.deploy.value, "paiexport.deploy_source": str(chosen)}
+        ),
+        target,
+    )
+    check = dataclasses.replace(checks[chosen], variant=Variant.deploy)
     return DeployResult(section, target, stats[chosen], check)

@@ -2,22 +2,18 @@
 
 from __future__ import annotations
 
-import gzip
-import json
-import subprocess
-import sys
-import tempfile
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import onnx
 from rich.table import Table
 
+from paiexport.bench.files import MemoryStats, file_size, session_creation_ms, session_memory
+from paiexport.bench.settings import BenchSettings, FileBenchSettings
 from paiexport.errors import UserError
-from paiexport.verify.inputs import file_inputs, plan_inputs, random_feeds, resolve_shapes
+from paiexport.verify.inputs import plan_inputs, random_feeds, resolve_shapes
 from paiexport.verify.validate import make_session
 
 
@@ -40,42 +36,23 @@ class LatencyStats:
         )
 
 
-def file_size(path: Path) -> dict[str, int]:
-    """Bytes on disk (with external data, if any), and gzip-compressed."""
-    files = [path, *_external_data_files(path)]
-    blob = b"".join(p.read_bytes() for p in files)
-    return {"raw": len(blob), "gzip": len(gzip.compress(blob, compresslevel=6, mtime=0))}
-
-
-def _external_data_files(path: Path) -> list[Path]:
-    model = onnx.load(str(path), load_external_data=False)
-    locations = {
-        entry.value
-        for tensor in model.graph.initializer
-        for entry in tensor.external_data
-        if entry.key == "location"
-    }
-    return [path.parent / loc for loc in sorted(locations)]
-
-
 def benchmark_files(
-    files: dict[str, Path],
-    *,
-    batch_sizes: list[int],
-    threads: list[int],
-    warmup: int,
-    iterations: int,
-    shapes: dict[str, tuple[int, ...]] | None = None,
+    files: dict[str, Path], settings: BenchSettings, shapes: dict[str, tuple[int, ...]] | None = None
 ) -> dict[str, dict[int, dict[int, LatencyStats]]]:
     """Median/p90/p99 latency per file, batch size and thread count.
 
     Files are run in turn (A B A B ...) within each setting, so each file's ratio
     to another comes from the same moment of the machine.
     """
-    shapes = shapes or {}
+    shapes, batch_sizes, warmup, iterations = (
+        shapes or {},
+        settings.batch_sizes,
+        settings.warmup,
+        settings.iterations,
+    )
     specs = plan_inputs(files, batch_sizes, shapes)
     results: dict[str, dict[int, dict[int, LatencyStats]]] = {v: {} for v in files}
-    for n_threads in threads:
+    for n_threads in settings.threads:
         sessions = {v: make_session(p, n_threads) for v, p in files.items()}
         for batch in batch_sizes:
             feeds = {
@@ -94,107 +71,6 @@ def benchmark_files(
     return results
 
 
-# --- `paiexport bench`: several files, session creation time, peak memory, ratios -------------
-
-SESSION_REPEATS = 5
-
-# Runs in a fresh interpreter per file so no other session, no torch and no allocator cache
-# shares the process: VmHWM (peak RSS) after loading the session and running it, minus the
-# RSS just before loading, is the memory the session itself needed at its peak.
-_MEMORY_PROBE = r"""
-import json, sys
-import numpy as np
-import onnxruntime as ort
-
-def status(key):
-    try:
-        with open("/proc/self/status") as f:
-            for line in f:
-                if line.startswith(key + ":"):
-                    return int(line.split()[1])  # KiB
-    except OSError:
-        pass
-    # No /proc (macOS): the peak so far stands in for both; ru_maxrss is in bytes there.
-    import resource
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return peak // 1024 if sys.platform == "darwin" else peak
-
-path, threads, names, arrays = sys.argv[1], int(sys.argv[2]), json.loads(sys.argv[3]), sys.argv[4]
-with np.load(arrays) as stored:
-    feeds = {name: stored[f"arr_{i}"] for i, name in enumerate(names)}
-before = status("VmRSS")
-options = ort.SessionOptions()
-options.intra_op_num_threads = threads
-options.inter_op_num_threads = 1
-options.log_severity_level = 3
-session = ort.InferenceSession(path, options, providers=["CPUExecutionProvider"])
-for _ in range(3):
-    session.run(None, feeds)
-print(json.dumps({"rss_before_kib": before, "peak_rss_kib": status("VmHWM")}))
-"""
-
-
-@dataclass(frozen=True)
-class MemoryStats:
-    """Peak resident memory of a process that loads one file and runs it (largest batch)."""
-
-    peak_rss_mb: float  # whole process: Python + numpy + onnxruntime + the session
-    session_peak_mb: float  # peak RSS minus RSS just before the session was created
-
-    @property
-    def method(self) -> str:
-        return "fresh subprocess per file; VmHWM after load + 3 runs minus VmRSS before load"
-
-
-def session_memory(
-    path: Path, threads: int, batch: int, shapes: dict[str, tuple[int, ...]] | None = None
-) -> MemoryStats:
-    """Measure in a fresh interpreter (see `_MEMORY_PROBE`) so sessions do not share a heap.
-
-    The inputs are made here (the one place that knows how) and handed over as an .npz file.
-    """
-    specs = file_inputs(path)
-    feeds = random_feeds(specs, resolve_shapes(specs, batch, shapes or {}, str(path)))
-    with tempfile.TemporaryDirectory() as tmp:
-        arrays = Path(tmp) / "feeds.npz"
-        np.savez(arrays, *feeds.values())
-        names = json.dumps(list(feeds))
-        done = subprocess.run(
-            [sys.executable, "-c", _MEMORY_PROBE, str(path), str(threads), names, str(arrays)],
-            capture_output=True, text=True, check=False,
-        )  # fmt: skip
-    if done.returncode != 0:
-        last = (done.stderr.strip().splitlines() or ["no output"])[-1]
-        raise RuntimeError(f"memory probe failed for {path}: {last}")
-    found = json.loads(done.stdout.strip().splitlines()[-1])
-    peak, before = found["peak_rss_kib"] / 1024, found["rss_before_kib"] / 1024
-    return MemoryStats(round(peak, 2), round(peak - before, 2))
-
-
-def session_creation_ms(
-    files: dict[str, Path], threads: int, repeats: int = SESSION_REPEATS
-) -> dict[str, float]:
-    """Median wall time of `InferenceSession(...)`, files created in turn (A B A B ...)."""
-    times: dict[str, list[float]] = {v: [] for v in files}
-    for _ in range(repeats):
-        for v, p in files.items():
-            start = time.perf_counter()
-            make_session(p, threads)
-            times[v].append((time.perf_counter() - start) * 1e3)
-    return {v: float(np.median(t)) for v, t in times.items()}
-
-
-@dataclass(frozen=True)
-class BenchSettings:
-    batch_sizes: list[int]
-    threads: list[int]
-    warmup: int = 10
-    iterations: int = 100
-    session_repeats: int = SESSION_REPEATS
-    memory: bool = True
-    shapes: dict[str, tuple[int, ...]] = field(default_factory=dict)  # --shape NAME=DIMS
-
-
 @dataclass
 class FileBench:
     path: Path
@@ -209,7 +85,7 @@ class BenchResult:
     """Everything `paiexport bench` measured; ratios are to `baseline`, from the same run."""
 
     baseline: str
-    settings: BenchSettings
+    settings: FileBenchSettings
     files: dict[str, FileBench] = field(default_factory=dict)
 
     def speedup(self, label: str, batch: int, threads: int) -> float:
@@ -220,7 +96,7 @@ class BenchResult:
         base = self.files[self.baseline]
         return {
             "baseline": self.baseline,
-            "settings": {**asdict(self.settings)},
+            "settings": self.settings.model_dump(),
             "files": {
                 label: {
                     "path": str(f.path),
@@ -243,16 +119,9 @@ class BenchResult:
         }  # fmt: skip
 
 
-def bench(files: dict[str, Path], baseline: str, settings: BenchSettings) -> BenchResult:
+def bench(files: dict[str, Path], baseline: str, settings: FileBenchSettings) -> BenchResult:
     """Latency (interleaved), session creation (interleaved), memory (one process per file), size."""
-    stats = benchmark_files(
-        files,
-        batch_sizes=settings.batch_sizes,
-        threads=settings.threads,
-        warmup=settings.warmup,
-        iterations=settings.iterations,
-        shapes=settings.shapes,
-    )
+    stats = benchmark_files(files, settings, settings.shapes)
     create = session_creation_ms(files, min(settings.threads), settings.session_repeats)
     result = BenchResult(baseline, settings)
     for label, path in files.items():

@@ -1,13 +1,13 @@
 """The exported files: which formats a recipe asks for and the variant each one produces.
 
-Variant keys are also report.json keys; `RunPaths.onnx(variant)` gives the file name
-(`model.onnx`, `model.sparse.onnx`, `model.compact.onnx`, `model.int8.onnx`,
-`model.compact.int8.onnx`, `model.deploy.onnx`).
+The variants themselves (report.json keys, file names, flags) are `paiexport.variant.Variant`.
 """
 
 from __future__ import annotations
 
 from enum import Enum
+
+from paiexport.variant import Variant
 
 
 class ExportFormat(str, Enum):
@@ -23,21 +23,15 @@ class Int8Mode(str, Enum):
     static = "static"  # activations' ranges calibrated on training samples
 
 
-DENSE, SPARSE, COMPACT, INT8, COMPACT_INT8, DEPLOY = (
-    "dense", "sparse", "compact", "int8", "compact.int8", "deploy",
-)  # fmt: skip
-QUANTIZED = {INT8, COMPACT_INT8}
-
-
-def variants_for(formats: list[ExportFormat]) -> list[str]:
+def variants_for(formats: list[ExportFormat]) -> list[Variant]:
     """Variants in build order; int8 applies to the dense graph and, if asked for, the compact one."""
     chosen = set(formats)
-    order = [
-        (DENSE, ExportFormat.dense in chosen),
-        (COMPACT, ExportFormat.compact in chosen),
-        (INT8, ExportFormat.int8 in chosen),
-        (COMPACT_INT8, ExportFormat.int8 in chosen and ExportFormat.compact in chosen),
-        (SPARSE, ExportFormat.sparse in chosen),
-        (DEPLOY, ExportFormat.auto in chosen),
-    ]
-    return [v for v, wanted in order if wanted]
+    wanted = {
+        Variant.dense: ExportFormat.dense in chosen,
+        Variant.compact: ExportFormat.compact in chosen,
+        Variant.int8: ExportFormat.int8 in chosen,
+        Variant.compact_int8: ExportFormat.int8 in chosen and ExportFormat.compact in chosen,
+        Variant.sparse: ExportFormat.sparse in chosen,
+        Variant.deploy: ExportFormat.auto in chosen,
+    }
+    return [v for v in Variant if wanted[v]]

@@ -37,8 +37,27 @@ METHODS: dict[str, type[Method]] = {
 }
 
 
+# The method every sparse result is compared with: the one that does not prune.
+BASELINE_METHOD = next(name for name, cls in METHODS.items() if not cls.prunes)
+
+
+def is_baseline(name: object) -> bool:
+    """`name` (maybe an unvalidated recipe value) is a method that prunes nothing."""
+    return isinstance(name, str) and name in METHODS and not METHODS[name].prunes
+
+
 def make_method(config: MethodConfig) -> Method:
     return METHODS[config.name](config)
 
 
-__all__ = ["METHODS", "FitResult", "Method", "MethodConfig", "ScoreMethod", "SelectionContext", "make_method"]
+__all__ = [
+    "BASELINE_METHOD",
+    "METHODS",
+    "FitResult",
+    "Method",
+    "MethodConfig",
+    "ScoreMethod",
+    "SelectionContext",
+    "is_baseline",
+    "make_method",
+]

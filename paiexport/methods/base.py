@@ -84,6 +84,9 @@ class Method(ABC):
 
     config_class: ClassVar[type[MethodConfig]]
     trains_weights: ClassVar[bool] = True
+    # False for the dense baseline: it ignores `sparsity.target` (effective target 0) and is
+    # what a sweep adds as the reference point. Read this, never the method's name.
+    prunes: ClassVar[bool] = True
     # Methods that move or learn masks weight by weight cannot keep channel / N:M structure.
     supports_structure: ClassVar[bool] = True
 

@@ -14,6 +14,7 @@ class Dense(Method):
     """Train every weight; `sparsity.target` is ignored (reported as 0)."""
 
     config_class = DenseConfig
+    prunes = False
 
     def select(self, ctx: SelectionContext) -> Masks | None:
         return None

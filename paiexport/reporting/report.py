@@ -16,6 +16,7 @@ from rich.table import Table
 
 from paiexport.bench.latency import LatencyStats
 from paiexport.reporting.schema import FileCheck, RunReport
+from paiexport.variant import Variant
 
 SPARSE_STORAGE_NOTE = (
     "model.sparse.onnx stores weights as ONNX sparse initializers: the file is smaller, but "
@@ -61,7 +62,7 @@ def machine() -> dict[str, Any]:
 
 
 def latency_sections(
-    stats: dict[str, dict[int, dict[int, LatencyStats]]], baseline: str = "dense"
+    stats: dict[str, dict[int, dict[int, LatencyStats]]], baseline: str = Variant.dense
 ) -> dict[str, Any]:
     """`latency_ms` (medians), `latency` (full stats) and `speedup_vs_dense` (same-run ratios)."""
     medians = {
@@ -87,7 +88,9 @@ def latency_sections(
     return {"latency_ms": medians, "latency": full, "speedup_vs_dense": speedup}
 
 
-def size_ratios(sizes: dict[str, dict[str, int]], baseline: str = "dense") -> dict[str, dict[str, float]]:
+def size_ratios(
+    sizes: dict[str, dict[str, int]], baseline: str = Variant.dense
+) -> dict[str, dict[str, float]]:
     base = sizes[baseline]
     return {v: {k: s[k] / base[k] for k in ("raw", "gzip")} for v, s in sizes.items()}
 
