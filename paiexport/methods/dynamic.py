@@ -26,6 +26,7 @@ from pydantic import Field, field_validator
 from paiexport.methods.base import Method, MethodConfig, SelectionContext
 from paiexport.methods.score import ScoreMethod
 from paiexport.sparsity.masks import MASK_BUFFER, attach_masks, prunable_modules
+from paiexport.sparsity.topk import top_k_mask
 from paiexport.sparsity.types import Masks
 from paiexport.training.callbacks import TrainCallback, TrainState
 
@@ -80,10 +81,8 @@ def drop_fraction_at(cfg: DynamicConfig, step: int, total_steps: int) -> float |
 
 def top_k_among(scores: torch.Tensor, allowed: torch.Tensor, k: int) -> torch.Tensor:
     """Bool mask of the k highest `scores` where `allowed`; ties go to the lower position."""
-    flat = scores.detach().flatten().double().masked_fill(~allowed.flatten(), -math.inf)
-    chosen = torch.zeros_like(flat, dtype=torch.bool)
-    chosen[torch.argsort(-flat, stable=True)[:k]] = True
-    return chosen.view_as(allowed) & allowed
+    candidates = scores.detach().double().masked_fill(~allowed, -math.inf)
+    return top_k_mask(candidates, k) & allowed
 
 
 def drop_count(mask: torch.Tensor, fraction: float) -> int:
