@@ -7,6 +7,7 @@ from typing import Any
 
 from paiexport.bench.latency import LatencyStats
 from paiexport.export.variants import DEPLOY, SPARSE
+from paiexport.verify.rules import accuracy_drop_points
 from paiexport.verify.validate import FileValidation
 
 
@@ -30,7 +31,7 @@ def choose_deploy(
         if variant in (SPARSE, DEPLOY) or variant not in checks:
             continue
         check = checks[variant]
-        drop = (torch_accuracy - check.accuracy) * 100
+        drop = accuracy_drop_points(torch_accuracy, check.accuracy)
         # Every check, parity included: a broken file must never ship, however fast it is.
         eligible = check.passed and check.within_limit(max_accuracy_drop)
         candidates[variant] = {

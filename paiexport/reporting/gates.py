@@ -17,6 +17,7 @@ from pydantic import Field, PositiveFloat, PositiveInt, ValidationError
 
 from paiexport.config import StrictModel
 from paiexport.errors import UserError
+from paiexport.verify.rules import accuracy_drop_points, within_drop_limit
 
 
 class GatesConfig(StrictModel):
@@ -134,11 +135,10 @@ def evaluate_gates(gates: GatesConfig, report: dict[str, Any]) -> list[GateResul
         )
     if gates.max_accuracy_drop is not None:
         torch_acc = _get(report, "accuracy", "torch")
-        drops = {v: (torch_acc - a) * 100 for v, a in _get(report, "accuracy", "onnx").items()}
+        drops = {v: accuracy_drop_points(torch_acc, a) for v, a in _get(report, "accuracy", "onnx").items()}
         where, drop = _worst(drops, largest=True)
         limit = gates.max_accuracy_drop
-        # Points from a difference of two fractions: float noise must not fail a drop at the limit.
-        passed = drop <= limit + 1e-9
+        passed = within_drop_limit(drop, limit)
         results.append(GateResult("max_accuracy_drop", drop, limit, passed, f"{where} vs torch", "pt"))
     for batch, limit in gates.max_latency_ms.items():
         latency: dict[str, Any] = _get(report, "latency_ms")

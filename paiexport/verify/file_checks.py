@@ -13,15 +13,17 @@ from paiexport.errors import UserError
 from paiexport.export.transforms import array_sparsity
 from paiexport.verify.inputs import check_data_shape, data_input, graph_inputs
 from paiexport.verify.inspect import load_model, weights
-from paiexport.verify.validate import (
+from paiexport.verify.rules import (
     PARITY_ATOL,
-    PARITY_BATCH,
-    accuracy,
+    accuracies_match,
+    accuracy_drop_points,
     chance_level,
-    make_session,
-    points,
-    run_session,
+    over_limit_reason,
+    parity_diff,
+    within_drop_limit,
+    within_parity,
 )
+from paiexport.verify.validate import accuracy, make_session, run_session
 
 DATASET_KEY = "paiexport.dataset"  # set by deploy.run_metadata
 QUANTIZED_OPS = {"DynamicQuantizeLinear", "QuantizeLinear", "MatMulInteger", "ConvInteger", "QLinearConv",
@@ -143,21 +145,18 @@ def _compare(
     acc, ref_acc = accuracy(logits, labels), accuracy(ref_logits, labels)
     if is_quantized(model) and not is_quantized(onnx.load(str(reference))):
         # A lossy file is judged by its drop, which makes it not deployable, never broken.
-        drop = (ref_acc - acc) * 100
+        drop = accuracy_drop_points(ref_acc, acc)
         detail = (
             f"int8 file: {acc:.2%} vs reference {ref_acc:.2%} ({-drop:+.2f} pt, limit {max_accuracy_drop})"
         )
         report.checks.append(Check("accuracy_drop", True, detail))
-        if drop > max_accuracy_drop + 1e-9:
-            report.not_deployable = (
-                f"−{points(drop, max_accuracy_drop)} pt > {max_accuracy_drop}: not deployable"
-            )
+        if not within_drop_limit(drop, max_accuracy_drop):
+            report.not_deployable = over_limit_reason(drop, max_accuracy_drop)
     else:
-        diff = float(np.abs(logits[:PARITY_BATCH] - ref_logits[:PARITY_BATCH]).max())
-        ok = diff <= PARITY_ATOL
+        diff = parity_diff(logits, ref_logits)
+        ok = within_parity(diff)
         report.checks.append(
             Check("parity", ok, f"max abs diff {diff:.3g} vs {reference.name} (≤ {PARITY_ATOL})")
         )
-        tolerance = max(1, len(labels) // 1000) / len(labels)
-        same = abs(acc - ref_acc) <= tolerance
+        same = accuracies_match(acc, ref_acc, len(labels))
         report.checks.append(Check("accuracy_match", same, f"{acc:.2%} vs reference {ref_acc:.2%}"))
