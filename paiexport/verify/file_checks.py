@@ -96,6 +96,18 @@ def check_file(
     )
     test = load_data(dataset, seed=split_seed(model, seed), val_fraction=0.1).test
     check_data_shape(name, shapes or {}, tuple(test.x.shape[1:]))
+    x, labels = test.x.numpy(), test.y.numpy()
+    logits = _run_checks(report, path, data, x)
+    if logits is None:
+        return report
+    report.checks += _accuracy_checks(logits, labels, data)
+    if reference is not None:
+        _compare(report, model, logits, reference, labels, x, max_accuracy_drop)
+    return report
+
+
+def _run_checks(report: FileReport, path: Path, data: str, x: np.ndarray) -> np.ndarray | None:
+    """checker, load and one run on the test inputs: the logits, or None when it cannot run."""
     try:
         onnx.checker.check_model(str(path))
         report.checks.append(Check("checker", True, "onnx.checker passed"))
@@ -107,19 +119,14 @@ def check_file(
         session = make_session(path)
     except Exception as exc:
         report.checks.append(Check("load", False, f"onnxruntime cannot load it: {str(exc).splitlines()[0]}"))
-        return report
+        return None
     report.checks.append(Check("load", True, "onnxruntime loads it"))
-    x, labels = test.x.numpy(), test.y.numpy()
     try:
-        logits = run_session(session, x)
+        return run_session(session, x)
     except Exception as exc:
         detail = f"cannot run on {data} inputs of shape {list(x.shape[1:])}: {str(exc).splitlines()[0]}"
         report.checks.append(Check("input", False, detail))
-        return report
-    report.checks += _accuracy_checks(logits, labels, data)
-    if reference is not None:
-        _compare(report, model, logits, reference, labels, x, max_accuracy_drop)
-    return report
+        return None
 
 
 def _accuracy_checks(logits: np.ndarray, labels: np.ndarray, data: str) -> list[Check]:
