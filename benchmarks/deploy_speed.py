@@ -30,7 +30,8 @@ from paiexport.cli.overrides import parse_overrides
 from paiexport.data import load_data
 from paiexport.pipeline import run_recipe
 from paiexport.recipe import bundled_recipes_dir, load_recipe
-from paiexport.verify.validate import PARITY_ATOL, make_session, run_session
+from paiexport.verify.rules import PARITY_ATOL
+from paiexport.verify.validate import make_session, run_session
 
 BATCH = 64
 

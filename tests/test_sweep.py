@@ -8,7 +8,8 @@ from typer.testing import CliRunner
 from paiexport.cli import app
 from paiexport.cli.overrides import parse_overrides
 from paiexport.errors import UserError
-from paiexport.sweep import Cell, GridAxis, aggregate, markdown_table, parse_grid, plan_sweep, write_outputs
+from paiexport.reporting.sweep_report import Cell, aggregate, markdown_table, write_outputs
+from paiexport.sweep import GridAxis, parse_grid, plan_sweep
 
 runner = CliRunner()
 

@@ -14,6 +14,7 @@ from paiexport.bench.latency import LatencyStats
 from paiexport.export.torch_export import save_onnx
 from paiexport.export.transforms import set_metadata
 from paiexport.variant import Variant
+from paiexport.verify.rules import accuracy_drop_points
 from paiexport.verify.validate import FileValidation
 
 Stats = dict[str, dict[int, dict[int, LatencyStats]]]
@@ -39,7 +40,7 @@ def choose_deploy(
         if not Variant(variant).deploy_candidate or variant not in checks:
             continue
         check = checks[variant]
-        drop = (torch_accuracy - check.accuracy) * 100
+        drop = accuracy_drop_points(torch_accuracy, check.accuracy)
         # Every check, parity included: a broken file must never ship, however fast it is.
         eligible = check.passed and check.within_limit(max_accuracy_drop)
         candidates[variant] = {

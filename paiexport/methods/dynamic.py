@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import math
 from abc import ABC, abstractmethod
-from enum import Enum
 from typing import Any, ClassVar
 
 import torch
@@ -26,14 +25,10 @@ from pydantic import Field, field_validator
 from paiexport.methods.base import Method, MethodConfig, SelectionContext
 from paiexport.methods.score import ScoreMethod
 from paiexport.sparsity.masks import MASK_BUFFER, attach_masks, prunable_modules
+from paiexport.sparsity.schedules import DropSchedule, dynamic_drop_fraction
+from paiexport.sparsity.topk import top_k_mask
 from paiexport.sparsity.types import Masks
 from paiexport.training.callbacks import TrainCallback, TrainState
-
-
-class DropSchedule(str, Enum):
-    cosine = "cosine"
-    constant = "constant"
-    linear = "linear"
 
 
 def static_criteria() -> dict[str, type[ScoreMethod]]:
@@ -67,23 +62,20 @@ class DynamicConfig(MethodConfig):
 
 def drop_fraction_at(cfg: DynamicConfig, step: int, total_steps: int) -> float | None:
     """Fraction of active weights to drop after optimizer step `step` (1-based), None if no update."""
-    end = cfg.end_fraction * total_steps
-    if step <= 0 or step % cfg.update_every or step >= end:
-        return None
-    progress = step / end
-    if cfg.drop_schedule is DropSchedule.constant:
-        return cfg.drop_fraction
-    if cfg.drop_schedule is DropSchedule.linear:
-        return cfg.drop_fraction * (1.0 - progress)
-    return cfg.drop_fraction / 2 * (1.0 + math.cos(math.pi * progress))
+    return dynamic_drop_fraction(
+        step,
+        total_steps,
+        update_every=cfg.update_every,
+        end_fraction=cfg.end_fraction,
+        drop_fraction=cfg.drop_fraction,
+        schedule=cfg.drop_schedule,
+    )
 
 
 def top_k_among(scores: torch.Tensor, allowed: torch.Tensor, k: int) -> torch.Tensor:
     """Bool mask of the k highest `scores` where `allowed`; ties go to the lower position."""
-    flat = scores.detach().flatten().double().masked_fill(~allowed.flatten(), -math.inf)
-    chosen = torch.zeros_like(flat, dtype=torch.bool)
-    chosen[torch.argsort(-flat, stable=True)[:k]] = True
-    return chosen.view_as(allowed) & allowed
+    candidates = scores.detach().double().masked_fill(~allowed, -math.inf)
+    return top_k_mask(candidates, k) & allowed
 
 
 def drop_count(mask: torch.Tensor, fraction: float) -> int:

@@ -25,6 +25,7 @@ from paiexport.errors import UserError
 from paiexport.methods.base import FitResult, Method, MethodConfig, SelectionContext, Trainer
 from paiexport.methods.post_training import magnitude_masks
 from paiexport.sparsity.masks import attach_masks
+from paiexport.sparsity.schedules import cubic_sparsity, gmp_update_due
 from paiexport.sparsity.types import Masks, SparsityConfig
 from paiexport.training.callbacks import KeepPrunedZero, TrainCallback, TrainState
 from paiexport.training.loop import CheckpointChoice
@@ -38,15 +39,6 @@ class GMPConfig(MethodConfig):
         default=None, ge=1, description="target reached at the end of this epoch; default: 3/4 of epochs"
     )
     update_every: int = Field(default=10, ge=1, description="Δt: optimizer steps between mask updates")
-
-
-def cubic_sparsity(t: int, t0: int, t_end: int, s_i: float, s_f: float) -> float:
-    """Zhu & Gupta's schedule, held at s_i before t0 and at s_f after t_end."""
-    if t >= t_end:
-        return s_f
-    if t <= t0:
-        return s_i
-    return s_f + (s_i - s_f) * (1.0 - (t - t0) / (t_end - t0)) ** 3
 
 
 def resolve_end_epoch(cfg: GMPConfig, epochs: int) -> int:
@@ -77,7 +69,7 @@ class GradualPruning(TrainCallback):
 
     def on_step_end(self, state: TrainState) -> None:
         t = state.step
-        if self.t0 <= t <= self.t_end and ((t - self.t0) % self.cfg.update_every == 0 or t == self.t_end):
+        if gmp_update_due(t, self.t0, self.t_end, self.cfg.update_every):
             self._update(state)
 
     def _update(self, state: TrainState) -> None:

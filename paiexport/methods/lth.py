@@ -18,7 +18,6 @@ Connectivity and the Lottery Ticket Hypothesis", https://arxiv.org/abs/1912.0559
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 from typing import Any, Literal
 
@@ -29,8 +28,8 @@ from torch import nn
 from paiexport.errors import UserError
 from paiexport.methods.base import FitResult, Method, MethodConfig, SelectionContext, Trainer
 from paiexport.methods.post_training import magnitude_masks, stage_record
-from paiexport.methods.score import RoundSchedule, round_densities
 from paiexport.sparsity.masks import MASK_BUFFER, attach_masks
+from paiexport.sparsity.schedules import level_densities
 from paiexport.sparsity.types import Masks
 from paiexport.training.callbacks import KeepPrunedZero, TrainCallback, TrainState
 from paiexport.training.loop import TrainResult
@@ -46,23 +45,6 @@ class LTHConfig(MethodConfig):
         description="fraction of the remaining weights pruned per level (default: d^(1/levels))",
     )  # fmt: skip
     rewind_step: int = Field(default=0, ge=0, description="rewind to the weights after this many steps")
-
-
-def level_densities(density: float, levels: int, rate: float | None) -> list[float]:
-    """Density after each pruning level; the last one is exactly `density`."""
-    if rate is None:
-        return round_densities(density, levels, RoundSchedule.exponential)
-    densities = []
-    for k in range(1, levels + 1):
-        reached = (1.0 - rate) ** k <= density * (1 + 1e-9)
-        densities.append(density if reached else (1.0 - rate) ** k)
-        if reached:
-            return densities
-    needed = math.ceil(math.log(density) / math.log(1.0 - rate) - 1e-9)
-    raise UserError(
-        f"method.levels: {levels} levels pruning {rate:.0%} each reach sparsity "
-        f"{1 - densities[-1]:.1%}, short of sparsity.target {1 - density:.1%}; use levels >= {needed}"
-    )
 
 
 def snapshot(model: nn.Module) -> State:

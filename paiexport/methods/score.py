@@ -29,13 +29,9 @@ from torch import nn
 
 from paiexport.methods.base import FitResult, Method, MethodConfig, SelectionContext, Trainer
 from paiexport.sparsity.masks import attach_masks
+from paiexport.sparsity.schedules import RoundSchedule, round_densities
 from paiexport.sparsity.structure import select_structured
 from paiexport.sparsity.types import Masks, Scores
-
-
-class RoundSchedule(str, Enum):
-    exponential = "exponential"  # density d^(k/n): each round removes the same fraction of the rest
-    linear = "linear"  # density 1 - (1 - d) k/n: each round removes the same count
 
 
 class Ablation(str, Enum):
@@ -43,15 +39,6 @@ class Ablation(str, Enum):
     random_ticket = "random_ticket"
     reinit = "reinit"
     invert = "invert"
-
-
-def round_densities(density: float, rounds: int, schedule: RoundSchedule) -> list[float]:
-    """Density after each of `rounds` rounds; the last one is exactly `density`."""
-    if schedule is RoundSchedule.exponential:
-        steps = [density ** (k / rounds) for k in range(1, rounds)]
-    else:
-        steps = [1.0 - (1.0 - density) * k / rounds for k in range(1, rounds)]
-    return [*steps, density]
 
 
 def iterative_masks(

@@ -27,6 +27,7 @@ from paiexport.errors import UserError
 from paiexport.methods.base import FitResult, Method, MethodConfig, SelectionContext, Trainer
 from paiexport.sparsity.allocation import layer_keep_counts
 from paiexport.sparsity.masks import attach_masks, prunable_modules
+from paiexport.sparsity.topk import top_k_mask
 from paiexport.sparsity.types import Distribution, Masks
 
 
@@ -50,10 +51,8 @@ def initialize_weight(weight: torch.Tensor, how: WeightInit, generator: torch.Ge
 
 
 def top_k(scores: torch.Tensor, k: int) -> torch.Tensor:
-    """Float 0/1 mask of the k largest scores."""
-    mask = torch.zeros(scores.numel(), dtype=scores.dtype, device=scores.device)
-    mask[torch.topk(scores.detach().flatten(), k, sorted=False).indices] = 1.0
-    return mask.view_as(scores)
+    """Float 0/1 mask (dtype of `scores`) of the k largest scores, ties as `top_k_mask`."""
+    return top_k_mask(scores, k).to(scores.dtype)
 
 
 class StraightThrough(torch.autograd.Function):

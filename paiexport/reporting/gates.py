@@ -17,6 +17,7 @@ from pydantic import Field, PositiveFloat, PositiveInt, ValidationError
 from paiexport.config import StrictModel
 from paiexport.errors import UserError
 from paiexport.reporting.schema import RunReport
+from paiexport.verify.rules import accuracy_drop_points, within_drop_limit
 
 
 class GatesConfig(StrictModel):
@@ -125,11 +126,10 @@ def evaluate_gates(gates: GatesConfig, report: RunReport) -> list[GateResult]:
         )
     if gates.max_accuracy_drop is not None:
         torch_acc = report.require("accuracy").torch
-        drops = {v: (torch_acc - a) * 100 for v, a in _onnx_accuracy(report).items()}
+        drops = {v: accuracy_drop_points(torch_acc, a) for v, a in _onnx_accuracy(report).items()}
         where, drop = _worst(drops, largest=True)
         limit = gates.max_accuracy_drop
-        # Points from a difference of two fractions: float noise must not fail a drop at the limit.
-        passed = drop <= limit + 1e-9
+        passed = within_drop_limit(drop, limit)
         results.append(GateResult("max_accuracy_drop", drop, limit, passed, f"{where} vs torch", "pt"))
     for batch, limit in gates.max_latency_ms.items():
         latency = report.require("latency_ms")

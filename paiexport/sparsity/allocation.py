@@ -10,6 +10,7 @@ from math import prod
 
 import torch
 
+from paiexport.sparsity.topk import top_k_mask
 from paiexport.sparsity.types import Distribution, Masks
 
 
@@ -80,15 +81,6 @@ def layer_keep_counts(
     return _round_to_total(wanted, sizes if caps is None else caps, keep)
 
 
-def _top_k_mask(scores: torch.Tensor, k: int) -> torch.Tensor:
-    """Bool mask of the k highest scores; ties broken by position so it is deterministic."""
-    flat = scores.detach().flatten().double()
-    order = torch.argsort(-flat, stable=True)
-    mask = torch.zeros_like(flat, dtype=torch.bool)
-    mask[order[:k]] = True
-    return mask.view_as(scores)
-
-
 def allocate_masks(scores: dict[str, torch.Tensor], target: float, distribution: Distribution) -> Masks:
     """Keep the highest scores: per layer (uniform/ERK) or across all layers (global).
 
@@ -100,7 +92,7 @@ def allocate_masks(scores: dict[str, torch.Tensor], target: float, distribution:
         names = list(scores)
         flat = torch.cat([scores[n].detach().flatten().double() for n in names])
         sizes = {n: scores[n].numel() for n in names}
-        joint = _top_k_mask(flat, min(total_keep(sizes, target), sum(alive.values())))
+        joint = top_k_mask(flat, min(total_keep(sizes, target), sum(alive.values())))
         masks, start = {}, 0
         for n in names:
             masks[n] = joint[start : start + sizes[n]].view_as(scores[n])
@@ -108,4 +100,4 @@ def allocate_masks(scores: dict[str, torch.Tensor], target: float, distribution:
         return masks
     shapes = {n: tuple(s.shape) for n, s in scores.items()}
     counts = layer_keep_counts(shapes, target, distribution, caps=alive)
-    return {n: _top_k_mask(s, counts[n]) for n, s in scores.items()}
+    return {n: top_k_mask(s, counts[n]) for n, s in scores.items()}

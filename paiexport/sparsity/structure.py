@@ -29,6 +29,7 @@ from torch import fx, nn
 from paiexport.errors import UserError
 from paiexport.sparsity.allocation import allocate_masks, erk_densities
 from paiexport.sparsity.masks import PRUNABLE_TYPES, prunable_modules
+from paiexport.sparsity.topk import top_k_mask
 from paiexport.sparsity.types import (
     ChannelReduce,
     Distribution,
@@ -109,10 +110,8 @@ def channel_masks(scores: dict[str, torch.Tensor], sparsity: SparsityConfig, fix
     row_sizes = {n: sizes[n] // len(rows[n]) for n in free}
     counts = _channel_counts(rows, row_sizes, 1.0 - removable / free_total, sparsity.distribution)
     for n in free:
-        order = torch.argsort(-rows[n], stable=True)
-        keep = torch.zeros(len(rows[n]), dtype=torch.bool, device=rows[n].device)
         alive = int(torch.isfinite(rows[n]).sum())  # rows pruned earlier (-inf) never come back
-        keep[order[: min(counts[n], alive)]] = True
+        keep = top_k_mask(rows[n], min(counts[n], alive))
         masks[n] = keep.view(-1, *([1] * (scores[n].dim() - 1))).expand_as(scores[n]).clone()
     return {n: masks[n] for n in scores}
 
@@ -130,9 +129,7 @@ def nm_masks(scores: dict[str, torch.Tensor], pattern: NMPattern) -> Masks:
         # (out, in, *k) -> (out, *k, in): groups run along input channels at each kernel position
         moved = s.detach().double().movedim(1, -1)
         groups = moved.reshape(-1, pattern.m)
-        order = torch.argsort(-groups, dim=1, stable=True)
-        keep = torch.zeros_like(groups, dtype=torch.bool)
-        keep.scatter_(1, order[:, : pattern.n], True)
+        keep = top_k_mask(groups, pattern.n, dim=1)
         masks[name] = keep.reshape(moved.shape).movedim(-1, 1).contiguous()
     return masks
 

@@ -13,15 +13,17 @@ from paiexport.errors import UserError
 from paiexport.export.transforms import array_sparsity
 from paiexport.verify.inputs import check_data_shape, data_input, graph_inputs
 from paiexport.verify.inspect import load_model, weights
-from paiexport.verify.validate import (
+from paiexport.verify.rules import (
     PARITY_ATOL,
-    PARITY_BATCH,
-    accuracy,
+    accuracies_match,
+    accuracy_drop_points,
     chance_level,
-    make_session,
-    points,
-    run_session,
+    over_limit_reason,
+    parity_diff,
+    within_drop_limit,
+    within_parity,
 )
+from paiexport.verify.validate import accuracy, make_session, run_session
 
 DATASET_KEY = "paiexport.dataset"  # set by deploy.run_metadata
 QUANTIZED_OPS = {"DynamicQuantizeLinear", "QuantizeLinear", "MatMulInteger", "ConvInteger", "QLinearConv",
@@ -94,6 +96,18 @@ def check_file(
     )
     test = load_data(dataset, seed=split_seed(model, seed), val_fraction=0.1).test
     check_data_shape(name, shapes or {}, tuple(test.x.shape[1:]))
+    x, labels = test.x.numpy(), test.y.numpy()
+    logits = _run_checks(report, path, data, x)
+    if logits is None:
+        return report
+    report.checks += _accuracy_checks(logits, labels, data)
+    if reference is not None:
+        _compare(report, model, logits, reference, labels, x, max_accuracy_drop)
+    return report
+
+
+def _run_checks(report: FileReport, path: Path, data: str, x: np.ndarray) -> np.ndarray | None:
+    """checker, load and one run on the test inputs: the logits, or None when it cannot run."""
     try:
         onnx.checker.check_model(str(path))
         report.checks.append(Check("checker", True, "onnx.checker passed"))
@@ -105,19 +119,14 @@ def check_file(
         session = make_session(path)
     except Exception as exc:
         report.checks.append(Check("load", False, f"onnxruntime cannot load it: {str(exc).splitlines()[0]}"))
-        return report
+        return None
     report.checks.append(Check("load", True, "onnxruntime loads it"))
-    x, labels = test.x.numpy(), test.y.numpy()
     try:
-        logits = run_session(session, x)
+        return run_session(session, x)
     except Exception as exc:
         detail = f"cannot run on {data} inputs of shape {list(x.shape[1:])}: {str(exc).splitlines()[0]}"
         report.checks.append(Check("input", False, detail))
-        return report
-    report.checks += _accuracy_checks(logits, labels, data)
-    if reference is not None:
-        _compare(report, model, logits, reference, labels, x, max_accuracy_drop)
-    return report
+        return None
 
 
 def _accuracy_checks(logits: np.ndarray, labels: np.ndarray, data: str) -> list[Check]:
@@ -143,21 +152,18 @@ def _compare(
     acc, ref_acc = accuracy(logits, labels), accuracy(ref_logits, labels)
     if is_quantized(model) and not is_quantized(onnx.load(str(reference))):
         # A lossy file is judged by its drop, which makes it not deployable, never broken.
-        drop = (ref_acc - acc) * 100
+        drop = accuracy_drop_points(ref_acc, acc)
         detail = (
             f"int8 file: {acc:.2%} vs reference {ref_acc:.2%} ({-drop:+.2f} pt, limit {max_accuracy_drop})"
         )
         report.checks.append(Check("accuracy_drop", True, detail))
-        if drop > max_accuracy_drop + 1e-9:
-            report.not_deployable = (
-                f"−{points(drop, max_accuracy_drop)} pt > {max_accuracy_drop}: not deployable"
-            )
+        if not within_drop_limit(drop, max_accuracy_drop):
+            report.not_deployable = over_limit_reason(drop, max_accuracy_drop)
     else:
-        diff = float(np.abs(logits[:PARITY_BATCH] - ref_logits[:PARITY_BATCH]).max())
-        ok = diff <= PARITY_ATOL
+        diff = parity_diff(logits, ref_logits)
+        ok = within_parity(diff)
         report.checks.append(
             Check("parity", ok, f"max abs diff {diff:.3g} vs {reference.name} (≤ {PARITY_ATOL})")
         )
-        tolerance = max(1, len(labels) // 1000) / len(labels)
-        same = abs(acc - ref_acc) <= tolerance
+        same = accuracies_match(acc, ref_acc, len(labels))
         report.checks.append(Check("accuracy_match", same, f"{acc:.2%} vs reference {ref_acc:.2%}"))

@@ -13,32 +13,15 @@ from torch import nn
 
 from paiexport.data import Split
 from paiexport.export.transforms import FLOAT_TYPES
-
-PARITY_ATOL = 1e-4  # float32 reassociation between runtimes stays far below this
-PARITY_BATCH = 256
-CHANCE_SIGMAS = 3.0  # a guesser beats its expected accuracy by 3 standard errors 1 time in 740
-
-
-def chance_level(labels: np.ndarray, num_classes: int) -> float:
-    """The accuracy at or below which a classifier is no better than guessing.
-
-    The best constant guess scores `p = max(1 / num_classes, share of the most frequent test
-    label)`; on `n` test samples a guesser's accuracy has standard error `sqrt(p (1 - p) / n)`.
-    Chance level is `p` plus `CHANCE_SIGMAS` standard errors (MNIST-1D's test split: 13.52%;
-    every bundled recipe cut to one epoch scores at least 25%).
-    """
-    n = max(len(labels), 1)
-    majority = np.bincount(labels).max() / n if len(labels) else 0.0
-    p = max(1.0 / max(num_classes, 1), float(majority))
-    return p + CHANCE_SIGMAS * float(np.sqrt(p * (1.0 - p) / n))
-
-
-def points(drop: float, limit: float) -> str:
-    """A drop in points with enough digits to tell it from `limit` (1.04 vs 1.0: '1.04')."""
-    digits = 1
-    while digits < 4 and (round(drop, digits) <= limit) != (drop <= limit + 1e-9):
-        digits += 1
-    return f"{drop:.{digits}f}"
+from paiexport.verify.rules import (
+    accuracies_match,
+    accuracy_drop_points,
+    chance_level,
+    over_limit_reason,
+    parity_diff,
+    within_drop_limit,
+    within_parity,
+)
 
 
 @dataclass
@@ -77,11 +60,11 @@ class FileValidation:
     @property
     def accuracy_drop(self) -> float:
         """Points below PyTorch (negative: above)."""
-        return (self.accuracy_torch - self.accuracy) * 100
+        return accuracy_drop_points(self.accuracy_torch, self.accuracy)
 
     def within_limit(self, max_accuracy_drop: float) -> bool:
         """Float files match PyTorch (a correctness check); a lossy file may lose the limit."""
-        return self.parity_required or self.accuracy_drop <= max_accuracy_drop + 1e-9
+        return self.parity_required or within_drop_limit(self.accuracy_drop, max_accuracy_drop)
 
     @property
     def deployable(self) -> bool:
@@ -96,7 +79,7 @@ class FileValidation:
         drop, limit = self.accuracy_drop, self.max_accuracy_drop
         if self.deployable:
             return f"{(self.accuracy - self.accuracy_torch) * 100:+.1f} pt vs PyTorch (limit {limit})"
-        return f"−{points(drop, limit)} pt > {limit}: not deployable"
+        return over_limit_reason(drop, limit)
 
     def to_dict(self) -> dict:
         return {
@@ -183,12 +166,10 @@ def validate_file(
         result.error = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
         return result
     logits = run_session(session, test.x.numpy())
-    held_out = slice(0, PARITY_BATCH)
-    result.max_abs_diff = float(np.abs(logits[held_out] - reference[held_out]).max())
-    result.parity = result.max_abs_diff <= PARITY_ATOL
+    result.max_abs_diff = parity_diff(logits, reference)
+    result.parity = within_parity(result.max_abs_diff)
     result.accuracy = accuracy(logits, labels)
-    # Same predictions up to float noise: allow a flipped near-tie per thousand samples.
-    result.accuracy_match = abs(result.accuracy - acc_torch) <= max(1, len(labels) // 1000) / len(labels)
+    result.accuracy_match = accuracies_match(result.accuracy, acc_torch, len(labels))
     stored = stored_zeros(path, list(zeros or {}))
     # Only a tensor of the weight's own size can be compared (a compact graph drops rows).
     result.sparsity_mismatch = [
