@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from paiexport.reporting.gates import GatesConfig, evaluate_gates
+from paiexport.reporting.schema import RunReport
 from paiexport.verify.rules import (
     PARITY_BATCH,
     accuracies_match,
@@ -47,5 +48,5 @@ def test_validation_and_gate_agree_at_the_limit() -> None:
     check = FileValidation("int8", True, True, 0.0, True, 0.89, 0.9, False, parity_required=False)
     assert check.deployable and check.accuracy_drop == accuracy_drop_points(0.9, 0.89)
     report = {"accuracy": {"torch": 0.9, "onnx": {"int8": 0.89, "dense": 0.9}}}
-    (gate,) = evaluate_gates(GatesConfig(max_accuracy_drop=1.0), report)
+    (gate,) = evaluate_gates(GatesConfig(max_accuracy_drop=1.0), RunReport.from_dict(report))
     assert gate.passed and gate.measured == accuracy_drop_points(0.9, 0.89)
