@@ -24,17 +24,20 @@ from pathlib import Path
 import numpy as np
 from rich.console import Console
 
-from paiexport.benchmark import benchmark_files
+from paiexport.bench.latency import benchmark_files
+from paiexport.bench.settings import BenchSettings
+from paiexport.cli.overrides import parse_overrides
 from paiexport.data import load_data
 from paiexport.pipeline import run_recipe
 from paiexport.recipe import bundled_recipes_dir, load_recipe
-from paiexport.validate import PARITY_ATOL, make_session, run_session
+from paiexport.verify.rules import PARITY_ATOL
+from paiexport.verify.validate import make_session, run_session
 
 BATCH = 64
 
 
 def train(name: str, overrides: list[str], out: Path) -> Path:
-    recipe = load_recipe(bundled_recipes_dir() / f"{name}.yaml", overrides)
+    recipe = load_recipe(bundled_recipes_dir() / f"{name}.yaml", parse_overrides(overrides))
     run_recipe(recipe, out, force=True, console=Console(stderr=True))
     return out
 
@@ -42,7 +45,9 @@ def train(name: str, overrides: list[str], out: Path) -> Path:
 def bench(run: Path, variants: list[str], iterations: int) -> dict[str, float]:
     report = json.loads((run / "report.json").read_text())
     files = {v: run / report["files"][v] for v in variants}
-    stats = benchmark_files(files, batch_sizes=[1, BATCH], threads=[1], warmup=20, iterations=iterations)
+    stats = benchmark_files(
+        files, BenchSettings(batch_sizes=[1, BATCH], threads=[1], warmup=20, iterations=iterations)
+    )
     return {f"{v}@{b}": stats[v][b][1].median_ms for v in variants for b in (1, BATCH)}
 
 

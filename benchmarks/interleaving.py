@@ -19,8 +19,9 @@ from pathlib import Path
 
 import numpy as np
 
-from paiexport.benchmark import BenchSettings, bench
-from paiexport.synthetic_onnx import matmul_chain
+from paiexport.bench.latency import bench
+from paiexport.bench.settings import FileBenchSettings
+from paiexport.bench.synthetic import matmul_chain
 
 
 def cv(values: list[float]) -> float:
@@ -48,7 +49,13 @@ def main() -> None:
         for p in burners:
             os.sched_setaffinity(p.pid, {cpu})
         try:
-            result = bench(files, "big", BenchSettings([args.batch], [1], 1, args.iterations, memory=False))
+            result = bench(
+                files,
+                "big",
+                FileBenchSettings(
+                    batch_sizes=[args.batch], threads=[1], warmup=1, iterations=args.iterations, memory=False
+                ),
+            )
         finally:
             for p in burners:
                 p.kill()

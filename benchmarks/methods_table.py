@@ -28,24 +28,25 @@ import torch
 
 from paiexport import pipeline
 from paiexport.errors import UserError
-from paiexport.masks import overall_sparsity
-from paiexport.methods import METHODS
+from paiexport.methods import BASELINE_METHOD, METHODS
 from paiexport.paths import RunPaths
 from paiexport.recipe import (
+    Override,
     apply_overrides,
     bundled_recipes_dir,
     read_recipe_file,
     validate_recipe,
 )
-from paiexport.train import evaluate, read_epoch_records
+from paiexport.sparsity.masks import overall_sparsity
+from paiexport.training.loop import evaluate, read_epoch_records
 
 TARGET = 0.9
-BASELINE = "dense"
+BASELINE = BASELINE_METHOD
 # Every registered method except the baseline (which gets its own row). Methods that need
 # special settings (optimizer, schedule) bring them in their own bundled recipe, found by
 # `recipe_for`; nothing else has to be listed here, so new methods join the table as they
 # are registered.
-TABLE_METHODS: tuple[str, ...] = tuple(name for name in METHODS if name != BASELINE)
+TABLE_METHODS: tuple[str, ...] = tuple(name for name, cls in METHODS.items() if cls.prunes)
 EPOCH_OPTIONS = ("finetune_epochs", "start_epoch", "end_epoch")
 FALLBACK_RECIPE = "snip90"
 
@@ -72,11 +73,11 @@ def recipe_for(method: str) -> tuple[str, dict[str, Any]]:
 def shortened(raw: dict[str, Any], epochs: int, seed: int) -> dict[str, Any]:
     """The recipe at `epochs` epochs and `seed`; epoch-valued method options scaled alike."""
     factor = epochs / max(raw.get("train", {}).get("epochs", 30), 1)
-    overrides = [f"train.epochs={epochs}", f"seed={seed}"]
+    overrides = [Override(("train", "epochs"), epochs), Override(("seed",), seed)]
     for key in EPOCH_OPTIONS:
         value = raw.get("method", {}).get(key)
         if isinstance(value, int):
-            overrides.append(f"method.{key}={max(1 if value else 0, round(value * factor))}")
+            overrides.append(Override(("method", key), max(1 if value else 0, round(value * factor))))
     return apply_overrides(raw, overrides)
 
 
@@ -86,7 +87,7 @@ def run_once(raw: dict[str, Any], source: str) -> dict[str, Any]:
     data, model, method, ctx = pipeline.prepare(recipe)
     with tempfile.TemporaryDirectory() as tmp:
         paths = RunPaths(Path(tmp))
-        method.fit(ctx, pipeline.RecipeTrainer(recipe, data, paths))
+        method.fit(ctx, pipeline.recipe_trainer(recipe, data, paths))
         epochs = len(read_epoch_records(paths.metrics))
     _, acc = evaluate(model, data.test, device=recipe.train.device)
     return {
@@ -100,7 +101,7 @@ def run_once(raw: dict[str, Any], source: str) -> dict[str, Any]:
 
 def run_method(method: str, seeds: int, epochs: int) -> dict[str, Any]:
     if method == BASELINE:
-        name, raw = "dense", read_recipe_file(bundled_recipes_dir() / "dense.yaml")
+        name, raw = BASELINE, read_recipe_file(bundled_recipes_dir() / f"{BASELINE}.yaml")
     else:
         name, raw = recipe_for(method)
     runs, error = [], None

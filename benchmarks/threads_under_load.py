@@ -38,7 +38,7 @@ def fit_seconds(threads: str, epochs: int) -> tuple[float, int]:
     with tempfile.TemporaryDirectory() as tmp:
         timer = Timer(Console(stderr=True, quiet=True))
         _, _, result, _ = select_and_train(recipe, RunPaths(Path(tmp)), timer)
-    return timer.seconds["fit"], result.threads
+    return timer.seconds["fit"], result.train.threads
 
 
 def spin() -> None:

@@ -14,10 +14,11 @@ import time
 import torch
 from torch import nn
 
-from paiexport.allocation import Distribution, allocate_masks
 from paiexport.data import DatasetName, load_data
-from paiexport.masks import attach_masks, enforce_after_step, prunable_weights
 from paiexport.models import ModelName, build_model
+from paiexport.sparsity.allocation import allocate_masks
+from paiexport.sparsity.masks import attach_masks, enforce_after_step, prunable_weights
+from paiexport.sparsity.types import Distribution
 
 
 def make(masked: bool, target: float, data):

@@ -17,6 +17,7 @@ from pathlib import Path
 
 from paiexport.errors import UserError
 from paiexport.out_path import check_out_path, short
+from paiexport.variant import Variant
 
 DEFAULT_OUTPUT_ROOT = Path("models")
 # Written into every run (and export) folder; `--force` replaces only a folder that has it,
@@ -83,9 +84,9 @@ class RunPaths:
         """The PNG of one report.html figure (training, sparsity, latency, size)."""
         return self.plots / f"{name}.png"
 
-    def onnx(self, variant: str) -> Path:
+    def onnx(self, variant: Variant) -> Path:
         """`model.onnx` for the dense variant, `model.<variant>.onnx` for the others."""
-        return self.root / ("model.onnx" if variant == "dense" else f"model.{variant}.onnx")
+        return self.root / variant.file_name
 
 
 def default_run_dir(name: str) -> Path:

@@ -7,68 +7,47 @@ import time
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
-from math import prod
 from pathlib import Path
 from typing import Any
 
-import onnx
 import torch
 import yaml
 from rich.console import Console
 from torch import nn
 
-from paiexport import __version__
-from paiexport.allocation import Distribution, SparsityConfig, layer_keep_counts
-from paiexport.benchmark import benchmark_files, file_size
-from paiexport.collapse import check_collapse, find_collapse
-from paiexport.compact import compact_model, max_abs_diff
+from paiexport.bench.deploy import Stats, write_deploy
+from paiexport.bench.latency import benchmark_files
 from paiexport.data import DataSplits, load_data
-from paiexport.deploy import choose_deploy, run_metadata
 from paiexport.display import Display
 from paiexport.errors import UserError
-from paiexport.export import save_onnx, to_onnx
-from paiexport.html_report import write_html_report
-from paiexport.masks import (
+from paiexport.export.build import ExportedVariants, export_variants
+from paiexport.export.variants import ExportFormat
+from paiexport.methods import FitResult, Method, SelectionContext, make_method
+from paiexport.models import build_model, check_model_size, check_sample_batch
+from paiexport.paths import RunPaths, staged_run_dir
+from paiexport.recipe import Recipe
+from paiexport.reporting.assemble import RunFacts, RunOutcome, build_report
+from paiexport.reporting.html import write_html_report
+from paiexport.reporting.report import (
+    markdown,
+)
+from paiexport.reporting.schema import RunReport, Verdict
+from paiexport.seeding import seed_everything, stream
+from paiexport.sparsity.collapse import check_collapse
+from paiexport.sparsity.masks import (
     get_masks,
-    layer_sparsity,
     overall_sparsity,
     prunable_weights,
     strip_masks,
 )
-from paiexport.methods import Method, SelectionContext, make_method
-from paiexport.models import build_model, check_model_size, check_sample_batch
-from paiexport.onnx_transforms import set_metadata, to_sparse_initializers
-from paiexport.paths import RunPaths, staged_run_dir
-from paiexport.quantize import to_int8
-from paiexport.recipe import Recipe
-from paiexport.report import (
-    SPARSE_STORAGE_NOTE,
-    UNTRAINED_WEIGHTS_NOTE,
-    latency_sections,
-    machine,
-    markdown,
-    size_ratios,
-    versions,
-    write_json,
-)
-from paiexport.seeding import seed_everything, stream
-from paiexport.structure import structure_notes
-from paiexport.structure_spec import NMPattern, StructureKind
+from paiexport.sparsity.types import NMPattern, SparsityConfig
 from paiexport.threads import resolve_threads, torch_threads
-from paiexport.train import CheckpointChoice, TrainCallback, TrainResult, evaluate, train
-from paiexport.validate import FileValidation, onnx_weight_sparsity, torch_logits, validate_file
-from paiexport.variants import (
-    COMPACT,
-    COMPACT_INT8,
-    DENSE,
-    DEPLOY,
-    INT8,
-    QUANTIZED,
-    SPARSE,
-    ExportFormat,
-    variants_for,
-)
+from paiexport.training.loop import evaluate
+from paiexport.training.trainer import RecipeTrainer
+from paiexport.variant import Variant
 from paiexport.verdict import check_gates_measurable, gates_section, run_verdict
+from paiexport.verify.validate import FileValidation
+from paiexport.verify.variants import validate_variants
 
 
 @dataclass
@@ -89,17 +68,6 @@ class Timer:
 
 def effective_sparsity(recipe: Recipe) -> SparsityConfig:
     return recipe.sparsity.model_copy(update={"target": recipe.effective_target()})
-
-
-def planned_layer_sparsity(
-    weights: dict[str, torch.Tensor], sparsity: SparsityConfig
-) -> dict[str, float | None]:
-    """Per-layer target implied by the distribution (global and structured selection have none)."""
-    if sparsity.distribution is Distribution.global_ or sparsity.structure is not StructureKind.unstructured:
-        return {n: None for n in weights}
-    shapes = {n: tuple(w.shape) for n, w in weights.items()}
-    keep = layer_keep_counts(shapes, sparsity.target, sparsity.distribution)
-    return {n: 1.0 - keep[n] / prod(shapes[n]) for n in weights}
 
 
 def check_fits_model(recipe: Recipe, model: nn.Module, sample: torch.Tensor | None = None) -> None:
@@ -142,40 +110,19 @@ def prepare(recipe: Recipe) -> tuple[DataSplits, nn.Module, Method, SelectionCon
     return data, model, method, ctx
 
 
-@dataclass
-class RecipeTrainer:
-    """The recipe's training loop, bound to the run folder; methods call it (maybe repeatedly)."""
-
-    recipe: Recipe
-    data: DataSplits
-    paths: RunPaths
-
-    def __call__(
-        self,
-        model: nn.Module,
-        callbacks: list[TrainCallback],
-        *,
-        epochs: int | None = None,
-        tag: str = "",
-        checkpoint: CheckpointChoice | None = None,
-    ) -> TrainResult:
-        cfg = self.recipe.train if epochs is None else self.recipe.train.model_copy(update={"epochs": epochs})
-        if checkpoint is not None:
-            cfg = cfg.model_copy(update={"checkpoint": checkpoint})
-        return train(model, self.data, cfg, batch_size=self.recipe.data.batch_size, seed=self.recipe.seed,
-                     metrics_path=self.paths.metrics, checkpoint_dir=self.paths.checkpoints / tag,
-                     callbacks=callbacks)  # fmt: skip
+def recipe_trainer(recipe: Recipe, data: DataSplits, paths: RunPaths) -> RecipeTrainer:
+    return RecipeTrainer(recipe.train, recipe.data.batch_size, recipe.seed, data, paths)
 
 
 def select_and_train(
     recipe: Recipe, paths: RunPaths, timer: Timer
-) -> tuple[nn.Module, DataSplits, TrainResult, Method]:
+) -> tuple[nn.Module, DataSplits, FitResult, Method]:
     """Masks and training as the method defines them; returns the model with masks baked in."""
     data, model, method, ctx = prepare(recipe)
     threads = resolve_threads(recipe.train.threads, model, data.input_shape, recipe.data.batch_size)
     with torch_threads(threads), timer.stage("fit", f"selecting masks and training ({recipe.method.name})"):
-        result = method.fit(ctx, RecipeTrainer(recipe, data, paths))
-    result.threads = threads
+        result = method.fit(ctx, recipe_trainer(recipe, data, paths))
+    result.train.threads = threads
     masks = get_masks(model)
     torch.save(masks, paths.masks)
     # Methods check their selection; this catches collapse that happened during training.
@@ -185,191 +132,56 @@ def select_and_train(
     return model, data, result, method
 
 
-@dataclass
-class ExportedVariants:
-    """The files of a run (every variant but `deploy`) and what compaction did."""
-
-    files: dict[str, Path]
-    compact: dict[str, Any] | None = None
-
-
-def compact_variant(
-    model: nn.Module, dense: onnx.ModelProto, recipe: Recipe, data: DataSplits, metadata: dict[str, str]
-) -> tuple[onnx.ModelProto, dict[str, Any]]:
-    """The compact graph and what compaction did (parameters, max abs diff vs the masked model)."""
-    result = compact_model(model, data.input_shape)
-    diff = max_abs_diff(model, result.model, data.test.x)
-    info = {
-        "params_before": result.params_before,
-        "params_after": result.params_after,
-        "torch_max_abs_diff": diff,
-    }
-    # Nothing to remove (typical of unstructured masks): ship the dense graph itself, so the
-    # compact file is never slower than model.onnx and equal to it bit for bit.
-    shrunk = result.params_after < result.params_before
-    graph = to_onnx(result.model, data.input_shape, recipe.export.opset) if shrunk else dense
-    tags = {**metadata, "paiexport.variant": COMPACT, "paiexport.compact_max_abs_diff": str(diff)}
-    return set_metadata(graph, tags), info
-
-
-def export_variants(
-    model: nn.Module, recipe: Recipe, data: DataSplits, paths: RunPaths, metadata: dict[str, str]
-) -> ExportedVariants:
-    """Every variant of `export.formats`, each carrying `metadata`; `deploy` comes after the bench."""
-    wanted = variants_for(recipe.export.formats)
-    opset, files, compact_info = recipe.export.opset, {}, None
-
-    def save(variant: str, proto: onnx.ModelProto) -> None:
-        files[variant] = paths.onnx(variant)
-        save_onnx(proto, files[variant])
-
-    dense = set_metadata(to_onnx(model, data.input_shape, opset), {**metadata, "paiexport.variant": DENSE})
-    if DENSE in wanted:
-        save(DENSE, dense)
-    compact = None
-    if COMPACT in wanted:
-        compact, compact_info = compact_variant(model, dense, recipe, data, metadata)
-        save(COMPACT, compact)
-    calibration = data.train.x[: recipe.export.calibration_samples].numpy()
-    quantized: dict[bytes, onnx.ModelProto] = {}  # graph -> int8 graph: calibrate each graph once
-    for variant, source in ((INT8, dense), (COMPACT_INT8, compact)):
-        if variant in wanted and source is not None:
-            graph = source.graph.SerializeToString()  # compact is the dense graph when nothing shrank
-            if graph not in quantized:
-                quantized[graph] = to_int8(source, recipe.export.int8, calibration, torch.get_num_threads())
-            tags = {p.key: p.value for p in source.metadata_props}
-            tags.update({"paiexport.variant": variant, "paiexport.int8": recipe.export.int8.value})
-            save(variant, set_metadata(quantized[graph], tags))
-    if SPARSE in wanted:
-        # Sparse storage is the very last transform: later ONNX round trips would drop it.
-        tagged = set_metadata(dense, {"paiexport.variant": SPARSE})
-        save(SPARSE, to_sparse_initializers(tagged, recipe.export.sparse_threshold))
-    return ExportedVariants(files, compact_info)
-
-
-def validate_variants(
-    files: dict[str, Path], model: nn.Module, recipe: Recipe, data: DataSplits, sources: dict[str, str]
-) -> dict[str, FileValidation]:
-    """`sources` maps a copied variant (deploy) to the variant it was copied from."""
+def deploy_stage(
+    recipe: Recipe, exported: ExportedVariants, stats: Stats, checks: dict[str, FileValidation],
+    torch_acc: float, paths: RunPaths,
+) -> tuple[dict[str, Path], Stats, dict[str, FileValidation], dict[str, Any] | None]:  # fmt: skip
+    """Files, stats and checks with `deploy` added when `auto` chose one; the `deploy` section."""
+    if ExportFormat.auto not in recipe.export.formats:
+        return exported.files, stats, checks, None
     drop = recipe.validate.max_accuracy_drop
-    reference = torch_logits(model, data.test.x)
-    zeros = {n: (int((w == 0).sum()), w.numel()) for n, w in prunable_weights(model).items()}
-    return {
-        v: validate_file(p, v, model, data.test, quantized=sources.get(v, v) in QUANTIZED,
-                         max_accuracy_drop=drop, reference=reference, zeros=zeros)
-        for v, p in files.items()
-    }  # fmt: skip
+    done = write_deploy(exported.files, stats, checks, torch_acc, drop, paths.onnx(Variant.deploy))
+    if done.file is None:
+        return exported.files, stats, checks, done.section
+    return ({**exported.files, Variant.deploy: done.file}, {**stats, Variant.deploy: done.stats},
+            {**checks, Variant.deploy: done.check}, done.section)  # fmt: skip
 
 
-def write_deploy(
-    exported: ExportedVariants, stats: dict, checks: dict[str, FileValidation], torch_acc: float,
-    recipe: Recipe, paths: RunPaths, model: nn.Module, data: DataSplits,
-) -> dict[str, Any]:  # fmt: skip
-    """`auto`: copy the fastest variant within validate.max_accuracy_drop to model.deploy.onnx."""
-    chosen, section = choose_deploy(stats, checks, torch_acc, recipe.validate.max_accuracy_drop)
-    if chosen is None:
-        return section
-    source = onnx.load(str(exported.files[chosen]))
-    save_onnx(set_metadata(source, {"paiexport.variant": DEPLOY, "paiexport.deploy_source": chosen}),
-              paths.onnx(DEPLOY))  # fmt: skip
-    exported.files[DEPLOY] = paths.onnx(DEPLOY)
-    stats[DEPLOY] = stats[chosen]
-    checks.update(validate_variants({DEPLOY: paths.onnx(DEPLOY)}, model, recipe, data, {DEPLOY: chosen}))
-    return section
-
-
-def sparsity_section(model: nn.Module, recipe: Recipe, files: dict[str, Path]) -> dict[str, Any]:
-    exclude = recipe.sparsity.exclude
-    reached = layer_sparsity(model, exclude)
-    weights = prunable_weights(model, exclude)
-    planned = planned_layer_sparsity(weights, effective_sparsity(recipe))
-    in_files = {v: onnx_weight_sparsity(p, list(weights)) for v, p in files.items()}
-    return {
-        "target": recipe.effective_target(),
-        "reached": overall_sparsity(model, exclude),
-        "distribution": recipe.sparsity.distribution.value,
-        "per_layer": {
-            n: {"numel": weights[n].numel(), "target": planned[n], "reached": reached[n],
-                "onnx": {v: found.get(n) for v, found in in_files.items()}}
-            for n in weights
-        },
-    }  # fmt: skip
-
-
-def assemble_report(
-    recipe: Recipe, model: nn.Module, method: Method, result: TrainResult, exported: ExportedVariants,
-    checks: dict[str, FileValidation], stats: dict, deploy: dict[str, Any] | None, torch_acc: float,
-) -> dict[str, Any]:  # fmt: skip
-    """report.json's content (without `timings_s`, which the caller adds last)."""
-    files = exported.files
-    sizes = {v: file_size(p) for v, p in files.items()}
-    weights = prunable_weights(model, recipe.sparsity.exclude)
-    untrained = [] if method.trains_weights else [UNTRAINED_WEIGHTS_NOTE]
-    return {
-        "paiexport_version": __version__,
-        "recipe": recipe.to_dict(),
-        "recipe_hash": recipe.digest(),
-        "method": recipe.method.name,
-        "weights_trained": method.trains_weights,
-        "accuracy": {"torch": torch_acc, "onnx": {v: c.accuracy for v, c in checks.items()}},
-        "sparsity": sparsity_section(model, recipe, files),
-        "layer_collapse": find_collapse({n: w != 0 for n, w in weights.items()}),
-        "validation": {v: c.to_dict() for v, c in checks.items()},
-        **latency_sections(stats),
-        "size_bytes": sizes,
-        "size_ratio_vs_dense": size_ratios(sizes),
-        "files": {v: p.name for v, p in files.items()},
-        "training": {
-            "epochs": recipe.train.epochs,
-            "seconds": round(result.seconds, 3),
-            "best_epoch": result.best_epoch,
-            "exported_epoch": result.exported_epoch,
-            "threads": result.threads,
-            "final": result.history[-1] if result.history else None,
-        },
-        "compact": exported.compact,
-        "deploy": deploy,
-        "notes": [SPARSE_STORAGE_NOTE, *untrained, *structure_notes(model, recipe.sparsity, list(weights))],
-        "versions": versions(),
-        "machine": machine(),
-        **method.report(),
-    }
+def finish_report(recipe: Recipe, report: RunReport, timer: Timer, start: float, paths: RunPaths) -> None:
+    """The recipe's gates and the verdict (`run` gates a CI job in one command), then the files."""
+    report.gates = gates_section(recipe, report)
+    exit_code, line = run_verdict(report)
+    report.verdict = Verdict(exit_code=exit_code, line=line)
+    report.timings_s = {**timer.seconds, "total": round(time.perf_counter() - start, 3)}
+    report.write(paths.report_json)
+    paths.report_md.write_text(markdown(report))
+    write_html_report(paths, report)
 
 
 def run_recipe(
     recipe: Recipe, out_dir: Path, *, force: bool = False, console: Console | None = None
-) -> dict[str, Any]:
+) -> RunReport:
     """Run a recipe end to end; the finished run folder appears at `out_dir` atomically."""
     console = console or Console(stderr=True)
     timer, start = Timer(console), time.perf_counter()
     check_gates_measurable(recipe)
     with staged_run_dir(out_dir, force) as paths, ExitStack() as stack:
         paths.recipe.write_text(yaml.safe_dump(recipe.to_dict(), sort_keys=False))
-        model, data, result, method = select_and_train(recipe, paths, timer)
-        stack.enter_context(torch_threads(result.threads))  # evaluation, export, calibration
+        model, data, fit, method = select_and_train(recipe, paths, timer)
+        stack.enter_context(torch_threads(fit.train.threads))  # evaluation, export, calibration
         _, torch_acc = evaluate(model, data.test)
+        metadata = recipe.metadata(overall_sparsity(model, recipe.sparsity.exclude), torch_acc)
         with timer.stage("export", f"exporting ONNX ({', '.join(f.value for f in recipe.export.formats)})"):
-            exported = export_variants(model, recipe, data, paths, run_metadata(recipe, model, torch_acc))
+            exported = export_variants(model, recipe.export, data, paths, metadata)
         with timer.stage("validate", "validating ONNX files"):
-            checks = validate_variants(exported.files, model, recipe, data, {})
-        bench = recipe.bench
+            checks = validate_variants(exported.files, model, data.test, recipe.validate.max_accuracy_drop)
         with timer.stage("bench", "benchmarking in onnxruntime"):
-            stats = benchmark_files(
-                exported.files,
-                batch_sizes=bench.batch_sizes,
-                threads=bench.threads,
-                warmup=bench.warmup,
-                iterations=bench.iterations,
-            )
-        deploy = None
-        if ExportFormat.auto in recipe.export.formats:
-            deploy = write_deploy(exported, stats, checks, torch_acc, recipe, paths, model, data)
-        report = assemble_report(recipe, model, method, result, exported, checks, stats, deploy, torch_acc)
-        report["gates"] = gates_section(recipe, report)  # `run` gates a CI job in one command
-        exit_code, line = run_verdict(report)
-        report["verdict"] = {"exit_code": exit_code, "line": line}
-        report["timings_s"] = {**timer.seconds, "total": round(time.perf_counter() - start, 3)}
-        write_json(report, paths.report_json)
-        paths.report_md.write_text(markdown(report))
-        write_html_report(paths, report)
+            stats = benchmark_files(exported.files, recipe.bench)
+        files, stats, checks, deploy = deploy_stage(recipe, exported, stats, checks, torch_acc, paths)
+        facts = RunFacts(recipe.to_dict(), recipe.digest(), recipe.method.name, recipe.train.epochs,
+                         effective_sparsity(recipe))  # fmt: skip
+        outcome = RunOutcome(model, fit, method.trains_weights, torch_acc, files, checks, stats,
+                             exported.compact, deploy)  # fmt: skip
+        report = build_report(facts, outcome)
+        finish_report(recipe, report, timer, start, paths)
     return report

@@ -9,26 +9,28 @@ import copy
 import hashlib
 import json
 import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Union
 
 import yaml
 from pydantic import BaseModel, Field, ValidationError, field_validator, model_validator
 
-from paiexport import recipe_yaml
-from paiexport.allocation import SparsityConfig
+from paiexport import __version__, recipe_yaml
+from paiexport.bench.settings import MAX_BATCH, BenchSettings
 from paiexport.config import BOOL_FOR_NUMBER, StrictModel
 from paiexport.data import DatasetName
 from paiexport.errors import UserError, did_you_mean, shorten
-from paiexport.gates import GatesConfig
+from paiexport.export.config import ExportConfig
+from paiexport.export.metadata import tagged
 from paiexport.methods import METHODS
-from paiexport.methods.static import Ablation
+from paiexport.methods.score import Ablation
 from paiexport.models import ModelName, parse_model_args
-from paiexport.structure_spec import ChannelReduce, NMPattern, StructureKind
-from paiexport.train import CheckpointChoice, TrainConfig
-from paiexport.variants import ExportFormat, Int8Mode
+from paiexport.reporting.gates import GatesConfig
+from paiexport.sparsity.types import ChannelReduce, NMPattern, SparsityConfig, StructureKind
+from paiexport.training.loop import CheckpointChoice, TrainConfig
 
-MAX_BATCH = 65_536  # a larger batch of even the smallest model is an input mistake
 MAX_NM_GROUP = 1024  # N:M groups wider than any layer's input keep every weight
 
 MethodSection = Annotated[
@@ -56,39 +58,10 @@ class ModelConfig(StrictModel):
         return args
 
 
-class ExportConfig(StrictModel):
-    opset: int = Field(default=18, ge=17, le=21)
-    sparse_threshold: float = Field(
-        default=0.7, ge=0.0, le=1.0,
-        description="initializers at least this sparse are stored as sparse initializers",
-    )  # fmt: skip
-    formats: list[ExportFormat] = Field(default_factory=lambda: list(ExportFormat), min_length=1)
-    int8: Int8Mode = Int8Mode.dynamic
-    calibration_samples: int = Field(default=300, ge=1, description="training samples for static int8")
-
-    @field_validator("formats")
-    @classmethod
-    def _dense_is_the_baseline(cls, formats: list[ExportFormat]) -> list[ExportFormat]:
-        if ExportFormat.dense not in formats:
-            raise ValueError("must include dense: every other file is measured against it")
-        return formats
-
-
 class ValidateConfig(StrictModel):
     max_accuracy_drop: float = Field(
         default=1.0, ge=0.0, le=100.0, description="points of test accuracy a variant may lose vs PyTorch"
     )
-
-
-class BenchConfig(StrictModel):
-    batch_sizes: list[Annotated[int, Field(ge=1, le=MAX_BATCH)]] = Field(
-        default_factory=lambda: [1, 64], min_length=1, max_length=16
-    )
-    threads: list[Annotated[int, Field(ge=1, le=1024)]] = Field(
-        default_factory=lambda: [1], min_length=1, max_length=16
-    )
-    warmup: int = Field(default=10, ge=0, le=100_000)
-    iterations: int = Field(default=100, ge=1, le=1_000_000)
 
 
 # `validate` shadows the deprecated BaseModel.validate classmethod; the recipe key is public.
@@ -104,7 +77,7 @@ class Recipe(StrictModel):
     method: MethodSection
     train: TrainConfig = Field(default_factory=TrainConfig)
     export: ExportConfig = Field(default_factory=ExportConfig)
-    bench: BenchConfig = Field(default_factory=BenchConfig)
+    bench: BenchSettings = Field(default_factory=BenchSettings)
     gates: GatesConfig = Field(default_factory=GatesConfig)
     validate: ValidateConfig = Field(default_factory=ValidateConfig)
 
@@ -140,11 +113,28 @@ class Recipe(StrictModel):
         return self
 
     def effective_target(self) -> float:
-        """The dense method ignores `sparsity.target`."""
-        return 0.0 if self.method.name == "dense" else self.sparsity.target
+        """A method that does not prune (dense) ignores `sparsity.target`."""
+        return self.sparsity.target if METHODS[self.method.name].prunes else 0.0
 
     def to_dict(self) -> dict[str, Any]:
         return self.model_dump(mode="json")
+
+    def metadata(self, reached_sparsity: float, torch_accuracy: float) -> dict[str, str]:
+        """`metadata_props` shared by every file of a run of this recipe."""
+        return tagged(
+            {
+                "recipe": self.name,
+                "recipe_hash": self.digest(),
+                "dataset": self.data.name.value,  # validate refuses another --data
+                "seed": self.seed,  # digits' and synthetic's test splits depend on it (validate)
+                "method": self.method.name,
+                "structure": self.to_dict()["sparsity"]["structure"],
+                "target_sparsity": self.effective_target(),
+                "reached_sparsity": round(reached_sparsity, 6),
+                "torch_accuracy": torch_accuracy,
+                "version": __version__,
+            }
+        )
 
     def digest(self) -> str:
         """Short hash of the validated recipe (stable across key order and formatting)."""
@@ -208,33 +198,31 @@ def validate_recipe(raw: dict[str, Any], source: str) -> Recipe:
         raise UserError("\n".join(lines)) from None
 
 
-def parse_override(text: str) -> tuple[list[str], Any]:
-    """'train.epochs=1' -> (['train', 'epochs'], 1); the value is parsed as YAML."""
-    key, sep, value = text.partition("=")
-    if not sep or not key.strip():
-        raise UserError(f"--set {shorten(repr(text))}: expected dotted.key=value")
-    try:
-        parsed = recipe_yaml.safe_load(value) if value.strip() else ""
-    except recipe_yaml.RecipeYAMLError as exc:
-        raise UserError(f"--set {shorten(key)}: value refused: {exc}") from None
-    except yaml.YAMLError:
-        raise UserError(f"--set {shorten(key)}: value {shorten(repr(value))} is not valid YAML") from None
-    return key.strip().split("."), parsed
+@dataclass(frozen=True)
+class Override:
+    """One recipe field set to a typed value: (("train", "epochs"), 1). The CLI parses
+    `--set train.epochs=1` into this; library code never parses override strings."""
+
+    path: tuple[str, ...]
+    value: Any
+
+    @property
+    def key(self) -> str:
+        return ".".join(self.path)
 
 
-def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
-    """Set dotted keys in a copy of the raw recipe; validation happens afterwards, once."""
+def apply_overrides(raw: dict[str, Any], overrides: Sequence[Override]) -> dict[str, Any]:
+    """Set fields in a copy of the raw recipe; validation happens afterwards, once."""
     result = copy.deepcopy(raw)  # not a JSON round trip: YAML dates or bytes are not JSON
-    for text in overrides:
-        path, value = parse_override(text)
-        node = result
+    for override in overrides:
+        path, node = override.path, result
         for i, part in enumerate(path[:-1]):
             child = node.setdefault(part, {})
             if not isinstance(child, dict):
                 where = shorten(".".join(path[: i + 1]))
-                raise UserError(f"--set {shorten('.'.join(path))}: {where} is not a section")
+                raise UserError(f"--set {shorten(override.key)}: {where} is not a section")
             node = child
-        node[path[-1]] = value
+        node[path[-1]] = copy.deepcopy(override.value)
     return result
 
 
@@ -256,9 +244,9 @@ def read_recipe_file(path: Path) -> dict[str, Any]:
     return raw
 
 
-def load_recipe(path: Path, overrides: list[str] = ()) -> Recipe:
+def load_recipe(path: Path, overrides: Sequence[Override] = ()) -> Recipe:
     """Read, override and validate a recipe file."""
-    raw = apply_overrides(read_recipe_file(path), list(overrides))
+    raw = apply_overrides(read_recipe_file(path), overrides)
     return validate_recipe(raw, str(path))
 
 

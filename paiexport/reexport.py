@@ -8,6 +8,7 @@ default, staged and moved into place only when all succeeded.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -18,12 +19,13 @@ from torch import nn
 
 from paiexport.data import DataSplits, load_data
 from paiexport.errors import UserError
-from paiexport.masks import MASK_BUFFER, attach_masks, strip_masks
+from paiexport.export.variants import ExportFormat
 from paiexport.models import build_model
 from paiexport.paths import RunPaths, staged_run_dir
-from paiexport.recipe import Recipe, apply_overrides, read_recipe_file, validate_recipe
-from paiexport.train import CheckpointChoice, evaluate
-from paiexport.variants import ExportFormat
+from paiexport.recipe import Override, Recipe, apply_overrides, read_recipe_file, validate_recipe
+from paiexport.sparsity.masks import MASK_BUFFER, attach_masks, strip_masks
+from paiexport.training.loop import CheckpointChoice, evaluate
+from paiexport.variant import Variant
 
 
 @dataclass(frozen=True)
@@ -33,7 +35,7 @@ class RunSource:
     recipe: Recipe
 
 
-def locate_run(path: Path, overrides: list[str]) -> RunSource:
+def locate_run(path: Path, overrides: Sequence[Override]) -> RunSource:
     """A run folder or a checkpoint inside one -> its recipe (with overrides) and checkpoint."""
     if path.is_dir():
         root, checkpoint = path, None
@@ -90,9 +92,11 @@ def reexport(source: RunSource, out_dir: Path, console: Console, *, force: bool 
     `out_dir` is written like a run folder: staged, moved into place when complete, and
     replaced only with `force`. Never the run folder itself: its report describes its files.
     """
-    from paiexport.benchmark import benchmark_files
-    from paiexport.deploy import run_metadata
-    from paiexport.pipeline import export_variants, validate_variants, write_deploy
+    from paiexport.bench.deploy import write_deploy
+    from paiexport.bench.latency import benchmark_files
+    from paiexport.export.build import export_variants
+    from paiexport.sparsity.masks import overall_sparsity
+    from paiexport.verify.variants import validate_variants
 
     if out_dir.resolve() == source.root.resolve():
         raise UserError(f"--out {out_dir}: the run folder's report.json describes its files; choose another")
@@ -100,17 +104,20 @@ def reexport(source: RunSource, out_dir: Path, console: Console, *, force: bool 
     model, data = restore_model(source)
     _, torch_acc = evaluate(model, data.test)
     with staged_run_dir(out_dir, force) as paths:
-        exported = export_variants(model, recipe, data, paths, run_metadata(recipe, model, torch_acc))
-        checks = validate_variants(exported.files, model, recipe, data, {})
-        deploy = None
+        metadata = recipe.metadata(overall_sparsity(model, recipe.sparsity.exclude), torch_acc)
+        exported = export_variants(model, recipe.export, data, paths, metadata)
+        checks = validate_variants(exported.files, model, data.test, recipe.validate.max_accuracy_drop)
+        files, deploy = exported.files, None
         if ExportFormat.auto in recipe.export.formats:
-            b = recipe.bench
-            stats = benchmark_files(exported.files, batch_sizes=b.batch_sizes, threads=b.threads,
-                                    warmup=b.warmup, iterations=b.iterations)  # fmt: skip
-            deploy = write_deploy(exported, stats, checks, torch_acc, recipe, paths, model, data)
+            stats = benchmark_files(exported.files, recipe.bench)
+            drop, target = recipe.validate.max_accuracy_drop, paths.onnx(Variant.deploy)
+            done = write_deploy(exported.files, stats, checks, torch_acc, drop, target)
+            deploy = done.section
+            if done.file is not None:
+                files, checks = {**files, Variant.deploy: done.file}, {**checks, Variant.deploy: done.check}
     return {
         "torch_accuracy": torch_acc,
-        "files": {v: str(out_dir / p.name) for v, p in exported.files.items()},
+        "files": {v: str(out_dir / p.name) for v, p in files.items()},
         "validation": {v: c.to_dict() for v, c in checks.items()},
         "deploy": deploy,
     }

@@ -8,12 +8,12 @@ for, a deploy file was chosen; otherwise 1. The last line of `run` says which.
 from __future__ import annotations
 
 from dataclasses import asdict
-from typing import Any
 
 from paiexport.errors import UserError
-from paiexport.gates import evaluate_gates
+from paiexport.export.variants import variants_for
 from paiexport.recipe import Recipe
-from paiexport.variants import variants_for
+from paiexport.reporting.gates import evaluate_gates
+from paiexport.reporting.schema import Gates, RunReport
 
 
 def check_gates_measurable(recipe: Recipe) -> None:
@@ -28,44 +28,44 @@ def check_gates_measurable(recipe: Recipe) -> None:
                 raise UserError(f"gates.{field}: no variant {variant!r} in this run ({', '.join(variants)})")
 
 
-def gates_section(recipe: Recipe, report: dict[str, Any]) -> dict[str, Any]:
+def gates_section(recipe: Recipe, report: RunReport) -> Gates:
     """report.json `gates`: the recipe's gates evaluated on this run, as `paiexport check` does."""
     if recipe.gates.is_empty():
-        return {"passed": True, "results": []}
+        return Gates(passed=True)
     try:
         results = evaluate_gates(recipe.gates, report)
     except UserError as exc:  # e.g. max_size_mb[deploy] when no deploy file was chosen
-        return {"passed": False, "results": [], "error": str(exc)}
+        return Gates(passed=False, error=str(exc))
     rows = [{**asdict(r), "line": r.line()} for r in results]
-    return {"passed": all(r.passed for r in results), "results": rows}
+    return Gates(passed=all(r.passed for r in results), results=rows)
 
 
-def run_verdict(report: dict[str, Any]) -> tuple[int, str]:
+def run_verdict(report: RunReport) -> tuple[int, str]:
     """(exit code, the last line of `run`) from a report with `validation`, `deploy`, `gates`."""
-    validation = report["validation"]
-    broken = [f"{v} ({', '.join(c['broken_checks'])})" for v, c in validation.items() if not c["passed"]]
+    validation = report.validation
+    broken = [f"{v} ({', '.join(c.broken_checks)})" for v, c in validation.items() if not c.passed]
     over = [
-        f"{v} ({c['reason'].removesuffix(': not deployable')})"
+        f"{v} ({c.reason.removesuffix(': not deployable')})"
         for v, c in validation.items()
-        if c["passed"] and not c["deployable"]
+        if c.passed and not c.deployable
     ]
-    gates = report.get("gates") or {"passed": True, "results": []}
-    failed_gates = [r["gate"] for r in gates["results"] if not r["passed"]]
-    deploy = report.get("deploy")
+    gates = report.gates or Gates(passed=True)
+    failed_gates = [r.gate for r in gates.results if not r.passed]
+    deploy = report.deploy
     problems = []
     if broken:
         problems.append(f"broken: {', '.join(broken)}")
-    if not gates["passed"]:
-        problems.append(f"gates failed: {', '.join(failed_gates) or gates.get('error', '')}")
-    if deploy is not None and deploy["variant"] is None:
+    if not gates.passed:
+        problems.append(f"gates failed: {', '.join(failed_gates) or gates.error or ''}")
+    if deploy is not None and deploy.variant is None:
         problems.append("no deployable file (every candidate broken or over validate.max_accuracy_drop)")
     if problems:
         return 1, "FAILED: " + "; ".join(problems)
     parts = ["no file broken"]
-    if gates["results"]:
-        parts.append(f"{len(gates['results'])} gate(s) passed")
+    if gates.results:
+        parts.append(f"{len(gates.results)} gate(s) passed")
     if deploy is not None:
-        parts.append(f"deploy: {deploy['variant']}")
+        parts.append(f"deploy: {deploy.variant}")
     if over:
         parts.append(f"not deployable: {', '.join(over)}")
     return 0, "OK: " + "; ".join(parts)

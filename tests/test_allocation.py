@@ -3,12 +3,8 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from paiexport.allocation import (
-    Distribution,
-    allocate_masks,
-    erk_densities,
-    layer_keep_counts,
-)
+from paiexport.sparsity.allocation import allocate_masks, erk_densities, layer_keep_counts
+from paiexport.sparsity.types import Distribution
 
 
 def test_erk_by_hand_two_layers():

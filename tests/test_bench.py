@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from paiexport.benchmark import bench, bench_inputs, parse_positive_ints
+from paiexport.bench.latency import bench, bench_inputs, parse_positive_ints
+from paiexport.bench.synthetic import matmul_chain
 from paiexport.cli import app
 from paiexport.errors import UserError
-from paiexport.synthetic_onnx import matmul_chain
 
 runner = CliRunner()
 
@@ -61,9 +61,9 @@ def test_session_memory_grows_with_the_weights(tmp_path):
     """A 16 MB graph needs more resident memory than a 16 kB one, measured per process."""
     files, base = bench_inputs([matmul_chain(tmp_path / "s.onnx", 1, 64),
                                 matmul_chain(tmp_path / "l.onnx", 4, 1024)], None)  # fmt: skip
-    from paiexport.benchmark import BenchSettings
+    from paiexport.bench.settings import FileBenchSettings
 
-    result = bench(files, base, BenchSettings([1], [1], 0, 2))
+    result = bench(files, base, FileBenchSettings(batch_sizes=[1], threads=[1], warmup=0, iterations=2))
     small, large = result.files["s.onnx"].memory, result.files["l.onnx"].memory
     assert large.session_peak_mb - small.session_peak_mb > 12  # at least the 16 MB of weights, nearly
 

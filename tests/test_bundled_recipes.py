@@ -2,10 +2,9 @@
 
 import pytest
 
-from paiexport.allocation import Distribution
-from paiexport.masks import layer_sparsity, overall_sparsity, prunable_weights
+from paiexport.cli.overrides import parse_overrides
 from paiexport.paths import RunPaths
-from paiexport.pipeline import RecipeTrainer, planned_layer_sparsity, prepare
+from paiexport.pipeline import prepare, recipe_trainer
 from paiexport.recipe import (
     apply_overrides,
     bundled_recipes_dir,
@@ -13,7 +12,9 @@ from paiexport.recipe import (
     read_recipe_file,
     validate_recipe,
 )
-from paiexport.structure_spec import StructureKind
+from paiexport.reporting.assemble import planned_layer_sparsity
+from paiexport.sparsity.masks import layer_sparsity, overall_sparsity, prunable_weights
+from paiexport.sparsity.types import Distribution, StructureKind
 
 SHORT = {"magnitude_after_training": ["method.finetune_epochs=1"]}
 SPARSE = sorted(p.stem for p in bundled_recipes_dir().glob("*.yaml") if load_recipe(p).effective_target() > 0)
@@ -24,9 +25,9 @@ def test_bundled_recipe_reaches_its_target(name, tmp_path):
     path = bundled_recipes_dir() / f"{name}.yaml"
     raw = read_recipe_file(path)
     overrides = ["train.epochs=1", *SHORT.get(raw["method"]["name"], [])]
-    recipe = validate_recipe(apply_overrides(raw, overrides), str(path))
+    recipe = validate_recipe(apply_overrides(raw, parse_overrides(overrides)), str(path))
     data, model, method, ctx = prepare(recipe)
-    method.fit(ctx, RecipeTrainer(recipe, data, RunPaths(tmp_path)))
+    method.fit(ctx, recipe_trainer(recipe, data, RunPaths(tmp_path)))
     exclude = recipe.sparsity.exclude
     target = recipe.sparsity.target
     assert abs(overall_sparsity(model, exclude) - target) <= 0.005

@@ -113,12 +113,12 @@ def test_missing_recipe_file(tmp_path):
 
 
 def test_failed_run_leaves_nothing_behind(tmp_path, write_recipe, tiny_recipe_dict, monkeypatch):
-    import paiexport.pipeline as pipeline
+    import paiexport.export.build as build
 
     def explode(*_args, **_kwargs):
         raise RuntimeError("export broke")
 
-    monkeypatch.setattr(pipeline, "to_onnx", explode)
+    monkeypatch.setattr(build, "to_onnx", explode)
     out = tmp_path / "run"
     with pytest.raises(RuntimeError):
         runner.invoke(
@@ -210,9 +210,9 @@ def test_formats_must_include_the_dense_baseline(write_recipe, tiny_recipe_dict,
 
 
 def test_run_exits_1_when_a_file_fails_validation(tmp_path, write_recipe, tiny_recipe_dict, monkeypatch):
-    import paiexport.pipeline as pipeline
+    import paiexport.verify.variants as variants
 
-    real = pipeline.validate_file
+    real = variants.validate_file
 
     def sparse_fails(path, variant, *args, **kwargs):
         check = real(path, variant, *args, **kwargs)
@@ -220,7 +220,7 @@ def test_run_exits_1_when_a_file_fails_validation(tmp_path, write_recipe, tiny_r
             check.parity = False
         return check
 
-    monkeypatch.setattr(pipeline, "validate_file", sparse_fails)
+    monkeypatch.setattr(variants, "validate_file", sparse_fails)
     out = tmp_path / "run"
     result = run_with(write_recipe(tiny_recipe_dict), out, "train.epochs=1")
     assert result.exit_code == 1 and "FAILED: broken: sparse (parity)" in result.output

@@ -8,8 +8,8 @@ from torch import nn
 from typer.testing import CliRunner
 
 from paiexport.cli import app
-from paiexport.collapse import check_collapse, find_collapse
 from paiexport.errors import UserError
+from paiexport.sparsity.collapse import check_collapse, find_collapse
 
 
 def test_find_collapse_by_hand():

@@ -8,10 +8,10 @@ import pytest
 import torch
 from torch import nn
 
-from paiexport.compact import AddConstant, SelectFeatures, compact_model, max_abs_diff
-from paiexport.export import to_onnx
-from paiexport.masks import attach_masks, prunable_weights, strip_masks
+from paiexport.export.compact import AddConstant, SelectFeatures, compact_model, max_abs_diff
+from paiexport.export.torch_export import to_onnx
 from paiexport.models import BasicBlock, ModelName, build_model
+from paiexport.sparsity.masks import attach_masks, prunable_weights, strip_masks
 
 
 def channel_masks(model: nn.Module, g: torch.Generator, single: str) -> dict[str, torch.Tensor]:

@@ -13,13 +13,14 @@ from onnx import numpy_helper
 from torch import nn
 from typer.testing import CliRunner
 
-from paiexport.benchmark import LatencyStats
+from paiexport.bench.deploy import choose_deploy
+from paiexport.bench.latency import LatencyStats
 from paiexport.cli import app
-from paiexport.deploy import choose_deploy
+from paiexport.export.variants import ExportFormat, variants_for
 from paiexport.paths import RUN_MARKER
 from paiexport.recipe import load_recipe
-from paiexport.validate import FileValidation
-from paiexport.variants import QUANTIZED, ExportFormat, variants_for
+from paiexport.variant import Variant
+from paiexport.verify.validate import FileValidation
 
 runner = CliRunner()
 FILES = {
@@ -126,7 +127,7 @@ def test_variants_for_formats():
 
 def _check(variant: str, acc: float) -> FileValidation:
     check = FileValidation(variant, True, True, 0.0, True, acc, 0.9, True)
-    check.parity_required = variant not in QUANTIZED  # int8 files are lossy: judged by their drop
+    check.parity_required = not Variant(variant).quantized  # int8 files are lossy: judged by their drop
     return check
 
 
@@ -269,7 +270,7 @@ def test_export_restores_every_method(method, tmp_path, write_recipe, tiny_recip
 
 def test_an_unshrunk_compact_graph_is_quantized_once(tmp_path, write_recipe, tiny_recipe_dict, monkeypatch):
     """Unstructured masks leave no channel dead: compact is the dense graph, int8 made once."""
-    import paiexport.pipeline as pipeline
+    import paiexport.export.build as pipeline
 
     calls = []
     real = pipeline.to_int8

@@ -8,14 +8,6 @@ from torch import nn
 
 from paiexport.data import DatasetName, load_data
 from paiexport.errors import UserError
-from paiexport.masks import (
-    KeepPrunedZero,
-    attach_masks,
-    get_masks,
-    pop_dense_grads,
-    prunable_weights,
-    request_dense_grads,
-)
 from paiexport.methods import make_method
 from paiexport.methods.dynamic import DropSchedule, DynamicConfig, drop_fraction_at
 from paiexport.methods.rigl import RigLConfig, RigLUpdater
@@ -23,7 +15,15 @@ from paiexport.methods.set import SETConfig, SETUpdater
 from paiexport.methods.snfs import SNFSConfig
 from paiexport.models import ModelName, build_model
 from paiexport.recipe import validate_recipe
-from paiexport.train import OptimizerConfig, TrainCallback, TrainConfig, TrainState, train
+from paiexport.sparsity.masks import (
+    attach_masks,
+    get_masks,
+    pop_dense_grads,
+    prunable_weights,
+    request_dense_grads,
+)
+from paiexport.training.callbacks import KeepPrunedZero, TrainCallback, TrainState
+from paiexport.training.loop import OptimizerConfig, TrainConfig, train
 
 W = torch.tensor([[0.9, 0.0, -0.05, 0.0], [0.0, 0.4, 0.0, -0.2], [0.1, 0.0, 0.0, 0.7]])
 # Dense gradient: the largest entries at ACTIVE positions (9 at the dropped (0,2), 8 at the kept
@@ -178,8 +178,8 @@ def train_dynamic(tmp_path, config: DynamicConfig, epochs: int = 3, optimizer: s
     torch.manual_seed(0)
     data = load_data(DatasetName.synthetic, seed=0, val_fraction=0.2)
     model = build_model(ModelName.mlp, {"hidden": [32, 16]}, data.input_shape, data.num_classes)
-    from paiexport.allocation import SparsityConfig
     from paiexport.methods import SelectionContext
+    from paiexport.sparsity.types import SparsityConfig
 
     method = make_method(config)
     ctx = SelectionContext(model, data, SparsityConfig(target=0.8, distribution="erk"), 32)
@@ -187,20 +187,21 @@ def train_dynamic(tmp_path, config: DynamicConfig, epochs: int = 3, optimizer: s
     attach_masks(model, masks)
     probe = Probe()
     cfg = TrainConfig(epochs=epochs, optimizer=OptimizerConfig(name=optimizer, lr=0.05))
+    callbacks = method.callbacks(ctx)
     result = train(
         model, data, cfg, batch_size=32, seed=0, metrics_path=tmp_path / "m.jsonl",
-        checkpoint_dir=tmp_path / "ck", callbacks=[KeepPrunedZero(), *method.callbacks(ctx), probe],
+        checkpoint_dir=tmp_path / "ck", callbacks=[KeepPrunedZero(), *callbacks, probe],
     )  # fmt: skip
-    return method, masks, probe, result
+    return method.details(callbacks), masks, probe, result
 
 
 @pytest.mark.parametrize("name", ["rigl", "set"])
 def test_per_layer_sparsity_unchanged_after_many_updates(tmp_path, name):
     config = constant(name, update_every=2, drop_fraction=0.3)
-    method, initial, probe, _ = train_dynamic(tmp_path, config)
+    details, initial, probe, _ = train_dynamic(tmp_path, config)
     counts = {n: int(m.sum()) for n, m in initial.items()}
     assert all(c == counts for c in probe.counts)
-    summary = method.report()["mask_updates"]
+    summary = details["mask_updates"]
     assert summary["count"] == (len(probe.counts) - 1) // 2 >= 10  # steps 2, 4, ... before the end
     assert summary["regrown"] == summary["dropped"] > 0
     final = probe.masks[-1]
@@ -208,19 +209,19 @@ def test_per_layer_sparsity_unchanged_after_many_updates(tmp_path, name):
 
 
 def test_snfs_keeps_total_sparsity_and_redistributes(tmp_path):
-    method, initial, probe, _ = train_dynamic(tmp_path, constant("snfs", update_every=2, drop_fraction=0.3))
+    details, initial, probe, _ = train_dynamic(tmp_path, constant("snfs", update_every=2, drop_fraction=0.3))
     total = sum(int(m.sum()) for m in initial.values())
     assert all(sum(c.values()) == total for c in probe.counts)
     assert any(c != {n: int(m.sum()) for n, m in initial.items()} for c in probe.counts)
-    updates = method.report()["mask_updates"]["updates"]
+    updates = details["mask_updates"]["updates"]
     assert all(u["dropped"] == u["regrown"] for u in updates)
 
 
 def test_no_update_after_end_fraction(tmp_path):
     config = RigLConfig(update_every=3, drop_fraction=0.3, end_fraction=0.5)
-    method, _, probe, _ = train_dynamic(tmp_path, config, epochs=4)
+    details, _, probe, _ = train_dynamic(tmp_path, config, epochs=4)
     total = len(probe.masks)
-    steps = [u["step"] for u in method.report()["mask_updates"]["updates"]]
+    steps = [u["step"] for u in details["mask_updates"]["updates"]]
     assert steps == list(range(3, math.ceil(total / 2), 3))
     last = steps[-1]
     assert all(torch.equal(m[n], probe.masks[last - 1][n]) for m in probe.masks[last:] for n in m)
@@ -229,9 +230,9 @@ def test_no_update_after_end_fraction(tmp_path):
 
 
 def test_initial_mask_from_any_static_criterion(tmp_path):
-    from paiexport.allocation import SparsityConfig
     from paiexport.methods import SelectionContext
     from paiexport.methods.snip import SnipConfig
+    from paiexport.sparsity.types import SparsityConfig
 
     data = load_data(DatasetName.synthetic, seed=0, val_fraction=0.2)
 
@@ -258,15 +259,16 @@ def test_bundled_rigl90_runs_and_reports_mask_updates(tmp_path):
     """The README's main recipe, shortened: updates happen, per-layer ERK sparsity is exact."""
     import json
 
+    from paiexport.cli.overrides import parse_overrides
     from paiexport.pipeline import run_recipe
     from paiexport.recipe import bundled_recipes_dir, load_recipe
 
     recipe = load_recipe(
         bundled_recipes_dir() / "rigl90.yaml",
-        ["train.epochs=2", "method.update_every=10", "bench.iterations=5"],
+        parse_overrides(["train.epochs=2", "method.update_every=10", "bench.iterations=5"]),
     )
     report = run_recipe(recipe, tmp_path / "run")
-    updates = report["mask_updates"]
+    updates = report.method_details["mask_updates"]
     assert updates["count"] >= 3 and updates["dropped"] == updates["regrown"] > 0
     assert updates["schedule"]["update_every"] == 10
     assert json.loads((tmp_path / "run" / "report.json").read_text())["mask_updates"] == updates
@@ -275,8 +277,8 @@ def test_bundled_rigl90_runs_and_reports_mask_updates(tmp_path):
         u["step"] for u in updates["updates"]
     ]
     masks = torch.load(tmp_path / "run" / "masks.pt")
-    for name, layer in report["sparsity"]["per_layer"].items():
-        assert 1 - int(masks[name].sum()) / masks[name].numel() == pytest.approx(layer["target"]), name
-        assert layer["reached"] == pytest.approx(layer["target"], abs=1e-3), name
-    assert report["weights_trained"] is True
+    for name, layer in report.sparsity.per_layer.items():
+        assert 1 - int(masks[name].sum()) / masks[name].numel() == pytest.approx(layer.target), name
+        assert layer.reached == pytest.approx(layer.target, abs=1e-3), name
+    assert report.weights_trained is True
     assert "mask updates" in (tmp_path / "run" / "report.md").read_text()

@@ -5,10 +5,10 @@ import pytest
 import torch
 from onnx import TensorProto, helper, numpy_helper
 
-from paiexport.export import to_onnx
-from paiexport.masks import attach_masks, prunable_weights, strip_masks
+from paiexport.export.torch_export import to_onnx
+from paiexport.export.transforms import set_metadata, sparse_initializer_names, to_sparse_initializers
 from paiexport.models import ModelName, build_model
-from paiexport.onnx_transforms import set_metadata, sparse_initializer_names, to_sparse_initializers
+from paiexport.sparsity.masks import attach_masks, prunable_weights, strip_masks
 
 
 def run(model_proto: onnx.ModelProto, x: np.ndarray) -> np.ndarray:

@@ -5,8 +5,9 @@ from typer.testing import CliRunner
 
 from paiexport.cli import app
 from paiexport.errors import UserError
-from paiexport.gates import GatesConfig, evaluate_gates
 from paiexport.recipe import validate_recipe
+from paiexport.reporting.gates import GatesConfig, evaluate_gates
+from paiexport.reporting.schema import RunReport
 
 runner = CliRunner()
 
@@ -99,7 +100,7 @@ def test_recipe_gates_section_is_typed_and_defaults_gate_nothing(tiny_recipe_dic
 
 def test_evaluate_gates_worst_case():
     gates = GatesConfig(max_latency_ms={64: 5.0}, min_speedup={"int8": 2.0})
-    lat, speed = evaluate_gates(gates, fabricated_report())
+    lat, speed = evaluate_gates(gates, RunReport.from_dict(fabricated_report()))
     assert (lat.measured, lat.passed, lat.where) == (6.0, False, "dense, 1 thread(s)")
     assert (speed.measured, speed.passed, speed.where) == (1.6, False, "batch 1, 2 thread(s)")
 
@@ -152,7 +153,7 @@ def test_readme_ci_example_is_valid(report_file):
     assert len(result.output.strip().splitlines()) == 6  # five gates and the tally
     block = re.search(r"```yaml\ngates:\n(.*?)```", readme, re.S).group(1)
     gates = GatesConfig.model_validate(yaml.safe_load("gates:\n" + block)["gates"])
-    assert all(r.passed for r in evaluate_gates(gates, snip90))
+    assert all(r.passed for r in evaluate_gates(gates, RunReport.from_dict(snip90)))
 
 
 def test_only_the_gated_keys_are_needed(report_file):

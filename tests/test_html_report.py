@@ -11,8 +11,9 @@ import pytest
 from typer.testing import CliRunner
 
 from paiexport.cli import app
-from paiexport.html_report import FIG_PIXELS, write_html_report
 from paiexport.paths import RunPaths
+from paiexport.reporting.html import FIG_PIXELS, write_html_report
+from paiexport.reporting.schema import RunReport
 
 runner = CliRunner()
 ROOT = Path(__file__).resolve().parent.parent
@@ -66,7 +67,7 @@ def test_any_set_of_variants(run_dir, tmp_path):
     report["accuracy"]["onnx"]["int8"] = 0.5
     paths = RunPaths(tmp_path)
     shutil.copy(run_dir / "metrics.jsonl", paths.metrics)
-    page = write_html_report(paths, report).read_text()
+    page = write_html_report(paths, RunReport.from_dict(report)).read_text()
     assert "<td>int8</td>" in page and "50.00%" in page
     assert png_size(paths.plot("latency").read_bytes()) == FIG_PIXELS
 
@@ -92,7 +93,7 @@ def test_report_renders_in_headless_chromium(run_dir, tmp_path):
 
 
 def test_only_epoch_rows_are_plotted_as_epochs(tmp_path):
-    from paiexport.train import read_epoch_records
+    from paiexport.training.loop import read_epoch_records
 
     path = tmp_path / "metrics.jsonl"
     path.write_text(

@@ -6,8 +6,8 @@ from torch import nn
 
 from paiexport.data import DatasetName, load_data
 from paiexport.errors import UserError
-from paiexport.masks import (
-    KeepPrunedZero,
+from paiexport.models import ModelName, build_model
+from paiexport.sparsity.masks import (
     attach_masks,
     get_masks,
     layer_sparsity,
@@ -15,8 +15,8 @@ from paiexport.masks import (
     prunable_weights,
     strip_masks,
 )
-from paiexport.models import ModelName, build_model
-from paiexport.train import LRScheduleConfig, OptimizerConfig, TrainConfig, lr_factor, train
+from paiexport.training.callbacks import KeepPrunedZero
+from paiexport.training.loop import LRScheduleConfig, OptimizerConfig, TrainConfig, lr_factor, train
 
 
 def random_masks(model: nn.Module, density: float = 0.3) -> dict[str, torch.Tensor]:

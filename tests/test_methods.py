@@ -5,12 +5,12 @@ import pytest
 import torch
 from torch import nn
 
-from paiexport.allocation import SparsityConfig
 from paiexport.data import DataSplits, Split
 from paiexport.methods import METHODS, SelectionContext, make_method
 from paiexport.methods.magnitude import MagnitudeConfig
 from paiexport.methods.random_pruning import RandomConfig
 from paiexport.methods.snip import SnipConfig
+from paiexport.sparsity.types import SparsityConfig
 
 
 def two_layer_net() -> nn.Sequential:
@@ -99,11 +99,12 @@ def test_random_masks_are_independent_of_the_initial_weights():
     """The selection stream must not replay the initialization's uniforms (seeding.stream)."""
     from pathlib import Path
 
+    from paiexport.cli.overrides import parse_overrides
     from paiexport.pipeline import prepare
     from paiexport.recipe import bundled_recipes_dir, load_recipe
 
     path = Path(bundled_recipes_dir() / "random90.yaml")
-    recipe = load_recipe(path, ["sparsity.target=0.5", "data.name=synthetic"])
+    recipe = load_recipe(path, parse_overrides(["sparsity.target=0.5", "data.name=synthetic"]))
     _, _, method, ctx = prepare(recipe)
     masks = method.select(ctx)
     for name in ("conv2.weight", "fc1.weight"):

@@ -10,7 +10,7 @@ from typer.testing import CliRunner
 
 from paiexport.cli import app
 from paiexport.data import DatasetName, load_data
-from paiexport.onnx_inputs import INT_HIGH, graph_inputs, random_feeds, resolve_shapes
+from paiexport.verify.inputs import INT_HIGH, graph_inputs, random_feeds, resolve_shapes
 
 runner = CliRunner()
 FAST = ("--iterations", "2", "--warmup", "0", "--threads", "1")

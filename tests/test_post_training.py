@@ -7,12 +7,12 @@ import torch
 from torch import nn
 
 from paiexport.errors import UserError
-from paiexport.masks import get_masks, overall_sparsity, prunable_weights
 from paiexport.methods.gmp import GMPConfig, cubic_sparsity, resolve_end_epoch
 from paiexport.methods.lth import level_densities, rewind, snapshot
 from paiexport.paths import RunPaths
-from paiexport.pipeline import RecipeTrainer, prepare
+from paiexport.pipeline import prepare, recipe_trainer
 from paiexport.recipe import validate_recipe
+from paiexport.sparsity.masks import get_masks, overall_sparsity, prunable_weights
 
 
 def setup(tiny_recipe_dict, tmp_path, method: dict, **sparsity):
@@ -22,7 +22,7 @@ def setup(tiny_recipe_dict, tmp_path, method: dict, **sparsity):
     recipe = validate_recipe(raw, "test")
     data, _model, method_obj, ctx = prepare(recipe)
     paths = RunPaths(tmp_path)
-    inner = RecipeTrainer(recipe, data, paths)
+    inner = recipe_trainer(recipe, data, paths)
     calls: list[dict] = []
 
     def trainer(model, callbacks, **kwargs):
@@ -73,7 +73,7 @@ def weights_after_steps(tiny_recipe_dict, tmp_path, epochs: int) -> dict:
     raw["train"] = {**raw["train"], "epochs": epochs, "checkpoint": "last"}
     recipe = validate_recipe(raw, "test")
     data, model, _, _ = prepare(recipe)
-    RecipeTrainer(recipe, data, RunPaths(tmp_path / "replay"))(model, [])
+    recipe_trainer(recipe, data, RunPaths(tmp_path / "replay"))(model, [])
     return snapshot(model)
 
 
@@ -84,7 +84,7 @@ def test_lth_levels_rewind_and_reach_the_target(tiny_recipe_dict, tmp_path, rewi
         tiny_recipe_dict, tmp_path, {"name": "lth", "levels": 3, "rewind_step": rewind_step}, target=0.9
     )
     init = snapshot(ctx.model)
-    method.fit(ctx, trainer)
+    details = method.fit(ctx, trainer).details
     assert [c["tag"] for c in calls] == ["level0", "level1", "level2", "level3"]
     # 5 steps = one epoch of the tiny recipe: the rewind point is the replayed epoch-1 state.
     rewound_to = init if rewind_step == 0 else weights_after_steps(tiny_recipe_dict, tmp_path, 1)
@@ -102,11 +102,11 @@ def test_lth_levels_rewind_and_reach_the_target(tiny_recipe_dict, tmp_path, rewi
     if rewind_step:
         assert not torch.equal(rewound_to["fc1.weight"], init["fc1.weight"])
     expected = [0.0, 1 - 0.1 ** (1 / 3), 1 - 0.1 ** (2 / 3), 0.9]
-    assert [lv["level"] for lv in method.report()["levels"]] == [0, 1, 2, 3]
-    assert [lv["sparsity"] for lv in method.report()["levels"]] == pytest.approx(expected, abs=0.002)
+    assert [lv["level"] for lv in details["levels"]] == [0, 1, 2, 3]
+    assert [lv["sparsity"] for lv in details["levels"]] == pytest.approx(expected, abs=0.002)
     assert overall_sparsity(ctx.model) == pytest.approx(0.9, abs=0.001)
     logged = [r for r in metrics(paths) if "level" in r]
-    assert logged == method.report()["levels"]
+    assert logged == details["levels"]
     assert all({"val_acc", "test_acc", "sparsity"} <= set(r) for r in logged)
 
 
@@ -144,9 +144,9 @@ def test_gmp_follows_the_cubic_schedule_then_holds(tiny_recipe_dict, tmp_path):
         target=0.8,
         distribution="uniform",
     )
-    method.fit(ctx, trainer)
+    details = method.fit(ctx, trainer).details
     assert calls[0]["checkpoint"].value == "last"  # earlier checkpoints are less sparse
-    updates = method.report()["mask_updates"]
+    updates = details["mask_updates"]
     t0, t_end = 5, 15  # start of epoch 1, end of epoch 3; then Δt = 4 and the end step
     assert [u["step"] for u in updates] == [5, 9, 13, 15]
     for u in updates:
@@ -176,7 +176,7 @@ def test_magnitude_after_training_prunes_the_trained_weights(tiny_recipe_dict, t
         target=0.7,
         distribution="global",
     )
-    method.fit(ctx, trainer)
+    details = method.fit(ctx, trainer).details
     assert [c.get("tag") for c in calls] == ["dense", "finetune"]
     assert calls[0]["masks"] == {}
     trained = calls[0]["end"]
@@ -185,7 +185,7 @@ def test_magnitude_after_training_prunes_the_trained_weights(tiny_recipe_dict, t
     dropped = torch.cat([trained[n][~masks[n]].abs() for n in masks])
     assert kept.min() >= dropped.max()  # the largest trained magnitudes survive, across layers
     assert sum(int(m.sum()) for m in masks.values()) == round(0.3 * sum(m.numel() for m in masks.values()))
-    phases = method.report()["phases"]
+    phases = details["phases"]
     assert [p["phase"] for p in phases] == ["dense", "finetune"]
     assert phases[0]["sparsity"] == 0.0 and phases[1]["sparsity"] == pytest.approx(0.7, abs=0.001)
     assert [r for r in metrics(paths) if "phase" in r] == phases

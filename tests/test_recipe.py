@@ -2,9 +2,10 @@ from pathlib import Path
 
 import pytest
 
-from paiexport.allocation import Distribution
+from paiexport.cli.overrides import parse_overrides
 from paiexport.errors import UserError
 from paiexport.recipe import apply_overrides, bundled_recipes_dir, load_recipe, resolve_recipe_path
+from paiexport.sparsity.types import Distribution
 
 
 def test_valid_recipe_is_typed(write_recipe, tiny_recipe_dict):
@@ -82,20 +83,22 @@ def test_missing_and_malformed_files(tmp_path):
 
 def test_overrides_are_typed_and_validated(write_recipe, tiny_recipe_dict):
     path = write_recipe(tiny_recipe_dict)
-    recipe = load_recipe(path, ["train.epochs=1", "method.name=random", "bench.batch_sizes=[2, 4]"])
+    recipe = load_recipe(
+        path, parse_overrides(["train.epochs=1", "method.name=random", "bench.batch_sizes=[2, 4]"])
+    )
     assert recipe.train.epochs == 1 and recipe.method.name == "random"
     assert recipe.bench.batch_sizes == [2, 4]
     with pytest.raises(UserError, match=r"train\.epochs"):
-        load_recipe(path, ["train.epochs=many"])
+        load_recipe(path, parse_overrides(["train.epochs=many"]))
     with pytest.raises(UserError, match=r"expected dotted\.key=value"):
-        load_recipe(path, ["train.epochs"])
+        load_recipe(path, parse_overrides(["train.epochs"]))
     with pytest.raises(UserError, match="seed is not a section"):
-        load_recipe(path, ["seed.x=1"])
+        load_recipe(path, parse_overrides(["seed.x=1"]))
 
 
 def test_overrides_do_not_touch_the_input():
     raw = {"train": {"epochs": 3}}
-    assert apply_overrides(raw, ["train.epochs=1"]) == {"train": {"epochs": 1}}
+    assert apply_overrides(raw, parse_overrides(["train.epochs=1"])) == {"train": {"epochs": 1}}
     assert raw == {"train": {"epochs": 3}}
 
 
@@ -116,5 +119,5 @@ def test_digest_ignores_formatting(write_recipe, tiny_recipe_dict):
     a = load_recipe(write_recipe(tiny_recipe_dict, "a.yaml"))
     reordered = dict(reversed(list(tiny_recipe_dict.items())))
     b = load_recipe(write_recipe(reordered, "b.yaml"))
-    c = load_recipe(write_recipe(tiny_recipe_dict, "c.yaml"), ["seed=1"])
+    c = load_recipe(write_recipe(tiny_recipe_dict, "c.yaml"), parse_overrides(["seed=1"]))
     assert a.digest() == b.digest() != c.digest()

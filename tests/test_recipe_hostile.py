@@ -5,6 +5,7 @@ import torch
 from typer.testing import CliRunner
 
 from paiexport.cli import app
+from paiexport.cli.overrides import parse_overrides
 from paiexport.errors import UserError
 from paiexport.models import ModelName, build_model, check_model_size, check_sample_batch
 from paiexport.recipe import apply_overrides, load_recipe, validate_recipe
@@ -23,9 +24,9 @@ def refused(path_or_raw, overrides=()) -> str:
     """The UserError text of loading a recipe file (or validating a raw dict) with overrides."""
     with pytest.raises(UserError) as info:
         if isinstance(path_or_raw, dict):
-            validate_recipe(apply_overrides(path_or_raw, list(overrides)), "r.yaml")
+            validate_recipe(apply_overrides(path_or_raw, parse_overrides(overrides)), "r.yaml")
         else:
-            load_recipe(path_or_raw, list(overrides))
+            load_recipe(path_or_raw, parse_overrides(overrides))
     return str(info.value)
 
 
@@ -68,7 +69,10 @@ def test_yaml_bombs_in_set_values_are_refused(tmp_path, write_recipe, tiny_recip
 def test_seed_outside_numpys_range_or_a_bool_exits_2(tmp_path, write_recipe, tiny_recipe_dict, seed):
     line = run_cli(tmp_path, write_recipe(tiny_recipe_dict), f"seed={seed}")
     assert line.startswith("error: ") and ": seed: " in line
-    assert validate_recipe(apply_overrides(tiny_recipe_dict, ["seed=4294967295"]), "r").seed == 2**32 - 1
+    assert (
+        validate_recipe(apply_overrides(tiny_recipe_dict, parse_overrides(["seed=4294967295"])), "r").seed
+        == 2**32 - 1
+    )
 
 
 @pytest.mark.parametrize(

@@ -5,15 +5,15 @@ import math
 import pytest
 import torch
 
-from paiexport.allocation import SparsityConfig
 from paiexport.data import DatasetName, load_data
 from paiexport.errors import UserError
-from paiexport.masks import get_masks, prunable_weights
 from paiexport.methods import SelectionContext, make_method
 from paiexport.methods.edge_popup import EdgePopupConfig, EdgePopupSelector
 from paiexport.methods.supermask import SupermaskConfig, SupermaskSelector
 from paiexport.models import ModelName, build_model
-from paiexport.train import OptimizerConfig, TrainConfig, train
+from paiexport.sparsity.masks import get_masks, prunable_weights
+from paiexport.sparsity.types import SparsityConfig
+from paiexport.training.loop import OptimizerConfig, TrainConfig, train
 
 
 def fit(tmp_path, config, target=0.5, distribution="uniform"):
@@ -47,7 +47,7 @@ def test_weights_bit_identical_while_scores_change(tmp_path, config):
         assert torch.equal(before[name], after[name]), name
     for name in scores:
         assert not torch.equal(before[name], after[name]), f"{name} did not train"
-    assert result.history[-1]["val_acc"] > 0.35  # selection alone beats chance (4 classes: 0.25)
+    assert result.train.history[-1]["val_acc"] > 0.35  # selection alone beats chance (4 classes: 0.25)
     # Afterwards: plain modules, mask attached, exported weights = frozen init × mask.
     masks = get_masks(model)
     for name, w in prunable_weights(model).items():
@@ -56,9 +56,7 @@ def test_weights_bit_identical_while_scores_change(tmp_path, config):
         assert int(masks[name].sum()) == round(0.5 * w.numel())
     assert all(p.requires_grad for p in model.parameters())
     assert method.trains_weights is False
-    assert method.report()["sparse_selection"]["keep_per_layer"] == {
-        n: int(m.sum()) for n, m in masks.items()
-    }
+    assert result.details["sparse_selection"]["keep_per_layer"] == {n: int(m.sum()) for n, m in masks.items()}
 
 
 def test_signed_constant_init(tmp_path):
@@ -108,17 +106,20 @@ def test_global_distribution_is_a_user_error(tmp_path):
 
 
 def test_edgepopup50_report_says_weights_not_trained(tmp_path):
+    from paiexport.cli.overrides import parse_overrides
     from paiexport.pipeline import run_recipe
     from paiexport.recipe import bundled_recipes_dir, load_recipe
 
-    recipe = load_recipe(bundled_recipes_dir() / "edgepopup50.yaml", ["train.epochs=1", "bench.iterations=5"])
+    recipe = load_recipe(
+        bundled_recipes_dir() / "edgepopup50.yaml", parse_overrides(["train.epochs=1", "bench.iterations=5"])
+    )
     report = run_recipe(recipe, tmp_path / "run")
-    assert report["weights_trained"] is False
-    assert any("weights were not trained" in note for note in report["notes"])
+    assert report.weights_trained is False
+    assert any("weights were not trained" in note for note in report.notes)
     assert "**not trained**" in (tmp_path / "run" / "report.md").read_text()
-    assert report["validation"]["sparse"]["passed"] and report["validation"]["dense"]["passed"]
-    for name, layer in report["sparsity"]["per_layer"].items():
-        assert layer["reached"] == pytest.approx(0.5, abs=1e-3), name
+    assert report.validation["sparse"].passed and report.validation["dense"].passed
+    for name, layer in report.sparsity.per_layer.items():
+        assert layer.reached == pytest.approx(0.5, abs=1e-3), name
 
 
 def test_supermask_recomputes_batchnorm_statistics_under_the_exported_mask(tmp_path):
@@ -142,11 +143,11 @@ def test_supermask_recomputes_batchnorm_statistics_under_the_exported_mask(tmp_p
 
 
 def test_a_layer_left_empty_is_refused_before_training():
-    from paiexport.allocation import SparsityConfig
     from paiexport.data import DatasetName, load_data
     from paiexport.errors import UserError
     from paiexport.methods import METHODS, SelectionContext, make_method
     from paiexport.models import ModelName, build_model
+    from paiexport.sparsity.types import SparsityConfig
 
     data = load_data(DatasetName.synthetic, seed=0, val_fraction=0.2)
     model = build_model(ModelName.mlp, {"hidden": [1]}, data.input_shape, data.num_classes)  # out: 4 weights

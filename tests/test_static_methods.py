@@ -7,18 +7,18 @@ import pytest
 import torch
 from torch import nn
 
-from paiexport.allocation import SparsityConfig, layer_keep_counts, total_keep
 from paiexport.data import DataSplits, Split
-from paiexport.masks import get_masks, prunable_weights
 from paiexport.methods import SelectionContext, make_method
-from paiexport.methods.base import ScoreMethod
 from paiexport.methods.grasp import GraspConfig
 from paiexport.methods.magnitude import MagnitudeConfig
+from paiexport.methods.score import RoundSchedule, ScoreMethod, round_densities
 from paiexport.methods.snip import SnipConfig
-from paiexport.methods.static import RoundSchedule, round_densities
 from paiexport.methods.synflow import SynflowConfig
 from paiexport.models import ModelName, build_model
-from paiexport.train import TrainResult
+from paiexport.sparsity.allocation import layer_keep_counts, total_keep
+from paiexport.sparsity.masks import get_masks, prunable_weights
+from paiexport.sparsity.types import SparsityConfig
+from paiexport.training.loop import TrainResult
 
 W1 = [[0.5, -1.0, 0.25], [1.0, 0.5, -0.5]]
 W2 = [[1.0, -2.0], [0.5, 0.75]]

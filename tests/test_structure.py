@@ -6,13 +6,18 @@ import pytest
 import torch
 from torch import nn
 
-from paiexport.allocation import SparsityConfig
 from paiexport.errors import UserError
 from paiexport.methods import METHODS, ScoreMethod, SelectionContext, make_method
 from paiexport.models import ModelName, build_model
 from paiexport.recipe import Recipe, bundled_recipes_dir, load_recipe
-from paiexport.structure import channel_excluded, channel_masks, nm_masks, reduce_rows, select_structured
-from paiexport.structure_spec import ChannelReduce, NMPattern, StructureKind
+from paiexport.sparsity.structure import (
+    channel_excluded,
+    channel_masks,
+    nm_masks,
+    reduce_rows,
+    select_structured,
+)
+from paiexport.sparsity.types import ChannelReduce, NMPattern, SparsityConfig, StructureKind
 
 
 def rows_kept(mask: torch.Tensor) -> list[int]:

@@ -6,8 +6,10 @@ import pytest
 from typer.testing import CliRunner
 
 from paiexport.cli import app
+from paiexport.cli.overrides import parse_overrides
 from paiexport.errors import UserError
-from paiexport.sweep import Cell, GridAxis, aggregate, markdown_table, parse_grid, plan_sweep, write_outputs
+from paiexport.reporting.sweep_report import Cell, aggregate, markdown_table, write_outputs
+from paiexport.sweep import GridAxis, parse_grid, plan_sweep
 
 runner = CliRunner()
 
@@ -74,7 +76,7 @@ def test_cell_std_single_value():
 
 def test_plan_covers_grid_seeds_and_dense(tiny_recipe_dict):
     grid = [parse_grid("method.name=random,snip"), parse_grid("sparsity.target=0.5,0.9")]
-    runs = plan_sweep(tiny_recipe_dict, "r.yaml", grid, 2, ["train.epochs=1"])
+    runs = plan_sweep(tiny_recipe_dict, "r.yaml", grid, 2, parse_overrides(["train.epochs=1"]))
     names = [r.name for r in runs]
     assert len(runs) == 2 * 2 * 2 + 2  # grid x seeds, and dense once per seed
     assert "method.name=snip__sparsity.target=0.9__seed=1" in names

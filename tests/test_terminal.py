@@ -11,8 +11,9 @@ from typer.testing import CliRunner
 
 from paiexport import __version__
 from paiexport.cli import app
-from paiexport.html_report import render_html
-from paiexport.report import markdown
+from paiexport.reporting.html import render_html
+from paiexport.reporting.report import markdown
+from paiexport.reporting.schema import RunReport
 
 runner = CliRunner()
 
@@ -107,7 +108,7 @@ METHOD_DETAILS = {
 def test_every_methods_details_render(tiny, method):
     _, report, _ = tiny
     key, value, expected = METHOD_DETAILS[method]
-    report = {**report, "method": method, key: value}
+    report = RunReport.from_dict({**report, "method": method, key: value})
     md = markdown(report)
     assert expected in md
     page = render_html(report, {})

@@ -9,7 +9,9 @@ from paiexport.models import ModelName, build_model
 from paiexport.paths import RunPaths
 from paiexport.recipe import bundled_recipes_dir, load_recipe, validate_recipe
 from paiexport.threads import forward_macs, resolve_threads, torch_threads
-from paiexport.train import OptimizerConfig, TrainCallback, TrainConfig, divergence_limit, train
+from paiexport.training import trainer as trainer_module
+from paiexport.training.callbacks import TrainCallback
+from paiexport.training.loop import OptimizerConfig, TrainConfig, divergence_limit, train
 
 
 def test_forward_macs_hand_computed():
@@ -52,16 +54,18 @@ def test_threads_apply_during_selection_and_training_and_are_restored(
 ):
     tiny_recipe_dict["train"].update(epochs=1, threads=3)
     recipe = validate_recipe(tiny_recipe_dict, "r.yaml")
-    recorder, real_train = RecordThreads(), pipeline.train
+    recorder, real_train = RecordThreads(), trainer_module.train
     monkeypatch.setattr(
-        pipeline, "train", lambda *a, callbacks=(), **k: real_train(*a, callbacks=[*callbacks, recorder], **k)
+        trainer_module,
+        "train",
+        lambda *a, callbacks=(), **k: real_train(*a, callbacks=[*callbacks, recorder], **k),
     )
     before = torch.get_num_threads()
     assert before != 3
     _, _, result, _ = pipeline.select_and_train(
         recipe, RunPaths(tmp_path), pipeline.Timer(pipeline.Console(quiet=True))
     )
-    assert recorder.seen == {3} and result.threads == 3
+    assert recorder.seen == {3} and result.train.threads == 3
     assert torch.get_num_threads() == before
 
 
@@ -94,9 +98,9 @@ def test_static_int8_calibration_runs_on_the_given_threads(monkeypatch):
     import numpy as np
     import onnxruntime
 
-    from paiexport.export import to_onnx
-    from paiexport.quantize import to_int8
-    from paiexport.variants import Int8Mode
+    from paiexport.export.quantize import to_int8
+    from paiexport.export.torch_export import to_onnx
+    from paiexport.export.variants import Int8Mode
 
     proto = to_onnx(nn.Sequential(nn.Linear(4, 3)).eval(), (4,), 18)
     seen, real = [], onnxruntime.InferenceSession

@@ -14,9 +14,11 @@ from typer.testing import CliRunner
 
 from paiexport.cli import app
 from paiexport.data import Split
-from paiexport.export import save_onnx, to_onnx
-from paiexport.validate import FileValidation, chance_level, points, validate_file
+from paiexport.export.torch_export import save_onnx, to_onnx
+from paiexport.reporting.schema import RunReport
 from paiexport.verdict import run_verdict
+from paiexport.verify.rules import chance_level, points
+from paiexport.verify.validate import FileValidation, validate_file
 
 runner = CliRunner()
 
@@ -77,7 +79,7 @@ def test_sparsity_stored_differently_from_the_masks_is_broken(tmp_path):
 def lossy_run(tmp_path_factory):
     """A run whose int8 files lose accuracy: class 0's output bias is raised before quantization
     (by 0.1: 71.9% -> 63.3% in onnxruntime, a loss above chance level)."""
-    import paiexport.pipeline as pipeline
+    import paiexport.export.build as pipeline
 
     real = pipeline.to_int8
 
@@ -150,7 +152,7 @@ def test_gates_the_run_cannot_measure_are_refused_before_training(tmp_path):
 def test_run_verdict_without_auto_and_with_nothing_deployable():
     ok = {"passed": True, "broken_checks": [], "deployable": True, "reason": "matches PyTorch"}
     report = {"validation": {"dense": ok}, "deploy": None, "gates": {"passed": True, "results": []}}
-    assert run_verdict(report) == (0, "OK: no file broken")  # no auto: nothing to choose
+    assert run_verdict(RunReport.from_dict(report)) == (0, "OK: no file broken")  # no auto: nothing to choose
     report["deploy"] = {"variant": None}  # auto asked for, nothing chosen: nothing to ship
-    code, line = run_verdict(report)
+    code, line = run_verdict(RunReport.from_dict(report))
     assert code == 1 and line.startswith("FAILED: no deployable file")

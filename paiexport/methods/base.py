@@ -9,39 +9,22 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar, Protocol
 
 import torch
-from pydantic import Field
 from torch import nn
 
-from paiexport.allocation import SparsityConfig
-from paiexport.collapse import check_collapse
 from paiexport.config import StrictModel
 from paiexport.data import DataSplits
-from paiexport.masks import KeepPrunedZero, Masks, attach_masks, prunable_weights
-from paiexport.methods.static import (
-    Ablation,
-    RoundSchedule,
-    iterative_masks,
-    reinitialize,
-    shuffle_within_layers,
-)
 from paiexport.seeding import stream
-from paiexport.train import CheckpointChoice, TrainCallback, TrainResult
+from paiexport.sparsity.collapse import check_collapse
+from paiexport.sparsity.masks import attach_masks, prunable_weights
+from paiexport.sparsity.types import Masks, SparsityConfig
+from paiexport.training.callbacks import KeepPrunedZero, TrainCallback
+from paiexport.training.loop import CheckpointChoice, TrainResult
 
 
 class MethodConfig(StrictModel):
     """Base of each method's `method:` section; subclasses narrow `name` to a Literal."""
 
     name: str
-
-
-class ScoreConfig(MethodConfig):
-    """Options every static criterion shares (see `paiexport.methods.static`)."""
-
-    rounds: int = Field(default=1, ge=1, description="prune iteratively, rescoring every round")
-    schedule: RoundSchedule = Field(
-        default=RoundSchedule.exponential, description="density per round: d^(k/n) or linear"
-    )
-    ablation: Ablation = Field(default=Ablation.none, description="sanity check: random_ticket|reinit|invert")
 
 
 @dataclass
@@ -68,7 +51,7 @@ class SelectionContext:
 
 
 class Trainer(Protocol):
-    """Runs the recipe's training loop on `model` (see `paiexport.pipeline.RecipeTrainer`)."""
+    """Runs the recipe's training loop on `model` (see `paiexport.training.trainer.RecipeTrainer`)."""
 
     def __call__(
         self,
@@ -79,6 +62,15 @@ class Trainer(Protocol):
         tag: str = "",
         checkpoint: CheckpointChoice | None = None,
     ) -> TrainResult: ...
+
+
+@dataclass
+class FitResult:
+    """What `fit` did: its last training run and the method's report.json details
+    (`method_details`, e.g. `mask_updates`, `levels`), returned rather than kept on the method."""
+
+    train: TrainResult
+    details: dict[str, Any] = field(default_factory=dict)
 
 
 class Method(ABC):
@@ -92,6 +84,9 @@ class Method(ABC):
 
     config_class: ClassVar[type[MethodConfig]]
     trains_weights: ClassVar[bool] = True
+    # False for the dense baseline: it ignores `sparsity.target` (effective target 0) and is
+    # what a sweep adds as the reference point. Read this, never the method's name.
+    prunes: ClassVar[bool] = True
     # Methods that move or learn masks weight by weight cannot keep channel / N:M structure.
     supports_structure: ClassVar[bool] = True
 
@@ -105,57 +100,22 @@ class Method(ABC):
     def callbacks(self, ctx: SelectionContext) -> list[TrainCallback]:
         return []
 
-    def fit(self, ctx: SelectionContext, trainer: Trainer) -> TrainResult:
+    def fit(self, ctx: SelectionContext, trainer: Trainer) -> FitResult:
         return self.train_with_masks(ctx, self.select(ctx), trainer)
 
-    def train_with_masks(self, ctx: SelectionContext, masks: Masks | None, trainer: Trainer) -> TrainResult:
+    def train_with_masks(self, ctx: SelectionContext, masks: Masks | None, trainer: Trainer) -> FitResult:
         """Check for layer collapse, attach `masks` (None: dense) and train with the callbacks."""
         callbacks = self.callbacks(ctx)
+        keep: list[TrainCallback] = []
         if masks is not None:
             check_collapse(masks, ctx.sparsity.allow_layer_collapse, f"{self.config.name} selection")
             attach_masks(ctx.model, masks)
-            callbacks = [KeepPrunedZero(), *callbacks]
-        return trainer(ctx.model, callbacks)
+            keep = [KeepPrunedZero()]
+        return FitResult(trainer(ctx.model, [*keep, *callbacks]), self.details(callbacks))
 
-    def report(self) -> dict[str, Any]:
-        """Extra top-level keys for report.json (e.g. `levels`, `mask_updates`)."""
+    def details(self, callbacks: list[TrainCallback]) -> dict[str, Any]:
+        """report.json keys from the callbacks `callbacks(ctx)` made and training ran (none here)."""
         return {}
-
-
-class ScoreMethod(Method):
-    """A static criterion: score every prunable weight, keep the highest (see `allocation`).
-
-    With a `ScoreConfig`, every criterion gets iterative `rounds` and the `ablation`
-    sanity checks from `paiexport.methods.static`.
-    """
-
-    @abstractmethod
-    def scores(self, ctx: SelectionContext) -> dict[str, torch.Tensor]:
-        """Importance per weight (higher = keep), keyed like `ctx.prunable()`."""
-
-    @property
-    def options(self) -> ScoreConfig:
-        if isinstance(self.config, ScoreConfig):
-            return self.config
-        return ScoreConfig(name=self.config.name)
-
-    def select_rounds(self, ctx: SelectionContext) -> list[Masks]:
-        """The masks after every selection round (the last one is the selection)."""
-        opts = self.options
-        invert = opts.ablation is Ablation.invert
-        return iterative_masks(self.scores, ctx, opts.rounds, opts.schedule, invert)
-
-    def select(self, ctx: SelectionContext) -> Masks:
-        masks = self.select_rounds(ctx)[-1]
-        if self.options.ablation is Ablation.random_ticket:
-            masks = shuffle_within_layers(masks, ctx.generator)
-        return masks
-
-    def fit(self, ctx: SelectionContext, trainer: Trainer) -> TrainResult:
-        masks = self.select(ctx)
-        if self.options.ablation is Ablation.reinit:
-            reinitialize(ctx.model)  # same mask, fresh initial weights
-        return self.train_with_masks(ctx, masks, trainer)
 
 
 @contextmanager

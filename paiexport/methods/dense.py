@@ -2,8 +2,8 @@
 
 from typing import Literal
 
-from paiexport.masks import Masks
 from paiexport.methods.base import Method, MethodConfig, SelectionContext
+from paiexport.sparsity.types import Masks
 
 
 class DenseConfig(MethodConfig):
@@ -14,6 +14,7 @@ class Dense(Method):
     """Train every weight; `sparsity.target` is ignored (reported as 0)."""
 
     config_class = DenseConfig
+    prunes = False
 
     def select(self, ctx: SelectionContext) -> Masks | None:
         return None

@@ -17,21 +17,18 @@ from __future__ import annotations
 
 import math
 from abc import ABC, abstractmethod
-from enum import Enum
 from typing import Any, ClassVar
 
 import torch
 from pydantic import Field, field_validator
 
-from paiexport.masks import MASK_BUFFER, Masks, attach_masks, prunable_modules
-from paiexport.methods.base import Method, MethodConfig, ScoreMethod, SelectionContext
-from paiexport.train import TrainCallback, TrainState
-
-
-class DropSchedule(str, Enum):
-    cosine = "cosine"
-    constant = "constant"
-    linear = "linear"
+from paiexport.methods.base import Method, MethodConfig, SelectionContext
+from paiexport.methods.score import ScoreMethod
+from paiexport.sparsity.masks import MASK_BUFFER, attach_masks, prunable_modules
+from paiexport.sparsity.schedules import DropSchedule, dynamic_drop_fraction
+from paiexport.sparsity.topk import top_k_mask
+from paiexport.sparsity.types import Masks
+from paiexport.training.callbacks import TrainCallback, TrainState
 
 
 def static_criteria() -> dict[str, type[ScoreMethod]]:
@@ -65,23 +62,20 @@ class DynamicConfig(MethodConfig):
 
 def drop_fraction_at(cfg: DynamicConfig, step: int, total_steps: int) -> float | None:
     """Fraction of active weights to drop after optimizer step `step` (1-based), None if no update."""
-    end = cfg.end_fraction * total_steps
-    if step <= 0 or step % cfg.update_every or step >= end:
-        return None
-    progress = step / end
-    if cfg.drop_schedule is DropSchedule.constant:
-        return cfg.drop_fraction
-    if cfg.drop_schedule is DropSchedule.linear:
-        return cfg.drop_fraction * (1.0 - progress)
-    return cfg.drop_fraction / 2 * (1.0 + math.cos(math.pi * progress))
+    return dynamic_drop_fraction(
+        step,
+        total_steps,
+        update_every=cfg.update_every,
+        end_fraction=cfg.end_fraction,
+        drop_fraction=cfg.drop_fraction,
+        schedule=cfg.drop_schedule,
+    )
 
 
 def top_k_among(scores: torch.Tensor, allowed: torch.Tensor, k: int) -> torch.Tensor:
     """Bool mask of the k highest `scores` where `allowed`; ties go to the lower position."""
-    flat = scores.detach().flatten().double().masked_fill(~allowed.flatten(), -math.inf)
-    chosen = torch.zeros_like(flat, dtype=torch.bool)
-    chosen[torch.argsort(-flat, stable=True)[:k]] = True
-    return chosen.view_as(allowed) & allowed
+    candidates = scores.detach().double().masked_fill(~allowed, -math.inf)
+    return top_k_mask(candidates, k) & allowed
 
 
 def drop_count(mask: torch.Tensor, fraction: float) -> int:
@@ -184,17 +178,13 @@ class DynamicMethod(Method):
     config_class: ClassVar[type[DynamicConfig]]
     updater_class: ClassVar[type[MaskUpdater]]
 
-    def __init__(self, config: DynamicConfig) -> None:
-        super().__init__(config)
-        self.updater: MaskUpdater | None = None
-
     def select(self, ctx: SelectionContext) -> Masks:
         criterion = static_criteria()[self.config.init]
         return criterion(criterion.config_class()).select(ctx)
 
     def callbacks(self, ctx: SelectionContext) -> list[TrainCallback]:
-        self.updater = self.updater_class(self.config, ctx.generator)
-        return [self.updater]
+        return [self.updater_class(self.config, ctx.generator)]
 
-    def report(self) -> dict[str, Any]:
-        return {"mask_updates": self.updater.summary()} if self.updater else {}
+    def details(self, callbacks: list[TrainCallback]) -> dict[str, Any]:
+        updaters = [c for c in callbacks if isinstance(c, MaskUpdater)]
+        return {"mask_updates": updaters[0].summary()} if updaters else {}

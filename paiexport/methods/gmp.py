@@ -21,12 +21,14 @@ from typing import Any, Literal
 import torch
 from pydantic import Field
 
-from paiexport.allocation import SparsityConfig
 from paiexport.errors import UserError
-from paiexport.masks import KeepPrunedZero, Masks, attach_masks
-from paiexport.methods.base import Method, MethodConfig, SelectionContext, Trainer
+from paiexport.methods.base import FitResult, Method, MethodConfig, SelectionContext, Trainer
 from paiexport.methods.post_training import magnitude_masks
-from paiexport.train import CheckpointChoice, TrainCallback, TrainResult, TrainState
+from paiexport.sparsity.masks import attach_masks
+from paiexport.sparsity.schedules import cubic_sparsity, gmp_update_due
+from paiexport.sparsity.types import Masks, SparsityConfig
+from paiexport.training.callbacks import KeepPrunedZero, TrainCallback, TrainState
+from paiexport.training.loop import CheckpointChoice
 
 
 class GMPConfig(MethodConfig):
@@ -37,15 +39,6 @@ class GMPConfig(MethodConfig):
         default=None, ge=1, description="target reached at the end of this epoch; default: 3/4 of epochs"
     )
     update_every: int = Field(default=10, ge=1, description="Δt: optimizer steps between mask updates")
-
-
-def cubic_sparsity(t: int, t0: int, t_end: int, s_i: float, s_f: float) -> float:
-    """Zhu & Gupta's schedule, held at s_i before t0 and at s_f after t_end."""
-    if t >= t_end:
-        return s_f
-    if t <= t0:
-        return s_i
-    return s_f + (s_i - s_f) * (1.0 - (t - t0) / (t_end - t0)) ** 3
 
 
 def resolve_end_epoch(cfg: GMPConfig, epochs: int) -> int:
@@ -76,7 +69,7 @@ class GradualPruning(TrainCallback):
 
     def on_step_end(self, state: TrainState) -> None:
         t = state.step
-        if self.t0 <= t <= self.t_end and ((t - self.t0) % self.cfg.update_every == 0 or t == self.t_end):
+        if gmp_update_due(t, self.t0, self.t_end, self.cfg.update_every):
             self._update(state)
 
     def _update(self, state: TrainState) -> None:
@@ -90,10 +83,6 @@ class GradualPruning(TrainCallback):
 class GradualMagnitudePruning(Method):
     config_class = GMPConfig
 
-    def __init__(self, config: GMPConfig) -> None:
-        super().__init__(config)
-        self.schedule: GradualPruning | None = None
-
     def select(self, ctx: SelectionContext) -> Masks:
         """All-ones masks: training starts dense, the schedule prunes from there."""
         return {n: torch.ones_like(w, dtype=torch.bool) for n, w in ctx.prunable().items()}
@@ -104,13 +93,14 @@ class GradualMagnitudePruning(Method):
             raise UserError(
                 f"method.init_sparsity: {cfg.init_sparsity} is above sparsity.target {ctx.sparsity.target}"
             )
-        self.schedule = GradualPruning(cfg, ctx.sparsity)
-        return [self.schedule]
+        return [GradualPruning(cfg, ctx.sparsity)]
 
-    def fit(self, ctx: SelectionContext, trainer: Trainer) -> TrainResult:
+    def fit(self, ctx: SelectionContext, trainer: Trainer) -> FitResult:
         attach_masks(ctx.model, self.select(ctx))
-        callbacks = [KeepPrunedZero(), *self.callbacks(ctx)]
-        return trainer(ctx.model, callbacks, checkpoint=CheckpointChoice.last)
+        callbacks = self.callbacks(ctx)
+        result = trainer(ctx.model, [KeepPrunedZero(), *callbacks], checkpoint=CheckpointChoice.last)
+        return FitResult(result, self.details(callbacks))
 
-    def report(self) -> dict[str, Any]:
-        return {"mask_updates": self.schedule.updates if self.schedule else []}
+    def details(self, callbacks: list[TrainCallback]) -> dict[str, Any]:
+        schedules = [c for c in callbacks if isinstance(c, GradualPruning)]
+        return {"mask_updates": schedules[0].updates if schedules else []}

@@ -18,7 +18,6 @@ Connectivity and the Lottery Ticket Hypothesis", https://arxiv.org/abs/1912.0559
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 from typing import Any, Literal
 
@@ -27,11 +26,13 @@ from pydantic import Field
 from torch import nn
 
 from paiexport.errors import UserError
-from paiexport.masks import MASK_BUFFER, KeepPrunedZero, Masks, attach_masks
-from paiexport.methods.base import Method, MethodConfig, SelectionContext, Trainer
+from paiexport.methods.base import FitResult, Method, MethodConfig, SelectionContext, Trainer
 from paiexport.methods.post_training import magnitude_masks, stage_record
-from paiexport.methods.static import RoundSchedule, round_densities
-from paiexport.train import TrainCallback, TrainResult, TrainState
+from paiexport.sparsity.masks import MASK_BUFFER, attach_masks
+from paiexport.sparsity.schedules import level_densities
+from paiexport.sparsity.types import Masks
+from paiexport.training.callbacks import KeepPrunedZero, TrainCallback, TrainState
+from paiexport.training.loop import TrainResult
 
 State = dict[str, torch.Tensor]
 
@@ -44,23 +45,6 @@ class LTHConfig(MethodConfig):
         description="fraction of the remaining weights pruned per level (default: d^(1/levels))",
     )  # fmt: skip
     rewind_step: int = Field(default=0, ge=0, description="rewind to the weights after this many steps")
-
-
-def level_densities(density: float, levels: int, rate: float | None) -> list[float]:
-    """Density after each pruning level; the last one is exactly `density`."""
-    if rate is None:
-        return round_densities(density, levels, RoundSchedule.exponential)
-    densities = []
-    for k in range(1, levels + 1):
-        reached = (1.0 - rate) ** k <= density * (1 + 1e-9)
-        densities.append(density if reached else (1.0 - rate) ** k)
-        if reached:
-            return densities
-    needed = math.ceil(math.log(density) / math.log(1.0 - rate) - 1e-9)
-    raise UserError(
-        f"method.levels: {levels} levels pruning {rate:.0%} each reach sparsity "
-        f"{1 - densities[-1]:.1%}, short of sparsity.target {1 - density:.1%}; use levels >= {needed}"
-    )
 
 
 def snapshot(model: nn.Module) -> State:
@@ -103,31 +87,25 @@ class RewindPoint(TrainCallback):
 class LotteryTicket(Method):
     config_class = LTHConfig
 
-    def __init__(self, config: LTHConfig) -> None:
-        super().__init__(config)
-        self.levels: list[dict[str, Any]] = []
-
     def select(self, ctx: SelectionContext) -> Masks | None:
         return None  # the first level trains dense
 
-    def fit(self, ctx: SelectionContext, trainer: Trainer) -> TrainResult:
+    def fit(self, ctx: SelectionContext, trainer: Trainer) -> FitResult:
         cfg: LTHConfig = self.config
         densities = level_densities(1.0 - ctx.sparsity.target, cfg.levels, cfg.rate)
         point = RewindPoint(cfg.rewind_step)
         result = trainer(ctx.model, [point], tag="level0")
-        self._record(0, ctx, result, point)
+        levels = [_record(0, ctx, result, point)]
         for level, density in enumerate(densities, start=1):
             masks = magnitude_masks(ctx.model, ctx.sparsity, 1.0 - density, f"lth level {level}")
             rewind(ctx.model, point.stored, masks)
             result = trainer(ctx.model, [KeepPrunedZero()], tag=f"level{level}")
-            self._record(level, ctx, result, point)
-        return result
+            levels.append(_record(level, ctx, result, point))
+        return FitResult(result, {"levels": levels})
 
-    def _record(self, level: int, ctx: SelectionContext, result: TrainResult, point: RewindPoint) -> None:
-        record = {"level": level, **stage_record(ctx, result)}
-        self.levels.append(record)
-        if point.log is not None:
-            point.log(record)  # metrics.jsonl: one line per level next to the epoch lines
 
-    def report(self) -> dict[str, Any]:
-        return {"levels": self.levels}
+def _record(level: int, ctx: SelectionContext, result: TrainResult, point: RewindPoint) -> dict[str, Any]:
+    record = {"level": level, **stage_record(ctx, result)}
+    if point.log is not None:
+        point.log(record)  # metrics.jsonl: one line per level next to the epoch lines
+    return record

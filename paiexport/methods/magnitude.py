@@ -9,7 +9,8 @@ from typing import Literal
 
 import torch
 
-from paiexport.methods.base import ScoreConfig, ScoreMethod, SelectionContext
+from paiexport.methods.base import SelectionContext
+from paiexport.methods.score import ScoreConfig, ScoreMethod
 
 
 class MagnitudeConfig(ScoreConfig):

@@ -17,10 +17,12 @@ from typing import Any, Literal
 
 from pydantic import Field
 
-from paiexport.masks import KeepPrunedZero, Masks, attach_masks
-from paiexport.methods.base import Method, MethodConfig, SelectionContext, Trainer
+from paiexport.methods.base import FitResult, Method, MethodConfig, SelectionContext, Trainer
 from paiexport.methods.post_training import magnitude_masks, stage_record
-from paiexport.train import TrainCallback, TrainResult, TrainState
+from paiexport.sparsity.masks import attach_masks
+from paiexport.sparsity.types import Masks
+from paiexport.training.callbacks import KeepPrunedZero, TrainCallback, TrainState
+from paiexport.training.loop import TrainResult
 
 
 class MagnitudeAfterTrainingConfig(MethodConfig):
@@ -39,29 +41,23 @@ class _KeepLog(TrainCallback):
 class MagnitudeAfterTraining(Method):
     config_class = MagnitudeAfterTrainingConfig
 
-    def __init__(self, config: MagnitudeAfterTrainingConfig) -> None:
-        super().__init__(config)
-        self.phases: list[dict[str, Any]] = []
-
     def select(self, ctx: SelectionContext) -> Masks | None:
         return None  # trains dense first
 
-    def fit(self, ctx: SelectionContext, trainer: Trainer) -> TrainResult:
+    def fit(self, ctx: SelectionContext, trainer: Trainer) -> FitResult:
         cfg: MagnitudeAfterTrainingConfig = self.config
         keep_log = _KeepLog()
         result = trainer(ctx.model, [keep_log], tag="dense")
-        self._record("dense", ctx, result, keep_log)
+        phases = [_record("dense", ctx, result, keep_log)]
         masks = magnitude_masks(ctx.model, ctx.sparsity, ctx.sparsity.target, "magnitude_after_training")
         attach_masks(ctx.model, masks)
         result = trainer(ctx.model, [KeepPrunedZero(), keep_log], epochs=cfg.finetune_epochs, tag="finetune")
-        self._record("finetune", ctx, result, keep_log)
-        return result
+        phases.append(_record("finetune", ctx, result, keep_log))
+        return FitResult(result, {"phases": phases})
 
-    def _record(self, phase: str, ctx: SelectionContext, result: TrainResult, keep_log: _KeepLog) -> None:
-        record = {"phase": phase, **stage_record(ctx, result)}
-        self.phases.append(record)
-        if keep_log.log is not None:
-            keep_log.log(record)
 
-    def report(self) -> dict[str, Any]:
-        return {"phases": self.phases}
+def _record(phase: str, ctx: SelectionContext, result: TrainResult, keep_log: _KeepLog) -> dict[str, Any]:
+    record = {"phase": phase, **stage_record(ctx, result)}
+    if keep_log.log is not None:
+        keep_log.log(record)
+    return record

@@ -10,18 +10,18 @@ from typing import Any
 
 import torch
 
-from paiexport.allocation import SparsityConfig
-from paiexport.collapse import check_collapse
-from paiexport.masks import Masks, get_masks, overall_sparsity, prunable_weights
 from paiexport.methods.base import SelectionContext
-from paiexport.structure import select_structured
-from paiexport.train import TrainResult, evaluate
+from paiexport.sparsity.collapse import check_collapse
+from paiexport.sparsity.masks import get_masks, overall_sparsity, prunable_weights
+from paiexport.sparsity.structure import select_structured
+from paiexport.sparsity.types import Masks, SparsityConfig
+from paiexport.training.loop import TrainResult, evaluate
 
 
 def magnitude_masks(model: torch.nn.Module, sparsity: SparsityConfig, target: float, where: str) -> Masks:
     """Keep the largest |θ| at `target` sparsity; weights already pruned stay pruned.
 
-    Checks the result for layer collapse (see `paiexport.collapse`).
+    Checks the result for layer collapse (see `paiexport.sparsity.collapse`).
     """
     current = get_masks(model)
     scores = {}

@@ -8,7 +8,8 @@ from typing import Literal
 
 import torch
 
-from paiexport.methods.base import ScoreConfig, ScoreMethod, SelectionContext
+from paiexport.methods.base import SelectionContext
+from paiexport.methods.score import ScoreConfig, ScoreMethod
 
 
 class RandomConfig(ScoreConfig):

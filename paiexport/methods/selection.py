@@ -23,11 +23,12 @@ import torch
 from torch import nn
 from torch.nn.utils import parametrize
 
-from paiexport.allocation import Distribution, layer_keep_counts
 from paiexport.errors import UserError
-from paiexport.masks import Masks, attach_masks, prunable_modules
-from paiexport.methods.base import Method, MethodConfig, SelectionContext, Trainer
-from paiexport.train import TrainResult
+from paiexport.methods.base import FitResult, Method, MethodConfig, SelectionContext, Trainer
+from paiexport.sparsity.allocation import layer_keep_counts
+from paiexport.sparsity.masks import attach_masks, prunable_modules
+from paiexport.sparsity.topk import top_k_mask
+from paiexport.sparsity.types import Distribution, Masks
 
 
 class WeightInit(str, Enum):
@@ -50,10 +51,8 @@ def initialize_weight(weight: torch.Tensor, how: WeightInit, generator: torch.Ge
 
 
 def top_k(scores: torch.Tensor, k: int) -> torch.Tensor:
-    """Float 0/1 mask of the k largest scores."""
-    mask = torch.zeros(scores.numel(), dtype=scores.dtype, device=scores.device)
-    mask[torch.topk(scores.detach().flatten(), k, sorted=False).indices] = 1.0
-    return mask.view_as(scores)
+    """Float 0/1 mask (dtype of `scores`) of the k largest scores, ties as `top_k_mask`."""
+    return top_k_mask(scores, k).to(scores.dtype)
 
 
 class StraightThrough(torch.autograd.Function):
@@ -101,10 +100,6 @@ class SparseSelection(Method):
     selector_class: ClassVar[type[MaskSelector]]
     trains_weights = False
 
-    def __init__(self, config: SelectionConfig) -> None:
-        super().__init__(config)
-        self.keep: dict[str, int] = {}
-
     def select(self, ctx: SelectionContext) -> Masks | None:
         """Unused: the mask is chosen by training scores in `fit`."""
         return None
@@ -125,8 +120,8 @@ class SparseSelection(Method):
             )
         return counts
 
-    def fit(self, ctx: SelectionContext, trainer: Trainer) -> TrainResult:
-        self.keep = self.keep_counts(ctx)
+    def fit(self, ctx: SelectionContext, trainer: Trainer) -> FitResult:
+        keep = self.keep_counts(ctx)
         for module in prunable_modules(ctx.model).values():  # excluded layers too: all stay random
             initialize_weight(module.weight, self.config.weight_init, ctx.generator)
         frozen = [p for p in ctx.model.parameters() if p.requires_grad]
@@ -135,7 +130,7 @@ class SparseSelection(Method):
         modules = prunable_modules(ctx.model, ctx.sparsity.exclude)
         selectors = {}
         for name, module in modules.items():
-            selectors[name] = self.selector_class(module.weight, self.keep[name], ctx.generator)
+            selectors[name] = self.selector_class(module.weight, keep[name], ctx.generator)
             parametrize.register_parametrization(module, "weight", selectors[name])
         result = trainer(ctx.model, [])
         self.finalize(ctx)
@@ -145,16 +140,16 @@ class SparseSelection(Method):
         for p in frozen:
             p.requires_grad_(True)
         attach_masks(ctx.model, masks)
-        return result
+        return FitResult(result, self.details_for(keep))
 
     def finalize(self, ctx: SelectionContext) -> None:
         """Last adjustments with the trained scores in place (the parametrizations still attached)."""
 
-    def report(self) -> dict[str, Any]:
+    def details_for(self, keep: dict[str, int]) -> dict[str, Any]:
         return {
             "sparse_selection": {
                 "weight_init": self.config.weight_init.value,
                 "trained": "scores only (weights frozen at their initialization)",
-                "keep_per_layer": self.keep,
+                "keep_per_layer": keep,
             }
         }

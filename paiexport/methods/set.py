@@ -8,9 +8,9 @@ from typing import Literal
 
 import torch
 
-from paiexport.masks import Masks
 from paiexport.methods.dynamic import DynamicConfig, DynamicMethod, MaskUpdater
-from paiexport.train import TrainState
+from paiexport.sparsity.types import Masks
+from paiexport.training.callbacks import TrainState
 
 
 class SETConfig(DynamicConfig):

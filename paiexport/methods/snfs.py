@@ -17,10 +17,11 @@ from typing import Literal
 import torch
 from pydantic import Field
 
-from paiexport.allocation import _round_to_total
-from paiexport.masks import Masks, pop_dense_grads, request_dense_grads
 from paiexport.methods.dynamic import DynamicConfig, DynamicMethod, MaskUpdater
-from paiexport.train import TrainState
+from paiexport.sparsity.allocation import _round_to_total
+from paiexport.sparsity.masks import pop_dense_grads, request_dense_grads
+from paiexport.sparsity.types import Masks
+from paiexport.training.callbacks import TrainState
 
 
 class SNFSConfig(DynamicConfig):

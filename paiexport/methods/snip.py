@@ -10,7 +10,8 @@ import torch
 from pydantic import Field
 from torch import nn
 
-from paiexport.methods.base import ScoreConfig, ScoreMethod, SelectionContext, preserved_state
+from paiexport.methods.base import SelectionContext, preserved_state
+from paiexport.methods.score import ScoreConfig, ScoreMethod
 
 
 class SnipConfig(ScoreConfig):

@@ -18,7 +18,8 @@ import torch
 from pydantic import Field
 from torch.func import functional_call
 
-from paiexport.methods.base import ScoreConfig, ScoreMethod, SelectionContext
+from paiexport.methods.base import SelectionContext
+from paiexport.methods.score import ScoreConfig, ScoreMethod
 
 
 class SynflowConfig(ScoreConfig):

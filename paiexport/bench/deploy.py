@@ -1,0 +1,89 @@
+"""What ships: the `auto` choice of `model.deploy.onnx`."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import onnx
+
+from paiexport.bench.latency import LatencyStats
+from paiexport.export.torch_export import save_onnx
+from paiexport.export.transforms import set_metadata
+from paiexport.variant import Variant
+from paiexport.verify.rules import accuracy_drop_points
+from paiexport.verify.validate import FileValidation
+
+Stats = dict[str, dict[int, dict[int, LatencyStats]]]
+
+
+def _geomean_ms(by_batch: dict[int, dict[int, LatencyStats]]) -> float:
+    medians = [s.median_ms for by_t in by_batch.values() for s in by_t.values()]
+    return math.exp(sum(math.log(max(m, 1e-9)) for m in medians) / len(medians))
+
+
+def choose_deploy(
+    stats: dict[Variant, dict[int, dict[int, LatencyStats]]],
+    checks: dict[Variant, FileValidation],
+    torch_accuracy: float,
+    max_accuracy_drop: float,
+) -> tuple[Variant | None, dict[str, Any]]:
+    """The fastest variant (geometric mean of its median latencies over the benchmark
+    settings of this run) whose file is not broken and, for a lossy file, whose test accuracy
+    is at most `max_accuracy_drop` points below PyTorch's. The sparse file is no candidate: onnxruntime
+    densifies it at load, so it is never faster than model.onnx."""
+    candidates: dict[str, dict[str, Any]] = {}
+    for variant, by_batch in stats.items():
+        if not Variant(variant).deploy_candidate or variant not in checks:
+            continue
+        check = checks[variant]
+        drop = accuracy_drop_points(torch_accuracy, check.accuracy)
+        # Every check, parity included: a broken file must never ship, however fast it is.
+        eligible = check.passed and check.within_limit(max_accuracy_drop)
+        candidates[variant] = {
+            "geomean_latency_ms": _geomean_ms(by_batch), "accuracy": check.accuracy,
+            "accuracy_drop_points": drop, "eligible": eligible,
+        }  # fmt: skip
+    eligible = [v for v, c in candidates.items() if c["eligible"]]
+    chosen = min(eligible, key=lambda v: candidates[v]["geomean_latency_ms"]) if eligible else None
+    return chosen, {
+        "variant": chosen,
+        "max_accuracy_drop": max_accuracy_drop,
+        "criterion": "lowest geometric mean of median latency over the run's bench settings",
+        "candidates": candidates,
+    }
+
+
+@dataclass(frozen=True)
+class DeployResult:
+    """report.json `deploy`, and the file written with its bench stats and validation."""
+
+    section: dict[str, Any]
+    file: Path | None = None
+    stats: dict[int, dict[int, LatencyStats]] | None = None
+    check: FileValidation | None = None
+
+
+def write_deploy(
+    files: dict[str, Path], stats: Stats, checks: dict[str, FileValidation], torch_accuracy: float,
+    max_accuracy_drop: float, target: Path,
+) -> DeployResult:  # fmt: skip
+    """`auto`: copy the fastest variant within `max_accuracy_drop` to `target` (model.deploy.onnx).
+
+    The copy is the chosen graph with two metadata keys changed, so it runs and scores as the
+    chosen file does: its stats and validation are the chosen file's, not measured again."""
+    chosen, section = choose_deploy(stats, checks, torch_accuracy, max_accuracy_drop)
+    if chosen is None:
+        return DeployResult(section)
+    source = onnx.load(str(files[chosen]))
+    save_onnx(
+        set_metadata(
+            source, {"paiexport.variant": Variant.deploy.value, "paiexport.deploy_source": str(chosen)}
+        ),
+        target,
+    )
+    check = dataclasses.replace(checks[chosen], variant=Variant.deploy)
+    return DeployResult(section, target, stats[chosen], check)

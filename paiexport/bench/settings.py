@@ -1,0 +1,33 @@
+"""What a latency measurement runs: the recipe's `bench:` section and `paiexport bench` options."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from pydantic import Field
+
+from paiexport.config import StrictModel
+
+MAX_BATCH = 65_536  # a larger batch of even the smallest model is an input mistake
+SESSION_REPEATS = 5
+
+
+class BenchSettings(StrictModel):
+    """Batch sizes x thread counts, each timed `iterations` times after `warmup` untimed runs."""
+
+    batch_sizes: list[Annotated[int, Field(ge=1, le=MAX_BATCH)]] = Field(
+        default_factory=lambda: [1, 64], min_length=1, max_length=16
+    )
+    threads: list[Annotated[int, Field(ge=1, le=1024)]] = Field(
+        default_factory=lambda: [1], min_length=1, max_length=16
+    )
+    warmup: int = Field(default=10, ge=0, le=100_000)
+    iterations: int = Field(default=100, ge=1, le=1_000_000)
+
+
+class FileBenchSettings(BenchSettings):
+    """`paiexport bench` measures more than a run does: session creation, memory, any input shape."""
+
+    session_repeats: int = Field(default=SESSION_REPEATS, ge=1)
+    memory: bool = True
+    shapes: dict[str, tuple[int, ...]] = Field(default_factory=dict)  # --shape NAME=DIMS

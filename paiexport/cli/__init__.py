@@ -1,0 +1,207 @@
+"""The command line: thin wiring from options to the library."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+
+from paiexport.errors import UserError
+
+app = typer.Typer(
+    name="paiexport",
+    help="Prune at initialization, train sparse, and ship validated, benchmarked ONNX files.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+out = Console()
+err = Console(stderr=True)
+
+
+def wide_out() -> Console:
+    """stdout; logs and pipes get 120 columns instead of rich's 80 so tables are not squeezed."""
+    return out if out.is_terminal else Console(width=120)
+
+
+ShapeOption = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--shape",
+        help="NAME=1x3x32x32: full shape of an input with dynamic dimensions; the first number "
+        "stands for the batch (repeatable).",
+    ),
+]
+
+
+def show_version(value: bool) -> None:
+    if value:
+        from paiexport import __version__
+
+        out.print(f"paiexport {__version__}", highlight=False)
+        raise typer.Exit()
+
+
+@app.callback()
+def main(
+    _version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=show_version, is_eager=True, metavar="", help="Print the version."
+        ),
+    ] = False,
+) -> None:
+    """Prune at initialization, train sparse, and ship validated, benchmarked ONNX files."""
+
+
+@contextmanager
+def user_errors() -> Iterator[None]:
+    """Bad input becomes one line on stderr and exit code 2, never a traceback."""
+    try:
+        yield
+    except UserError as exc:
+        err.print(f"[red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
+        raise typer.Exit(2) from None
+
+
+@app.command()
+def run(
+    recipe: Annotated[str, typer.Argument(help="Recipe YAML file, or the name of a bundled recipe.")],
+    out_dir: Annotated[
+        Path | None, typer.Option("--out", help="Output folder (default: models/<recipe name>).")
+    ] = None,
+    overrides: Annotated[
+        list[str] | None,
+        typer.Option("--set", help="Override a recipe field: dotted.key=value (repeatable)."),
+    ] = None,
+    force: Annotated[
+        bool, typer.Option("--force", metavar="", help="Replace an existing run folder (or empty folder).")
+    ] = False,
+) -> None:
+    """Select masks, train, export ONNX (every export.formats variant), validate, benchmark, report."""
+    from paiexport.cli.overrides import parse_overrides
+    from paiexport.paths import default_run_dir, prepare_output
+    from paiexport.pipeline import run_recipe
+    from paiexport.recipe import load_recipe, resolve_recipe_path
+    from paiexport.reporting.report import summary_table
+
+    with user_errors():
+        parsed = load_recipe(resolve_recipe_path(recipe), parse_overrides(overrides))
+        target = out_dir or default_run_dir(parsed.name)
+        # Before any work; leftovers of killed runs are cleaned up and said so.
+        prepare_output(target, force, lambda line: err.print(line, highlight=False, markup=False))
+        report = run_recipe(parsed, target, force=force, console=err)
+    wide_out().print(summary_table(report))
+    listed = ", ".join(["report.json", "report.md", "report.html", *report.files.values()])
+    out.print(f"run folder: {target}  ({listed})", highlight=False, soft_wrap=True)
+    for gate in report.require("gates").results:
+        out.print(gate.line, style="green" if gate.passed else "red", highlight=False, markup=False)
+    verdict = report.require("verdict")  # broken files or failed gates: written to look at, not to ship
+    style = "red" if verdict.exit_code else "green"
+    last = f"{verdict.line}  (see {target / 'report.html'})"
+    out.print(last, style=style, highlight=False, markup=False, soft_wrap=True)
+    if verdict.exit_code:
+        raise typer.Exit(verdict.exit_code)
+
+
+@app.command("recipes")
+def list_recipes() -> None:
+    """List the bundled recipes, one line each."""
+    from paiexport.recipe import bundled_recipes_dir, load_recipe
+
+    with user_errors():
+        for path in sorted(bundled_recipes_dir().glob("*.yaml")):
+            try:
+                r = load_recipe(path)
+            except UserError as exc:  # one broken recipe must not hide the others
+                out.print(f"{path.stem:<20} (invalid: {exc})", highlight=False, soft_wrap=True)
+                continue
+            out.print(
+                f"{path.stem:<20} {r.method.name:<10} sparsity {r.effective_target():.0%} "
+                f"{r.sparsity.distribution.value:<8} {r.model.name.value} on {r.data.name.value}, "
+                f"{r.train.epochs} epochs",
+                highlight=False,
+            )
+
+
+@app.command("sweep")
+def sweep_command(
+    recipe: Annotated[str, typer.Argument(help="Recipe YAML file, or the name of a bundled recipe.")],
+    grid: Annotated[
+        list[str] | None,
+        typer.Option("--grid", help="dotted.key=v1,v2,...: one axis of the product (repeatable)."),
+    ] = None,
+    seeds: Annotated[int, typer.Option("--seeds", min=1, help="Seeds per point: seed, seed+1, ...")] = 1,
+    jobs: Annotated[int, typer.Option("--jobs", min=1, help="Runs in parallel processes.")] = 1,
+    overrides: Annotated[
+        list[str] | None, typer.Option("--set", help="Override a field of every run: dotted.key=value.")
+    ] = None,
+    out_dir: Annotated[
+        Path | None, typer.Option("--out", help="Sweep folder (default: models/<recipe name>-sweep).")
+    ] = None,
+) -> None:
+    """Run a grid of recipes x seeds (resumable), then write sweep.csv, sweep.md and sweep.png."""
+    from paiexport.cli.overrides import parse_overrides
+    from paiexport.paths import default_run_dir
+    from paiexport.recipe import read_recipe_file, resolve_recipe_path
+    from paiexport.sweep import collect, execute, extra_axes, parse_grid, plan_sweep, write_outputs
+
+    with user_errors():
+        path = resolve_recipe_path(recipe)
+        axes = [parse_grid(text) for text in grid or []]
+        runs = plan_sweep(read_recipe_file(path), str(path), axes, seeds, parse_overrides(overrides))
+        target = out_dir or default_run_dir(f"{runs[0].recipe.name}-sweep")
+        execute(runs, target, jobs, progress=lambda line: err.print(line, highlight=False, markup=False))
+        title = f"{runs[0].recipe.name} sweep ({seeds} seed{'s' if seeds > 1 else ''})"
+        write_outputs(collect(runs, target), extra_axes(axes), target, title)
+    out.print((target / "sweep.md").read_text(), highlight=False, markup=False)
+    out.print(f"sweep folder: {target}  (sweep.csv, sweep.md, sweep.png, one folder per run)")
+
+
+@app.command("export")
+def export_cmd(
+    source: Annotated[Path, typer.Argument(help="A run folder, or a checkpoint (.pt) inside one.")],
+    formats: Annotated[
+        list[str] | None,
+        typer.Option("--formats", help="dense, sparse, compact, int8, auto (repeatable or comma-separated)."),
+    ] = None,
+    opset: Annotated[int | None, typer.Option("--opset", help="ONNX opset (17-21).")] = None,
+    out_dir: Annotated[
+        Path | None, typer.Option("--out", help="Output folder (default: RUN/export).")
+    ] = None,
+    force: Annotated[
+        bool, typer.Option("--force", metavar="", help="Replace an existing output folder.")
+    ] = False,
+) -> None:
+    """Re-export a trained run's ONNX files without retraining; validates each file."""
+    from paiexport.recipe import Override
+    from paiexport.reexport import default_export_dir, locate_run, reexport
+
+    overrides = []
+    if formats:
+        chosen = [f.strip() for item in formats for f in item.split(",") if f.strip()]
+        overrides.append(Override(("export", "formats"), chosen))
+    if opset is not None:
+        overrides.append(Override(("export", "opset"), opset))
+    with user_errors():
+        run = locate_run(source, overrides)
+        result = reexport(run, out_dir or default_export_dir(run), err, force=force)
+    failed = [v for v, c in result["validation"].items() if not c["passed"]]
+    for variant, path in result["files"].items():
+        c = result["validation"][variant]
+        verdict = "pass" if c["passed"] else "FAIL"
+        out.print(
+            f"{variant:<14} {path}  acc {c['accuracy']:.2%}  {verdict}", highlight=False, soft_wrap=True
+        )
+    if failed:
+        err.print(f"[red]validation failed:[/] {', '.join(failed)}")
+        raise typer.Exit(1)
+
+
+# The file commands (bench, check, validate, inspect) register themselves on `app`.
+from paiexport.cli import files  # noqa: E402, F401

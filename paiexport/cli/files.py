@@ -1,0 +1,191 @@
+"""The commands that work on files: `bench`, `check`, `validate`, `inspect`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from pydantic import ValidationError
+
+from paiexport.bench.settings import FileBenchSettings
+from paiexport.cli import ShapeOption, app, err, out, user_errors, wide_out
+from paiexport.errors import UserError
+
+
+@app.command("bench")
+def bench_command(
+    models: Annotated[list[Path], typer.Argument(help="ONNX files to benchmark side by side.")],
+    baseline: Annotated[
+        Path | None, typer.Option("--baseline", help="Ratios are to this file (default: the first file).")
+    ] = None,
+    batch_sizes: Annotated[str, typer.Option("--batch-sizes", help="Comma-separated, e.g. 1,8,64.")] = "1,64",
+    threads: Annotated[str, typer.Option("--threads", help="Comma-separated thread counts, e.g. 1,2.")] = "1",
+    iterations: Annotated[int, typer.Option("--iterations", min=1, help="Timed runs per setting.")] = 100,
+    warmup: Annotated[int, typer.Option("--warmup", min=0, help="Untimed runs per setting.")] = 10,
+    json_out: Annotated[Path | None, typer.Option("--json", help="Also write the results as JSON.")] = None,
+    shape: ShapeOption = None,
+) -> None:
+    """Latency (p50/p90/p99, throughput), session creation, peak memory and size of ONNX files.
+
+    Random inputs: floats standard normal, integers 0 or 1, bools random (paiexport/verify/inputs.py).
+    """
+    from paiexport.bench.latency import bench, bench_inputs, bench_table, file_table
+    from paiexport.reporting.report import versions, write_json
+    from paiexport.verify.inputs import plan_inputs
+
+    with user_errors():
+        settings = _bench_settings(batch_sizes, threads, warmup, iterations, shape)
+        files, base = bench_inputs(models, baseline)
+        plan_inputs(files, settings.batch_sizes, settings.shapes)  # bad inputs exit 2 before timing
+        result = bench(files, base, settings)
+        if json_out is not None:
+            json_out.parent.mkdir(parents=True, exist_ok=True)
+            write_json({**result.to_dict(), "versions": versions()}, json_out)
+    console = wide_out()
+    console.print(bench_table(result))
+    console.print(file_table(result))
+
+
+def _bench_settings(
+    batch_sizes: str, threads: str, warmup: int, iterations: int, shape: list[str] | None
+) -> FileBenchSettings:
+    """The options as the one settings type the recipe's `bench:` section uses too."""
+    from paiexport.bench.latency import parse_positive_ints
+    from paiexport.verify.inputs import parse_shapes
+
+    try:
+        return FileBenchSettings(
+            batch_sizes=parse_positive_ints(batch_sizes, "--batch-sizes"),
+            threads=parse_positive_ints(threads, "--threads"),
+            warmup=warmup,
+            iterations=iterations,
+            shapes=parse_shapes(shape or []),
+        )
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        option = "--" + str(error["loc"][0]).replace("_", "-")
+        raise UserError(f"{option}: {error['msg']}") from None
+
+
+def _gate_options(
+    max_latency_ms: list[str] | None,
+    min_speedup: list[str] | None,
+    max_size_mb: list[str] | None,
+    **numbers: Any,
+) -> dict[str, Any]:
+    """`check`'s options as a gates dict (only those given)."""
+    from paiexport.reporting.gates import parse_pair
+
+    options = {
+        **numbers,
+        "max_latency_ms": dict(parse_pair(t, "--max-latency-ms", int) for t in max_latency_ms or []),
+        "min_speedup": dict(parse_pair(t, "--min-speedup", str) for t in min_speedup or []),
+        "max_size_mb": dict(parse_pair(t, "--max-size-mb", str) for t in max_size_mb or []),
+    }
+    return {k: v for k, v in options.items() if v not in (None, {})}
+
+
+@app.command("check")
+def check_command(
+    run_or_report: Annotated[Path, typer.Argument(help="A run folder or its report.json.")],
+    min_accuracy: Annotated[
+        float | None,
+        typer.Option("--min-accuracy", help="Every ONNX variant's test accuracy ≥ X (0.9 = 90%)."),
+    ] = None,
+    max_accuracy_drop: Annotated[
+        float | None,
+        typer.Option(
+            "--max-accuracy-drop", help="Every ONNX variant at most P points below PyTorch (1.0 = 1 point)."
+        ),
+    ] = None,
+    max_latency_ms: Annotated[
+        list[str] | None,
+        typer.Option("--max-latency-ms", help="BATCH=MS: median latency of every variant (repeatable)."),
+    ] = None,
+    min_speedup: Annotated[
+        list[str] | None, typer.Option("--min-speedup", help="VARIANT=R: speedup over dense (repeatable).")
+    ] = None,
+    max_size_mb: Annotated[
+        list[str] | None, typer.Option("--max-size-mb", help="VARIANT=MB: file size (repeatable).")
+    ] = None,
+    min_sparsity: Annotated[
+        float | None, typer.Option("--min-sparsity", help="Reached sparsity ≥ S (0.9 = 90%).")
+    ] = None,
+) -> None:
+    """Check a run against gates (options and the recipe's gates: section); exit 1 if any fails."""
+    from paiexport.reporting.gates import evaluate_gates, gates_from_dict, load_report, recipe_gates
+
+    with user_errors():
+        report = load_report(run_or_report)
+        options = _gate_options(
+            max_latency_ms, min_speedup, max_size_mb,
+            min_accuracy=min_accuracy, max_accuracy_drop=max_accuracy_drop, min_sparsity=min_sparsity,
+        )  # fmt: skip
+        cli_gates = gates_from_dict(options, "options")
+        gates = recipe_gates(report, str(run_or_report)).merged(cli_gates)
+        if gates.is_empty():
+            raise UserError(
+                "no gates: pass options such as --min-accuracy or add a gates: section to the recipe"
+            )
+        results = evaluate_gates(gates, report)
+    for r in results:
+        out.print(r.line(), style="green" if r.passed else "red", highlight=False, markup=False)
+    failed = sum(not r.passed for r in results)
+    out.print(f"{len(results) - failed} passed, {failed} failed", highlight=False)
+    raise typer.Exit(1 if failed else 0)
+
+
+@app.command("validate")
+def validate_cmd(
+    model: Annotated[Path, typer.Argument(help="The ONNX file to check.")],
+    data: Annotated[str, typer.Option("--data", help="Dataset whose test split is used: digits, mnist1d.")],
+    reference: Annotated[
+        Path | None,
+        typer.Option("--reference", help="An ONNX file the outputs must match (e.g. model.onnx)."),
+    ] = None,
+    max_accuracy_drop: Annotated[
+        float, typer.Option("--max-accuracy-drop", help="Points an int8 file may lose vs the reference.")
+    ] = 1.0,
+    seed: Annotated[
+        int | None,
+        typer.Option("--seed", help="Seed of the test split (default: the file's paiexport.seed, else 0)."),
+    ] = None,
+    shape: ShapeOption = None,
+) -> None:
+    """Checker, load, parity with a reference file, accuracy, sparsity per initializer; exit 1 on failure."""
+    from paiexport.verify.file_checks import check_file
+    from paiexport.verify.inputs import parse_shapes
+
+    with user_errors():
+        report = check_file(model, data, reference, max_accuracy_drop, seed, parse_shapes(shape or []))
+    for check in report.checks:
+        mark = "[green]✓[/]" if check.ok else "[red]✗[/]"
+        out.print(f"{mark} {check.name}: {check.detail}", soft_wrap=True)
+    for name, sparsity in report.sparsity.items():
+        out.print(f"  {name}: sparsity {sparsity:.2%}", highlight=False)
+    failed = [c.name for c in report.checks if not c.ok]
+    if failed:  # broken: exit 1; a lossy file over the limit is only not deployable (exit 0)
+        err.print(f"[red]broken, failed check:[/] {', '.join(failed)}")
+        raise typer.Exit(1)
+    if report.not_deployable:
+        out.print(f"[yellow]{report.not_deployable}[/] (no check failed)", highlight=False)
+
+
+@app.command("inspect")
+def inspect_cmd(
+    model: Annotated[Path, typer.Argument(help="Any ONNX file.")],
+    as_json: Annotated[bool, typer.Option("--json", metavar="", help="Print the findings as JSON.")] = False,
+) -> None:
+    """Initializers (shape, sparsity, storage, bytes), op counts, dense vs effective FLOPs, metadata."""
+    import json
+
+    from paiexport.verify.inspect import inspect_model, render
+
+    with user_errors():
+        found = inspect_model(model)
+    if as_json:
+        out.print_json(json.dumps(found))
+    else:
+        for renderable in render(found):  # names and shapes like [batch, 3] are not markup
+            out.print(renderable, markup=False, highlight=False, soft_wrap=True)

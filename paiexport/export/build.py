@@ -1,0 +1,89 @@
+"""Every variant of `export.formats` from one trained model (`deploy` comes after the bench)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import onnx
+import torch
+from torch import nn
+
+from paiexport.data import DataSplits
+from paiexport.export.compact import compact_model, max_abs_diff
+from paiexport.export.config import ExportConfig
+from paiexport.export.quantize import to_int8
+from paiexport.export.torch_export import save_onnx, to_onnx
+from paiexport.export.transforms import set_metadata, to_sparse_initializers
+from paiexport.export.variants import variants_for
+from paiexport.paths import RunPaths
+from paiexport.variant import Variant
+
+
+@dataclass
+class ExportedVariants:
+    """The files of a run (every variant but `deploy`) and what compaction did."""
+
+    files: dict[Variant, Path]
+    compact: dict[str, Any] | None = None
+
+
+def compact_variant(
+    model: nn.Module, dense: onnx.ModelProto, config: ExportConfig, data: DataSplits, metadata: dict[str, str]
+) -> tuple[onnx.ModelProto, dict[str, Any]]:
+    """The compact graph and what compaction did (parameters, max abs diff vs the masked model)."""
+    result = compact_model(model, data.input_shape)
+    diff = max_abs_diff(model, result.model, data.test.x)
+    info = {
+        "params_before": result.params_before,
+        "params_after": result.params_after,
+        "torch_max_abs_diff": diff,
+    }
+    # Nothing to remove (typical of unstructured masks): ship the dense graph itself, so the
+    # compact file is never slower than model.onnx and equal to it bit for bit.
+    shrunk = result.params_after < result.params_before
+    graph = to_onnx(result.model, data.input_shape, config.opset) if shrunk else dense
+    tags = {
+        **metadata,
+        "paiexport.variant": Variant.compact.value,
+        "paiexport.compact_max_abs_diff": str(diff),
+    }
+    return set_metadata(graph, tags), info
+
+
+def export_variants(
+    model: nn.Module, config: ExportConfig, data: DataSplits, paths: RunPaths, metadata: dict[str, str]
+) -> ExportedVariants:
+    """Every variant of `config.formats`, each carrying `metadata`; `deploy` comes after the bench."""
+    wanted = variants_for(config.formats)
+    files: dict[Variant, Path] = {}
+    compact_info = None
+
+    def save(variant: Variant, proto: onnx.ModelProto) -> None:
+        files[variant] = paths.onnx(variant)
+        save_onnx(proto, files[variant])
+
+    tags = {**metadata, "paiexport.variant": Variant.dense.value}
+    dense = set_metadata(to_onnx(model, data.input_shape, config.opset), tags)
+    if Variant.dense in wanted:
+        save(Variant.dense, dense)
+    compact = None
+    if Variant.compact in wanted:
+        compact, compact_info = compact_variant(model, dense, config, data, metadata)
+        save(Variant.compact, compact)
+    calibration = data.train.x[: config.calibration_samples].numpy()
+    quantized: dict[bytes, onnx.ModelProto] = {}  # graph -> int8 graph: calibrate each graph once
+    for variant, source in ((Variant.int8, dense), (Variant.compact_int8, compact)):
+        if variant in wanted and source is not None:
+            graph = source.graph.SerializeToString()  # compact is the dense graph when nothing shrank
+            if graph not in quantized:
+                quantized[graph] = to_int8(source, config.int8, calibration, torch.get_num_threads())
+            tags = {p.key: p.value for p in source.metadata_props}
+            tags.update({"paiexport.variant": variant.value, "paiexport.int8": config.int8.value})
+            save(variant, set_metadata(quantized[graph], tags))
+    if Variant.sparse in wanted:
+        # Sparse storage is the very last transform: later ONNX round trips would drop it.
+        tagged = set_metadata(dense, {"paiexport.variant": Variant.sparse.value})
+        save(Variant.sparse, to_sparse_initializers(tagged, config.sparse_threshold))
+    return ExportedVariants(files, compact_info)

@@ -1,0 +1,26 @@
+"""The recipe's `export:` section, typed here so the export layer needs no Recipe."""
+
+from __future__ import annotations
+
+from pydantic import Field, field_validator
+
+from paiexport.config import StrictModel
+from paiexport.export.variants import ExportFormat, Int8Mode
+
+
+class ExportConfig(StrictModel):
+    opset: int = Field(default=18, ge=17, le=21)
+    sparse_threshold: float = Field(
+        default=0.7, ge=0.0, le=1.0,
+        description="initializers at least this sparse are stored as sparse initializers",
+    )  # fmt: skip
+    formats: list[ExportFormat] = Field(default_factory=lambda: list(ExportFormat), min_length=1)
+    int8: Int8Mode = Int8Mode.dynamic
+    calibration_samples: int = Field(default=300, ge=1, description="training samples for static int8")
+
+    @field_validator("formats")
+    @classmethod
+    def _dense_is_the_baseline(cls, formats: list[ExportFormat]) -> list[ExportFormat]:
+        if ExportFormat.dense not in formats:
+            raise ValueError("must include dense: every other file is measured against it")
+        return formats

@@ -1,0 +1,37 @@
+"""The exported files: which formats a recipe asks for and the variant each one produces.
+
+The variants themselves (report.json keys, file names, flags) are `paiexport.variant.Variant`.
+"""
+
+from __future__ import annotations
+
+from enum import Enum
+
+from paiexport.variant import Variant
+
+
+class ExportFormat(str, Enum):
+    dense = "dense"
+    sparse = "sparse"
+    compact = "compact"
+    int8 = "int8"
+    auto = "auto"
+
+
+class Int8Mode(str, Enum):
+    dynamic = "dynamic"  # weights int8 ahead of time, activations quantized per batch
+    static = "static"  # activations' ranges calibrated on training samples
+
+
+def variants_for(formats: list[ExportFormat]) -> list[Variant]:
+    """Variants in build order; int8 applies to the dense graph and, if asked for, the compact one."""
+    chosen = set(formats)
+    wanted = {
+        Variant.dense: ExportFormat.dense in chosen,
+        Variant.compact: ExportFormat.compact in chosen,
+        Variant.int8: ExportFormat.int8 in chosen,
+        Variant.compact_int8: ExportFormat.int8 in chosen and ExportFormat.compact in chosen,
+        Variant.sparse: ExportFormat.sparse in chosen,
+        Variant.deploy: ExportFormat.auto in chosen,
+    }
+    return [v for v in Variant if wanted[v]]

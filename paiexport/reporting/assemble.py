@@ -1,0 +1,128 @@
+"""A run's `RunReport` from what its stages produced (the pipeline only hands them over)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from math import prod
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from paiexport import __version__
+from paiexport.bench.deploy import Stats
+from paiexport.bench.latency import file_size
+from paiexport.methods import FitResult
+from paiexport.reporting.report import (
+    SPARSE_STORAGE_NOTE,
+    UNTRAINED_WEIGHTS_NOTE,
+    latency_sections,
+    machine,
+    size_ratios,
+    versions,
+)
+from paiexport.reporting.schema import RunReport
+from paiexport.sparsity.allocation import layer_keep_counts
+from paiexport.sparsity.collapse import find_collapse
+from paiexport.sparsity.masks import layer_sparsity, overall_sparsity, prunable_weights
+from paiexport.sparsity.structure import structure_notes
+from paiexport.sparsity.types import Distribution, SparsityConfig, StructureKind
+from paiexport.verify.validate import FileValidation, onnx_weight_sparsity
+
+
+@dataclass
+class RunFacts:
+    """What the recipe says about the run: its dict and hash, method, epochs and the sparsity
+    it asked for (`sparsity.target` already the effective one: 0 for dense)."""
+
+    recipe: dict[str, Any]
+    recipe_hash: str
+    method: str
+    epochs: int
+    sparsity: SparsityConfig
+
+
+@dataclass
+class RunOutcome:
+    """What the stages produced: the masked model, the fit, and the files with their checks."""
+
+    model: nn.Module
+    fit: FitResult
+    trains_weights: bool
+    torch_accuracy: float
+    files: dict[str, Path]
+    checks: dict[str, FileValidation]
+    stats: Stats
+    compact: dict[str, Any] | None = None
+    deploy: dict[str, Any] | None = None
+
+
+def planned_layer_sparsity(
+    weights: dict[str, torch.Tensor], sparsity: SparsityConfig
+) -> dict[str, float | None]:
+    """Per-layer target implied by the distribution (global and structured selection have none)."""
+    if sparsity.distribution is Distribution.global_ or sparsity.structure is not StructureKind.unstructured:
+        return {n: None for n in weights}
+    shapes = {n: tuple(w.shape) for n, w in weights.items()}
+    keep = layer_keep_counts(shapes, sparsity.target, sparsity.distribution)
+    return {n: 1.0 - keep[n] / prod(shapes[n]) for n in weights}
+
+
+def sparsity_section(model: nn.Module, sparsity: SparsityConfig, files: dict[str, Path]) -> dict[str, Any]:
+    reached = layer_sparsity(model, sparsity.exclude)
+    weights = prunable_weights(model, sparsity.exclude)
+    planned = planned_layer_sparsity(weights, sparsity)
+    in_files = {v: onnx_weight_sparsity(p, list(weights)) for v, p in files.items()}
+    return {
+        "target": sparsity.target,
+        "reached": overall_sparsity(model, sparsity.exclude),
+        "distribution": sparsity.distribution.value,
+        "per_layer": {
+            n: {"numel": weights[n].numel(), "target": planned[n], "reached": reached[n],
+                "onnx": {v: found.get(n) for v, found in in_files.items()}}
+            for n in weights
+        },
+    }  # fmt: skip
+
+
+def training_section(facts: RunFacts, fit: FitResult) -> dict[str, Any]:
+    result = fit.train
+    return {
+        "epochs": facts.epochs,
+        "seconds": round(result.seconds, 3),
+        "best_epoch": result.best_epoch,
+        "exported_epoch": result.exported_epoch,
+        "threads": result.threads,
+        "final": result.history[-1] if result.history else None,
+    }
+
+
+def build_report(facts: RunFacts, run: RunOutcome) -> RunReport:
+    """report.json's content but `gates`, `verdict` and `timings_s`, which come after it."""
+    sizes = {v: file_size(p) for v, p in run.files.items()}
+    weights = prunable_weights(run.model, facts.sparsity.exclude)
+    untrained = [] if run.trains_weights else [UNTRAINED_WEIGHTS_NOTE]
+    notes = [SPARSE_STORAGE_NOTE, *untrained, *structure_notes(run.model, facts.sparsity, list(weights))]
+    return RunReport(
+        paiexport_version=__version__,
+        recipe=facts.recipe,
+        recipe_hash=facts.recipe_hash,
+        method=facts.method,
+        weights_trained=run.trains_weights,
+        accuracy={"torch": run.torch_accuracy, "onnx": {v: c.accuracy for v, c in run.checks.items()}},
+        sparsity=sparsity_section(run.model, facts.sparsity, run.files),
+        layer_collapse=find_collapse({n: w != 0 for n, w in weights.items()}),
+        validation={v: c.to_dict() for v, c in run.checks.items()},
+        **latency_sections(run.stats),
+        size_bytes=sizes,
+        size_ratio_vs_dense=size_ratios(sizes),
+        files={v: p.name for v, p in run.files.items()},
+        training=training_section(facts, run.fit),
+        compact=run.compact,
+        deploy=run.deploy,
+        notes=notes,
+        versions=versions(),
+        machine=machine(),
+        method_details=run.fit.details,
+    )

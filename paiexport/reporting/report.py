@@ -1,0 +1,291 @@
+"""report.json (for machines), report.md and the terminal table (for people)."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import sys
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+from typing import Any
+
+from rich.table import Table
+
+from paiexport.bench.latency import LatencyStats
+from paiexport.reporting.schema import FileCheck, RunReport
+from paiexport.variant import Variant
+
+SPARSE_STORAGE_NOTE = (
+    "model.sparse.onnx stores weights as ONNX sparse initializers: the file is smaller, but "
+    "onnxruntime expands them to dense tensors when it loads the model, so it runs no faster "
+    "than model.onnx and saves no memory (`paiexport bench` measures the session's peak). "
+    "Speed needs a physically smaller graph (compact) or int8."
+)
+UNTRAINED_WEIGHTS_NOTE = (
+    "The weights were not trained: they keep their random initialization and only the mask "
+    "was selected (by training a score per weight); the exported model is those random "
+    "weights times the selected mask."
+)
+
+
+def versions() -> dict[str, str]:
+    found = {"python": sys.version.split()[0], "platform": platform.platform()}
+    for package in ("paiexport", "torch", "onnx", "onnxruntime", "onnxscript", "numpy"):
+        try:
+            found[package] = version(package)
+        except PackageNotFoundError:
+            found[package] = "not installed"
+    return found
+
+
+def cpu_model() -> str:
+    """The CPU's marketing name (Linux /proc/cpuinfo; elsewhere whatever platform knows)."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine() or "unknown"
+
+
+def machine() -> dict[str, Any]:
+    """Where and when the latencies were measured (report.json `machine`)."""
+    return {
+        "cpu": cpu_model(),
+        "logical_cpus": os.cpu_count(),
+        "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
+    }
+
+
+def latency_sections(
+    stats: dict[str, dict[int, dict[int, LatencyStats]]], baseline: str = Variant.dense
+) -> dict[str, Any]:
+    """`latency_ms` (medians), `latency` (full stats) and `speedup_vs_dense` (same-run ratios)."""
+    medians = {
+        v: {str(b): {str(t): s.median_ms for t, s in by_t.items()} for b, by_t in by_b.items()}
+        for v, by_b in stats.items()
+    }
+    full = {
+        v: {str(b): {str(t): vars(s) for t, s in by_t.items()} for b, by_t in by_b.items()}
+        for v, by_b in stats.items()
+    }
+    base = stats.get(baseline, {})
+    speedup = (
+        {
+            v: {
+                str(b): {str(t): base[b][t].median_ms / s.median_ms for t, s in by_t.items()}
+                for b, by_t in by_b.items()
+            }
+            for v, by_b in stats.items()
+        }
+        if base
+        else {}
+    )
+    return {"latency_ms": medians, "latency": full, "speedup_vs_dense": speedup}
+
+
+def size_ratios(
+    sizes: dict[str, dict[str, int]], baseline: str = Variant.dense
+) -> dict[str, dict[str, float]]:
+    base = sizes[baseline]
+    return {v: {k: s[k] / base[k] for k in ("raw", "gzip")} for v, s in sizes.items()}
+
+
+def write_json(report: dict[str, Any], path: Path) -> None:
+    path.write_text(json.dumps(report, indent=2, sort_keys=False) + "\n")
+
+
+def percent(x: Any) -> str:
+    """0.9512 -> "95.12%"; a missing value -> "-"."""
+    return f"{x:.2%}" if isinstance(x, int | float) else "-"
+
+
+def verdict_cell(check: FileCheck | None) -> str:
+    """'pass', 'BROKEN: parity' (an error) or '−1.2 pt > 1.0: not deployable' (a trade-off)."""
+    if check is None:
+        return "-"
+    if not check.passed:
+        return f"BROKEN: {', '.join(check.broken_checks) or 'failed'}"
+    return "pass" if check.deployable else check.reason
+
+
+def summary_rows(report: RunReport, *, files: bool = False) -> tuple[list[str], list[list[str]]]:
+    """Headers and one row per variant (accuracy, size, latency with ratios, verdict).
+
+    Shared by the terminal table, report.md and report.html (which adds the `file` column);
+    keys a report lacks show as "-".
+    """
+    latency, speedup = report.latency_ms, report.speedup_vs_dense
+    onnx_acc = report.accuracy.onnx if report.accuracy else {}
+    settings = sorted({(b, t) for by_b in latency.values() for b, by_t in by_b.items() for t in by_t},
+                      key=lambda s: (int(s[0]), int(s[1])))  # fmt: skip
+    headers = ["variant", *(["file"] if files else []), "test acc", "size (vs dense)", "gzip",
+               *(f"b{b} t{t}" for b, t in settings), "verdict"]  # fmt: skip
+    rows = []
+    for v, size in report.size_bytes.items():
+        ratio = report.size_ratio_vs_dense.get(v, {}).get("raw", float("nan"))
+        row = [variant_label(report, v), *([report.files.get(v, "-")] if files else []),
+               percent(onnx_acc.get(v)),
+               f"{size.raw / 1024:.1f} KiB ({ratio:.3g}×)", f"{size.gzip / 1024:.1f} KiB"]  # fmt: skip
+        for b, t in settings:
+            ms = latency.get(v, {}).get(b, {}).get(t)
+            r = speedup.get(v, {}).get(b, {}).get(t)
+            row.append("-" if ms is None else f"{ms:.3f} ms" + ("" if r is None else f" ({r:.2f}×)"))
+        row.append(verdict_cell(report.validation.get(v)))
+        rows.append(row)
+    return headers, rows
+
+
+def variant_label(report: RunReport, variant: str) -> str:
+    """`deploy` names the variant it copies: "deploy (= compact.int8)"."""
+    source = report.deploy.variant if report.deploy else None
+    return f"{variant} (= {source})" if variant == "deploy" and source else variant
+
+
+def validation_rows(report: RunReport) -> tuple[list[str], list[list[str]]]:
+    """One row per file: the checks of `validation`, parity as the max abs diff vs PyTorch."""
+    headers = ["variant", "file", "checker", "loads", "max abs diff vs PyTorch", "parity", "test acc",
+               "verdict"]  # fmt: skip
+    mark = {True: "ok", False: "BROKEN"}
+    rows = []
+    for v, c in report.validation.items():
+        parity = mark[c.parity] if c.parity_required else "not required (int8)"
+        rows.append([variant_label(report, v), report.files.get(v, "-"), mark[c.checker],
+                     mark[c.loads], f"{c.max_abs_diff:.3g}", parity, percent(c.accuracy),
+                     verdict_cell(c)])  # fmt: skip
+    return headers, rows
+
+
+# method_details keys -> section title; every method's details render in report.md/html.
+METHOD_SECTIONS = {
+    "mask_updates": "mask updates",
+    "levels": "lottery-ticket levels",
+    "phases": "training phases",
+    "sparse_selection": "sparse selection",
+}
+MAX_DETAIL_ROWS = 20  # long update logs stay readable; report.json keeps every row
+
+
+@dataclass
+class DetailSection:
+    title: str
+    lines: list[str] = field(default_factory=list)
+    tables: list[tuple[str, list[str], list[list[str]]]] = field(default_factory=list)
+
+
+def _cell(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    if isinstance(value, dict):
+        return ", ".join(f"{k}={_cell(v)}" for k, v in value.items()) or "-"
+    if isinstance(value, list):
+        return ", ".join(_cell(v) for v in value) or "-"
+    return str(value)
+
+
+def _records_table(caption: str, records: list[dict[str, Any]]) -> tuple[str, list[str], list[list[str]]]:
+    headers = list(dict.fromkeys(k for r in records for k in r))
+    shown = records[:MAX_DETAIL_ROWS]
+    if len(records) > len(shown):
+        caption += f" (first {len(shown)} of {len(records)}; all in report.json)"
+    return caption, headers, [[_cell(r.get(h, "-")) for h in headers] for r in shown]
+
+
+def method_details(report: RunReport) -> list[DetailSection]:
+    """The method's own report keys, whatever their shape (dict, list of records, value):
+    records become tables, everything else one line each."""
+    sections = []
+    for key, title in METHOD_SECTIONS.items():
+        value = report.method_details.get(key)
+        if not value:
+            continue
+        section = DetailSection(f"{report.method or 'method'}: {title}")
+        for name, v in value.items() if isinstance(value, dict) else [("", value)]:
+            if isinstance(v, list) and v and all(isinstance(r, dict) for r in v):
+                section.tables.append(_records_table(name, v))
+            elif isinstance(v, dict) and v and all(isinstance(r, dict) for r in v.values()):
+                section.tables.append(_records_table(name, [{"layer": n, **r} for n, r in v.items()]))
+            else:
+                section.lines.append(f"{name}: {_cell(v)}" if name else _cell(v))
+        sections.append(section)
+    return sections
+
+
+def summary_table(report: RunReport) -> Table:
+    s, recipe = report.require("sparsity"), report.require("recipe")
+    table = Table(
+        title=f"{recipe['name']}: {report.method} · sparsity "
+        f"{s.reached:.2%} (target {s.target:.2%}) · torch acc "
+        f"{report.require('accuracy').torch:.2%}"
+    )
+    headers, rows = summary_rows(report)
+    for header in headers:
+        table.add_column(
+            header, justify="left" if header == "variant" else "right", no_wrap=header == "variant"
+        )
+    for row in rows:
+        table.add_row(*row)
+    return table
+
+
+def verdict_lines(report: RunReport) -> list[str]:
+    """The recipe's gate results and the run's verdict (broken files, gates, deploy choice)."""
+    gates = [r.line for r in report.gates.results] if report.gates else []
+    verdict = report.verdict
+    return [*gates, *([f"verdict: {verdict.line}"] if verdict else [])]
+
+
+def markdown(report: RunReport) -> str:
+    s, acc, recipe = report.require("sparsity"), report.require("accuracy"), report.require("recipe")
+    training = report.require("training")
+    headers, rows = summary_rows(report)
+    lines = [
+        f"# {recipe['name']}",
+        "",
+        f"- method: `{report.method}`, distribution `{recipe['sparsity']['distribution']}`",
+        *([] if report.weights_trained else ["- weights: **not trained** (see Notes)"]),
+        f"- sparsity of prunable weights: target {s.target:.2%}, reached {s.reached:.2%}",
+        f"- test accuracy: PyTorch {acc.torch:.2%}; "
+        + ", ".join(f"{v} {a:.2%}" for v, a in acc.onnx.items()),
+        f"- training: {training.epochs} epochs in {training.seconds:.1f} s "
+        f"(exported checkpoint: epoch {training.exported_epoch})",
+        "",
+        "Latency is the median in onnxruntime on CPU (b = batch size, t = threads); "
+        "ratios are speedups over model.onnx measured in the same run.",
+        "",
+        *_md_table(headers, rows),
+        "",
+        *(f"- {line}" for line in verdict_lines(report)),
+        "",
+        "## Per-layer sparsity",
+        "",
+        "| layer | weights | target | reached |",
+        "|---|---|---|---|",
+    ]
+    for name, layer in s.per_layer.items():
+        target = "-" if layer.target is None else f"{layer.target:.2%}"
+        lines.append(f"| {name} | {layer.numel} | {target} | {layer.reached:.2%} |")
+    lines += ["", "## Validation per file", "", *_md_table(*validation_rows(report))]
+    for section in method_details(report):
+        lines += [
+            "",
+            f"## {section.title}",
+            *([""] if section.lines else []),
+            *(f"- {line}" for line in section.lines),
+        ]
+        for caption, headers, rows in section.tables:
+            lines += ["", *([f"**{caption}**", ""] if caption else []), *_md_table(headers, rows)]
+    lines += ["", "## Notes", "", *(f"- {note}" for note in report.notes), ""]
+    return "\n".join(lines)
+
+
+def _md_table(headers: list[str], rows: list[list[str]]) -> list[str]:
+    return [
+        "| " + " | ".join(headers) + " |",
+        "|" + "|".join("---" for _ in headers) + "|",
+        *("| " + " | ".join(row) + " |" for row in rows),
+    ]

@@ -1,0 +1,255 @@
+"""report.json, typed: `RunReport` is what `run` writes and what `check`, `report`, `sweep` read.
+
+`schema_version` 2 is the first typed report. It adds `schema_version`, `latency_rows` (the
+`latency` tables as one row per variant, batch and threads) and `method_details` (the method's
+own keys in one place) and keeps every key of version 1, the method's keys included. A
+report.json without `schema_version` is version 1: it is read as is (every section it lacks
+is None), so runs written before the typed report still gate and render.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
+
+from paiexport.errors import UserError
+
+SCHEMA_VERSION = 2
+# Method.fit details that version 1 wrote as top-level keys (the README documents them there).
+METHOD_KEYS = ("mask_updates", "levels", "phases", "sparse_selection")
+Nested = dict[str, dict[str, dict[str, float]]]  # variant -> batch -> threads -> value
+
+
+class Section(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Accuracy(Section):
+    torch: float
+    onnx: dict[str, float] = {}
+
+
+class LayerSparsity(Section):
+    numel: int = 0
+    target: float | None = None
+    reached: float | None = None
+    onnx: dict[str, float | None] = {}
+
+
+class Sparsity(Section):
+    target: float | None = None
+    reached: float
+    distribution: str | None = None
+    per_layer: dict[str, LayerSparsity] = {}
+
+
+class FileCheck(Section):
+    """One file's `validation` entry (FileValidation.to_dict)."""
+
+    passed: bool
+    broken_checks: list[str] = []
+    deployable: bool = True
+    reason: str = ""
+    variant: str | None = None
+    checker: bool = True
+    loads: bool = True
+    max_abs_diff: float = 0.0
+    parity: bool = True
+    accuracy: float | None = None
+    accuracy_torch: float | None = None
+    accuracy_match: bool = True
+    error: str | None = None
+    parity_required: bool = True
+    chance_level: float = 0.0
+    sparsity_mismatch: list[str] = []
+    max_accuracy_drop: float = 1.0
+
+
+class Stats(Section):
+    median_ms: float
+    p90_ms: float
+    p99_ms: float
+    throughput: float
+
+
+class LatencyRow(Section):
+    variant: str
+    batch: int
+    threads: int
+    median_ms: float
+    p90_ms: float
+    p99_ms: float
+    throughput: float
+    speedup: float | None  # None: no dense file was benchmarked in the run
+
+
+class FileSize(Section):
+    raw: int
+    gzip: int
+
+
+class Training(Section):
+    epochs: int
+    seconds: float
+    best_epoch: int | None = None
+    exported_epoch: int | None = None
+    threads: int | None = None
+    final: dict[str, Any] | None = None
+
+
+class Compact(Section):
+    params_before: int
+    params_after: int
+    torch_max_abs_diff: float
+
+
+class DeployCandidate(Section):
+    geomean_latency_ms: float
+    accuracy: float
+    accuracy_drop_points: float
+    eligible: bool
+
+
+class Deploy(Section):
+    variant: str | None
+    max_accuracy_drop: float | None = None
+    criterion: str = ""
+    candidates: dict[str, DeployCandidate] = {}
+
+
+class GateRow(Section):
+    gate: str
+    measured: float
+    limit: float
+    passed: bool
+    where: str
+    unit: str
+    line: str
+
+
+class Gates(Section):
+    passed: bool
+    results: list[GateRow] = []
+    error: str | None = None
+
+
+class Verdict(Section):
+    exit_code: int
+    line: str
+
+
+class Collapse(Section):
+    layers: list[str] = []
+    output_channels: dict[str, list[int]] = {}
+
+
+class Machine(Section):
+    cpu: str
+    logical_cpus: int | None = None
+    date: str = ""
+
+
+class RunReport(BaseModel):
+    """Every key of report.json; a section an old or partial report lacks is None."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    schema_version: int = SCHEMA_VERSION
+    paiexport_version: str | None = None
+    recipe: dict[str, Any] | None = None
+    recipe_hash: str | None = None
+    method: str | None = None
+    weights_trained: bool = True
+    accuracy: Accuracy | None = None
+    sparsity: Sparsity | None = None
+    layer_collapse: Collapse | None = None
+    validation: dict[str, FileCheck] = {}
+    latency_ms: Nested = {}
+    latency: dict[str, dict[str, dict[str, Stats]]] = {}
+    speedup_vs_dense: Nested = {}
+    size_bytes: dict[str, FileSize] = {}
+    size_ratio_vs_dense: dict[str, dict[str, float]] = {}
+    files: dict[str, str] = {}
+    training: Training | None = None
+    compact: Compact | None = None
+    deploy: Deploy | None = None
+    notes: list[str] = []
+    versions: dict[str, str] = {}
+    machine: Machine | None = None
+    method_details: dict[str, Any] = {}
+    gates: Gates | None = None
+    verdict: Verdict | None = None
+    timings_s: dict[str, float] = {}
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_json(cls, data: Any) -> Any:
+        """Version 1 (no `schema_version`) and the keys written twice or derived on write."""
+        if not isinstance(data, dict):
+            return data
+        data = {k: v for k, v in data.items() if k != "latency_rows"}  # derived from `latency`
+        data.setdefault("schema_version", 1)
+        top = {k: data.pop(k) for k in METHOD_KEYS if k in data}
+        data["method_details"] = {**(data.get("method_details") or {}), **top}  # the public keys win
+        return data
+
+    @property
+    def latency_rows(self) -> list[LatencyRow]:
+        """`latency` and `speedup_vs_dense` as one row per (variant, batch, threads)."""
+        return [
+            LatencyRow(variant=v, batch=int(b), threads=int(t), **s.model_dump(),
+                       speedup=self.speedup_vs_dense.get(v, {}).get(b, {}).get(t))
+            for v, by_b in self.latency.items() for b, by_t in by_b.items() for t, s in by_t.items()
+        ]  # fmt: skip
+
+    def require(self, name: str) -> Any:
+        """A section a reader cannot do without (an old or partial report may lack it)."""
+        value = getattr(self, name)
+        if value is None or value == {}:
+            raise UserError(f"report has no {name}")
+        return value
+
+    def to_json_dict(self) -> dict[str, Any]:
+        """report.json: version 1's keys in their order, `latency_rows` after the latency
+        tables and the method's details both under `method_details` and at the top level."""
+        data = self.model_dump()
+        out: dict[str, Any] = {}
+        for key, value in data.items():
+            if key == "gates":
+                out.update(self.method_details)  # where version 1 wrote them
+            out[key] = value
+            if key == "speedup_vs_dense":
+                out["latency_rows"] = [r.model_dump() for r in self.latency_rows]
+        return out
+
+    def write(self, path: Path) -> None:
+        path.write_text(json.dumps(self.to_json_dict(), indent=2, sort_keys=False) + "\n")
+
+    @classmethod
+    def from_dict(cls, raw: Any, source: str = "report") -> RunReport:
+        if not isinstance(raw, dict):
+            raise UserError(f"{source}: a report is a JSON object")
+        if isinstance(raw.get("schema_version"), int) and raw["schema_version"] > SCHEMA_VERSION:
+            raise UserError(f"{source}: schema_version {raw['schema_version']} is newer than this "
+                            f"paiexport reads ({SCHEMA_VERSION}); upgrade paiexport")  # fmt: skip
+        try:
+            return cls.model_validate(raw)
+        except ValidationError as exc:
+            err = exc.errors()[0]
+            where = ".".join(str(p) for p in err["loc"])
+            raise UserError(f"{source}: {where}: {err['msg']}") from None
+
+    @classmethod
+    def read(cls, path: Path) -> RunReport:
+        """A run folder (its report.json) or a report.json file."""
+        file = path / "report.json" if path.is_dir() else path
+        if not file.is_file():
+            raise UserError(f"report not found: {file}")
+        try:
+            raw = json.loads(file.read_text())
+        except (json.JSONDecodeError, UnicodeDecodeError, OSError):
+            raise UserError(f"{file}: not a readable JSON report") from None
+        return cls.from_dict(raw, str(file))

@@ -1,0 +1,118 @@
+"""A sweep's summary: sweep.csv (one row per run), sweep.md (accuracy mean ± std over seeds
+next to the dense baseline) and sweep.png (accuracy vs sparsity). Reads result rows only."""
+
+from __future__ import annotations
+
+import csv
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from matplotlib.figure import Figure
+
+FIG_INCHES, DPI = (8.0, 5.0), 100  # sweep.png is 800 x 500 pixels
+
+
+@dataclass
+class Cell:
+    """Accuracy over seeds of one method x sparsity (x other grid values)."""
+
+    values: list[float] = field(default_factory=list)
+
+    @property
+    def n(self) -> int:
+        return len(self.values)
+
+    @property
+    def mean(self) -> float:
+        return sum(self.values) / self.n
+
+    @property
+    def std(self) -> float | None:
+        """Sample standard deviation (n - 1); undefined for a single seed."""
+        if self.n < 2:
+            return None
+        return math.sqrt(sum((v - self.mean) ** 2 for v in self.values) / (self.n - 1))
+
+
+def series_label(row: dict[str, Any], extra_keys: list[str]) -> str:
+    extras = ", ".join(f"{k}={row[k]}" for k in extra_keys if k in row)
+    return row["method"] + (f" ({extras})" if extras else "")
+
+
+def aggregate(rows: list[dict[str, Any]], extra_keys: list[str]) -> dict[str, dict[float, Cell]]:
+    """label (method + other grid values) -> sparsity target -> accuracies over seeds."""
+    cells: dict[str, dict[float, Cell]] = {}
+    for row in rows:
+        by_target = cells.setdefault(series_label(row, extra_keys), {})
+        by_target.setdefault(float(row["sparsity_target"]), Cell()).values.append(float(row["accuracy"]))
+    return cells
+
+
+def _fmt(cell: Cell) -> str:
+    std = "" if cell.std is None else f" ± {cell.std:.2%}"
+    return f"{cell.mean:.2%}{std} (n={cell.n})"
+
+
+def _dense_for(label: str, cells: dict[str, dict[float, Cell]]) -> Cell | None:
+    """The dense baseline run with the same other grid values as `label`."""
+    extras = label.partition(" ")[2]
+    dense = cells.get("dense" + (f" {extras}" if extras else ""), {})
+    return dense.get(0.0)
+
+
+def markdown_table(cells: dict[str, dict[float, Cell]], title: str) -> str:
+    targets = sorted({t for by_t in cells.values() for t in by_t if t > 0})
+    lines = [
+        f"# {title}",
+        "",
+        "Test accuracy of the PyTorch model, mean ± sample std over seeds (n runs); in brackets the",
+        "difference of the means to the dense baseline with the same seeds, in percentage points.",
+        "",
+        "| method | dense | " + " | ".join(f"{t:.0%} sparse" for t in targets) + " |",
+        "|---|---|" + "---|" * len(targets),
+    ]
+    for label, by_target in sorted(cells.items(), key=lambda kv: (not kv[0].startswith("dense"), kv[0])):
+        dense = _dense_for(label, cells)
+        row = [label, _fmt(by_target[0.0]) if 0.0 in by_target else "-"]
+        for t in targets:
+            cell = by_target.get(t)
+            delta = "" if cell is None or dense is None else f" ({(cell.mean - dense.mean) * 100:+.1f} pts)"
+            row.append("-" if cell is None else _fmt(cell) + delta)
+        lines.append("| " + " | ".join(row) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def sweep_figure(cells: dict[str, dict[float, Cell]], title: str) -> Figure:
+    """Accuracy vs sparsity, one line per method with std error bars; dense as a band."""
+    fig = Figure(figsize=FIG_INCHES, dpi=DPI, layout="constrained")
+    ax = fig.add_subplot()
+    for label, by_target in sorted(cells.items()):
+        points = sorted(by_target.items())
+        if label.startswith("dense"):
+            cell = by_target[0.0]
+            ax.axhline(cell.mean, color="k", ls="--", lw=1, label=f"{label} ({cell.mean:.1%}; band: ± std)")
+            if cell.std is not None:
+                ax.axhspan(cell.mean - cell.std, cell.mean + cell.std, color="k", alpha=0.08)
+            continue
+        x, y = [t for t, _ in points], [c.mean for _, c in points]
+        ax.errorbar(x, y, yerr=[c.std or 0.0 for _, c in points], marker="o", capsize=4, label=label)
+    ax.set_xlabel("sparsity target (fraction of prunable weights removed)")
+    ax.set_ylabel("test accuracy")
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    ax.legend()
+    return fig
+
+
+def write_outputs(rows: list[dict[str, Any]], extra_keys: list[str], out_dir: Path, title: str) -> None:
+    """sweep.csv (one row per run), sweep.md (mean ± std table), sweep.png (accuracy vs sparsity)."""
+    columns = list(dict.fromkeys(k for row in rows for k in row))
+    with (out_dir / "sweep.csv").open("w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=columns)
+        writer.writeheader()
+        writer.writerows(rows)
+    cells = aggregate(rows, extra_keys)
+    (out_dir / "sweep.md").write_text(markdown_table(cells, title))
+    sweep_figure(cells, title).savefig(out_dir / "sweep.png", dpi=DPI)

@@ -1,0 +1,104 @@
+"""The types every sparsity module shares: masks, scores and the typed `sparsity:` section.
+
+The algorithms (`masks`, `allocation`, `structure`, `collapse`) import these and never each
+other for a type. "N:M" is parsed once into `NMPattern`; nothing downstream sees the string.
+"""
+
+from __future__ import annotations
+
+import re
+from enum import Enum
+from typing import Any
+
+import torch
+from pydantic import Field, field_serializer, field_validator, model_validator
+
+from paiexport.config import StrictModel
+
+Masks = dict[str, torch.Tensor]  # parameter name ("0.weight") -> bool tensor of the weight's shape
+Scores = dict[str, torch.Tensor]  # parameter name -> one score per weight (higher is kept)
+
+
+class Distribution(str, Enum):
+    uniform = "uniform"
+    erk = "erk"
+    global_ = "global"  # trailing underscore: `global` is a keyword
+
+
+class StructureKind(str, Enum):
+    unstructured = "unstructured"
+    channel = "channel"
+
+
+class ChannelReduce(str, Enum):
+    """How per-weight scores become one score per output channel/neuron."""
+
+    sum = "sum"
+    mean = "mean"
+    l2 = "l2"
+
+
+class NMPattern(StrictModel):
+    """Keep `n` of every `m` consecutive weights along the input dimension (e.g. 2:4)."""
+
+    n: int = Field(ge=1)
+    m: int = Field(ge=2)
+
+    @model_validator(mode="after")
+    def _n_below_m(self) -> NMPattern:
+        if self.n >= self.m:
+            raise ValueError(f"N:M needs N < M, got {self.n}:{self.m}")
+        return self
+
+    def __str__(self) -> str:
+        return f"{self.n}:{self.m}"
+
+
+Structure = StructureKind | NMPattern
+
+_NM = re.compile(r"^\s*(\d+)\s*:\s*(\d+)\s*$")
+
+
+def parse_structure(value: Any) -> Any:
+    """'unstructured' | 'channel' | 'N:M' -> StructureKind | NMPattern (other values pass through)."""
+    if isinstance(value, str) and ":" in value:
+        match = _NM.match(value)
+        if not match:
+            raise ValueError(f"expected unstructured, channel or N:M such as 2:4, got {value!r}")
+        n, m = int(match.group(1)), int(match.group(2))
+        if not 1 <= n < m:
+            # Checked here, not only in NMPattern: an error inside the union would be reported
+            # as pydantic's per-branch internals instead of this sentence.
+            raise ValueError(f"N:M needs 1 <= N < M, got {n}:{m}")
+        return NMPattern(n=n, m=m)
+    if isinstance(value, int) and not isinstance(value, bool):
+        # YAML 1.1 reads an unquoted 2:4 as the base-60 integer 124.
+        raise ValueError(f'write N:M in quotes, e.g. "2:4" (unquoted YAML reads it as the number {value})')
+    if isinstance(value, str) and value not in StructureKind.__members__:
+        raise ValueError(f"expected unstructured, channel or N:M such as 2:4, got {value!r}")
+    return value
+
+
+class SparsityConfig(StrictModel):
+    """`sparsity:` section: how many prunable weights to remove and how to spread them."""
+
+    target: float = Field(default=0.0, ge=0.0, lt=1.0, description="fraction removed, not density")
+    distribution: Distribution = Distribution.erk
+    exclude: list[str] = Field(default_factory=list, description="globs of parameter names kept dense")
+    structure: Structure = Field(
+        default=StructureKind.unstructured, description="unstructured | channel | N:M (e.g. 2:4)"
+    )
+    channel_reduce: ChannelReduce = ChannelReduce.sum
+
+    @field_validator("structure", mode="before")
+    @classmethod
+    def _parse_structure(cls, value: object) -> object:
+        return parse_structure(value)
+
+    @field_serializer("structure")
+    def _structure_text(self, value: Structure) -> str:
+        return value.value if isinstance(value, StructureKind) else str(value)
+
+    allow_layer_collapse: bool = Field(
+        default=False, description="train on even when a layer is left with no weights (see collapse.py)"
+    )

@@ -1,0 +1,39 @@
+"""The recipe's training loop bound to a run folder: what methods call (maybe repeatedly)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from torch import nn
+
+from paiexport.data import DataSplits
+from paiexport.paths import RunPaths
+from paiexport.training.callbacks import TrainCallback
+from paiexport.training.loop import CheckpointChoice, TrainConfig, TrainResult, train
+
+
+@dataclass
+class RecipeTrainer:
+    """`train` with the recipe's `train:` section, batch size and seed; writes into `paths`."""
+
+    train: TrainConfig
+    batch_size: int
+    seed: int
+    data: DataSplits
+    paths: RunPaths
+
+    def __call__(
+        self,
+        model: nn.Module,
+        callbacks: list[TrainCallback],
+        *,
+        epochs: int | None = None,
+        tag: str = "",
+        checkpoint: CheckpointChoice | None = None,
+    ) -> TrainResult:
+        cfg = self.train if epochs is None else self.train.model_copy(update={"epochs": epochs})
+        if checkpoint is not None:
+            cfg = cfg.model_copy(update={"checkpoint": checkpoint})
+        return train(model, self.data, cfg, batch_size=self.batch_size, seed=self.seed,
+                     metrics_path=self.paths.metrics, checkpoint_dir=self.paths.checkpoints / tag,
+                     callbacks=callbacks)  # fmt: skip

@@ -1,0 +1,66 @@
+"""Accuracy and parity tolerances and the comparison rules, written once.
+
+`validate_file` (a run's files), `paiexport validate` (one file), the deploy choice and the
+`max_accuracy_drop` gate all judge a file with these functions, so a file is never within a
+limit in one place and over it in another.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+PARITY_ATOL = 1e-4  # float32 reassociation between runtimes stays far below this
+PARITY_BATCH = 256  # parity is measured on the first PARITY_BATCH test samples
+CHANCE_SIGMAS = 3.0  # a guesser beats its expected accuracy by 3 standard errors 1 time in 740
+DROP_SLACK = 1e-9  # points come from a difference of two fractions: float noise must not fail the limit
+
+
+def parity_diff(logits: np.ndarray, reference: np.ndarray) -> float:
+    """Largest absolute logit difference on the parity batch."""
+    return float(np.abs(logits[:PARITY_BATCH] - reference[:PARITY_BATCH]).max())
+
+
+def within_parity(diff: float) -> bool:
+    return diff <= PARITY_ATOL
+
+
+def accuracies_match(accuracy: float, reference: float, samples: int) -> bool:
+    """Same predictions up to float noise: a flipped near-tie per thousand samples is allowed."""
+    return abs(accuracy - reference) <= max(1, samples // 1000) / max(samples, 1)
+
+
+def accuracy_drop_points(reference: float, accuracy: float) -> float:
+    """Percentage points `accuracy` lies below `reference` (negative: above)."""
+    return (reference - accuracy) * 100
+
+
+def within_drop_limit(drop: float, limit: float) -> bool:
+    """A drop of at most `limit` points passes (a drop exactly at the limit passes)."""
+    return drop <= limit + DROP_SLACK
+
+
+def points(drop: float, limit: float) -> str:
+    """A drop in points with enough digits to tell it from `limit` (1.04 vs 1.0: '1.04')."""
+    digits = 1
+    while digits < 4 and (round(drop, digits) <= limit) != within_drop_limit(drop, limit):
+        digits += 1
+    return f"{drop:.{digits}f}"
+
+
+def over_limit_reason(drop: float, limit: float) -> str:
+    """Why a lossy file over the accuracy limit is not deployable."""
+    return f"−{points(drop, limit)} pt > {limit}: not deployable"
+
+
+def chance_level(labels: np.ndarray, num_classes: int) -> float:
+    """The accuracy at or below which a classifier is no better than guessing.
+
+    The best constant guess scores `p = max(1 / num_classes, share of the most frequent test
+    label)`; on `n` test samples a guesser's accuracy has standard error `sqrt(p (1 - p) / n)`.
+    Chance level is `p` plus `CHANCE_SIGMAS` standard errors (MNIST-1D's test split: 13.52%;
+    every bundled recipe cut to one epoch scores at least 25%).
+    """
+    n = max(len(labels), 1)
+    majority = np.bincount(labels).max() / n if len(labels) else 0.0
+    p = max(1.0 / max(num_classes, 1), float(majority))
+    return p + CHANCE_SIGMAS * float(np.sqrt(p * (1.0 - p) / n))

@@ -1,0 +1,30 @@
+"""Validate every exported variant of a run against the PyTorch model it came from."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from torch import nn
+
+from paiexport.data import Split
+from paiexport.sparsity.masks import prunable_weights
+from paiexport.variant import Variant
+from paiexport.verify.validate import FileValidation, torch_logits, validate_file
+
+
+def validate_variants(
+    files: dict[Variant, Path],
+    model: nn.Module,
+    test: Split,
+    max_accuracy_drop: float,
+    sources: dict[Variant, Variant] | None = None,
+) -> dict[Variant, FileValidation]:
+    """`sources` maps a copied variant (deploy) to the variant it was copied from."""
+    sources = sources or {}
+    reference = torch_logits(model, test.x)
+    zeros = {n: (int((w == 0).sum()), w.numel()) for n, w in prunable_weights(model).items()}
+    return {
+        v: validate_file(p, v, model, test, quantized=sources.get(v, v).quantized,
+                         max_accuracy_drop=max_accuracy_drop, reference=reference, zeros=zeros)
+        for v, p in files.items()
+    }  # fmt: skip
