@@ -50,12 +50,12 @@ def resolve_params(
             try:
                 regex = re.compile(pattern[3:])
             except re.error as exc:
-                raise UserError(f"{where}: {pattern!r} is not a valid regular expression ({exc})") from None
+                raise UserError(f"{where}: '{pattern}' is not a valid regular expression ({exc})") from None
             found = {n for n in prunable_names if regex.match(n)}
         else:
             found = {pattern} & set(prunable_names)
         if not found:
-            raise UserError(f"{where}: {pattern!r} matches no prunable weight of the model")
+            raise UserError(f"{where}: '{pattern}' matches no prunable weight of the model")
         chosen |= found
     return [n for n in prunable_names if n in chosen]
 
