@@ -12,7 +12,12 @@ from paiexport.errors import UserError
 from paiexport.sparseml.convert import convert_file
 from paiexport.sparseml.load import is_sparseml_recipe, load_sparseml
 from paiexport.sparseml.lr_schedule import lr_at, lr_trace
-from paiexport.sparseml.modifiers import LearningRateModifier, parse_modifiers
+from paiexport.sparseml.modifiers import (
+    LearningRateFunctionModifier,
+    LearningRateModifier,
+    SetLearningRateModifier,
+    parse_modifiers,
+)
 from paiexport.sparseml.safe_eval import safe_eval
 from paiexport.sparseml.schedule import pruned_count, resolve_params, total_epochs
 
@@ -190,3 +195,40 @@ def test_total_epochs_without_epoch_range(tmp_path: Path) -> None:
     assert plan.epochs == 7  # ceil of the last end, as SparseML's max_epochs
     assert plan.pruning[0].update_epochs(1) == [0.0, 2.0, 4.0, 6.0, 7.0]
     assert total_epochs(parse_modifiers(load_sparseml(DATA / "constant_multistep.yaml"))) == 6
+
+
+def test_lr_replay_matches_torch_schedulers_stepped_per_optimizer_step() -> None:
+    """SparseML steps torch's scheduler once per optimizer step, milestones scaled to steps."""
+    import torch
+
+    spe, steps = 5, 40
+    mod = LearningRateModifier(
+        lr_class="MultiStepLR", lr_kwargs={"milestones": [1.4, 3, 3.2]}, init_lr=0.3, start_epoch=0.0
+    )
+    opt = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=0.3)
+    sched = torch.optim.lr_scheduler.MultiStepLR(opt, milestones=[7, 15, 16], gamma=0.1)
+    expected = []
+    for _ in range(steps):
+        expected.append(opt.param_groups[0]["lr"])
+        opt.step()
+        sched.step()
+    assert lr_trace([mod], base_lr=1.0, steps=steps, steps_per_epoch=spe) == pytest.approx(expected)
+
+
+def test_set_modifiers_ignore_end_epoch_like_sparseml() -> None:
+    set_lr = SetLearningRateModifier(learning_rate=0.3, start_epoch=1.0, end_epoch=2.0)
+    fn = LearningRateFunctionModifier(
+        lr_func="linear", init_lr=0.1, final_lr=0.0, start_epoch=0.0, end_epoch=4.0
+    )
+    assert set_lr.end_epoch == -1.0
+    # the function runs every step; SetLR (never ending, so last in order) wins only at epoch 1
+    trace = lr_trace([set_lr, fn], base_lr=1.0, steps=4, steps_per_epoch=1)
+    assert trace == pytest.approx([0.1, 0.3, 0.05, 0.025])
+
+
+def test_python_yaml_tags_are_refused(tmp_path: Path) -> None:
+    path = tmp_path / "evil.yaml"
+    path.write_text("x: !!python/object/apply:os.system ['true']\nmodifiers: []\n")
+    assert not is_sparseml_recipe(path)
+    with pytest.raises(UserError, match="not valid YAML"):
+        load_sparseml(path)

@@ -91,9 +91,17 @@ class ConstantPruningModifier(SparseMLModifier):
     _params_list = field_validator("params", mode="before")(_as_list)
 
 
+def _never_ends(value: float) -> float:
+    return -1.0  # SparseML's Set*Modifier constructors overwrite any end_epoch with -1
+
+
 class SetLearningRateModifier(SparseMLModifier):
+    """Sets the LR once, at start_epoch; end_epoch is accepted and ignored, as in SparseML."""
+
     learning_rate: float = Field(gt=0.0)
     constant_logging: bool = False
+
+    _no_end = field_validator("end_epoch")(_never_ends)
 
 
 class LearningRateModifier(SparseMLModifier):
@@ -136,8 +144,12 @@ class LearningRateFunctionModifier(SparseMLModifier):
 
 
 class SetWeightDecayModifier(SparseMLModifier):
+    """Sets the optimizer's weight decay once, at start_epoch."""
+
     weight_decay: float = Field(ge=0.0)
     constant_logging: bool = False
+
+    _no_end = field_validator("end_epoch")(_never_ends)
 
 
 class QuantizationModifier(SparseMLModifier):
