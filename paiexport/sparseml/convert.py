@@ -30,9 +30,9 @@ Proposal for the native recipe extension (not built yet; to be wired after issue
              init_lr: 0.01, start_epoch: 0.0, end_epoch: -1}
     export: {int8: static}         # from QuantizationModifier (post-training, not QAT)
 
-`piecewise` returns an absolute LR (lr_schedule.lr_at with base = optimizer.lr), not a
-factor. Mask updates come from schedule.pruning_update_epochs, so they fall on the same
-steps as in SparseML.
+`piecewise` gives an absolute LR, not a factor: lr_schedule.lr_trace once per run (a
+replay, O(steps); base = optimizer.lr), indexed by step. Mask updates come from
+schedule.pruning_update_epochs, so they fall on the same steps as in SparseML.
 """
 
 from __future__ import annotations

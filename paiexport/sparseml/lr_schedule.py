@@ -36,7 +36,11 @@ _EPS = sys.float_info.epsilon
 
 
 def manager_order(mods: Sequence[SparseMLModifier]) -> list[SparseMLModifier]:
-    """SparseML's modifier order: by end (-1 = never, last), then start; ties keep recipe order."""
+    """SparseML's modifier order: by end (-1 = never, last), then start.
+
+    SparseML broke remaining ties by a hash of each modifier's properties; ties here keep
+    recipe order (they only matter for two LR modifiers with the same start and end).
+    """
 
     def key(mod: SparseMLModifier) -> tuple[float, float]:
         return (math.inf if mod.end_epoch == -1 else mod.end_epoch, mod.start_epoch)
