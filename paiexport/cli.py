@@ -70,11 +70,17 @@ def run(
         raise typer.Exit(1)
 
 
-@app.command("recipes")
-def list_recipes() -> None:
+recipes_app = typer.Typer(help="List the bundled recipes; convert SparseML recipes.")
+app.add_typer(recipes_app, name="recipes")
+
+
+@recipes_app.callback(invoke_without_command=True)
+def list_recipes(ctx: typer.Context) -> None:
     """List the bundled recipes, one line each."""
     from paiexport.recipe import bundled_recipes_dir, load_recipe
 
+    if ctx.invoked_subcommand:
+        return
     with user_errors():
         for path in sorted(bundled_recipes_dir().glob("*.yaml")):
             try:
@@ -88,6 +94,26 @@ def list_recipes() -> None:
                 f"{r.train.epochs} epochs",
                 highlight=False,
             )
+
+
+@recipes_app.command("convert")
+def convert_recipe(
+    source: Annotated[Path, typer.Argument(help="SparseML recipe (YAML, or Markdown front matter).")],
+    output: Annotated[Path | None, typer.Option("-o", "--out", help="Native recipe to write.")] = None,
+) -> None:
+    """Write the native recipe equivalent to a SparseML recipe (stdout without -o)."""
+    from paiexport.sparseml.load import is_sparseml_recipe
+    from paiexport.sparseml.native import native_yaml
+
+    with user_errors():
+        if not source.is_file() or not is_sparseml_recipe(source):
+            raise UserError(f"{source}: not a SparseML recipe (no *modifiers list of !...Modifier entries)")
+        text = native_yaml(source)
+    if output is None:
+        out.print(text, markup=False, highlight=False, soft_wrap=True, end="")
+    else:
+        output.write_text(text)
+        out.print(f"wrote {output}", highlight=False)
 
 
 @app.command("bench")

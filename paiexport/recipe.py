@@ -228,9 +228,19 @@ def read_recipe_file(path: Path) -> dict[str, Any]:
     return raw
 
 
+def read_any_recipe(path: Path) -> dict[str, Any]:
+    """A native recipe file, or a SparseML one (YAML / Markdown) converted to a native dict."""
+    from paiexport.sparseml.load import is_sparseml_recipe
+    from paiexport.sparseml.native import sparseml_to_native
+
+    if path.is_file() and is_sparseml_recipe(path):
+        return sparseml_to_native(path)
+    return read_recipe_file(path)
+
+
 def load_recipe(path: Path, overrides: list[str] = ()) -> Recipe:
-    """Read, override and validate a recipe file."""
-    raw = apply_overrides(read_recipe_file(path), list(overrides))
+    """Read (native or SparseML), override and validate a recipe file."""
+    raw = apply_overrides(read_any_recipe(path), list(overrides))
     return validate_recipe(raw, str(path))
 
 
@@ -243,7 +253,7 @@ def bundled_recipes_dir() -> Path:
 def resolve_recipe_path(text: str) -> Path:
     """A path, or the name of a bundled recipe ("snip90")."""
     path = Path(text)
-    if path.exists() or path.suffix in {".yaml", ".yml"} or "/" in text:
+    if path.exists() or path.suffix in {".yaml", ".yml", ".md"} or "/" in text:
         return path
     bundled = bundled_recipes_dir() / f"{text}.yaml"
     return bundled if bundled.is_file() else path

@@ -23,6 +23,7 @@ from pydantic import Field
 
 from paiexport.errors import UserError
 from paiexport.methods.base import Method, MethodConfig, SelectionContext, Trainer
+from paiexport.methods.gmp_groups import GMPGroup, GroupedPruning
 from paiexport.methods.post_training import magnitude_masks
 from paiexport.sparsity.masks import attach_masks
 from paiexport.sparsity.types import Masks, SparsityConfig
@@ -38,6 +39,9 @@ class GMPConfig(MethodConfig):
         default=None, ge=1, description="target reached at the end of this epoch; default: 3/4 of epochs"
     )
     update_every: int = Field(default=10, ge=1, description="Δt: optimizer steps between mask updates")
+    groups: list[GMPGroup] | None = Field(
+        default=None, description="per-group schedules (gmp_groups.py); replaces the fields above"
+    )
 
 
 def cubic_sparsity(t: int, t0: int, t_end: int, s_i: float, s_f: float) -> float:
@@ -93,7 +97,7 @@ class GradualMagnitudePruning(Method):
 
     def __init__(self, config: GMPConfig) -> None:
         super().__init__(config)
-        self.schedule: GradualPruning | None = None
+        self.schedule: GradualPruning | GroupedPruning | None = None
 
     def select(self, ctx: SelectionContext) -> Masks:
         """All-ones masks: training starts dense, the schedule prunes from there."""
@@ -101,6 +105,9 @@ class GradualMagnitudePruning(Method):
 
     def callbacks(self, ctx: SelectionContext) -> list[TrainCallback]:
         cfg: GMPConfig = self.config
+        if cfg.groups is not None:
+            self.schedule = GroupedPruning(cfg.groups)
+            return [self.schedule]
         if cfg.init_sparsity > ctx.sparsity.target:
             raise UserError(
                 f"method.init_sparsity: {cfg.init_sparsity} is above sparsity.target {ctx.sparsity.target}"

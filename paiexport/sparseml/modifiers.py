@@ -15,8 +15,6 @@ from paiexport.config import StrictModel
 from paiexport.errors import UserError
 from paiexport.sparseml.load import RawModifier, SparseMLRecipe
 
-ALL_PRUNABLE = "__ALL_PRUNABLE__"
-ALL = "__ALL__"
 _LR_KWARGS = {
     "StepLR": ({"step_size"}, {"step_size", "gamma"}),
     "MultiStepLR": ({"milestones"}, {"milestones", "gamma"}),
