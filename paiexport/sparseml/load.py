@@ -16,6 +16,7 @@ from typing import Any
 
 import yaml
 
+from paiexport import recipe_yaml
 from paiexport.errors import UserError
 from paiexport.sparseml.safe_eval import Number, UnknownName, safe_eval
 
@@ -47,8 +48,8 @@ class SparseMLRecipe:
     modifiers: list[RawModifier] = field(default_factory=list)
 
 
-class _Loader(yaml.SafeLoader):
-    """SafeLoader that keeps `!Tag` mappings as `Tagged` instead of failing."""
+class _Loader(recipe_yaml.BoundedLoader):
+    """The recipe loader's bounded SafeLoader, keeping `!Tag` mappings as `Tagged`."""
 
 
 def _construct_tagged(loader: _Loader, suffix: str, node: yaml.Node) -> Tagged:
@@ -89,7 +90,9 @@ def is_sparseml_recipe(path: Path) -> bool:
     """True for a SparseML recipe; a native recipe (no `*modifiers` lists, no tags) is never one."""
     try:
         text = _recipe_text(path)
-        raw = yaml.load(text, Loader=_Loader) if text is not None else None
+        raw = recipe_yaml.safe_load(text, _Loader) if text is not None else None
+    except recipe_yaml.RecipeYAMLError as exc:  # bomb, depth, cycle: refused whatever the format
+        raise UserError(f"{path}: recipe refused: {exc}") from None
     except (OSError, UnicodeDecodeError, yaml.YAMLError):
         return False
     return isinstance(raw, dict) and bool(_modifier_keys(raw) or _is_staged(raw))
@@ -105,7 +108,9 @@ def _parse(path: Path) -> dict[str, Any]:
     if text is None:
         raise UserError(f"{path}: no YAML front matter between '---' lines")
     try:
-        raw = yaml.load(text, Loader=_Loader)
+        raw = recipe_yaml.safe_load(text, _Loader)
+    except recipe_yaml.RecipeYAMLError as exc:
+        raise UserError(f"{path}: recipe refused: {exc}") from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" (line {mark.line + 1} of the YAML)" if mark else ""
