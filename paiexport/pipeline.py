@@ -39,6 +39,7 @@ from paiexport.export.variants import (
     variants_for,
 )
 from paiexport.methods import Method, SelectionContext, make_method
+from paiexport.methods.gmp_groups import group_targets
 from paiexport.models import build_model, check_model_size, check_sample_batch
 from paiexport.paths import RunPaths, staged_run_dir
 from paiexport.recipe import Recipe
@@ -284,11 +285,15 @@ def sparsity_section(model: nn.Module, recipe: Recipe, files: dict[str, Path]) -
     reached = layer_sparsity(model, exclude)
     weights = prunable_weights(model, exclude)
     planned = planned_layer_sparsity(weights, effective_sparsity(recipe))
+    target, distribution = recipe.effective_target(), recipe.sparsity.distribution.value
+    if (groups := getattr(recipe.method, "groups", None)) is not None:  # gmp groups set their own
+        numels = {n: w.numel() for n, w in weights.items()}
+        (target, planned), distribution = group_targets(groups, numels, reached), "groups"
     in_files = {v: onnx_weight_sparsity(p, list(weights)) for v, p in files.items()}
     return {
-        "target": recipe.effective_target(),
+        "target": target,
         "reached": overall_sparsity(model, exclude),
-        "distribution": recipe.sparsity.distribution.value,
+        "distribution": distribution,
         "per_layer": {
             n: {"numel": weights[n].numel(), "target": planned[n], "reached": reached[n],
                 "onnx": {v: found.get(n) for v, found in in_files.items()}}
@@ -306,6 +311,7 @@ def assemble_report(
     sizes = {v: file_size(p) for v, p in files.items()}
     weights = prunable_weights(model, recipe.sparsity.exclude)
     untrained = [] if method.trains_weights else [UNTRAINED_WEIGHTS_NOTE]
+    notes = [*structure_notes(model, recipe.sparsity, list(weights)), *method.notes()]
     return {
         "paiexport_version": __version__,
         "recipe": recipe.to_dict(),
@@ -330,7 +336,7 @@ def assemble_report(
         },
         "compact": exported.compact,
         "deploy": deploy,
-        "notes": [SPARSE_STORAGE_NOTE, *untrained, *structure_notes(model, recipe.sparsity, list(weights))],
+        "notes": [SPARSE_STORAGE_NOTE, *untrained, *notes],
         "versions": versions(),
         "machine": machine(),
         **method.report(),

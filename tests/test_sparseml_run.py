@@ -10,6 +10,7 @@ import torch
 from typer.testing import CliRunner
 
 from paiexport.cli import app
+from paiexport.methods.gmp_groups import GMPGroup, group_targets
 from paiexport.pipeline import effective_sparsity, prepare
 from paiexport.recipe import load_recipe
 from paiexport.sparsity.masks import attach_masks, prunable_weights
@@ -107,3 +108,45 @@ def test_unsupported_modifier_exits_2_naming_it(tmp_path: Path) -> None:
     assert done.exit_code == 2
     assert "MFACPruningModifier" in done.output and "unsupported_mfac.yaml" in done.output
     assert not (tmp_path / "run").exists()
+
+
+def test_markdown_recipe_runs_end_to_end_with_targets_and_notes(tmp_path: Path) -> None:
+    src = Path(__file__).parent / "data" / "sparseml" / "resnet20.pruned_quant.md"
+    fast = ["data.batch_size=16", "bench.iterations=5", "bench.warmup=1", "bench.batch_sizes=[1]"]
+    sets = [a for o in [*SETS, *fast, "train.epochs=3"] for a in ("--set", o)]
+    done = CliRunner().invoke(app, ["run", str(src), "--out", str(tmp_path / "run"), *sets])
+    assert done.exit_code == 0, done.output[-2000:]
+    report = json.loads((tmp_path / "run" / "report.json").read_text())
+    assert report["validation"] and all(c["passed"] for c in report["validation"].values())
+    assert {"model.int8.onnx", "report.md", "report.html"} <= {p.name for p in (tmp_path / "run").iterdir()}
+    s = report["sparsity"]  # __ALL_PRUNABLE__ at 0.8: every layer's target and the overall one
+    assert math.isclose(s["target"], 0.8) and s["distribution"] == "groups"
+    assert {n: layer["target"] for n, layer in s["per_layer"].items()} == dict.fromkeys(
+        ["fc1.weight", "fc2.weight", "out.weight"], 0.8
+    )
+    # 3 of the recipe's 8 epochs: updates at epochs 0, 1, 2 -> last cubic target 0.8(1 - (1/2)^3) = 0.7.
+    assert math.isclose(s["reached"], (round(1280 * 0.7) + round(512 * 0.7) + round(64 * 0.7)) / 1856)
+    notes = " ".join(report["notes"])
+    assert "not quantization-aware" in notes
+    assert "method.groups[0]: end_epoch 4 is not reached in 3 epochs" in notes and "sets 0.7," in notes
+
+
+def test_group_targets_weight_layers_by_size() -> None:
+    groups = [GMPGroup(params=["fc1.weight"], final_sparsity=0.8, start_epoch=0, end_epoch=1,
+                       update_frequency=1), GMPGroup(kind="constant", params=["re:fc2"])]  # fmt: skip
+    numels = {"fc1.weight": 1280, "fc2.weight": 512, "out.weight": 64}
+    reached = {"fc1.weight": 0.8, "fc2.weight": 0.25, "out.weight": 0.0}
+    overall, per_layer = group_targets(groups, numels, reached)
+    assert per_layer == {"fc1.weight": 0.8, "fc2.weight": None, "out.weight": 0.0}
+    assert math.isclose(overall, (1024 + 128) / 1856)  # constant counts its zeros, unlisted dense
+
+
+def test_hostile_sparseml_yaml_is_refused(tmp_path: Path) -> None:
+    bomb = "a: &a [x, x, x, x, x, x, x, x, x, x]\n" + "".join(
+        f"{c}: &{c} [{', '.join(['*' + p] * 10)}]\n" for p, c in zip("abcdef", "bcdefg", strict=True)
+    )
+    path = tmp_path / "bomb.md"
+    path.write_text(f"---\n{bomb}modifiers:\n  - !EpochRangeModifier {{end_epoch: 1.0}}\n---\n")
+    done = CliRunner().invoke(app, ["run", str(path), "--out", str(tmp_path / "run")])
+    assert done.exit_code == 2
+    assert done.output.strip().endswith("recipe refused: more than 100000 values once aliases are expanded")

@@ -104,6 +104,10 @@ class Method(ABC):
         """Extra top-level keys for report.json (e.g. `levels`, `mask_updates`)."""
         return {}
 
+    def notes(self) -> list[str]:
+        """Lines for report.json `notes` (after fitting)."""
+        return []
+
 
 @contextmanager
 def preserved_state(model: nn.Module) -> Iterator[nn.Module]:

@@ -16,7 +16,7 @@ pruning for model compression", https://arxiv.org/abs/1710.01878
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import torch
 from pydantic import Field
@@ -41,6 +41,9 @@ class GMPConfig(MethodConfig):
     update_every: int = Field(default=10, ge=1, description="Δt: optimizer steps between mask updates")
     groups: list[GMPGroup] | None = Field(
         default=None, description="per-group schedules (gmp_groups.py); replaces the fields above"
+    )
+    notes: list[Annotated[str, Field(max_length=500)]] = Field(
+        default_factory=list, max_length=20, description="copied to report.json notes (recipes convert)"
     )
 
 
@@ -122,3 +125,7 @@ class GradualMagnitudePruning(Method):
 
     def report(self) -> dict[str, Any]:
         return {"mask_updates": self.schedule.updates if self.schedule else []}
+
+    def notes(self) -> list[str]:
+        cfg: GMPConfig = self.config
+        return [*cfg.notes, *(self.schedule.notes if isinstance(self.schedule, GroupedPruning) else [])]

@@ -56,6 +56,34 @@ class GMPGroup(StrictModel):
         return self
 
 
+def _short_schedule_note(i: int, group: GMPGroup, plan: dict[int, float], epochs: float) -> list[str]:
+    """A note when training ends before the group's final update (SparseML behaves the same)."""
+    if group.kind == "constant" or (plan and max(plan.values()) >= group.final_sparsity):
+        return []
+    last = f"its last update sets {max(plan.values()):.4g}" if plan else "it never updates"
+    return [
+        f"method.groups[{i}]: end_epoch {group.end_epoch:g} is not reached in {epochs:g} epochs of "
+        f"training: {last}, final_sparsity {group.final_sparsity:g} is never applied (as in SparseML)"
+    ]
+
+
+def group_targets(
+    groups: list[GMPGroup], numels: dict[str, int], reached: dict[str, float]
+) -> tuple[float, dict[str, float | None]]:
+    """Overall target implied by the groups (weighted by layer sizes) and each layer's target.
+
+    A layer in no group targets 0 (it stays dense); a layer of a global group gets the group's
+    target (layers differ, their sum meets it); a constant group keeps the zeros it finds, so
+    it has no per-layer target and counts with what it reached.
+    """
+    per_layer: dict[str, float | None] = dict.fromkeys(numels, 0.0)
+    for i, group in enumerate(groups):
+        for name in resolve_params(group.params, list(numels), f"method.groups[{i}].params"):
+            per_layer[name] = None if group.kind == "constant" else group.final_sparsity
+    pruned = sum(numels[n] * (reached[n] if t is None else t) for n, t in per_layer.items())
+    return pruned / max(sum(numels.values()), 1), per_layer
+
+
 def _layer_mask(weight: torch.Tensor, old: torch.Tensor | None, zeros: int) -> torch.Tensor:
     """Keep all but the `zeros` smallest |w|; weights already pruned go first."""
     score = weight.detach().abs().double().flatten()
@@ -74,6 +102,7 @@ class GroupedPruning(TrainCallback):
         self.names: list[list[str]] = []
         self.steps: list[dict[int, float]] = []  # per group: step -> target sparsity
         self.updates: list[dict[str, Any]] = []
+        self.notes: list[str] = []  # report.json notes: schedules the run cuts short
 
     def on_train_begin(self, state: TrainState) -> None:
         names = list(prunable_weights(state.model))
@@ -87,6 +116,7 @@ class GroupedPruning(TrainCallback):
                 owner[name] = i
             self.names.append(chosen)
             self.steps.append(self._plan(group, spe, total))
+            self.notes += _short_schedule_note(i, group, self.steps[-1], total / spe)
 
     @staticmethod
     def _plan(group: GMPGroup, spe: int, total: int) -> dict[int, float]:

@@ -27,6 +27,10 @@ from paiexport.sparseml.modifiers import (
 )
 from paiexport.sparseml.schedule import total_epochs
 
+QUANTIZATION_NOTE = (
+    "QuantizationModifier: paiexport quantizes to int8 after training (static post-training "
+    "quantization), not quantization-aware training; the recipe's QAT epochs train in float"
+)
 _GROUP_FIELDS = {
     "init_sparsity",
     "start_epoch",
@@ -87,6 +91,7 @@ def native_sections(recipe: SparseMLRecipe, path: Path) -> tuple[dict[str, Any],
         origins["export"] = (
             "QuantizationModifier: int8 after training (post-training, not quantization-aware)"
         )
+        native["method"]["notes"] = [QUANTIZATION_NOTE]
     return native, origins
 
 
@@ -114,6 +119,8 @@ def native_yaml(path: Path) -> str:
     ]
     for i, group in enumerate(native["method"]["groups"]):
         lines += [f"    # from {origins[f'group{i}']}", _dump([group], "    ").rstrip("\n")]
+    if "notes" in native["method"]:
+        lines += ["  # notes: copied into report.json", _dump({"notes": native["method"]["notes"]}, "  ")]
     lines += [
         "# train.epochs: SparseML's max_epochs (EpochRangeModifier, else the last modifier's end).",
         "# train.lr_schedule.segments: the LR modifiers in SparseML's manager order (Set -> set,",
