@@ -10,7 +10,7 @@ import torch
 from typer.testing import CliRunner
 
 from paiexport.cli import app
-from paiexport.methods.gmp_groups import GMPGroup, group_targets
+from paiexport.methods.gmp_groups import GMPGroup, GroupedPruning, _group_notes, group_targets
 from paiexport.pipeline import effective_sparsity, prepare
 from paiexport.recipe import load_recipe
 from paiexport.sparsity.masks import attach_masks, prunable_weights
@@ -150,3 +150,18 @@ def test_hostile_sparseml_yaml_is_refused(tmp_path: Path) -> None:
     done = CliRunner().invoke(app, ["run", str(path), "--out", str(tmp_path / "run")])
     assert done.exit_code == 2
     assert done.output.strip().endswith("recipe refused: more than 100000 values once aliases are expanded")
+
+
+def test_group_notes_name_short_and_released_schedules() -> None:
+    group = GMPGroup(params=["fc1.weight"], final_sparsity=0.8, start_epoch=0, end_epoch=2,
+                     update_frequency=1, leave_enabled=False)  # fmt: skip
+    # 2 steps per epoch, 2 epochs: updates at epochs 0 and 1 only (cubic: 0.8 * (1 - 0.5^3) = 0.7).
+    pruning = GroupedPruning([group])
+    plan = pruning._plan(group, 2, 4)
+    assert list(plan) == [0, 2] and plan[0] == 0.0 and math.isclose(plan[2], 0.7)
+    assert _group_notes(3, group, plan, 2.0) == [
+        "method.groups[3]: leave_enabled false: its masks are released after end_epoch",
+        "method.groups[3]: end_epoch 2 is not reached in 2 epochs of training: its last update sets 0.7, "
+        "final_sparsity 0.8 is never applied (as in SparseML)",
+    ]
+    assert _group_notes(0, group.model_copy(update={"leave_enabled": True}), {**plan, 4: 0.8}, 3.0) == []

@@ -56,14 +56,18 @@ class GMPGroup(StrictModel):
         return self
 
 
-def _short_schedule_note(i: int, group: GMPGroup, plan: dict[int, float], epochs: float) -> list[str]:
-    """A note when training ends before the group's final update (SparseML behaves the same)."""
+def _group_notes(i: int, group: GMPGroup, plan: dict[int, float], epochs: float) -> list[str]:
+    """Notes for a schedule the run cuts short or releases (SparseML behaves the same)."""
+    notes = []
+    if not group.leave_enabled and plan:
+        notes.append(f"method.groups[{i}]: leave_enabled false: its masks are released after end_epoch")
     if group.kind == "constant" or (plan and max(plan.values()) >= group.final_sparsity):
-        return []
+        return notes
     last = f"its last update sets {max(plan.values()):.4g}" if plan else "it never updates"
     return [
+        *notes,
         f"method.groups[{i}]: end_epoch {group.end_epoch:g} is not reached in {epochs:g} epochs of "
-        f"training: {last}, final_sparsity {group.final_sparsity:g} is never applied (as in SparseML)"
+        f"training: {last}, final_sparsity {group.final_sparsity:g} is never applied (as in SparseML)",
     ]
 
 
@@ -116,7 +120,7 @@ class GroupedPruning(TrainCallback):
                 owner[name] = i
             self.names.append(chosen)
             self.steps.append(self._plan(group, spe, total))
-            self.notes += _short_schedule_note(i, group, self.steps[-1], total / spe)
+            self.notes += _group_notes(i, group, self.steps[-1], total / spe)
 
     @staticmethod
     def _plan(group: GMPGroup, spe: int, total: int) -> dict[int, float]:
