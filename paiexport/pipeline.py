@@ -179,7 +179,7 @@ def run_recipe(
             stats = benchmark_files(exported.files, recipe.bench)
         files, stats, checks, deploy = deploy_stage(recipe, exported, stats, checks, torch_acc, paths)
         facts = RunFacts(recipe.to_dict(), recipe.digest(), recipe.method.name, recipe.train.epochs,
-                         effective_sparsity(recipe))  # fmt: skip
+                         effective_sparsity(recipe), getattr(recipe.method, "groups", None))  # fmt: skip
         outcome = RunOutcome(model, fit, method.trains_weights, torch_acc, files, checks, stats,
                              exported.compact, deploy)  # fmt: skip
         report = build_report(facts, outcome)

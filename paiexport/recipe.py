@@ -28,6 +28,8 @@ from paiexport.methods import METHODS
 from paiexport.methods.score import Ablation
 from paiexport.models import ModelName, parse_model_args
 from paiexport.reporting.gates import GatesConfig
+from paiexport.sparseml.load import is_sparseml_recipe
+from paiexport.sparseml.native import sparseml_to_native
 from paiexport.sparsity.types import ChannelReduce, NMPattern, SparsityConfig, StructureKind
 from paiexport.training.loop import CheckpointChoice, TrainConfig
 
@@ -245,8 +247,9 @@ def read_recipe_file(path: Path) -> dict[str, Any]:
 
 
 def load_recipe(path: Path, overrides: Sequence[Override] = ()) -> Recipe:
-    """Read, override and validate a recipe file."""
-    raw = apply_overrides(read_recipe_file(path), overrides)
+    """Read (native, or SparseML converted to native), override and validate a recipe file."""
+    sparseml = path.is_file() and is_sparseml_recipe(path)
+    raw = apply_overrides(sparseml_to_native(path) if sparseml else read_recipe_file(path), overrides)
     return validate_recipe(raw, str(path))
 
 
@@ -259,7 +262,7 @@ def bundled_recipes_dir() -> Path:
 def resolve_recipe_path(text: str) -> Path:
     """A path, or the name of a bundled recipe ("snip90")."""
     path = Path(text)
-    if path.exists() or path.suffix in {".yaml", ".yml"} or "/" in text:
+    if path.exists() or path.suffix in {".yaml", ".yml", ".md"} or "/" in text:
         return path
     bundled = bundled_recipes_dir() / f"{text}.yaml"
     return bundled if bundled.is_file() else path

@@ -23,7 +23,7 @@ class RecipeYAMLError(ValueError):
     """The document is valid YAML in principle but too big, too deep or cyclic."""
 
 
-class _BoundedLoader(yaml.SafeLoader):
+class BoundedLoader(yaml.SafeLoader):
     """SafeLoader whose composer refuses to nest deeper than MAX_DEPTH."""
 
     def __init__(self, stream: str) -> None:
@@ -69,11 +69,14 @@ def _expanded_size(node: yaml.Node, sizes: dict[int, int], active: set[int]) -> 
     return total
 
 
-def safe_load(text: str) -> Any:
-    """yaml.safe_load with bounds; raises RecipeYAMLError (bounds) or yaml.YAMLError (syntax)."""
+def safe_load(text: str, loader_class: type[BoundedLoader] = BoundedLoader) -> Any:
+    """yaml.safe_load with bounds; raises RecipeYAMLError (bounds) or yaml.YAMLError (syntax).
+
+    `loader_class` lets SparseML recipes add their `!…Modifier` constructors to the same bounds.
+    """
     if len(text) > MAX_CHARS:
         raise RecipeYAMLError(f"larger than {MAX_CHARS} characters")
-    loader = _BoundedLoader(text)
+    loader = loader_class(text)
     try:
         node = loader.get_single_node()
         if node is None:

@@ -109,26 +109,6 @@ def run(
         raise typer.Exit(verdict.exit_code)
 
 
-@app.command("recipes")
-def list_recipes() -> None:
-    """List the bundled recipes, one line each."""
-    from paiexport.recipe import bundled_recipes_dir, load_recipe
-
-    with user_errors():
-        for path in sorted(bundled_recipes_dir().glob("*.yaml")):
-            try:
-                r = load_recipe(path)
-            except UserError as exc:  # one broken recipe must not hide the others
-                out.print(f"{path.stem:<20} (invalid: {exc})", highlight=False, soft_wrap=True)
-                continue
-            out.print(
-                f"{path.stem:<20} {r.method.name:<10} sparsity {r.effective_target():.0%} "
-                f"{r.sparsity.distribution.value:<8} {r.model.name.value} on {r.data.name.value}, "
-                f"{r.train.epochs} epochs",
-                highlight=False,
-            )
-
-
 @app.command("sweep")
 def sweep_command(
     recipe: Annotated[str, typer.Argument(help="Recipe YAML file, or the name of a bundled recipe.")],
@@ -203,5 +183,5 @@ def export_cmd(
         raise typer.Exit(1)
 
 
-# The file commands (bench, check, validate, inspect) register themselves on `app`.
-from paiexport.cli import files  # noqa: E402, F401
+# The file commands (bench, check, validate, inspect) and `recipes` register themselves on `app`.
+from paiexport.cli import files, recipes  # noqa: E402, F401

@@ -71,6 +71,7 @@ class FitResult:
 
     train: TrainResult
     details: dict[str, Any] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)  # report.json `notes` (e.g. a converted recipe's)
 
 
 class Method(ABC):

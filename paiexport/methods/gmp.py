@@ -16,13 +16,14 @@ pruning for model compression", https://arxiv.org/abs/1710.01878
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import torch
 from pydantic import Field
 
 from paiexport.errors import UserError
 from paiexport.methods.base import FitResult, Method, MethodConfig, SelectionContext, Trainer
+from paiexport.methods.gmp_groups import GMPGroup, GroupedPruning
 from paiexport.methods.post_training import magnitude_masks
 from paiexport.sparsity.masks import attach_masks
 from paiexport.sparsity.schedules import cubic_sparsity, gmp_update_due
@@ -39,6 +40,12 @@ class GMPConfig(MethodConfig):
         default=None, ge=1, description="target reached at the end of this epoch; default: 3/4 of epochs"
     )
     update_every: int = Field(default=10, ge=1, description="Δt: optimizer steps between mask updates")
+    groups: list[GMPGroup] | None = Field(
+        default=None, description="per-group schedules (gmp_groups.py); replaces the fields above"
+    )
+    notes: list[Annotated[str, Field(max_length=500)]] = Field(
+        default_factory=list, max_length=20, description="copied to report.json notes (recipes convert)"
+    )
 
 
 def resolve_end_epoch(cfg: GMPConfig, epochs: int) -> int:
@@ -89,6 +96,8 @@ class GradualMagnitudePruning(Method):
 
     def callbacks(self, ctx: SelectionContext) -> list[TrainCallback]:
         cfg: GMPConfig = self.config
+        if cfg.groups is not None:
+            return [GroupedPruning(cfg.groups)]
         if cfg.init_sparsity > ctx.sparsity.target:
             raise UserError(
                 f"method.init_sparsity: {cfg.init_sparsity} is above sparsity.target {ctx.sparsity.target}"
@@ -99,8 +108,10 @@ class GradualMagnitudePruning(Method):
         attach_masks(ctx.model, self.select(ctx))
         callbacks = self.callbacks(ctx)
         result = trainer(ctx.model, [KeepPrunedZero(), *callbacks], checkpoint=CheckpointChoice.last)
-        return FitResult(result, self.details(callbacks))
+        grouped = [note for c in callbacks if isinstance(c, GroupedPruning) for note in c.notes]
+        cfg: GMPConfig = self.config
+        return FitResult(result, self.details(callbacks), notes=[*cfg.notes, *grouped])
 
     def details(self, callbacks: list[TrainCallback]) -> dict[str, Any]:
-        schedules = [c for c in callbacks if isinstance(c, GradualPruning)]
+        schedules = [c for c in callbacks if isinstance(c, GradualPruning | GroupedPruning)]
         return {"mask_updates": schedules[0].updates if schedules else []}

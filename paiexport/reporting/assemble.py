@@ -14,6 +14,7 @@ from paiexport import __version__
 from paiexport.bench.deploy import Stats
 from paiexport.bench.latency import file_size
 from paiexport.methods import FitResult
+from paiexport.methods.gmp_groups import GMPGroup, group_targets
 from paiexport.reporting.report import (
     SPARSE_STORAGE_NOTE,
     UNTRAINED_WEIGHTS_NOTE,
@@ -41,6 +42,7 @@ class RunFacts:
     method: str
     epochs: int
     sparsity: SparsityConfig
+    groups: list[GMPGroup] | None = None  # gmp's per-group schedules set their own targets
 
 
 @dataclass
@@ -69,15 +71,21 @@ def planned_layer_sparsity(
     return {n: 1.0 - keep[n] / prod(shapes[n]) for n in weights}
 
 
-def sparsity_section(model: nn.Module, sparsity: SparsityConfig, files: dict[str, Path]) -> dict[str, Any]:
+def sparsity_section(
+    model: nn.Module, sparsity: SparsityConfig, files: dict[str, Path], groups: list[GMPGroup] | None = None
+) -> dict[str, Any]:
     reached = layer_sparsity(model, sparsity.exclude)
     weights = prunable_weights(model, sparsity.exclude)
     planned = planned_layer_sparsity(weights, sparsity)
+    target, distribution = sparsity.target, sparsity.distribution.value
+    if groups is not None:  # e.g. a converted SparseML recipe: the overall target the groups imply
+        numels = {n: w.numel() for n, w in weights.items()}
+        (target, planned), distribution = group_targets(groups, numels, reached), "groups"
     in_files = {v: onnx_weight_sparsity(p, list(weights)) for v, p in files.items()}
     return {
-        "target": sparsity.target,
+        "target": target,
         "reached": overall_sparsity(model, sparsity.exclude),
-        "distribution": sparsity.distribution.value,
+        "distribution": distribution,
         "per_layer": {
             n: {"numel": weights[n].numel(), "target": planned[n], "reached": reached[n],
                 "onnx": {v: found.get(n) for v, found in in_files.items()}}
@@ -103,7 +111,8 @@ def build_report(facts: RunFacts, run: RunOutcome) -> RunReport:
     sizes = {v: file_size(p) for v, p in run.files.items()}
     weights = prunable_weights(run.model, facts.sparsity.exclude)
     untrained = [] if run.trains_weights else [UNTRAINED_WEIGHTS_NOTE]
-    notes = [SPARSE_STORAGE_NOTE, *untrained, *structure_notes(run.model, facts.sparsity, list(weights))]
+    structure = structure_notes(run.model, facts.sparsity, list(weights))
+    notes = [SPARSE_STORAGE_NOTE, *untrained, *structure, *run.fit.notes]
     return RunReport(
         paiexport_version=__version__,
         recipe=facts.recipe,
@@ -111,7 +120,7 @@ def build_report(facts: RunFacts, run: RunOutcome) -> RunReport:
         method=facts.method,
         weights_trained=run.trains_weights,
         accuracy={"torch": run.torch_accuracy, "onnx": {v: c.accuracy for v, c in run.checks.items()}},
-        sparsity=sparsity_section(run.model, facts.sparsity, run.files),
+        sparsity=sparsity_section(run.model, facts.sparsity, run.files, facts.groups),
         layer_collapse=find_collapse({n: w != 0 for n, w in weights.items()}),
         validation={v: c.to_dict() for v, c in run.checks.items()},
         **latency_sections(run.stats),

@@ -9,10 +9,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import torch
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 from torch import nn
 
 from paiexport.config import StrictModel
@@ -21,6 +21,14 @@ from paiexport.display import current
 from paiexport.errors import UserError
 from paiexport.seeding import stream
 from paiexport.training.callbacks import TrainCallback, TrainState
+from paiexport.training.lr_piecewise import (
+    LRSegment,
+    LRSegmentField,
+    PiecewiseLR,
+    WeightDecayChange,
+    piecewise_trace,
+    weight_decay_trace,
+)
 
 
 class OptimizerName(str, Enum):
@@ -33,6 +41,7 @@ class ScheduleName(str, Enum):
     constant = "constant"
     step = "step"
     cosine = "cosine"
+    piecewise = "piecewise"  # absolute LRs from `segments` (SparseML's LR modifiers)
 
 
 class CheckpointChoice(str, Enum):
@@ -53,6 +62,9 @@ class LRScheduleConfig(StrictModel):
     warmup_epochs: int = Field(default=0, ge=0)
     milestones: list[int] = Field(default_factory=list, description="epochs where `step` decays")
     gamma: float = Field(default=0.1, gt=0.0, description="decay factor of `step`")
+    segments: list[Annotated[LRSegment, LRSegmentField]] = Field(
+        default_factory=list, description="`piecewise`: set / function / torch segments, in order"
+    )
 
 
 class TrainConfig(StrictModel):
@@ -61,7 +73,16 @@ class TrainConfig(StrictModel):
     lr_schedule: LRScheduleConfig = Field(default_factory=LRScheduleConfig)
     device: str = Field(default="cpu", pattern=r"^(cpu|cuda(:\d+)?)$")
     checkpoint: CheckpointChoice = CheckpointChoice.best
+    weight_decay_schedule: list[WeightDecayChange] = Field(
+        default_factory=list, description="weight decay changes by epoch; needs lr_schedule piecewise"
+    )
     threads: int | str = Field(default="auto", description="torch CPU threads: auto or a count")
+
+    @model_validator(mode="after")
+    def _decay_needs_piecewise(self) -> TrainConfig:
+        if self.weight_decay_schedule and self.lr_schedule.name is not ScheduleName.piecewise:
+            raise ValueError("train.weight_decay_schedule: needs train.lr_schedule.name: piecewise")
+        return self
 
     @field_validator("threads", mode="before")
     @classmethod
@@ -108,6 +129,20 @@ def lr_factor(cfg: LRScheduleConfig, step: int, steps_per_epoch: int, total_step
         return cfg.gamma ** sum(epoch >= m for m in cfg.milestones)
     progress = (step - warmup) / max(total_steps - warmup, 1)
     return 0.5 * (1.0 + math.cos(math.pi * min(progress, 1.0)))
+
+
+def make_scheduler(
+    optimizer: torch.optim.Optimizer, cfg: TrainConfig, steps_per_epoch: int, total: int
+) -> Any:
+    """LambdaLR for the factor schedules; `piecewise` replays absolute LRs and weight decay."""
+    if cfg.lr_schedule.name is ScheduleName.piecewise:
+        base = cfg.optimizer.lr
+        trace = piecewise_trace(cfg.lr_schedule.segments, base, total, max(steps_per_epoch, 1))
+        decay = weight_decay_trace(cfg.weight_decay_schedule, total, max(steps_per_epoch, 1))
+        return PiecewiseLR(optimizer, trace, decay)
+    return torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda s: lr_factor(cfg.lr_schedule, s, steps_per_epoch, total)
+    )
 
 
 @torch.no_grad()
@@ -189,9 +224,7 @@ def train(
     optimizer = make_optimizer(model.parameters(), cfg.optimizer)
     steps_per_epoch = math.ceil(len(data.train) / batch_size)
     total = cfg.epochs * steps_per_epoch
-    schedule = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lambda s: lr_factor(cfg.lr_schedule, s, steps_per_epoch, total)
-    )
+    schedule = make_scheduler(optimizer, cfg, steps_per_epoch, total)
     state = TrainState(
         model,
         optimizer,
