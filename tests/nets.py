@@ -19,7 +19,9 @@ class Bottleneck(nn.Module):
         self.relu = nn.ReLU(inplace=True)
         self.downsample = None
         if stride != 1 or in_ch != out:
-            self.downsample = nn.Sequential(nn.Conv2d(in_ch, out, 1, stride=stride, bias=False), nn.BatchNorm2d(out))
+            self.downsample = nn.Sequential(
+                nn.Conv2d(in_ch, out, 1, stride=stride, bias=False), nn.BatchNorm2d(out)
+            )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         identity = x if self.downsample is None else self.downsample(x)
@@ -105,7 +107,9 @@ class DenseNetish(nn.Module):
         super().__init__()
         self.conv0 = nn.Conv2d(3, 8, 3, padding=1, bias=False)
         self.block1 = nn.Sequential(DenseLayer(8, 4), DenseLayer(12, 4))
-        self.trans = nn.Sequential(nn.BatchNorm2d(16), nn.ReLU(), nn.Conv2d(16, 8, 1, bias=False), nn.AvgPool2d(2))
+        self.trans = nn.Sequential(
+            nn.BatchNorm2d(16), nn.ReLU(), nn.Conv2d(16, 8, 1, bias=False), nn.AvgPool2d(2)
+        )
         self.block2 = nn.Sequential(DenseLayer(8, 4), DenseLayer(12, 4))
         self.norm = nn.BatchNorm2d(16)
         self.fc = nn.Linear(16 * 2 * 2, classes)

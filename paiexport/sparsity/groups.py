@@ -78,5 +78,7 @@ def group_masks(
             name = f"{member.module}.{member.param}"
             if member.role not in _ZEROED_ROLES or name not in masks:
                 continue
-            masks[name].index_fill_(member.dim, channel_index(member, ~kept.cpu()).to(masks[name].device), False)
+            masks[name].index_fill_(
+                member.dim, channel_index(member, ~kept.cpu()).to(masks[name].device), False
+            )
     return masks
