@@ -159,3 +159,21 @@ class RolledRes(TinyRes):
         out = torch.roll(torch.relu(self.bn1(self.conv1(skip))), 1, dims=1)
         out = self.bn2(self.conv2(out))
         return self.fc(torch.relu(out + skip).mean(dim=(2, 3)))
+
+
+class SEResNet(nn.Module):
+    """Residual block with squeeze-excitation: the gate multiplies the block's channels."""
+
+    def __init__(self, classes: int = 5) -> None:
+        super().__init__()
+        self.stem, self.bn0 = nn.Conv2d(3, 8, 3, padding=1, bias=False), nn.BatchNorm2d(8)
+        self.conv1, self.bn1 = nn.Conv2d(8, 8, 3, padding=1, bias=False), nn.BatchNorm2d(8)
+        self.squeeze, self.excite = nn.Conv2d(8, 4, 1), nn.Conv2d(4, 8, 1)
+        self.fc = nn.Linear(8, classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = torch.relu(self.bn0(self.stem(x)))
+        out = self.bn1(self.conv1(x))
+        gate = torch.sigmoid(self.excite(torch.relu(self.squeeze(out.mean((2, 3), keepdim=True)))))
+        out = torch.relu(out * gate + x)
+        return self.fc(torch.flatten(nn.functional.adaptive_avg_pool2d(out, 1), 1))

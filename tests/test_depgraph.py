@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from nets import BottleneckResNet, DenseNetish, MobileNetV2ish, RolledRes, TinyRes, TinyTransformer
+from nets import BottleneckResNet, DenseNetish, MobileNetV2ish, RolledRes, SEResNet, TinyRes, TinyTransformer
 from torch import nn
 
 from paiexport.masks import prunable_weights
@@ -18,12 +18,12 @@ from paiexport.structure_spec import ChannelReduce
 def randomize(model: nn.Module, g: torch.Generator) -> None:
     """Nonzero BN shifts, biases and LN affine: dead channels then carry constants to fold."""
     for m in model.modules():
-        if isinstance(m, nn.BatchNorm2d):
+        if isinstance(m, (nn.BatchNorm1d, nn.BatchNorm2d)):
             m.running_mean.uniform_(-1, 1, generator=g)
             m.running_var.uniform_(0.5, 2, generator=g)
             m.weight.data.uniform_(0.5, 1.5, generator=g)
             m.bias.data.uniform_(-1, 1, generator=g)
-        elif isinstance(m, (nn.Linear, nn.Conv2d)) and m.bias is not None:
+        elif isinstance(m, (nn.Linear, nn.Conv1d, nn.Conv2d)) and m.bias is not None:
             m.bias.data.uniform_(-1, 1, generator=g)
 
 
@@ -50,6 +50,13 @@ CASES = {
     "mobilenetv2": (MobileNetV2ish, (3, 16, 16)),
     "densenet": (DenseNetish, (3, 8, 8)),
     "transformer": (TinyTransformer, (5, 6)),
+    "squeeze_excite": (SEResNet, (3, 8, 8)),
+    "mlp": (lambda: build_model(ModelName.mlp, {"hidden": [16, 8]}, (40,), 5), (40,)),
+    "cnn1d": (
+        lambda: build_model(ModelName.cnn1d, {"channels": [4, 4, 4], "hidden": 8}, (1, 40), 5),
+        (1, 40),
+    ),
+    "lenet5": (lambda: build_model(ModelName.lenet5, {}, (1, 8, 8), 5), (1, 8, 8)),
 }
 
 
@@ -158,3 +165,25 @@ def test_group_masks_zero_producer_rows_only() -> None:
     for name in ("conv0.weight", "conv2.weight"):
         assert masks[name].reshape(8, -1).all(dim=1).tolist() == kept.tolist()
     assert masks["conv1.weight"].all() and masks["fc.weight"].all()  # consumers' columns stay
+
+
+def test_squeeze_excitation_gate_shares_the_block_channels() -> None:
+    graph = build_graph(SEResNet(), torch.zeros(1, 3, 8, 8))
+    gated = next(g for g in graph.groups if any(m.module == "conv1" and m.role == "out" for m in g.members))
+    roles = {(m.module, m.role) for m in gated.members}
+    assert {("excite", "out"), ("stem", "out"), ("squeeze", "in"), ("fc", "in")} <= roles and gated.prunable
+
+
+def test_shared_module_is_left_dense() -> None:
+    class Twice(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.first, self.shared, self.out = nn.Linear(4, 6), nn.Linear(6, 6), nn.Linear(6, 2)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.out(self.shared(torch.relu(self.shared(self.first(x)))))
+
+    graph = build_graph(Twice(), torch.zeros(1, 4))
+    assert graph.prunable == []
+    first = next(g for g in graph.groups if any(m.module == "first" for m in g.members))
+    assert "shared module (called more than once) Linear (shared)" in first.note

@@ -72,8 +72,9 @@ def apply_rule(b: Builder, node: fx.Node, states: dict, calls: dict[str, int]) -
         return None  # sizes, shapes, python values: no channels
     first = node.args[0] if node.args and isinstance(node.args[0], fx.Node) else None
     st = states.get(first) if first is not None else None
+    why = "unsupported op"
     if node.op == "call_module" and calls[node.target] > 1 and any(b.modules[node.target].parameters()):
-        result = None  # shared weights would need one slicing for two channel layouts
+        result, why = None, "shared module (called more than once)"  # one slicing, two layouts
     elif node.op == "call_module":
         result = _module_rule(b, node, b.modules[node.target], st, states)
     elif node.op == "call_function" and node.target is operator.getitem and isinstance(st, tuple):
@@ -81,7 +82,7 @@ def apply_rule(b: Builder, node: fx.Node, states: dict, calls: dict[str, int]) -
     else:
         result = _function_rule(b, node, st, states)
     if result is None:
-        b.block(_spaces(_inputs(node, states), states), f"unsupported op {op_name(b, node)}")
+        b.block(_spaces(_inputs(node, states), states), f"{why} {op_name(b, node)}")
         return FIXED
     return result
 
@@ -173,7 +174,8 @@ def _flatten(node: fx.Node, st: State, start: int, end: int) -> State | None:
 
 def _function_rule(b: Builder, node: fx.Node, st: object, states: dict) -> object:
     target = node.target
-    if not isinstance(st, State) and target is not torch.cat:
+    joins = target in _JOIN_FUNCTIONS or target in _JOIN_METHODS
+    if not isinstance(st, State) and target is not torch.cat and not joins:
         return None
     if target in _ELEMENTWISE_FUNCTIONS or target in _ELEMENTWISE_METHODS:
         return st
@@ -187,7 +189,7 @@ def _function_rule(b: Builder, node: fx.Node, st: object, states: dict) -> objec
         return _reshape(node, st)
     if target in _REDUCE:
         return _reduce(node, st)
-    if target in _JOIN_FUNCTIONS or target in _JOIN_METHODS:
+    if joins:
         return _join(b, node, states)
     if target is torch.cat:
         return _cat(b, node, states)
@@ -247,9 +249,10 @@ def _merge(b: Builder, pairs: list[tuple[fx.Node, State]], op: str) -> State:
 
 def _join(b: Builder, node: fx.Node, states: dict) -> State | None:
     tensors = [a for a in node.args if isinstance(a, fx.Node) and isinstance(states.get(a), State)]
-    if any(shape(t) != shape(node) for t in tensors):
-        # Broadcasting: fine when nothing prunable is involved, unclear otherwise.
+    if any(len(shape(t)) != len(shape(node)) for t in tensors):
+        # Broadcasting from fewer dims: fine when nothing prunable is involved, unclear otherwise.
         return FIXED if not _spaces(tensors, states) else None
+    # Same rank (e.g. squeeze-excitation's (N, C, 1, 1) gate): _merge checks the channel sizes.
     return _merge(b, [(t, states[t]) for t in tensors], op_name(b, node))
 
 
