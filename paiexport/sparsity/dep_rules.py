@@ -73,7 +73,7 @@ def apply_rule(b: Builder, node: fx.Node, states: dict, calls: dict[str, int]) -
     first = node.args[0] if node.args and isinstance(node.args[0], fx.Node) else None
     st = states.get(first) if first is not None else None
     why = "unsupported op"
-    if node.op == "call_module" and calls[node.target] > 1 and any(b.modules[node.target].parameters()):
+    if node.op == "call_module" and calls[node.target] > 1 and list(b.modules[node.target].parameters()):
         result, why = None, "shared module (called more than once)"  # one slicing, two layouts
     elif node.op == "call_module":
         result = _module_rule(b, node, b.modules[node.target], st, states)
