@@ -187,3 +187,20 @@ def test_shared_module_is_left_dense() -> None:
     assert graph.prunable == []
     first = next(g for g in graph.groups if any(m.module == "first" for m in g.members))
     assert "shared module (called more than once) Linear (shared)" in first.note
+
+
+def test_grouped_conv_and_layernorm_leave_their_inputs_dense() -> None:
+    model = nn.Sequential(
+        nn.Conv2d(2, 4, 3),
+        nn.Conv2d(4, 4, 1, groups=2),
+        nn.Conv2d(4, 6, 1),
+        nn.Flatten(),
+        nn.LayerNorm(6 * 16),
+    )
+    graph = build_graph(model, torch.zeros(1, 2, 6, 6))
+    notes = {g.members[0].module: g.note for g in graph.groups}
+    assert notes == {
+        "0": "grouped conv 1 (groups=2) kept dense",
+        "2": "LayerNorm (4) normalizes over channels; model output",
+    }
+    assert graph.prunable == []
