@@ -18,7 +18,7 @@ from __future__ import annotations
 import torch
 
 from paiexport.sparsity.depgraph import ChannelGroup, DependencyGraph, Member
-from paiexport.structure_spec import ChannelReduce
+from paiexport.sparsity.types import ChannelReduce
 
 _ZEROED_ROLES = ("out", "dw")
 
