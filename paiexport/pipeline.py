@@ -316,7 +316,7 @@ def assemble_report(
         },
         "compact": exported.compact,
         "deploy": deploy,
-        "notes": [SPARSE_STORAGE_NOTE, *untrained, *structure_notes(model, recipe.sparsity, list(weights))],
+        "notes": [SPARSE_STORAGE_NOTE, *untrained],
         "versions": versions(),
         **method.report(),
     }
@@ -350,6 +350,8 @@ def run_recipe(
         if ExportFormat.auto in recipe.export.formats:
             deploy = write_deploy(exported, stats, checks, torch_acc, recipe, paths, model, data)
         report = assemble_report(recipe, model, method, result, exported, checks, stats, deploy, torch_acc)
+        weights = prunable_weights(model, recipe.sparsity.exclude)
+        report["notes"] += structure_notes(model, recipe.sparsity, weights, data.test.x)
         report["timings_s"] = {**timer.seconds, "total": round(time.perf_counter() - start, 3)}
         write_json(report, paths.report_json)
         paths.report_md.write_text(markdown(report))
