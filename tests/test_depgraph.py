@@ -7,10 +7,10 @@ import torch
 from nets import BottleneckResNet, DenseNetish, MobileNetV2ish, RolledRes, SEResNet, TinyRes, TinyTransformer
 from torch import nn
 
-from paiexport.sparsity.masks import prunable_weights
 from paiexport.models import ModelName, build_model
 from paiexport.sparsity.depgraph import DependencyGraph, build_graph
 from paiexport.sparsity.groups import group_masks, group_score
+from paiexport.sparsity.masks import prunable_weights
 from paiexport.sparsity.shrink import shrink_model
 from paiexport.sparsity.types import ChannelReduce
 

@@ -87,7 +87,7 @@ def test_residual_coupled_channels_are_pruned_together():
     reached = 1 - sum(int(m.sum()) for m in masks.values()) / sum(m.numel() for m in masks.values())
     assert reached == pytest.approx(0.75, abs=0.05)
     notes = structure_notes(resnet, cfg, scores, example)
-    assert "fc (model output)" in notes[0] and "residual" in notes[0]
+    assert "fc (model output: the classifier)" in notes[0] and "residual" in notes[0]
 
 
 def test_channel_target_too_high_for_prunable_groups_is_user_error():

@@ -115,6 +115,7 @@ def channel_notes(graph: DependencyGraph, scores: dict[str, torch.Tensor]) -> li
         producers = [m.module for m in group.members if m.role == "out" and _name(m) in scores]
         if i not in usable and producers:
             reason = group.note or "a member is excluded from pruning"
+            reason = reason.replace("model output", "model output: the classifier")
             dense.setdefault(reason, []).extend(producers)
     kept = "; ".join(f"{', '.join(sorted(set(mods)))} ({why})" for why, mods in sorted(dense.items()))
     note = (

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from paiexport.sparsity.depgraph import DependencyGraph
+from paiexport.sparsity.depgraph import ChannelGroup, DependencyGraph
 from paiexport.sparsity.groups import channel_index, channel_slices
 
 _KIND = {"out": "rows", "dw": "rows", "norm": "norm", "in": "cols"}
@@ -66,19 +66,30 @@ def shrink_model(model: nn.Module, graph: DependencyGraph, example: torch.Tensor
 
 
 def dead_channels(graph: DependencyGraph, modules: dict[str, nn.Module]) -> dict[int, torch.Tensor]:
-    """Per prunable group: channels whose producer rows are all zero (one is always kept)."""
+    """Per prunable group: channels whose producer rows are all zero, or that every consumer
+    reads with all-zero columns (then they contribute nothing); one is always kept."""
     found: dict[int, torch.Tensor] = {}
     for i in graph.prunable:
         group = graph.groups[i]
-        dead = torch.ones(group.size, dtype=torch.bool)
-        for m in (m for m in group.members if m.role == "out"):
-            weight = getattr(modules[m.module], m.param).detach().cpu()
-            dead &= ~channel_slices(m, weight, group.size).any(dim=1)
+        dead = _all_zero(group, modules, "out")
+        # Only when every reader is a plain consumer (no attention projection or the like).
+        roles = {m.role for m in group.members}
+        if "in" in roles and roles <= {"out", "in", "norm", "dw"}:
+            dead |= _all_zero(group, modules, "in")
         if dead.all():
             dead[0] = False  # zero-sized tensors are not worth the trouble
         if dead.any():
             found[i] = dead
     return found
+
+
+def _all_zero(group: ChannelGroup, modules: dict[str, nn.Module], role: str) -> torch.Tensor:
+    """Channels whose slices are zero in every member of `role`."""
+    zero = torch.ones(group.size, dtype=torch.bool)
+    for m in (m for m in group.members if m.role == role):
+        weight = getattr(modules[m.module], m.param).detach().cpu()
+        zero &= ~channel_slices(m, weight, group.size).any(dim=1)
+    return zero
 
 
 def _axis_drops(
