@@ -64,6 +64,7 @@ from paiexport.sparsity.masks import (
 from paiexport.sparsity.structure import structure_notes
 from paiexport.sparsity.types import Distribution, SparsityConfig, StructureKind
 from paiexport.training.callbacks import TrainCallback
+from paiexport.training.compact import CompactTraining, shrink_for_training
 from paiexport.training.loop import CheckpointChoice, TrainResult, evaluate, train
 from paiexport.verify.validate import FileValidation, onnx_weight_sparsity, torch_logits, validate_file
 
@@ -133,6 +134,7 @@ class RecipeTrainer:
     recipe: Recipe
     data: DataSplits
     paths: RunPaths
+    compacted: CompactTraining | None = None  # train.compact: the small model that is trained
 
     def __call__(
         self,
@@ -146,9 +148,14 @@ class RecipeTrainer:
         cfg = self.recipe.train if epochs is None else self.recipe.train.model_copy(update={"epochs": epochs})
         if checkpoint is not None:
             cfg = cfg.model_copy(update={"checkpoint": checkpoint})
-        return train(model, self.data, cfg, batch_size=self.recipe.data.batch_size, seed=self.recipe.seed,
-                     metrics_path=self.paths.metrics, checkpoint_dir=self.paths.checkpoints / tag,
-                     callbacks=callbacks)  # fmt: skip
+        if cfg.compact:  # static masks were just attached: train the exactly equivalent small model
+            self.compacted = shrink_for_training(model, self.data.train.x[:2])
+            model = self.compacted.model
+        result = train(model, self.data, cfg, batch_size=self.recipe.data.batch_size, seed=self.recipe.seed,
+                       metrics_path=self.paths.metrics, checkpoint_dir=self.paths.checkpoints / tag,
+                       callbacks=callbacks)  # fmt: skip
+        result.compact = self.compacted.report() if self.compacted else None
+        return result
 
 
 def select_and_train(
@@ -156,9 +163,11 @@ def select_and_train(
 ) -> tuple[nn.Module, DataSplits, TrainResult, Method]:
     """Masks and training as the method defines them; returns the model with masks baked in."""
     data, model, method, ctx = prepare(recipe)
+    trainer = RecipeTrainer(recipe, data, paths)
     with timer.stage("fit", f"selecting masks and training ({recipe.method.name})"):
-        result = method.fit(ctx, RecipeTrainer(recipe, data, paths))
-    masks = get_masks(model)
+        result = method.fit(ctx, trainer)
+    masks = get_masks(model) if trainer.compacted is None else trainer.compacted.masks
+    model = model if trainer.compacted is None else trainer.compacted.model
     torch.save(masks, paths.masks)
     # Methods check their selection; this catches collapse that happened during training.
     check_collapse(masks, recipe.sparsity.allow_layer_collapse, f"{recipe.method.name} training")
@@ -322,6 +331,19 @@ def assemble_report(
     }
 
 
+TRAIN_COMPACT_NOTE = (
+    "train.compact: the physically smaller network was trained; model.onnx is that network "
+    "(sparsity.reached is the selection's, per_layer describes the trained tensors)."
+)
+
+
+def reached_sparsity(model: nn.Module, recipe: Recipe, result: TrainResult) -> float:
+    """Of the masks; with train.compact the trained model has none, so of the selection."""
+    if result.compact is not None:
+        return result.compact["selection_sparsity"]
+    return overall_sparsity(model, recipe.sparsity.exclude)
+
+
 def run_recipe(
     recipe: Recipe, out_dir: Path, *, force: bool = False, console: Console | None = None
 ) -> dict[str, Any]:
@@ -332,7 +354,7 @@ def run_recipe(
         paths.recipe.write_text(yaml.safe_dump(recipe.to_dict(), sort_keys=False))
         model, data, result, method = select_and_train(recipe, paths, timer)
         _, torch_acc = evaluate(model, data.test)
-        metadata = recipe.metadata(overall_sparsity(model, recipe.sparsity.exclude), torch_acc)
+        metadata = recipe.metadata(reached_sparsity(model, recipe, result), torch_acc)
         with timer.stage("export", f"exporting ONNX ({', '.join(f.value for f in recipe.export.formats)})"):
             exported = export_variants(model, recipe, data, paths, metadata)
         with timer.stage("validate", "validating ONNX files"):
@@ -352,6 +374,10 @@ def run_recipe(
         report = assemble_report(recipe, model, method, result, exported, checks, stats, deploy, torch_acc)
         weights = prunable_weights(model, recipe.sparsity.exclude)
         report["notes"] += structure_notes(model, recipe.sparsity, weights, data.test.x)
+        if result.compact is not None:
+            report["train_compact"] = result.compact
+            report["sparsity"]["reached"] = result.compact["selection_sparsity"]
+            report["notes"].append(TRAIN_COMPACT_NOTE)
         report["timings_s"] = {**timer.seconds, "total": round(time.perf_counter() - start, 3)}
         write_json(report, paths.report_json)
         paths.report_md.write_text(markdown(report))

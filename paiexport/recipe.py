@@ -21,7 +21,7 @@ from paiexport.errors import UserError
 from paiexport.export.metadata import tagged
 from paiexport.export.variants import ExportFormat, Int8Mode
 from paiexport.methods import METHODS
-from paiexport.methods.score import Ablation
+from paiexport.methods.score import Ablation, ScoreMethod
 from paiexport.models import ModelName, parse_model_args
 from paiexport.reporting.gates import GatesConfig
 from paiexport.sparsity.types import ChannelReduce, SparsityConfig, StructureKind
@@ -124,6 +124,20 @@ class Recipe(StrictModel):
         if ablation is Ablation.invert and self.sparsity.channel_reduce is ChannelReduce.l2:
             raise ValueError(
                 "method.ablation: invert is lost in an l2 channel_reduce (|-s| = |s|); use sum or mean"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _compact_training_needs_static_channels(self) -> Recipe:
+        if not self.train.compact:
+            return self
+        if self.sparsity.structure is not StructureKind.channel:
+            raise ValueError("train.compact: needs sparsity.structure: channel (whole channels to remove)")
+        method = METHODS[self.method.name]
+        if not issubclass(method, ScoreMethod) or method.fit is not ScoreMethod.fit:
+            raise ValueError(
+                f"train.compact: needs static masks chosen once at initialization; {self.method.name} "
+                "changes its masks during or after training"
             )
         return self
 

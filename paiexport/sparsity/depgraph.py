@@ -142,13 +142,18 @@ def build_graph(model: nn.Module, example: torch.Tensor) -> DependencyGraph:
     """Channel groups of `model` for inputs shaped like `example` (one forward pass)."""
     from paiexport.sparsity.dep_rules import apply_rule  # the rules import this module's types
 
+    modes = {m: m.training for m in model.modules()}
     try:
         gm = fx.symbolic_trace(model)
+        # eval: a training-mode pass would move BatchNorm running statistics
         with torch.no_grad():
-            ShapeProp(gm).propagate(example)
+            ShapeProp(gm.eval()).propagate(example)
     except Exception as exc:  # fx cannot trace data-dependent control flow, etc.
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         return DependencyGraph([], [f"cannot trace: {reason}"])
+    finally:
+        for m, mode in modes.items():
+            m.training = mode
     b = Builder(gm)
     states: dict[fx.Node, object] = {}
     calls: dict[str, int] = {}

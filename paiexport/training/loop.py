@@ -61,6 +61,8 @@ class TrainConfig(StrictModel):
     lr_schedule: LRScheduleConfig = Field(default_factory=LRScheduleConfig)
     device: str = Field(default="cpu", pattern=r"^(cpu|cuda(:\d+)?)$")
     checkpoint: CheckpointChoice = CheckpointChoice.best
+    # static channel masks only: train the physically smaller model (paiexport.training.compact)
+    compact: bool = False
 
 
 @dataclass
@@ -69,6 +71,7 @@ class TrainResult:
     best_epoch: int = 0
     exported_epoch: int = 0  # the epoch whose weights the model holds after `train`
     seconds: float = 0.0
+    compact: dict[str, Any] | None = None  # train.compact: report.json `train_compact`
 
 
 def make_optimizer(params: Any, cfg: OptimizerConfig) -> torch.optim.Optimizer:
