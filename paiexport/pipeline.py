@@ -64,7 +64,7 @@ from paiexport.sparsity.masks import (
 from paiexport.sparsity.structure import structure_notes
 from paiexport.sparsity.types import Distribution, SparsityConfig, StructureKind
 from paiexport.training.callbacks import TrainCallback
-from paiexport.training.compact import CompactTraining, shrink_for_training
+from paiexport.training.compact import CompactTraining, add_train_compact, shrink_for_training
 from paiexport.training.loop import CheckpointChoice, TrainResult, evaluate, train
 from paiexport.verify.validate import FileValidation, onnx_weight_sparsity, torch_logits, validate_file
 
@@ -331,19 +331,6 @@ def assemble_report(
     }
 
 
-TRAIN_COMPACT_NOTE = (
-    "train.compact: the physically smaller network was trained; model.onnx is that network "
-    "(sparsity.reached is the selection's, per_layer describes the trained tensors)."
-)
-
-
-def reached_sparsity(model: nn.Module, recipe: Recipe, result: TrainResult) -> float:
-    """Of the masks; with train.compact the trained model has none, so of the selection."""
-    if result.compact is not None:
-        return result.compact["selection_sparsity"]
-    return overall_sparsity(model, recipe.sparsity.exclude)
-
-
 def run_recipe(
     recipe: Recipe, out_dir: Path, *, force: bool = False, console: Console | None = None
 ) -> dict[str, Any]:
@@ -354,7 +341,9 @@ def run_recipe(
         paths.recipe.write_text(yaml.safe_dump(recipe.to_dict(), sort_keys=False))
         model, data, result, method = select_and_train(recipe, paths, timer)
         _, torch_acc = evaluate(model, data.test)
-        metadata = recipe.metadata(reached_sparsity(model, recipe, result), torch_acc)
+        compacted = result.compact  # train.compact: the trained model has no masks; the selection's
+        reached = overall_sparsity(model, recipe.sparsity.exclude) if compacted is None else None
+        metadata = recipe.metadata(compacted["selection_sparsity"] if compacted else reached, torch_acc)
         with timer.stage("export", f"exporting ONNX ({', '.join(f.value for f in recipe.export.formats)})"):
             exported = export_variants(model, recipe, data, paths, metadata)
         with timer.stage("validate", "validating ONNX files"):
@@ -375,9 +364,7 @@ def run_recipe(
         weights = prunable_weights(model, recipe.sparsity.exclude)
         report["notes"] += structure_notes(model, recipe.sparsity, weights, data.test.x)
         if result.compact is not None:
-            report["train_compact"] = result.compact
-            report["sparsity"]["reached"] = result.compact["selection_sparsity"]
-            report["notes"].append(TRAIN_COMPACT_NOTE)
+            add_train_compact(report, result.compact)
         report["timings_s"] = {**timer.seconds, "total": round(time.perf_counter() - start, 3)}
         write_json(report, paths.report_json)
         paths.report_md.write_text(markdown(report))

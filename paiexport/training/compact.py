@@ -51,6 +51,19 @@ class CompactTraining:
         }
 
 
+TRAIN_COMPACT_NOTE = (
+    "train.compact: the physically smaller network was trained; model.onnx is that network "
+    "(sparsity.reached is the selection's, per_layer describes the trained tensors)."
+)
+
+
+def add_train_compact(report: dict[str, Any], section: dict[str, Any]) -> None:
+    """report.json: `train_compact`, the selection's sparsity as `reached`, and a note."""
+    report["train_compact"] = section
+    report["sparsity"]["reached"] = section["selection_sparsity"]
+    report["notes"].append(TRAIN_COMPACT_NOTE)
+
+
 def shrink_for_training(model: nn.Module, example: torch.Tensor) -> CompactTraining:
     """Bake `model`'s attached masks in and return the exactly equivalent small model."""
     masks = {n: m.detach().cpu().clone() for n, m in get_masks(model).items()}
