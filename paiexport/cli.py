@@ -29,6 +29,36 @@ def wide_out() -> Console:
     return out if out.is_terminal else Console(width=120)
 
 
+ShapeOption = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--shape",
+        help="NAME=1x3x32x32: full shape of an input with dynamic dimensions; the first number "
+        "stands for the batch (repeatable).",
+    ),
+]
+
+
+def show_version(value: bool) -> None:
+    if value:
+        from paiexport import __version__
+
+        out.print(f"paiexport {__version__}", highlight=False)
+        raise typer.Exit()
+
+
+@app.callback()
+def main(
+    _version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=show_version, is_eager=True, metavar="", help="Print the version."
+        ),
+    ] = False,
+) -> None:
+    """Prune at initialization, train sparse, and ship validated, benchmarked ONNX files."""
+
+
 @contextmanager
 def user_errors() -> Iterator[None]:
     """Bad input becomes one line on stderr and exit code 2, never a traceback."""
@@ -49,10 +79,12 @@ def run(
         list[str] | None,
         typer.Option("--set", help="Override a recipe field: dotted.key=value (repeatable)."),
     ] = None,
-    force: Annotated[bool, typer.Option("--force", help="Replace an existing output folder.")] = False,
+    force: Annotated[
+        bool, typer.Option("--force", metavar="", help="Replace an existing run folder (or empty folder).")
+    ] = False,
 ) -> None:
     """Select masks, train, export ONNX (every export.formats variant), validate, benchmark, report."""
-    from paiexport.paths import check_writable, default_run_dir
+    from paiexport.paths import default_run_dir, prepare_output
     from paiexport.pipeline import run_recipe
     from paiexport.recipe import load_recipe, resolve_recipe_path
     from paiexport.reporting.report import summary_table
@@ -60,14 +92,20 @@ def run(
     with user_errors():
         parsed = load_recipe(resolve_recipe_path(recipe), overrides or [])
         target = out_dir or default_run_dir(parsed.name)
-        check_writable(target, force)
+        # Before any work; leftovers of killed runs are cleaned up and said so.
+        prepare_output(target, force, lambda line: err.print(line, highlight=False, markup=False))
         report = run_recipe(parsed, target, force=force, console=err)
     wide_out().print(summary_table(report))
-    out.print(f"run folder: {target}  (report.json, report.md, {', '.join(report['files'].values())})")
-    failed = [v for v, check in report["validation"].items() if not check["passed"]]
-    if failed:  # the files are written, but CI must not ship them
-        err.print(f"[red]validation failed:[/] {', '.join(failed)} (see report.json validation)")
-        raise typer.Exit(1)
+    listed = ", ".join(["report.json", "report.md", "report.html", *report["files"].values()])
+    out.print(f"run folder: {target}  ({listed})", highlight=False, soft_wrap=True)
+    for line in report["gates"]["results"]:
+        out.print(line["line"], style="green" if line["passed"] else "red", highlight=False, markup=False)
+    verdict = report["verdict"]  # broken files or failed gates: written to look at, not to ship
+    style = "red" if verdict["exit_code"] else "green"
+    last = f"{verdict['line']}  (see {target / 'report.html'})"
+    out.print(last, style=style, highlight=False, markup=False, soft_wrap=True)
+    if verdict["exit_code"]:
+        raise typer.Exit(verdict["exit_code"])
 
 
 @app.command("recipes")
@@ -101,8 +139,12 @@ def bench_command(
     iterations: Annotated[int, typer.Option("--iterations", min=1, help="Timed runs per setting.")] = 100,
     warmup: Annotated[int, typer.Option("--warmup", min=0, help="Untimed runs per setting.")] = 10,
     json_out: Annotated[Path | None, typer.Option("--json", help="Also write the results as JSON.")] = None,
+    shape: ShapeOption = None,
 ) -> None:
-    """Latency (p50/p90/p99, throughput), session creation, peak memory and size of ONNX files."""
+    """Latency (p50/p90/p99, throughput), session creation, peak memory and size of ONNX files.
+
+    Random inputs: floats standard normal, integers 0 or 1, bools random (paiexport/verify/inputs.py).
+    """
     from paiexport.bench.latency import (
         BenchSettings,
         bench,
@@ -112,6 +154,7 @@ def bench_command(
         parse_positive_ints,
     )
     from paiexport.reporting.report import versions, write_json
+    from paiexport.verify.inputs import parse_shapes, plan_inputs
 
     with user_errors():
         settings = BenchSettings(
@@ -119,8 +162,10 @@ def bench_command(
             parse_positive_ints(threads, "--threads"),
             warmup,
             iterations,
+            shapes=parse_shapes(shape or []),
         )
         files, base = bench_inputs(models, baseline)
+        plan_inputs(files, settings.batch_sizes, settings.shapes)  # bad inputs exit 2 before timing
         result = bench(files, base, settings)
         if json_out is not None:
             json_out.parent.mkdir(parents=True, exist_ok=True)
@@ -234,7 +279,9 @@ def export_cmd(
     out_dir: Annotated[
         Path | None, typer.Option("--out", help="Output folder (default: RUN/export).")
     ] = None,
-    force: Annotated[bool, typer.Option("--force", help="Replace an existing output folder.")] = False,
+    force: Annotated[
+        bool, typer.Option("--force", metavar="", help="Replace an existing output folder.")
+    ] = False,
 ) -> None:
     """Re-export a trained run's ONNX files without retraining; validates each file."""
     from paiexport.reexport import default_export_dir, locate_run, reexport
@@ -275,27 +322,31 @@ def validate_cmd(
         int | None,
         typer.Option("--seed", help="Seed of the test split (default: the file's paiexport.seed, else 0)."),
     ] = None,
+    shape: ShapeOption = None,
 ) -> None:
     """Checker, load, parity with a reference file, accuracy, sparsity per initializer; exit 1 on failure."""
     from paiexport.verify.file_checks import check_file
+    from paiexport.verify.inputs import parse_shapes
 
     with user_errors():
-        report = check_file(model, data, reference, max_accuracy_drop, seed)
+        report = check_file(model, data, reference, max_accuracy_drop, seed, parse_shapes(shape or []))
     for check in report.checks:
         mark = "[green]✓[/]" if check.ok else "[red]✗[/]"
         out.print(f"{mark} {check.name}: {check.detail}", soft_wrap=True)
     for name, sparsity in report.sparsity.items():
         out.print(f"  {name}: sparsity {sparsity:.2%}", highlight=False)
     failed = [c.name for c in report.checks if not c.ok]
-    if failed:
-        err.print(f"[red]failed check:[/] {', '.join(failed)}")
+    if failed:  # broken: exit 1; a lossy file over the limit is only not deployable (exit 0)
+        err.print(f"[red]broken, failed check:[/] {', '.join(failed)}")
         raise typer.Exit(1)
+    if report.not_deployable:
+        out.print(f"[yellow]{report.not_deployable}[/] (no check failed)", highlight=False)
 
 
 @app.command("inspect")
 def inspect_cmd(
     model: Annotated[Path, typer.Argument(help="Any ONNX file.")],
-    as_json: Annotated[bool, typer.Option("--json", help="Print the findings as JSON.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", metavar="", help="Print the findings as JSON.")] = False,
 ) -> None:
     """Initializers (shape, sparsity, storage, bytes), op counts, dense vs effective FLOPs, metadata."""
     import json
@@ -307,5 +358,5 @@ def inspect_cmd(
     if as_json:
         out.print_json(json.dumps(found))
     else:
-        for renderable in render(found):
-            out.print(renderable)
+        for renderable in render(found):  # names and shapes like [batch, 3] are not markup
+            out.print(renderable, markup=False, highlight=False, soft_wrap=True)

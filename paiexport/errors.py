@@ -7,3 +7,17 @@ class UserError(Exception):
     The message must name the offending field or file; the CLI prints it as a
     single line without a traceback.
     """
+
+
+def shorten(text: object, limit: int = 60) -> str:
+    """A user-supplied name or value cut to `limit` characters, so an error stays one short line."""
+    text = str(text)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def did_you_mean(name: str, choices: list[str]) -> str:
+    """' (did you mean 'target'?)' for the closest choice, or '' when nothing is close."""
+    import difflib  # only needed on the error path
+
+    close = difflib.get_close_matches(name, choices, n=1, cutoff=0.6)
+    return f" (did you mean {close[0]!r}?)" if close else ""

@@ -2,16 +2,32 @@
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
+import errno
+import fcntl
 import os
+import re
+import secrets
 import shutil
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 from paiexport.errors import UserError
+from paiexport.out_path import check_out_path, short
 
 DEFAULT_OUTPUT_ROOT = Path("models")
+# Written into every run (and export) folder; `--force` replaces only a folder that has it,
+# or an empty one. While a run is staged, it holds an flock on this file: a staging folder
+# whose marker nobody holds is left by a dead process, whatever its PID says.
+RUN_MARKER = ".paiexport-run"
+MARKER_TEXT = "paiexport run folder: `--force` may replace it\n"
+# Runs written before the marker existed are recognised by these two files.
+LEGACY_RUN_FILES = ("report.json", "recipe.yaml")
+_PARTIAL = re.compile(r"^\.(.+)\.partial-(\d+)(-[0-9a-f]+)?$")
+_REPLACED = re.compile(r"^\.(.+)\.replaced-(\d+)(-[0-9a-f]+)?$")
 
 
 @dataclass(frozen=True)
@@ -76,37 +92,182 @@ def default_run_dir(name: str) -> Path:
     return DEFAULT_OUTPUT_ROOT / name
 
 
+def is_run_folder(path: Path) -> bool:
+    """A folder paiexport wrote: it has the marker, or (older runs) report.json and recipe.yaml."""
+    return (path / RUN_MARKER).is_file() or all((path / f).is_file() for f in LEGACY_RUN_FILES)
+
+
+def check_replaceable(final: Path) -> None:
+    """--force replaces a paiexport run folder or an empty folder, never anything else."""
+    if final.is_symlink() or not final.is_dir():
+        raise UserError(f"--out {short(final)}: not a folder; --force replaces only run folders")
+    if not is_run_folder(final) and any(final.iterdir()):
+        raise UserError(
+            f"--out {short(final)}: not a paiexport run folder (no {RUN_MARKER}); "
+            "--force replaces only run folders and empty folders"
+        )
+
+
 def check_writable(final: Path, force: bool) -> None:
-    """Fail before any work when the output exists and --force was not given."""
+    """Fail before any work when the output is unusable, exists without --force, or is no run."""
+    check_out_path(final)
     resolved, cwd = final.resolve(), Path.cwd().resolve()
     if resolved == cwd or resolved in cwd.parents:
         raise UserError(f"output folder {final} is the current folder or contains it; choose another --out")
-    if final.exists() and not force:
-        raise UserError(f"output folder {final} exists; pass --force to replace it")
-    if final.exists() and not final.is_dir():
-        raise UserError(f"output path {final} is a file, not a folder")
+    if not (final.exists() or final.is_symlink()):
+        return
+    if final.is_dir() and not force:
+        raise UserError(f"--out {short(final)} exists; pass --force to replace it")
+    check_replaceable(final)
+
+
+@contextmanager
+def _folder_lock(folder: Path) -> Iterator[None]:
+    """Serialises staging, cleanup and publishing of the runs in `folder` (flock on the folder)."""
+    fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # releases the lock
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _staged_by_live_run(staging: Path, pid: int) -> bool:
+    """Its marker is locked by the run that writes it (a reused PID does not fool this)."""
+    try:
+        fd = os.open(staging / RUN_MARKER, os.O_RDONLY)
+    except FileNotFoundError:  # killed before the marker was written, or an older version
+        return _alive(pid)
+    except OSError:
+        return True  # unreadable: not ours to judge
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)
+    return False
+
+
+def recover_interrupted(folder: Path) -> list[str]:
+    """Remove staging folders of dead runs and finish swaps cut short by a kill: the old run
+    is restored where the new one never arrived, else dropped. Returns one line per action."""
+    if not folder.is_dir():
+        return []
+    done = []
+    with _folder_lock(folder):
+        for path in sorted(folder.iterdir()):
+            found = _PARTIAL.match(path.name)
+            if found and path.is_dir() and not _staged_by_live_run(path, int(found[2])):
+                shutil.rmtree(path, ignore_errors=True)
+                done.append(f"removed {path.name} (left by an interrupted run)")
+        # Newest first: with several, the most recent old run is the one restored.
+        for path in sorted(folder.iterdir(), key=lambda p: p.lstat().st_mtime, reverse=True):
+            found = _REPLACED.match(path.name)
+            if not found or not path.is_dir():
+                continue
+            final = folder / found[1]
+            if final.exists() or final.is_symlink():
+                shutil.rmtree(path, ignore_errors=True)
+                done.append(f"removed {path.name} (an interrupted run had already replaced it)")
+            else:
+                path.rename(final)
+                done.append(f"restored {final.name} from {path.name} (a replacement was interrupted)")
+    return done
+
+
+def prepare_output(final: Path, force: bool, note: Callable[[str], None] = lambda line: None) -> None:
+    """Everything `run` checks before any work; `note` gets one line per leftover cleaned up."""
+    check_out_path(final)
+    for line in recover_interrupted(final.parent):
+        note(line)
+    check_writable(final, force)
+
+
+def _make_parents(folder: Path) -> list[Path]:
+    """mkdir -p that returns the folders it created, deepest first."""
+    missing = [p for p in [folder, *folder.parents] if not p.exists()]
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UserError(f"--out: cannot create {short(folder)} ({exc.strerror})") from None
+    return missing
+
+
+def _rename_noreplace(src: Path, dst: Path) -> None:
+    """rename(2) that fails with FileExistsError instead of replacing an (empty) folder."""
+    renameat2 = getattr(ctypes.CDLL(None, use_errno=True), "renameat2", None)
+    if renameat2 is not None:
+        at_fdcwd, rename_noreplace = -100, 1
+        if renameat2(at_fdcwd, os.fsencode(src), at_fdcwd, os.fsencode(dst), rename_noreplace) == 0:
+            return
+        code = ctypes.get_errno()
+        if code not in (errno.ENOSYS, errno.EINVAL):  # EINVAL: the filesystem lacks the flag
+            raise (FileExistsError if code == errno.EEXIST else OSError)(code, os.strerror(code), str(dst))
+    # Fallback: paiexport processes are serialised by the folder lock; only others can race here.
+    if dst.exists() or dst.is_symlink():
+        raise FileExistsError(errno.EEXIST, "File exists", str(dst))
+    os.rename(src, dst)
+
+
+def _publish(staging: Path, final: Path, force: bool) -> None:
+    """Move the complete run into place; replace only what --force may replace, never silently."""
+    previous, appeared = (
+        None,
+        f"--out {short(final)} appeared while this run worked; pass --force to replace it",
+    )
+    with _folder_lock(final.parent):
+        if final.exists() or final.is_symlink():
+            if not force:
+                raise UserError(appeared)
+            check_replaceable(final)
+            previous = final.parent / f".{final.name}.replaced-{os.getpid()}-{secrets.token_hex(4)}"
+            final.rename(previous)  # a kill from here on is undone by recover_interrupted
+        try:
+            _rename_noreplace(staging, final)
+        except FileExistsError:  # someone else's folder appeared in the last instant
+            if previous is not None:
+                previous.rename(final)
+            raise UserError(appeared) from None
+    if previous is not None:
+        shutil.rmtree(previous, ignore_errors=True)
 
 
 @contextmanager
 def staged_run_dir(final: Path, force: bool) -> Iterator[RunPaths]:
     """Write into a hidden sibling folder and move it into place only on success.
 
-    A failed or interrupted run leaves no half-written output, and an existing run
-    is replaced (with --force) only once the new one is complete.
+    A failed or interrupted run leaves no half-written output (nor parent folders it made),
+    an existing run is replaced (with --force) only once the new one is complete, and a
+    folder that appeared meanwhile is never replaced without --force.
     """
-    check_writable(final, force)
-    final.parent.mkdir(parents=True, exist_ok=True)
-    staging = final.parent / f".{final.name}.partial-{os.getpid()}"
-    shutil.rmtree(staging, ignore_errors=True)
-    staging.mkdir()
+    prepare_output(final, force)
+    created = _make_parents(final.parent)
     try:
-        yield RunPaths(staging)
+        with _folder_lock(final.parent):  # cleanup never sees a staging folder without its lock
+            staging = final.parent / f".{final.name}.partial-{os.getpid()}-{secrets.token_hex(4)}"
+            staging.mkdir()
+            marker = os.open(staging / RUN_MARKER, os.O_WRONLY | os.O_CREAT, 0o644)
+            fcntl.flock(marker, fcntl.LOCK_EX)  # held until published: marks this run as alive
+        try:
+            os.write(marker, MARKER_TEXT.encode())
+            yield RunPaths(staging)
+            _publish(staging, final, force)
+        finally:
+            os.close(marker)
+            shutil.rmtree(staging, ignore_errors=True)  # gone already when published
     except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
+        for folder in created:  # deepest first; a folder someone else filled stays
+            with contextlib.suppress(OSError):
+                folder.rmdir()
         raise
-    # Swap in the new run before deleting the old one: a crash in between leaves a complete run.
-    previous = final.parent / f".{final.name}.replaced-{os.getpid()}"
-    if final.exists():
-        final.rename(previous)
-    staging.rename(final)
-    shutil.rmtree(previous, ignore_errors=True)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import fnmatch
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from math import prod
 from pathlib import Path
@@ -21,6 +21,7 @@ from paiexport import __version__
 from paiexport.bench.deploy import choose_deploy
 from paiexport.bench.latency import benchmark_files, file_size
 from paiexport.data import DataSplits, load_data
+from paiexport.display import Display
 from paiexport.errors import UserError
 from paiexport.export.compact import compact_model, max_abs_diff
 from paiexport.export.quantize import to_int8
@@ -38,7 +39,7 @@ from paiexport.export.variants import (
     variants_for,
 )
 from paiexport.methods import Method, SelectionContext, make_method
-from paiexport.models import build_model
+from paiexport.models import build_model, check_model_size, check_sample_batch
 from paiexport.paths import RunPaths, staged_run_dir
 from paiexport.recipe import Recipe
 from paiexport.reporting.html import write_html_report
@@ -46,6 +47,7 @@ from paiexport.reporting.report import (
     SPARSE_STORAGE_NOTE,
     UNTRAINED_WEIGHTS_NOTE,
     latency_sections,
+    machine,
     markdown,
     size_ratios,
     versions,
@@ -62,22 +64,26 @@ from paiexport.sparsity.masks import (
     strip_masks,
 )
 from paiexport.sparsity.structure import structure_notes
-from paiexport.sparsity.types import Distribution, SparsityConfig, StructureKind
+from paiexport.sparsity.types import Distribution, NMPattern, SparsityConfig, StructureKind
+from paiexport.threads import resolve_threads, torch_threads
 from paiexport.training.callbacks import TrainCallback
 from paiexport.training.compact import CompactTraining, add_train_compact, shrink_for_training
 from paiexport.training.loop import CheckpointChoice, TrainResult, evaluate, train
+from paiexport.verdict import check_gates_measurable, gates_section, run_verdict
 from paiexport.verify.validate import FileValidation, onnx_weight_sparsity, torch_logits, validate_file
 
 
 @dataclass
 class Timer:
+    """Times the stages; one live display (stage line + epoch bar) on `console`."""
+
     console: Console
     seconds: dict[str, float] = field(default_factory=dict)
 
     @contextmanager
     def stage(self, name: str, what: str) -> Iterator[None]:
         start = time.perf_counter()
-        with self.console.status(f"{what}…"):
+        with Display(self.console).stage(what):
             yield
         self.seconds[name] = round(time.perf_counter() - start, 3)
         self.console.print(f"[green]✓[/] {what} ({self.seconds[name]:.1f} s)")
@@ -98,14 +104,23 @@ def planned_layer_sparsity(
     return {n: 1.0 - keep[n] / prod(shapes[n]) for n in weights}
 
 
-def check_fits_model(recipe: Recipe, model: nn.Module) -> None:
+def check_fits_model(recipe: Recipe, model: nn.Module, sample: torch.Tensor | None = None) -> None:
     """What the recipe can only be checked against once the model exists."""
+    if sample is not None:
+        check_sample_batch(model, sample)
     names = list(prunable_weights(model))
     for pattern in recipe.sparsity.exclude:
         if not any(fnmatch.fnmatchcase(n, pattern) for n in names):
             raise UserError(f"sparsity.exclude: {pattern!r} matches no prunable weight ({', '.join(names)})")
     if recipe.effective_target() > 0 and not prunable_weights(model, recipe.sparsity.exclude):
         raise UserError("sparsity.exclude: leaves no prunable weight for sparsity.target")
+    pattern = recipe.sparsity.structure
+    kept = prunable_weights(model, recipe.sparsity.exclude)
+    if isinstance(pattern, NMPattern) and all(w.dim() < 2 or w.shape[1] % pattern.m for w in kept.values()):
+        raise UserError(
+            f"sparsity.structure: {pattern} prunes nothing: "
+            f"no layer's input dimension is a multiple of {pattern.m}"
+        )
     if recipe.train.device.startswith("cuda") and not torch.cuda.is_available():
         raise UserError(f"train.device: {recipe.train.device} requested, but torch sees no CUDA device")
 
@@ -114,8 +129,10 @@ def prepare(recipe: Recipe) -> tuple[DataSplits, nn.Module, Method, SelectionCon
     """Seeded data, model and method: the same recipe gives the same starting point."""
     seed_everything(recipe.seed)
     data = load_data(recipe.data.name, seed=recipe.seed, val_fraction=recipe.data.val_fraction)
-    model = build_model(recipe.model.name, recipe.model.args, data.input_shape, data.num_classes)
-    check_fits_model(recipe, model)
+    shape_args = (recipe.model.name, recipe.model.args, data.input_shape, data.num_classes)
+    check_model_size(*shape_args, recipe.data.batch_size)
+    model = build_model(*shape_args)
+    check_fits_model(recipe, model, data.train.x[: min(recipe.data.batch_size, 2)])
     method = make_method(recipe.method)
     ctx = SelectionContext(
         model,
@@ -163,9 +180,11 @@ def select_and_train(
 ) -> tuple[nn.Module, DataSplits, TrainResult, Method]:
     """Masks and training as the method defines them; returns the model with masks baked in."""
     data, model, method, ctx = prepare(recipe)
+    threads = resolve_threads(recipe.train.threads, model, data.input_shape, recipe.data.batch_size)
     trainer = RecipeTrainer(recipe, data, paths)
-    with timer.stage("fit", f"selecting masks and training ({recipe.method.name})"):
+    with torch_threads(threads), timer.stage("fit", f"selecting masks and training ({recipe.method.name})"):
         result = method.fit(ctx, trainer)
+    result.threads = threads
     masks = get_masks(model) if trainer.compacted is None else trainer.compacted.masks
     model = model if trainer.compacted is None else trainer.compacted.model
     torch.save(masks, paths.masks)
@@ -227,7 +246,7 @@ def export_variants(
         if variant in wanted and source is not None:
             graph = source.graph.SerializeToString()  # compact is the dense graph when nothing shrank
             if graph not in quantized:
-                quantized[graph] = to_int8(source, recipe.export.int8, calibration)
+                quantized[graph] = to_int8(source, recipe.export.int8, calibration, torch.get_num_threads())
             tags = {p.key: p.value for p in source.metadata_props}
             tags.update({"paiexport.variant": variant, "paiexport.int8": recipe.export.int8.value})
             save(variant, set_metadata(quantized[graph], tags))
@@ -244,18 +263,12 @@ def validate_variants(
     """`sources` maps a copied variant (deploy) to the variant it was copied from."""
     drop = recipe.validate.max_accuracy_drop
     reference = torch_logits(model, data.test.x)
+    zeros = {n: (int((w == 0).sum()), w.numel()) for n, w in prunable_weights(model).items()}
     return {
-        v: validate_file(
-            p,
-            v,
-            model,
-            data.test,
-            quantized=sources.get(v, v) in QUANTIZED,
-            max_accuracy_drop=drop,
-            reference=reference,
-        )
+        v: validate_file(p, v, model, data.test, quantized=sources.get(v, v) in QUANTIZED,
+                         max_accuracy_drop=drop, reference=reference, zeros=zeros)
         for v, p in files.items()
-    }
+    }  # fmt: skip
 
 
 def write_deploy(
@@ -321,12 +334,14 @@ def assemble_report(
             "seconds": round(result.seconds, 3),
             "best_epoch": result.best_epoch,
             "exported_epoch": result.exported_epoch,
+            "threads": result.threads,
             "final": result.history[-1] if result.history else None,
         },
         "compact": exported.compact,
         "deploy": deploy,
         "notes": [SPARSE_STORAGE_NOTE, *untrained],
         "versions": versions(),
+        "machine": machine(),
         **method.report(),
     }
 
@@ -337,9 +352,11 @@ def run_recipe(
     """Run a recipe end to end; the finished run folder appears at `out_dir` atomically."""
     console = console or Console(stderr=True)
     timer, start = Timer(console), time.perf_counter()
-    with staged_run_dir(out_dir, force) as paths:
+    check_gates_measurable(recipe)
+    with staged_run_dir(out_dir, force) as paths, ExitStack() as stack:
         paths.recipe.write_text(yaml.safe_dump(recipe.to_dict(), sort_keys=False))
         model, data, result, method = select_and_train(recipe, paths, timer)
+        stack.enter_context(torch_threads(result.threads))  # evaluation, export, calibration
         _, torch_acc = evaluate(model, data.test)
         compacted = result.compact  # train.compact: the trained model has no masks; the selection's
         reached = overall_sparsity(model, recipe.sparsity.exclude) if compacted is None else None
@@ -365,6 +382,9 @@ def run_recipe(
         report["notes"] += structure_notes(model, recipe.sparsity, weights, data.test.x)
         if result.compact is not None:
             add_train_compact(report, result.compact)
+        report["gates"] = gates_section(recipe, report)  # `run` gates a CI job in one command
+        exit_code, line = run_verdict(report)
+        report["verdict"] = {"exit_code": exit_code, "line": line}
         report["timings_s"] = {**timer.seconds, "total": round(time.perf_counter() - start, 3)}
         write_json(report, paths.report_json)
         paths.report_md.write_text(markdown(report))

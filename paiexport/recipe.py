@@ -5,6 +5,7 @@ Every error names the field path and the file, on one line.
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 import warnings
@@ -12,20 +13,24 @@ from pathlib import Path
 from typing import Annotated, Any, Union
 
 import yaml
-from pydantic import Field, PositiveInt, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, Field, ValidationError, field_validator, model_validator
 
-from paiexport import __version__
-from paiexport.config import StrictModel
+from paiexport import __version__, recipe_yaml
+from paiexport.config import BOOL_FOR_NUMBER, StrictModel
 from paiexport.data import DatasetName
-from paiexport.errors import UserError
+from paiexport.errors import UserError, did_you_mean, shorten
 from paiexport.export.metadata import tagged
 from paiexport.export.variants import ExportFormat, Int8Mode
 from paiexport.methods import METHODS
-from paiexport.methods.score import Ablation, ScoreMethod
+from paiexport.methods.score import Ablation
+from paiexport.methods.static import check_compact_training
 from paiexport.models import ModelName, parse_model_args
 from paiexport.reporting.gates import GatesConfig
-from paiexport.sparsity.types import ChannelReduce, SparsityConfig, StructureKind
+from paiexport.sparsity.types import ChannelReduce, NMPattern, SparsityConfig, StructureKind
 from paiexport.training.loop import CheckpointChoice, TrainConfig
+
+MAX_BATCH = 65_536  # a larger batch of even the smallest model is an input mistake
+MAX_NM_GROUP = 1024  # N:M groups wider than any layer's input keep every weight
 
 MethodSection = Annotated[
     Union[tuple(cls.config_class for cls in METHODS.values())],  # noqa: UP007 - built at runtime
@@ -35,7 +40,7 @@ MethodSection = Annotated[
 
 class DataConfig(StrictModel):
     name: DatasetName = DatasetName.mnist1d
-    batch_size: PositiveInt = 128
+    batch_size: int = Field(default=128, ge=1, le=MAX_BATCH)
     val_fraction: float = Field(default=0.1, ge=0.0, lt=1.0)
 
 
@@ -77,10 +82,14 @@ class ValidateConfig(StrictModel):
 
 
 class BenchConfig(StrictModel):
-    batch_sizes: list[PositiveInt] = Field(default_factory=lambda: [1, 64], min_length=1)
-    threads: list[PositiveInt] = Field(default_factory=lambda: [1], min_length=1)
-    warmup: int = Field(default=10, ge=0)
-    iterations: int = Field(default=100, ge=1)
+    batch_sizes: list[Annotated[int, Field(ge=1, le=MAX_BATCH)]] = Field(
+        default_factory=lambda: [1, 64], min_length=1, max_length=16
+    )
+    threads: list[Annotated[int, Field(ge=1, le=1024)]] = Field(
+        default_factory=lambda: [1], min_length=1, max_length=16
+    )
+    warmup: int = Field(default=10, ge=0, le=100_000)
+    iterations: int = Field(default=100, ge=1, le=1_000_000)
 
 
 # `validate` shadows the deprecated BaseModel.validate classmethod; the recipe key is public.
@@ -89,7 +98,7 @@ warnings.filterwarnings("ignore", message='Field name "validate"', category=User
 
 class Recipe(StrictModel):
     name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", max_length=100)
-    seed: int = 0
+    seed: int = Field(default=0, ge=0, le=2**32 - 1, description="numpy's seed range")
     data: DataConfig = Field(default_factory=DataConfig)
     model: ModelConfig = Field(default_factory=ModelConfig)
     sparsity: SparsityConfig = Field(default_factory=SparsityConfig)
@@ -112,8 +121,14 @@ class Recipe(StrictModel):
     @model_validator(mode="after")
     def _method_fits_structure(self) -> Recipe:
         structure = self.sparsity.structure
+        if self.train.compact:  # static channel masks only
+            check_compact_training(structure, self.method.name)
         if structure is StructureKind.unstructured:
             return self
+        if isinstance(structure, NMPattern) and structure.m > MAX_NM_GROUP:
+            raise ValueError(
+                f"sparsity.structure: M of N:M is at most {MAX_NM_GROUP}, got {shorten(structure.m)}"
+            )
         if not METHODS[self.method.name].supports_structure:
             raise ValueError(
                 f"sparsity.structure: {self.method.name} keeps no channel or N:M structure; use unstructured"
@@ -124,20 +139,6 @@ class Recipe(StrictModel):
         if ablation is Ablation.invert and self.sparsity.channel_reduce is ChannelReduce.l2:
             raise ValueError(
                 "method.ablation: invert is lost in an l2 channel_reduce (|-s| = |s|); use sum or mean"
-            )
-        return self
-
-    @model_validator(mode="after")
-    def _compact_training_needs_static_channels(self) -> Recipe:
-        if not self.train.compact:
-            return self
-        if self.sparsity.structure is not StructureKind.channel:
-            raise ValueError("train.compact: needs sparsity.structure: channel (whole channels to remove)")
-        method = METHODS[self.method.name]
-        if not issubclass(method, ScoreMethod) or method.fit is not ScoreMethod.fit:
-            raise ValueError(
-                f"train.compact: needs static masks chosen once at initialization; {self.method.name} "
-                "changes its masks during or after training"
             )
         return self
 
@@ -154,6 +155,7 @@ class Recipe(StrictModel):
             {
                 "recipe": self.name,
                 "recipe_hash": self.digest(),
+                "dataset": self.data.name.value,  # validate refuses another --data
                 "seed": self.seed,  # digits' and synthetic's test splits depend on it (validate)
                 "method": self.method.name,
                 "structure": self.to_dict()["sparsity"]["structure"],
@@ -170,57 +172,87 @@ class Recipe(StrictModel):
         return hashlib.sha256(blob).hexdigest()[:16]
 
 
+MAX_ERRORS = 5  # lines of validation errors shown; the rest are counted
+
+
 def _format_loc(loc: tuple[Any, ...]) -> str:
-    parts = [str(p) for p in loc]
+    parts = [shorten(p) for p in loc]
     # Discriminated unions put the tag in the path ("method.snip.batches"): drop it.
     if len(parts) > 1 and parts[0] == "method" and parts[1] in METHODS:
         parts.pop(1)
     return ".".join(parts) or "<root>"
 
 
+def _section_fields(loc: tuple[Any, ...]) -> list[str]:
+    """Field names of the section holding `loc`'s last part (for 'did you mean')."""
+    section: Any = Recipe
+    for part in loc[:-1]:
+        if section is Recipe and part == "method":
+            continue  # the next part is the method's tag
+        if section is Recipe and len(loc) > 2 and loc[0] == "method" and part in METHODS:
+            section = METHODS[part].config_class
+            continue
+        field = section.model_fields.get(part) if isinstance(part, str) else None
+        inner = field.annotation if field else None
+        if not (isinstance(inner, type) and issubclass(inner, BaseModel)):
+            return []
+        section = inner
+    return list(section.model_fields)
+
+
 def _format_error(err: dict[str, Any]) -> str:
     loc = _format_loc(err["loc"])
     if err["type"] == "union_tag_invalid":
-        return f"{loc}.name: unknown method {err['input'].get('name')!r} (choose from {', '.join(METHODS)})"
+        name = shorten(err["input"].get("name"))
+        return f"{loc}.name: unknown method {name!r} (choose from {', '.join(METHODS)})"
     if err["type"] == "union_tag_not_found":
         return f"{loc}.name: missing (choose from {', '.join(METHODS)})"
+    if err["type"] == BOOL_FOR_NUMBER:  # raised by a section, about one of its fields
+        field = ".".join([*([loc] if err["loc"] else []), shorten(err["ctx"]["field"])])
+        return f"{field}: expected a number, got {err['ctx']['value']}"
     if err["type"] == "extra_forbidden":
-        return f"{loc}: unknown field"
-    msg = err["msg"].removeprefix("Value error, ")
+        return f"{loc}: unknown field{did_you_mean(str(err['loc'][-1]), _section_fields(err['loc']))}"
+    msg = shorten(err["msg"].removeprefix("Value error, "), 200)
     return f"{loc}: {msg}" if err["loc"] else msg  # recipe-level checks name their fields
 
 
 def validate_recipe(raw: dict[str, Any], source: str) -> Recipe:
+    """Typed recipe; every error (up to MAX_ERRORS) on its own line naming the field and file."""
     try:
         return Recipe.model_validate(raw)
     except ValidationError as exc:
         errors = exc.errors()
-        more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
-        raise UserError(f"{source}: {_format_error(errors[0])}{more}") from None
+        lines = [f"{source}: {_format_error(e)}" for e in errors[:MAX_ERRORS]]
+        if len(errors) > MAX_ERRORS:
+            lines.append(f"{source}: (and {len(errors) - MAX_ERRORS} more)")
+        raise UserError("\n".join(lines)) from None
 
 
 def parse_override(text: str) -> tuple[list[str], Any]:
     """'train.epochs=1' -> (['train', 'epochs'], 1); the value is parsed as YAML."""
     key, sep, value = text.partition("=")
     if not sep or not key.strip():
-        raise UserError(f"--set {text!r}: expected dotted.key=value")
+        raise UserError(f"--set {shorten(repr(text))}: expected dotted.key=value")
     try:
-        parsed = yaml.safe_load(value) if value.strip() else ""
+        parsed = recipe_yaml.safe_load(value) if value.strip() else ""
+    except recipe_yaml.RecipeYAMLError as exc:
+        raise UserError(f"--set {shorten(key)}: value refused: {exc}") from None
     except yaml.YAMLError:
-        raise UserError(f"--set {key}: value {value!r} is not valid YAML") from None
+        raise UserError(f"--set {shorten(key)}: value {shorten(repr(value))} is not valid YAML") from None
     return key.strip().split("."), parsed
 
 
 def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
     """Set dotted keys in a copy of the raw recipe; validation happens afterwards, once."""
-    result = json.loads(json.dumps(raw))
+    result = copy.deepcopy(raw)  # not a JSON round trip: YAML dates or bytes are not JSON
     for text in overrides:
         path, value = parse_override(text)
         node = result
         for i, part in enumerate(path[:-1]):
             child = node.setdefault(part, {})
             if not isinstance(child, dict):
-                raise UserError(f"--set {'.'.join(path)}: {'.'.join(path[: i + 1])} is not a section")
+                where = shorten(".".join(path[: i + 1]))
+                raise UserError(f"--set {shorten('.'.join(path))}: {where} is not a section")
             node = child
         node[path[-1]] = value
     return result
@@ -230,7 +262,9 @@ def read_recipe_file(path: Path) -> dict[str, Any]:
     if not path.is_file():
         raise UserError(f"recipe file not found: {path}")
     try:
-        raw = yaml.safe_load(path.read_text())
+        raw = recipe_yaml.safe_load(path.read_text())
+    except recipe_yaml.RecipeYAMLError as exc:
+        raise UserError(f"{path}: recipe refused: {exc}") from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" (line {mark.line + 1})" if mark else ""

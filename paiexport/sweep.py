@@ -12,11 +12,11 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import hashlib
 import itertools
 import json
 import math
 import os
-import shutil
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from contextlib import nullcontext
@@ -29,6 +29,8 @@ import yaml
 from matplotlib.figure import Figure
 
 from paiexport.errors import UserError
+from paiexport.out_path import check_out_path
+from paiexport.paths import recover_interrupted
 from paiexport.recipe import Recipe, apply_overrides, validate_recipe
 
 METHOD_KEY, TARGET_KEY, SEED_KEY = "method.name", "sparsity.target", "seed"
@@ -63,8 +65,14 @@ class PlannedRun:
 
 
 def _folder_name(assignments: dict[str, Any]) -> str:
+    """Readable and unique: when sanitizing changes the text (["out.*"] and ["out.?"] both
+    become -out.---), a short hash of the exact values keeps the folders apart."""
     text = "__".join(f"{k}={v}" for k, v in assignments.items())
-    return "".join(c if c.isalnum() or c in "._=-" else "-" for c in text)
+    name = "".join(c if c.isalnum() or c in "._=-" else "-" for c in text)
+    if name != text:
+        exact = json.dumps(list(assignments.items()), sort_keys=True, default=str).encode()
+        name += "-" + hashlib.sha256(exact).hexdigest()[:8]
+    return name
 
 
 def _run_raw(base: dict[str, Any], assignments: dict[str, Any]) -> dict[str, Any]:
@@ -96,6 +104,9 @@ def plan_sweep(
         for seed in range(first_seed, first_seed + seeds):
             assignments = {**combo, SEED_KEY: seed}
             name = _folder_name(assignments)
+            if name in planned and planned[name].assignments != assignments:
+                # Same text, different values (1 and "1"): one folder would hold both runs.
+                raise UserError(f"--grid: two runs would share the folder {name}; make the values distinct")
             if name not in planned:
                 recipe = validate_recipe(_run_raw(base, assignments), f"{source} [{name}]")
                 planned[name] = PlannedRun(name, assignments, recipe)
@@ -118,27 +129,6 @@ def is_complete(run: PlannedRun, out_dir: Path) -> bool:
     return True
 
 
-def remove_stale_partials(out_dir: Path) -> list[Path]:
-    """Staging folders left by killed runs (`.NAME.partial-PID` whose process is gone)."""
-    removed = []
-    for path in out_dir.glob(".*.partial-*"):
-        pid = path.name.rsplit("-", 1)[-1]
-        if pid.isdigit() and not _alive(int(pid)):
-            shutil.rmtree(path, ignore_errors=True)
-            removed.append(path)
-    return removed
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def run_one(raw: dict[str, Any], folder: str, torch_threads: int | None, quiet: bool) -> str:
     """One run (in a worker process with --jobs > 1): the recipe, validated again, end to end."""
     import torch
@@ -151,7 +141,8 @@ def run_one(raw: dict[str, Any], folder: str, torch_threads: int | None, quiet: 
     recipe = validate_recipe(raw, folder)
     # Parallel workers stay silent (progress bars of several processes would interleave).
     with open(os.devnull, "w") as devnull, contextlib.redirect_stdout(devnull) if quiet else nullcontext():
-        # force: a folder without a complete report is not a finished run; it is replaced atomically.
+        # force: a run folder without this recipe's complete report is replaced atomically
+        # (a folder that is no paiexport run is refused, never deleted).
         run_recipe(recipe, Path(folder), force=True, console=Console(stderr=True, quiet=quiet))
     return folder
 
@@ -160,9 +151,10 @@ def execute(
     runs: list[PlannedRun], out_dir: Path, jobs: int, progress: Callable[[str], None] = print
 ) -> None:
     """Run what is not complete yet, `jobs` at a time (in separate processes if jobs > 1)."""
+    check_out_path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    for path in remove_stale_partials(out_dir):
-        progress(f"removed {path.name} (left by an interrupted run)")
+    for line in recover_interrupted(out_dir):
+        progress(line)
     todo = [r for r in runs if not is_complete(r, out_dir)]
     progress(f"{len(runs)} runs, {len(runs) - len(todo)} already complete (skipped), {len(todo)} to run")
     if jobs == 1:

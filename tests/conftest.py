@@ -8,13 +8,13 @@ import yaml
 TINY_RECIPE = {
     "name": "tiny",
     "seed": 0,
-    "data": {"name": "synthetic", "batch_size": 64, "val_fraction": 0.2},
+    "data": {"name": "synthetic", "batch_size": 16, "val_fraction": 0.2},  # 1 epoch beats chance
     "model": {"name": "mlp", "args": {"hidden": [32, 16]}},
     "sparsity": {"target": 0.8, "distribution": "erk"},
     "method": {"name": "snip"},
     "train": {
         "epochs": 2,
-        "optimizer": {"name": "sgd", "lr": 0.05, "momentum": 0.9, "weight_decay": 0.0005, "nesterov": True},
+        "optimizer": {"name": "sgd", "lr": 0.1, "momentum": 0.9, "weight_decay": 0.0005, "nesterov": True},
         "lr_schedule": {"name": "cosine"},
     },
     "export": {"opset": 18, "sparse_threshold": 0.7},

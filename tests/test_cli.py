@@ -52,6 +52,7 @@ def test_report_contents(tiny_run):
     out, report, _ = tiny_run
     assert set(report) >= REPORT_KEYS
     assert report["recipe"]["train"]["epochs"] == 1  # --set is recorded
+    assert report["training"]["threads"] == 1  # train.threads auto: one thread for a tiny model
     assert {"dense", "sparse", "compact", "int8", "compact.int8", "deploy"} == set(report["accuracy"]["onnx"])
     for variant in ("dense", "sparse", "compact"):
         assert report["accuracy"]["onnx"][variant] == pytest.approx(report["accuracy"]["torch"], abs=1e-3)
@@ -222,7 +223,7 @@ def test_run_exits_1_when_a_file_fails_validation(tmp_path, write_recipe, tiny_r
     monkeypatch.setattr(pipeline, "validate_file", sparse_fails)
     out = tmp_path / "run"
     result = run_with(write_recipe(tiny_recipe_dict), out, "train.epochs=1")
-    assert result.exit_code == 1 and "validation failed: sparse" in result.output
+    assert result.exit_code == 1 and "FAILED: broken: sparse (parity)" in result.output
     assert json.loads((out / "report.json").read_text())["validation"]["sparse"]["passed"] is False
 
 

@@ -160,3 +160,21 @@ def test_only_the_gated_keys_are_needed(report_file):
     assert runner.invoke(app, ["check", path, "--min-sparsity", "0.9"]).exit_code == 0
     result = runner.invoke(app, ["check", path, "--max-latency-ms", "1=1"])
     assert result.exit_code == 2 and "report has no latency_ms" in result.output
+
+
+def sparsity_report(zeros: int) -> dict:
+    """A 90% target over 500 000 weights in two layers, reaching `zeros` of them."""
+    per_layer = {"a.weight": {"numel": 400_000}, "b.weight": {"numel": 100_000}}
+    return {
+        "recipe": {"gates": {}},
+        "sparsity": {"target": 0.9, "reached": zeros / 500_000, "per_layer": per_layer},
+    }
+
+
+@pytest.mark.parametrize(("zeros", "code"), [(450_000, 0), (449_999, 0), (449_998, 1)])
+def test_min_sparsity_counts_weights_with_one_weight_tolerance(report_file, zeros, code):
+    result = runner.invoke(app, ["check", report_file(sparsity_report(zeros)), "--min-sparsity", "0.9"])
+    assert result.exit_code == code, result.output
+    assert f"{zeros} of 500000 zero" in result.output
+    if code:  # 0.899996: enough digits to see why it fails
+        assert "89.9996% >= 90.0000%" in result.output

@@ -16,6 +16,7 @@ from paiexport.sparsity.masks import get_masks, overall_sparsity, prunable_weigh
 
 
 def setup(tiny_recipe_dict, tmp_path, method: dict, **sparsity):
+    tiny_recipe_dict["data"]["batch_size"] = 64  # step counts below are computed for batches of 64
     raw = {**tiny_recipe_dict, "method": method}
     raw["sparsity"] = {**raw["sparsity"], **sparsity}
     recipe = validate_recipe(raw, "test")
@@ -67,6 +68,7 @@ def test_rewind_restores_exactly_the_stored_tensors():
 
 def weights_after_steps(tiny_recipe_dict, tmp_path, epochs: int) -> dict:
     """Replay the dense training independently: same seed, constant LR, `epochs` epochs."""
+    tiny_recipe_dict["data"]["batch_size"] = 64  # step counts below are computed for batches of 64
     raw = {**tiny_recipe_dict, "method": {"name": "dense"}}
     raw["train"] = {**raw["train"], "epochs": epochs, "checkpoint": "last"}
     recipe = validate_recipe(raw, "test")

@@ -84,6 +84,21 @@ def test_plan_covers_grid_seeds_and_dense(tiny_recipe_dict):
     assert len({r.recipe.digest() for r in runs}) == len(runs)
 
 
+def test_folder_names_stay_unique_when_sanitizing_loses_characters(tiny_recipe_dict):
+    grid = [parse_grid('sparsity.exclude=["out.*"],["out.?"]')]
+    runs = plan_sweep(tiny_recipe_dict, "r.yaml", grid, 1, [])
+    swept = [r for r in runs if r.recipe.method.name == "snip"]
+    assert [r.recipe.sparsity.exclude for r in swept] == [["out.*"], ["out.?"]]
+    assert len({r.name for r in swept}) == 2
+    assert all(r.name.startswith("sparsity.exclude=--out.---__seed=0-") for r in swept)
+    assert len({r.name for r in runs}) == len(runs) == 4  # and a dense baseline per exclude value
+
+
+def test_values_with_the_same_text_are_refused_before_running(tiny_recipe_dict):
+    with pytest.raises(UserError, match=r"share the folder sparsity\.target=0\.9__seed=0"):
+        plan_sweep(tiny_recipe_dict, "r.yaml", [parse_grid('sparsity.target=0.9,"0.9"')], 1, [])
+
+
 def test_bad_grid_fails_before_any_run(tiny_recipe_dict, write_recipe, tmp_path):
     with pytest.raises(UserError, match="--grid"):
         parse_grid("method.name")

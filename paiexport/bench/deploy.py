@@ -22,8 +22,8 @@ def choose_deploy(
     max_accuracy_drop: float,
 ) -> tuple[str | None, dict[str, Any]]:
     """The fastest variant (geometric mean of its median latencies over the benchmark
-    settings of this run) whose file is valid and whose test accuracy is at most
-    `max_accuracy_drop` points below PyTorch's. The sparse file is no candidate: onnxruntime
+    settings of this run) whose file is not broken and, for a lossy file, whose test accuracy
+    is at most `max_accuracy_drop` points below PyTorch's. The sparse file is no candidate: onnxruntime
     densifies it at load, so it is never faster than model.onnx."""
     candidates: dict[str, dict[str, Any]] = {}
     for variant, by_batch in stats.items():
@@ -31,8 +31,8 @@ def choose_deploy(
             continue
         check = checks[variant]
         drop = (torch_accuracy - check.accuracy) * 100
-        # Every check, parity included: a wrong file must never ship, however fast it is.
-        eligible = check.passed and drop <= max_accuracy_drop + 1e-9
+        # Every check, parity included: a broken file must never ship, however fast it is.
+        eligible = check.passed and check.within_limit(max_accuracy_drop)
         candidates[variant] = {
             "geomean_latency_ms": _geomean_ms(by_batch), "accuracy": check.accuracy,
             "accuracy_drop_points": drop, "eligible": eligible,

@@ -6,6 +6,7 @@ import gzip
 import json
 import subprocess
 import sys
+import tempfile
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -16,6 +17,7 @@ import onnx
 from rich.table import Table
 
 from paiexport.errors import UserError
+from paiexport.verify.inputs import file_inputs, plan_inputs, random_feeds, resolve_shapes
 from paiexport.verify.validate import make_session
 
 
@@ -56,19 +58,6 @@ def _external_data_files(path: Path) -> list[Path]:
     return [path.parent / loc for loc in sorted(locations)]
 
 
-def _input_spec(path: Path, batch: int) -> tuple[str, list[int]]:
-    model = onnx.load(str(path), load_external_data=False)
-    graph_input = model.graph.input[0]
-    dims = [d.dim_value if d.HasField("dim_value") else batch for d in graph_input.type.tensor_type.shape.dim]
-    return graph_input.name, dims
-
-
-def random_input(path: Path, batch: int, seed: int = 0) -> tuple[str, np.ndarray]:
-    """A float input of the model's declared shape; symbolic dimensions become `batch`."""
-    name, dims = _input_spec(path, batch)
-    return name, np.random.default_rng(seed).standard_normal(dims).astype(np.float32)
-
-
 def benchmark_files(
     files: dict[str, Path],
     *,
@@ -76,17 +65,23 @@ def benchmark_files(
     threads: list[int],
     warmup: int,
     iterations: int,
+    shapes: dict[str, tuple[int, ...]] | None = None,
 ) -> dict[str, dict[int, dict[int, LatencyStats]]]:
     """Median/p90/p99 latency per file, batch size and thread count.
 
     Files are run in turn (A B A B ...) within each setting, so each file's ratio
     to another comes from the same moment of the machine.
     """
+    shapes = shapes or {}
+    specs = plan_inputs(files, batch_sizes, shapes)
     results: dict[str, dict[int, dict[int, LatencyStats]]] = {v: {} for v in files}
     for n_threads in threads:
         sessions = {v: make_session(p, n_threads) for v, p in files.items()}
         for batch in batch_sizes:
-            feeds = {v: dict([random_input(p, batch)]) for v, p in files.items()}
+            feeds = {
+                v: random_feeds(specs[v], resolve_shapes(specs[v], batch, shapes, str(p)))
+                for v, p in files.items()
+            }
             times: dict[str, list[float]] = {v: [] for v in files}
             for i in range(warmup + iterations):
                 for v, session in sessions.items():
@@ -124,8 +119,9 @@ def status(key):
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return peak // 1024 if sys.platform == "darwin" else peak
 
-path, threads, name, dims = sys.argv[1], int(sys.argv[2]), sys.argv[3], json.loads(sys.argv[4])
-x = np.random.default_rng(0).standard_normal(dims).astype(np.float32)
+path, threads, names, arrays = sys.argv[1], int(sys.argv[2]), json.loads(sys.argv[3]), sys.argv[4]
+with np.load(arrays) as stored:
+    feeds = {name: stored[f"arr_{i}"] for i, name in enumerate(names)}
 before = status("VmRSS")
 options = ort.SessionOptions()
 options.intra_op_num_threads = threads
@@ -133,7 +129,7 @@ options.inter_op_num_threads = 1
 options.log_severity_level = 3
 session = ort.InferenceSession(path, options, providers=["CPUExecutionProvider"])
 for _ in range(3):
-    session.run(None, {name: x})
+    session.run(None, feeds)
 print(json.dumps({"rss_before_kib": before, "peak_rss_kib": status("VmHWM")}))
 """
 
@@ -150,13 +146,23 @@ class MemoryStats:
         return "fresh subprocess per file; VmHWM after load + 3 runs minus VmRSS before load"
 
 
-def session_memory(path: Path, threads: int, batch: int) -> MemoryStats:
-    """Measure in a fresh interpreter (see `_MEMORY_PROBE`) so sessions do not share a heap."""
-    name, dims = _input_spec(path, batch)
-    done = subprocess.run(
-        [sys.executable, "-c", _MEMORY_PROBE, str(path), str(threads), name, json.dumps(dims)],
-        capture_output=True, text=True, check=False,
-    )  # fmt: skip
+def session_memory(
+    path: Path, threads: int, batch: int, shapes: dict[str, tuple[int, ...]] | None = None
+) -> MemoryStats:
+    """Measure in a fresh interpreter (see `_MEMORY_PROBE`) so sessions do not share a heap.
+
+    The inputs are made here (the one place that knows how) and handed over as an .npz file.
+    """
+    specs = file_inputs(path)
+    feeds = random_feeds(specs, resolve_shapes(specs, batch, shapes or {}, str(path)))
+    with tempfile.TemporaryDirectory() as tmp:
+        arrays = Path(tmp) / "feeds.npz"
+        np.savez(arrays, *feeds.values())
+        names = json.dumps(list(feeds))
+        done = subprocess.run(
+            [sys.executable, "-c", _MEMORY_PROBE, str(path), str(threads), names, str(arrays)],
+            capture_output=True, text=True, check=False,
+        )  # fmt: skip
     if done.returncode != 0:
         last = (done.stderr.strip().splitlines() or ["no output"])[-1]
         raise RuntimeError(f"memory probe failed for {path}: {last}")
@@ -186,6 +192,7 @@ class BenchSettings:
     iterations: int = 100
     session_repeats: int = SESSION_REPEATS
     memory: bool = True
+    shapes: dict[str, tuple[int, ...]] = field(default_factory=dict)  # --shape NAME=DIMS
 
 
 @dataclass
@@ -244,12 +251,13 @@ def bench(files: dict[str, Path], baseline: str, settings: BenchSettings) -> Ben
         threads=settings.threads,
         warmup=settings.warmup,
         iterations=settings.iterations,
+        shapes=settings.shapes,
     )
     create = session_creation_ms(files, min(settings.threads), settings.session_repeats)
     result = BenchResult(baseline, settings)
     for label, path in files.items():
         memory = (
-            session_memory(path, min(settings.threads), max(settings.batch_sizes))
+            session_memory(path, min(settings.threads), max(settings.batch_sizes), settings.shapes)
             if settings.memory
             else None
         )

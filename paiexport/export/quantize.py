@@ -17,11 +17,13 @@ from pathlib import Path
 
 import numpy as np
 import onnx
+import onnxruntime
 from onnx import ModelProto
 from onnxruntime.quantization import (
     CalibrationDataReader,
     QuantFormat,
     QuantType,
+    calibrate,
     quantize_dynamic,
     quantize_static,
 )
@@ -49,9 +51,34 @@ def _quiet_root_logger() -> Iterator[None]:
         root.setLevel(level)
 
 
-def to_int8(model: ModelProto, mode: Int8Mode, calibration: np.ndarray | None = None) -> ModelProto:
-    """int8 weights (and activations); `calibration` (N, *input) is required for static."""
-    with _quiet_root_logger(), tempfile.TemporaryDirectory(prefix="paiexport-int8-") as tmp:
+@contextmanager
+def _calibration_threads(threads: int) -> Iterator[None]:
+    """onnxruntime's calibrator opens its session with default options (one thread per core,
+    which collapses on a shared CPU) and takes no options: give its session `threads`."""
+    original = calibrate.CalibraterBase.create_inference_session
+
+    def create(self: calibrate.CalibraterBase) -> None:
+        options = onnxruntime.SessionOptions()
+        options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_DISABLE_ALL
+        options.intra_op_num_threads, options.inter_op_num_threads = threads, 1
+        self.infer_session = onnxruntime.InferenceSession(
+            self.augmented_model_path, sess_options=options, providers=self.execution_providers
+        )
+
+    calibrate.CalibraterBase.create_inference_session = create
+    try:
+        yield
+    finally:
+        calibrate.CalibraterBase.create_inference_session = original
+
+
+def to_int8(
+    model: ModelProto, mode: Int8Mode, calibration: np.ndarray | None = None, threads: int = 1
+) -> ModelProto:
+    """int8 weights (and activations); `calibration` (N, *input) is required for static,
+    run by onnxruntime on `threads` threads."""
+    quiet, calibration_threads = _quiet_root_logger(), _calibration_threads(threads)
+    with quiet, calibration_threads, tempfile.TemporaryDirectory(prefix="paiexport-int8-") as tmp:
         src, dst = Path(tmp) / "float.onnx", Path(tmp) / "int8.onnx"
         onnx.save_model(model, str(src))
         if mode is Int8Mode.dynamic:

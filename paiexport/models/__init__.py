@@ -5,19 +5,21 @@ Prunable weights are the `weight` of every Linear and Conv layer (see `paiexport
 
 from __future__ import annotations
 
+import os
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import Enum
 from math import prod
-from typing import Any
+from pathlib import Path
+from typing import Annotated, Any
 
 import torch
-from pydantic import Field, PositiveInt, ValidationError
+from pydantic import Field, ValidationError
 from torch import nn
 
 from paiexport.config import StrictModel
-from paiexport.errors import UserError
+from paiexport.errors import UserError, did_you_mean, shorten
 
 
 class ModelName(str, Enum):
@@ -27,13 +29,19 @@ class ModelName(str, Enum):
     resnet20 = "resnet20"
 
 
+# Per-argument sanity bounds; whether the whole model fits is `check_model_size`'s job.
+MAX_WIDTH = 65_536
+MAX_LAYERS = 64
+Width = Annotated[int, Field(ge=1, le=MAX_WIDTH)]
+
+
 class MLPArgs(StrictModel):
-    hidden: list[PositiveInt] = Field(default_factory=lambda: [300, 100], min_length=1)
+    hidden: list[Width] = Field(default_factory=lambda: [300, 100], min_length=1, max_length=MAX_LAYERS)
 
 
 class CNN1dArgs(StrictModel):
-    channels: list[PositiveInt] = Field(default_factory=lambda: [64, 64, 64], min_length=1)
-    hidden: int = Field(default=256, ge=1)
+    channels: list[Width] = Field(default_factory=lambda: [64, 64, 64], min_length=1, max_length=MAX_LAYERS)
+    hidden: int = Field(default=256, ge=1, le=MAX_WIDTH)
 
 
 class LeNet5Args(StrictModel):
@@ -41,8 +49,8 @@ class LeNet5Args(StrictModel):
 
 
 class ResNet20Args(StrictModel):
-    width: int = Field(default=16, ge=1)
-    blocks_per_stage: int = Field(default=3, ge=1)
+    width: int = Field(default=16, ge=1, le=MAX_WIDTH // 4)  # the last stage has 4x width
+    blocks_per_stage: int = Field(default=3, ge=1, le=MAX_LAYERS)
 
 
 def _flat_features(features: nn.Module, input_shape: tuple[int, ...]) -> int:
@@ -166,8 +174,11 @@ def parse_model_args(name: ModelName, args: dict[str, Any]) -> StrictModel:
         return MODELS[name].args.model_validate(args)
     except ValidationError as exc:
         err = exc.errors()[0]
-        loc = ".".join(str(p) for p in err["loc"])
-        raise ValueError(f"args.{loc}: {err['msg']} (model {name.value})") from None
+        loc = ".".join(shorten(p) for p in err["loc"])
+        hint = ""
+        if err["type"] == "extra_forbidden":
+            hint = did_you_mean(str(err["loc"][-1]), list(MODELS[name].args.model_fields))
+        raise ValueError(f"args.{loc}: {shorten(err['msg'], 200)}{hint} (model {name.value})") from None
 
 
 def build_model(
@@ -175,3 +186,68 @@ def build_model(
 ) -> nn.Module:
     spec = MODELS[name]
     return spec.build(spec.args.model_validate(args), input_shape, num_classes)
+
+
+def _available_bytes() -> int:
+    """MemAvailable on Linux (what can be allocated without swapping), else physical memory."""
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+
+
+def _meta_footprint(
+    name: ModelName, args: dict[str, Any], input_shape: tuple[int, ...], num_classes: int, batch_size: int
+) -> tuple[int, int]:
+    """(parameters, activation values of one training batch), built and run on the meta device."""
+    with torch.device("meta"):
+        model = build_model(name, args, input_shape, num_classes)
+        sizes: list[int] = []
+        hooks = [
+            m.register_forward_hook(lambda _m, _i, out: sizes.append(out.numel()))
+            for m in model.modules()
+            if not list(m.children())
+        ]
+        model(torch.zeros(batch_size, *input_shape))
+    for hook in hooks:
+        hook.remove()
+    return sum(p.numel() for p in model.parameters()), sum(sizes)
+
+
+def check_model_size(
+    name: ModelName, args: dict[str, Any], input_shape: tuple[int, ...], num_classes: int, batch_size: int
+) -> None:
+    """Refuse, before anything is allocated, a model that cannot be built or would not fit in memory."""
+    try:
+        params, activations = _meta_footprint(name, args, input_shape, num_classes, batch_size)
+    except (RuntimeError, ValueError) as exc:  # e.g. BatchNorm on a signal shrunk to one value
+        first = shorten(str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__, 200)
+        raise UserError(f"model.args: {first} (model {name.value}, input {input_shape})") from None
+    # float32 weights, gradients and two optimizer moments; activations kept for backward plus
+    # their gradients. An estimate, but it tells a typo (200000 channels) from a real model.
+    needed = 4 * (4 * params + 2 * activations)
+    available = _available_bytes()
+    if needed > available:
+        raise UserError(
+            f"model.args: model {name.value} needs about {needed / 2**30:.1f} GiB to train "
+            f"({params:,} parameters, batch {batch_size}); {available / 2**30:.1f} GiB available"
+        )
+
+
+def check_sample_batch(model: nn.Module, sample: torch.Tensor) -> None:
+    """One training-mode forward before any selection or training; the model is left unchanged.
+
+    Shapes the model cannot take fail here as a one-line `model.args` error, not mid-run.
+    """
+    state = {k: v.clone() for k, v in model.state_dict().items()}  # BatchNorm stats move
+    try:
+        with torch.no_grad():
+            model.train()(sample)
+    except (RuntimeError, ValueError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise UserError(f"model.args: the model fails on a sample batch: {shorten(first, 200)}") from None
+    finally:
+        model.load_state_dict(state)

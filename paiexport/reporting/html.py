@@ -17,7 +17,7 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
 from paiexport.paths import RunPaths
-from paiexport.reporting.report import percent, summary_rows
+from paiexport.reporting.report import method_details, percent, summary_rows, validation_rows, verdict_lines
 from paiexport.training.loop import read_epoch_records
 
 FIG_INCHES = (9.0, 4.0)
@@ -53,7 +53,8 @@ def training_figure(metrics: list[dict[str, Any]]) -> Figure:
         ax.set_xlabel("epoch" + (" (all training phases)" if restarts else ""))
         ax.set_title("cross-entropy loss" if what == "loss" else "accuracy")
         ax.grid(alpha=0.3)
-        ax.legend()
+        # A fixed corner: loc="best" is slow (and warns on the terminal) on a busy CPU.
+        ax.legend(loc="upper right" if what == "loss" else "lower right")
     return fig
 
 
@@ -79,7 +80,7 @@ def sparsity_figure(report: dict[str, Any]) -> Figure:
     s = report["sparsity"]
     ax.set_title(f"per-layer sparsity, {s.get('distribution', '')}: overall target {s['target']:.1%}, "
                  f"reached {s['reached']:.1%}")  # fmt: skip
-    ax.legend()
+    ax.legend(loc="upper left")
     ax.grid(axis="y", alpha=0.3)
     return fig
 
@@ -174,6 +175,34 @@ CAPTIONS = {
 }
 
 
+def environment(report: dict[str, Any]) -> str:
+    """Where, when and with what the latencies were measured (shown beside them)."""
+    m, v = report.get("machine", {}), report.get("versions", {})
+    threads = report.get("recipe", {}).get("bench", {}).get("threads", [])
+    packages = ", ".join(
+        f"{k} {v[k]}" for k in ("paiexport", "onnxruntime", "onnx", "torch", "python") if k in v
+    )
+    parts = [
+        f"CPU {m.get('cpu', '-')} ({m.get('logical_cpus', '-')} logical cores)",
+        f"onnxruntime threads {', '.join(map(str, threads)) or '-'}",
+        f"measured {m.get('date', '-')}",
+        packages,
+        v.get("platform", ""),
+    ]
+    return f"<p class='meta env'>{html.escape(' · '.join(p for p in parts if p))}</p>"
+
+
+def details(report: dict[str, Any]) -> str:
+    """The method's own report sections (mask updates, levels, phases, ...)."""
+    out = []
+    for section in method_details(report):
+        items = "".join(f"<li>{html.escape(line)}</li>" for line in section.lines)
+        out.append(f"<h2>{html.escape(section.title)}</h2>" + (f"<ul>{items}</ul>" if items else ""))
+        for caption, headers, rows in section.tables:
+            out.append((f"<p><b>{html.escape(caption)}</b></p>" if caption else "") + _table(headers, rows))
+    return "".join(out)
+
+
 def render_html(report: dict[str, Any], pngs: dict[str, bytes]) -> str:
     name = html.escape(str(report.get("recipe", {}).get("name", "run")))
     s, acc = report.get("sparsity", {}), report.get("accuracy", {})
@@ -184,9 +213,10 @@ def render_html(report: dict[str, Any], pngs: dict[str, bytes]) -> str:
         f"PyTorch test accuracy {percent(acc.get('torch'))}",
         f"{training.get('epochs', '-')} epochs in {training.get('seconds', 0):.1f} s",
     ]
+    env = environment(report)
     images = "".join(
         f"<h2>{CAPTIONS.get(key, key)}</h2><img alt='{key}' src='data:image/png;base64,"
-        f"{base64.b64encode(png).decode()}'>"
+        f"{base64.b64encode(png).decode()}'>" + (env if key == "latency" else "")
         for key, png in pngs.items()
     )
     notes = "".join(f"<li>{html.escape(n)}</li>" for n in report.get("notes", []))
@@ -196,9 +226,14 @@ def render_html(report: dict[str, Any], pngs: dict[str, bytes]) -> str:
 <style>{CSS}</style></head><body>
 <h1>{name}</h1><p class="meta">{" · ".join(facts)}</p>
 <h2>Summary</h2>{_table(*summary_rows(report, files=True))}
+{"".join(f"<p class='meta'>{html.escape(line)}</p>" for line in verdict_lines(report))}
 <p class="meta">Latency: median in onnxruntime on CPU (b = batch size, t = threads); ratios in brackets
 are speedups over the dense file measured in the same run.</p>
+{env}
+<h2>Validation per file</h2>{_table(*validation_rows(report))}
+<p class="meta">Parity: max abs difference of the file's outputs vs PyTorch on the test split.</p>
 {images}
+{details(report)}
 <h2>Notes</h2><ul>{notes}</ul>
 <h2>Recipe</h2><pre>{recipe}</pre>
 </body></html>

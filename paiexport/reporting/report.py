@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import json
+import os
 import platform
 import sys
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
@@ -34,6 +37,26 @@ def versions() -> dict[str, str]:
         except PackageNotFoundError:
             found[package] = "not installed"
     return found
+
+
+def cpu_model() -> str:
+    """The CPU's marketing name (Linux /proc/cpuinfo; elsewhere whatever platform knows)."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine() or "unknown"
+
+
+def machine() -> dict[str, Any]:
+    """Where and when the latencies were measured (report.json `machine`)."""
+    return {
+        "cpu": cpu_model(),
+        "logical_cpus": os.cpu_count(),
+        "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
+    }
 
 
 def latency_sections(
@@ -77,6 +100,15 @@ def percent(x: Any) -> str:
     return f"{x:.2%}" if isinstance(x, int | float) else "-"
 
 
+def verdict_cell(check: dict[str, Any]) -> str:
+    """'pass', 'BROKEN: parity' (an error) or '−1.2 pt > 1.0: not deployable' (a trade-off)."""
+    if "passed" not in check:
+        return "-"
+    if not check["passed"]:
+        return f"BROKEN: {', '.join(check.get('broken_checks', [])) or 'failed'}"
+    return "pass" if check.get("deployable", True) else check["reason"]
+
+
 def summary_rows(report: dict[str, Any], *, files: bool = False) -> tuple[list[str], list[list[str]]]:
     """Headers and one row per variant (accuracy, size, latency with ratios, verdict).
 
@@ -87,21 +119,95 @@ def summary_rows(report: dict[str, Any], *, files: bool = False) -> tuple[list[s
     settings = sorted({(b, t) for by_b in latency.values() for b, by_t in by_b.items() for t in by_t},
                       key=lambda s: (int(s[0]), int(s[1])))  # fmt: skip
     headers = ["variant", *(["file"] if files else []), "test acc", "size (vs dense)", "gzip",
-               *(f"b{b} t{t}" for b, t in settings), "valid"]  # fmt: skip
+               *(f"b{b} t{t}" for b, t in settings), "verdict"]  # fmt: skip
     rows = []
     for v, size in report.get("size_bytes", {}).items():
         ratio = report.get("size_ratio_vs_dense", {}).get(v, {}).get("raw", float("nan"))
-        row = [v, *([report.get("files", {}).get(v, "-")] if files else []),
+        row = [variant_label(report, v), *([report.get("files", {}).get(v, "-")] if files else []),
                percent(report.get("accuracy", {}).get("onnx", {}).get(v)),
                f"{size['raw'] / 1024:.1f} KiB ({ratio:.3g}×)", f"{size['gzip'] / 1024:.1f} KiB"]  # fmt: skip
         for b, t in settings:
             ms = latency.get(v, {}).get(b, {}).get(t)
             r = speedup.get(v, {}).get(b, {}).get(t)
             row.append("-" if ms is None else f"{ms:.3f} ms" + ("" if r is None else f" ({r:.2f}×)"))
-        passed = report.get("validation", {}).get(v, {}).get("passed")
-        row.append({True: "pass", False: "FAIL"}.get(passed, "-"))
+        row.append(verdict_cell(report.get("validation", {}).get(v, {})))
         rows.append(row)
     return headers, rows
+
+
+def variant_label(report: dict[str, Any], variant: str) -> str:
+    """`deploy` names the variant it copies: "deploy (= compact.int8)"."""
+    source = (report.get("deploy") or {}).get("variant")
+    return f"{variant} (= {source})" if variant == "deploy" and source else variant
+
+
+def validation_rows(report: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
+    """One row per file: the checks of `validation`, parity as the max abs diff vs PyTorch."""
+    headers = ["variant", "file", "checker", "loads", "max abs diff vs PyTorch", "parity", "test acc",
+               "verdict"]  # fmt: skip
+    mark = {True: "ok", False: "BROKEN"}
+    rows = []
+    for v, c in report.get("validation", {}).items():
+        parity = mark[c["parity"]] if c.get("parity_required", True) else "not required (int8)"
+        rows.append([variant_label(report, v), report.get("files", {}).get(v, "-"), mark[c["checker"]],
+                     mark[c["loads"]], f"{c['max_abs_diff']:.3g}", parity, percent(c["accuracy"]),
+                     verdict_cell(c)])  # fmt: skip
+    return headers, rows
+
+
+# Method.report() keys -> section title; every method's details render in report.md/html.
+METHOD_SECTIONS = {
+    "mask_updates": "mask updates",
+    "levels": "lottery-ticket levels",
+    "phases": "training phases",
+    "sparse_selection": "sparse selection",
+}
+MAX_DETAIL_ROWS = 20  # long update logs stay readable; report.json keeps every row
+
+
+@dataclass
+class DetailSection:
+    title: str
+    lines: list[str] = field(default_factory=list)
+    tables: list[tuple[str, list[str], list[list[str]]]] = field(default_factory=list)
+
+
+def _cell(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    if isinstance(value, dict):
+        return ", ".join(f"{k}={_cell(v)}" for k, v in value.items()) or "-"
+    if isinstance(value, list):
+        return ", ".join(_cell(v) for v in value) or "-"
+    return str(value)
+
+
+def _records_table(caption: str, records: list[dict[str, Any]]) -> tuple[str, list[str], list[list[str]]]:
+    headers = list(dict.fromkeys(k for r in records for k in r))
+    shown = records[:MAX_DETAIL_ROWS]
+    if len(records) > len(shown):
+        caption += f" (first {len(shown)} of {len(records)}; all in report.json)"
+    return caption, headers, [[_cell(r.get(h, "-")) for h in headers] for r in shown]
+
+
+def method_details(report: dict[str, Any]) -> list[DetailSection]:
+    """The method's own report keys, whatever their shape (dict, list of records, value):
+    records become tables, everything else one line each."""
+    sections = []
+    for key, title in METHOD_SECTIONS.items():
+        value = report.get(key)
+        if not value:
+            continue
+        section = DetailSection(f"{report.get('method', 'method')}: {title}")
+        for name, v in value.items() if isinstance(value, dict) else [("", value)]:
+            if isinstance(v, list) and v and all(isinstance(r, dict) for r in v):
+                section.tables.append(_records_table(name, v))
+            elif isinstance(v, dict) and v and all(isinstance(r, dict) for r in v.values()):
+                section.tables.append(_records_table(name, [{"layer": n, **r} for n, r in v.items()]))
+            else:
+                section.lines.append(f"{name}: {_cell(v)}" if name else _cell(v))
+        sections.append(section)
+    return sections
 
 
 def summary_table(report: dict[str, Any]) -> Table:
@@ -121,14 +227,11 @@ def summary_table(report: dict[str, Any]) -> Table:
     return table
 
 
-def _mask_update_lines(report: dict[str, Any]) -> list[str]:
-    updates = report.get("mask_updates")
-    if not updates:
-        return []
-    return [
-        f"- mask updates: {updates['count']} (every {updates['schedule']['update_every']} steps), "
-        f"{updates['dropped']} weights dropped and {updates['regrown']} regrown in total"
-    ]
+def verdict_lines(report: dict[str, Any]) -> list[str]:
+    """The recipe's gate results and the run's verdict (broken files, gates, deploy choice)."""
+    gates = [r["line"] for r in report.get("gates", {}).get("results", [])]
+    verdict = report.get("verdict")
+    return [*gates, *([f"verdict: {verdict['line']}"] if verdict else [])]
 
 
 def markdown(report: dict[str, Any]) -> str:
@@ -144,14 +247,13 @@ def markdown(report: dict[str, Any]) -> str:
         + ", ".join(f"{v} {a:.2%}" for v, a in acc["onnx"].items()),
         f"- training: {report['training']['epochs']} epochs in {report['training']['seconds']:.1f} s "
         f"(exported checkpoint: epoch {report['training']['exported_epoch']})",
-        *_mask_update_lines(report),
         "",
         "Latency is the median in onnxruntime on CPU (b = batch size, t = threads); "
         "ratios are speedups over model.onnx measured in the same run.",
         "",
-        "| " + " | ".join(headers) + " |",
-        "|" + "|".join("---" for _ in headers) + "|",
-        *("| " + " | ".join(row) + " |" for row in rows),
+        *_md_table(headers, rows),
+        "",
+        *(f"- {line}" for line in verdict_lines(report)),
         "",
         "## Per-layer sparsity",
         "",
@@ -161,5 +263,23 @@ def markdown(report: dict[str, Any]) -> str:
     for name, layer in s["per_layer"].items():
         target = "-" if layer["target"] is None else f"{layer['target']:.2%}"
         lines.append(f"| {name} | {layer['numel']} | {target} | {layer['reached']:.2%} |")
+    lines += ["", "## Validation per file", "", *_md_table(*validation_rows(report))]
+    for section in method_details(report):
+        lines += [
+            "",
+            f"## {section.title}",
+            *([""] if section.lines else []),
+            *(f"- {line}" for line in section.lines),
+        ]
+        for caption, headers, rows in section.tables:
+            lines += ["", *([f"**{caption}**", ""] if caption else []), *_md_table(headers, rows)]
     lines += ["", "## Notes", "", *(f"- {note}" for note in report["notes"]), ""]
     return "\n".join(lines)
+
+
+def _md_table(headers: list[str], rows: list[list[str]]) -> list[str]:
+    return [
+        "| " + " | ".join(headers) + " |",
+        "|" + "|".join("---" for _ in headers) + "|",
+        *("| " + " | ".join(row) + " |" for row in rows),
+    ]

@@ -12,12 +12,12 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from pydantic import Field
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from pydantic import Field, field_validator
 from torch import nn
 
 from paiexport.config import StrictModel
 from paiexport.data import DataSplits, Split
+from paiexport.display import current
 from paiexport.errors import UserError
 from paiexport.seeding import stream
 from paiexport.training.callbacks import TrainCallback, TrainState
@@ -63,6 +63,17 @@ class TrainConfig(StrictModel):
     checkpoint: CheckpointChoice = CheckpointChoice.best
     # static channel masks only: train the physically smaller model (paiexport.training.compact)
     compact: bool = False
+    threads: int | str = Field(default="auto", description="torch CPU threads: auto or a count")
+
+    @field_validator("threads", mode="before")
+    @classmethod
+    def _auto_or_count(cls, value: Any) -> int | str:
+        # Checked by hand: a plain union would accept `true` as 1 and name its members in errors.
+        if value == "auto" and isinstance(value, str):
+            return value
+        if isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= 1024:
+            return value
+        raise ValueError(f"must be auto or a thread count from 1 to 1024, got {str(value)[:20]!r}")
 
 
 @dataclass
@@ -72,6 +83,7 @@ class TrainResult:
     exported_epoch: int = 0  # the epoch whose weights the model holds after `train`
     seconds: float = 0.0
     compact: dict[str, Any] | None = None  # train.compact: report.json `train_compact`
+    threads: int = 0  # torch CPU threads of the fit stage (set by the pipeline)
 
 
 def make_optimizer(params: Any, cfg: OptimizerConfig) -> torch.optim.Optimizer:
@@ -131,19 +143,32 @@ def read_epoch_records(path: Path) -> list[dict[str, Any]]:
     return [row for row in rows if "epoch" in row and "train_loss" in row]
 
 
+def divergence_limit(first_loss: float) -> float:
+    """Largest loss a healthy run reaches: 1000x its first step's loss, and at least 1e4.
+
+    Cross-entropy starts near ln(classes) and a healthy run never gets far above it; Adam
+    at lr 1e6 reached 5e17 without ever producing NaN.
+    """
+    return max(1e3 * first_loss, 1e4) if math.isfinite(first_loss) else math.inf
+
+
+def check_divergence(loss: float, first_loss: float, epoch: int, step: int) -> None:
+    """Stop on a non-finite or exploding loss, with one message for every optimizer and method."""
+    if math.isfinite(loss) and loss <= divergence_limit(first_loss):
+        return
+    raise UserError(
+        f"train: diverged at epoch {epoch + 1}, step {step}: loss {loss:.3g} (limit: finite and at most "
+        f"{divergence_limit(first_loss):.3g}); "
+        "lower train.optimizer.lr or raise train.lr_schedule.warmup_epochs"
+    )
+
+
 def _appender(path: Path) -> Callable[[dict[str, Any]], None]:
     def log(record: dict[str, Any]) -> None:
         with path.open("a") as f:
             f.write(json.dumps(record) + "\n")
 
     return log
-
-
-def _progress() -> Progress:
-    return Progress(
-        TextColumn("[bold]train[/] {task.description}"), BarColumn(), MofNCompleteColumn(),
-        TimeElapsedColumn(), transient=True,
-    )  # fmt: skip
 
 
 def train(
@@ -180,10 +205,11 @@ def train(
     )
     generator = stream(seed, "batches")
     result, best_acc, start = TrainResult(), -1.0, time.perf_counter()
+    first_loss: float | None = None
     for cb in callbacks:
         cb.on_train_begin(state)
-    with _progress() as progress:
-        task = progress.add_task("", total=total)
+    # The run's live display (epoch bar, or one line per epoch); silent outside a run.
+    with current().training(cfg.epochs, total) as display:
         for epoch in range(cfg.epochs):
             state.epoch = epoch
             model.train()
@@ -204,15 +230,12 @@ def train(
                 for cb in callbacks:
                     cb.on_step_end(state)
                 loss_value = loss.item()
-                if not math.isfinite(loss_value):
-                    raise UserError(
-                        f"train: loss became {loss_value} at epoch {epoch + 1}, step {state.step}; "
-                        "lower train.optimizer.lr or raise train.lr_schedule.warmup_epochs"
-                    )
+                first_loss = loss_value if first_loss is None else first_loss
+                check_divergence(loss_value, first_loss, epoch, state.step)
                 loss_sum += loss_value * len(y)
                 correct += int((logits.argmax(1) == state.batch[1]).sum())
                 seen += len(y)
-                progress.advance(task)
+                display.step()
             val_loss, val_acc = evaluate(model, data.val, device=device)
             record = {
                 "epoch": epoch + 1, "step": state.step,
@@ -229,7 +252,7 @@ def train(
             if val_acc > best_acc:
                 best_acc, result.best_epoch = val_acc, epoch + 1
                 torch.save(model.state_dict(), checkpoint_dir / "best.pt")
-            progress.update(task, description=f"epoch {epoch + 1}/{cfg.epochs} val_acc {val_acc:.3f}")
+            display.epoch_done(record)
     for cb in callbacks:
         cb.on_train_end(state)
     if cfg.epochs == 0:

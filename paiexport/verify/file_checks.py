@@ -11,9 +11,19 @@ import onnx
 from paiexport.data import DatasetName, load_data
 from paiexport.errors import UserError
 from paiexport.export.transforms import array_sparsity
+from paiexport.verify.inputs import check_data_shape, data_input, graph_inputs
 from paiexport.verify.inspect import load_model, weights
-from paiexport.verify.validate import PARITY_ATOL, PARITY_BATCH, accuracy, make_session, run_session
+from paiexport.verify.validate import (
+    PARITY_ATOL,
+    PARITY_BATCH,
+    accuracy,
+    chance_level,
+    make_session,
+    points,
+    run_session,
+)
 
+DATASET_KEY = "paiexport.dataset"  # set by deploy.run_metadata
 QUANTIZED_OPS = {"DynamicQuantizeLinear", "QuantizeLinear", "MatMulInteger", "ConvInteger", "QLinearConv",
                  "QLinearMatMul"}  # fmt: skip
 
@@ -29,6 +39,7 @@ class Check:
 class FileReport:
     checks: list[Check] = field(default_factory=list)
     sparsity: dict[str, float] = field(default_factory=dict)
+    not_deployable: str | None = None  # a lossy file over the accuracy limit: not an error
 
 
 def is_quantized(model: onnx.ModelProto) -> bool:
@@ -55,17 +66,34 @@ def split_seed(model: onnx.ModelProto, seed: int | None) -> int:
     return int(stored) if stored.lstrip("-").isdigit() else 0
 
 
+def _check_dataset(model: onnx.ModelProto, path: Path, data: str) -> DatasetName:
+    """`--data` must be the dataset the file records (`paiexport.dataset`); foreign files have none."""
+    dataset = _dataset(data)
+    recorded = {p.key: p.value for p in model.metadata_props}.get(DATASET_KEY)
+    if recorded is not None and recorded != dataset.value:
+        raise UserError(f"--data {data}: {path} was trained on {recorded}, not {dataset.value}")
+    return dataset
+
+
 def check_file(
-    path: Path, data: str, reference: Path | None, max_accuracy_drop: float, seed: int | None = None
+    path: Path,
+    data: str,
+    reference: Path | None,
+    max_accuracy_drop: float,
+    seed: int | None = None,
+    shapes: dict[str, tuple[int, ...]] | None = None,
 ) -> FileReport:
     """checker, load, input shape, parity (or accuracy for int8) vs `reference`, accuracy."""
     model = load_model(path)
     if reference is not None:
         load_model(reference)
-    test = load_data(_dataset(data), seed=split_seed(model, seed), val_fraction=0.1).test
+    dataset = _check_dataset(model, path, data)
+    name = data_input(graph_inputs(model, str(path)), shapes or {}, str(path))
     report = FileReport(
-        sparsity={n: array_sparsity(w) for n, (w, _) in weights(model).items() if w.ndim >= 2}
+        sparsity={n: array_sparsity(w) for n, (w, _) in weights(model, str(path)).items() if w.ndim >= 2}
     )
+    test = load_data(dataset, seed=split_seed(model, seed), val_fraction=0.1).test
+    check_data_shape(name, shapes or {}, tuple(test.x.shape[1:]))
     try:
         onnx.checker.check_model(str(path))
         report.checks.append(Check("checker", True, "onnx.checker passed"))
@@ -86,23 +114,44 @@ def check_file(
         detail = f"cannot run on {data} inputs of shape {list(x.shape[1:])}: {str(exc).splitlines()[0]}"
         report.checks.append(Check("input", False, detail))
         return report
-    acc = accuracy(logits, labels)
-    if reference is None:
-        report.checks.append(
-            Check("accuracy", True, f"{acc:.2%} on the {data} test split ({len(labels)} samples)")
-        )
-        return report
+    report.checks += _accuracy_checks(logits, labels, data)
+    if reference is not None:
+        _compare(report, model, logits, reference, labels, x, max_accuracy_drop)
+    return report
+
+
+def _accuracy_checks(logits: np.ndarray, labels: np.ndarray, data: str) -> list[Check]:
+    """Test accuracy (information) and the chance-level check (a file no better than guessing)."""
+    acc, chance, classes = accuracy(logits, labels), chance_level(labels, logits.shape[1]), logits.shape[1]
+    return [
+        Check("accuracy", True, f"{acc:.2%} on the {data} test split ({len(labels)} samples)"),
+        Check("chance_level", acc > chance, f"{acc:.2%} vs chance level {chance:.2%} "
+              f"({classes} classes, {len(labels)} samples)"),
+    ]  # fmt: skip
+
+
+def _compare(
+    report: FileReport, model: onnx.ModelProto, logits: np.ndarray, reference: Path,
+    labels: np.ndarray, x: np.ndarray, max_accuracy_drop: float,
+) -> None:  # fmt: skip
+    """Parity and equal accuracy vs `reference`; for an int8 file of a float reference, the drop."""
     try:
         ref_logits = _logits(reference, x)
     except Exception as exc:  # a reference onnxruntime rejects is bad input, not a failed check
         name = type(exc).__name__
         raise UserError(f"--reference {reference}: onnxruntime cannot run it ({name})") from None
-    ref_acc = accuracy(ref_logits, labels)
+    acc, ref_acc = accuracy(logits, labels), accuracy(ref_logits, labels)
     if is_quantized(model) and not is_quantized(onnx.load(str(reference))):
+        # A lossy file is judged by its drop, which makes it not deployable, never broken.
         drop = (ref_acc - acc) * 100
-        ok = drop <= max_accuracy_drop + 1e-9
-        report.checks.append(Check("parity", ok, f"int8 file: accuracy {acc:.2%} vs reference {ref_acc:.2%} "
-                                   f"({drop:+.2f} points, at most {max_accuracy_drop} allowed)"))  # fmt: skip
+        detail = (
+            f"int8 file: {acc:.2%} vs reference {ref_acc:.2%} ({-drop:+.2f} pt, limit {max_accuracy_drop})"
+        )
+        report.checks.append(Check("accuracy_drop", True, detail))
+        if drop > max_accuracy_drop + 1e-9:
+            report.not_deployable = (
+                f"−{points(drop, max_accuracy_drop)} pt > {max_accuracy_drop}: not deployable"
+            )
     else:
         diff = float(np.abs(logits[:PARITY_BATCH] - ref_logits[:PARITY_BATCH]).max())
         ok = diff <= PARITY_ATOL
@@ -111,5 +160,4 @@ def check_file(
         )
         tolerance = max(1, len(labels) // 1000) / len(labels)
         same = abs(acc - ref_acc) <= tolerance
-        report.checks.append(Check("accuracy", same, f"{acc:.2%} vs reference {ref_acc:.2%}"))
-    return report
+        report.checks.append(Check("accuracy_match", same, f"{acc:.2%} vs reference {ref_acc:.2%}"))

@@ -18,6 +18,7 @@ from onnx import ModelProto, numpy_helper
 
 from paiexport.errors import UserError
 from paiexport.export.transforms import array_sparsity
+from paiexport.verify.inputs import MEMORY_FRACTION, available_memory
 
 # op type -> position of the weight among the node's inputs
 WEIGHT_INPUT = {
@@ -28,17 +29,58 @@ CONV_OPS = {"Conv", "ConvInteger", "QLinearConv"}
 
 
 def load_model(path: Path) -> ModelProto:
+    """The parsed file, refused (one line naming it) when empty, not ONNX or with broken sparse tensors."""
     if not path.is_file():
         raise UserError(f"ONNX file not found: {path}")
+    if path.stat().st_size == 0:
+        raise UserError(f"{path}: empty file, not an ONNX model")
     try:
-        return onnx.load(str(path))
+        model = onnx.load(str(path))
     except Exception as exc:
         raise UserError(f"{path}: not a readable ONNX file ({type(exc).__name__})") from None
+    # Protobuf parses many byte strings into an empty message: an ONNX model has both.
+    if model.ir_version < 1 or not model.HasField("graph"):
+        raise UserError(f"{path}: not an ONNX model (no IR version or no graph)")
+    for sparse in model.graph.sparse_initializer:
+        _check_sparse(sparse, str(path))
+    return model
 
 
-def weights(model: ModelProto) -> dict[str, tuple[np.ndarray, str]]:
-    """name -> (values, storage) for dense and sparse initializers."""
-    found = {t.name: (numpy_helper.to_array(t), "dense") for t in model.graph.initializer}
+def _check_sparse(sparse: onnx.SparseTensorProto, source: str) -> None:
+    """Bounds of a COO sparse initializer, so densifying it can neither crash nor exhaust memory."""
+    name = sparse.values.name or "?"
+    bad = f"{source}: sparse initializer {name!r}"
+    dims = list(sparse.dims)
+    if not dims or any(d < 0 for d in dims):
+        raise UserError(f"{bad} has invalid dims {dims[:8]}")
+    try:
+        values, indices = numpy_helper.to_array(sparse.values), numpy_helper.to_array(sparse.indices)
+    except Exception as exc:
+        raise UserError(f"{bad}: values or indices unreadable ({type(exc).__name__})") from None
+    itemsize = values.dtype.itemsize
+    limit = int(available_memory() * MEMORY_FRACTION)
+    if prod(dims) * itemsize > limit:
+        raise UserError(
+            f"{bad} declares dims {dims[:8]}: {prod(dims) * itemsize:,} bytes dense, over {limit:,}"
+        )
+    nnz = values.shape[0] if values.ndim == 1 else -1
+    if nnz < 0 or indices.dtype.kind not in "iu":
+        raise UserError(f"{bad}: values must be 1-D and indices integers")
+    if indices.shape not in ((nnz,), (nnz, len(dims))):
+        raise UserError(f"{bad}: {nnz} values but indices of shape {list(indices.shape)}")
+    high = np.array([prod(dims)]) if indices.ndim == 1 else np.array(dims)
+    if nnz and ((indices < 0).any() or (indices >= high).any()):
+        raise UserError(f"{bad}: index out of range for dims {dims[:8]}")
+
+
+def weights(model: ModelProto, source: str = "model") -> dict[str, tuple[np.ndarray, str]]:
+    """name -> (values, storage) for dense and sparse (checked by `load_model`) initializers."""
+    found = {}
+    for t in model.graph.initializer:
+        try:
+            found[t.name] = (numpy_helper.to_array(t), "dense")
+        except Exception as exc:  # e.g. raw data shorter than its dims
+            raise UserError(f"{source}: initializer {t.name!r} unreadable ({type(exc).__name__})") from None
     for sparse in model.graph.sparse_initializer:
         values = numpy_helper.to_array(sparse.values)
         indices = numpy_helper.to_array(sparse.indices)
@@ -109,11 +151,25 @@ def flops(model: ModelProto) -> dict[str, Any]:
     return {"dense": int(dense), "effective": int(effective), "unknown_nodes": unknown}
 
 
+def graph_values(values: Any, inits: set[str]) -> list[dict[str, Any]]:
+    """Name, element type and shape (symbolic dims by name, unknown as "?") of graph inputs
+    or outputs; initializers listed as inputs (older exporters) are weights, not inputs."""
+    found = []
+    for v in values:
+        if v.name in inits:
+            continue
+        t = v.type.tensor_type
+        dims = [d.dim_value if d.HasField("dim_value") else (d.dim_param or "?") for d in t.shape.dim]
+        dtype = onnx.helper.tensor_dtype_to_np_dtype(t.elem_type).name if t.elem_type else "?"
+        found.append({"name": v.name, "dtype": dtype, "shape": dims})
+    return found
+
+
 def inspect_model(path: Path) -> dict[str, Any]:
     model = load_model(path)
     stored = _stored_bytes(model)
     inits = {}
-    for name, (w, storage) in weights(model).items():
+    for name, (w, storage) in weights(model, str(path)).items():
         inits[name] = {
             "shape": list(w.shape), "dtype": str(w.dtype),
             "sparsity": array_sparsity(w),
@@ -123,6 +179,8 @@ def inspect_model(path: Path) -> dict[str, Any]:
         "file": str(path),
         "bytes": path.stat().st_size,
         "opset": {o.domain or "ai.onnx": o.version for o in model.opset_import},
+        "inputs": graph_values(model.graph.input, set(inits)),
+        "outputs": graph_values(model.graph.output, set()),
         "initializers": inits,
         "ops": dict(Counter(n.op_type for n in model.graph.node).most_common()),
         "flops_per_sample": flops(model),
@@ -134,7 +192,8 @@ def render(found: dict[str, Any]) -> list[Any]:
     """Rich tables for the terminal."""
     from rich.table import Table
 
-    inits = Table(title=f"{found['file']} ({found['bytes'] / 1024:.1f} KiB, opset {found['opset']})")
+    opsets = ", ".join(f"{domain} {version}" for domain, version in found["opset"].items())
+    inits = Table(title=f"{found['file']} ({found['bytes'] / 1024:.1f} KiB, opset {opsets})")
     for header in ("initializer", "shape", "dtype", "sparsity", "storage", "bytes"):
         inits.add_column(header, justify="left" if header == "initializer" else "right")
     for name, i in found["initializers"].items():
@@ -142,8 +201,14 @@ def render(found: dict[str, Any]) -> list[Any]:
                       i["storage"], str(i["bytes"]))  # fmt: skip
     f = found["flops_per_sample"]
     ratio = f"{f['dense'] / f['effective']:.2f}×" if f["effective"] else "-"
+
+    def value(v: dict[str, Any]) -> str:
+        return f"{v['name']} {v['dtype']}[{', '.join(map(str, v['shape']))}]"
+
     lines = [
         inits,
+        "inputs: " + (", ".join(map(value, found["inputs"])) or "none"),
+        "outputs: " + (", ".join(map(value, found["outputs"])) or "none"),
         "ops: " + ", ".join(f"{op} {n}" for op, n in found["ops"].items()),
         f"FLOPs per sample (Conv/Gemm/MatMul): dense {f['dense']:,}, effective {f['effective']:,} "
         f"(nonzero weights only; {ratio} fewer)"
