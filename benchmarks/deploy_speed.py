@@ -1,13 +1,17 @@
 """Deployable speed vs the dense file of the same run (onnxruntime, CPU, 1 thread).
 
     python -m benchmarks.deploy_speed [--epochs N] [--iterations 200]
-        [--channel-run DIR] [--unstructured-run DIR]
+        [--channel-run DIR] [--unstructured-run DIR] [--parts resnet,channel,unstructured]
 
 1. The bundled channel recipe synflow_channel75 at 75% channel sparsity: compact must be >= 5x
    faster than dense at batch 64 and compact+int8 >= 10x, each within 1 point of PyTorch.
 2. snip90 (unstructured 90%): compact never slower than dense and equal to it within float32
    noise (max abs diff <= 1e-4, the bound of every parity check);
    int8 within 1 point.
+3. resnet20 on 32x32 RGB images (`benchmarks/synthetic_images.py`), SynFlow at 75% channel
+   sparsity over the dependency graph's channel groups (residual channels included): compact
+   >= 4x and compact+int8 >= 8x faster than dense at batch 64, both >= 2.5x at batch 1;
+   compact's accuracy equal to PyTorch's, compact+int8 within 1 point.
 
 Runs are trained (or reused with --*-run) and their files re-benchmarked here, interleaved
 (A B A B ...), so every ratio compares files at the same moment of the machine.
@@ -24,12 +28,19 @@ from pathlib import Path
 import numpy as np
 from rich.console import Console
 
+from benchmarks.synthetic_images import SHAPE, fit, image_data, resnet20, synflow_channel75
 from paiexport.bench.latency import benchmark_files
 from paiexport.bench.settings import BenchSettings
 from paiexport.cli.overrides import parse_overrides
 from paiexport.data import load_data
+from paiexport.export.compact import compact_model
+from paiexport.export.quantize import to_int8
+from paiexport.export.torch_export import save_onnx, to_onnx
+from paiexport.export.variants import Int8Mode
 from paiexport.pipeline import run_recipe
 from paiexport.recipe import bundled_recipes_dir, load_recipe
+from paiexport.sparsity.masks import strip_masks
+from paiexport.training.loop import evaluate
 from paiexport.verify.rules import PARITY_ATOL
 from paiexport.verify.validate import make_session, run_session
 
@@ -108,6 +119,51 @@ def unstructured_part(run: Path, iterations: int) -> bool:
     return ok and diff <= PARITY_ATOL and drop <= 1.0
 
 
+def resnet_files(epochs: int, samples: int, out: Path) -> tuple[dict[str, Path], object, float]:
+    """Select, train (masked), compact and export resnet20; returns files, test split, torch acc."""
+    data = image_data(samples)
+    model = resnet20(data, seed=0)
+    synflow_channel75(model, data)
+    fit(model, data, epochs, seed=0, masked=True)
+    model = strip_masks(model.cpu()).eval()
+    _, torch_acc = evaluate(model, data.test)
+    small = compact_model(model, SHAPE)
+    print(f"\nresnet20 3x32x32, synflow 75% channel: params {small.params_before} -> {small.params_after}")
+    compact = to_onnx(small.model, SHAPE, 18)
+    protos = {"dense": to_onnx(model, SHAPE, 18), "compact": compact,
+              "compact.int8": to_int8(compact, Int8Mode.static, data.train.x[:256].numpy())}  # fmt: skip
+    files = {v: out / f"{v}.onnx" for v in protos}
+    for v, proto in protos.items():
+        save_onnx(proto, files[v])
+    return files, data.test, torch_acc
+
+
+def resnet_part(epochs: int, samples: int, iterations: int, out: Path) -> bool:
+    files, test, torch_acc = resnet_files(epochs, samples, out)
+    stats = benchmark_files(files, batch_sizes=[1, BATCH], threads=[1], warmup=10, iterations=iterations)
+    ms = {f"{v}@{b}": stats[v][b][1].median_ms for v in files for b in (1, BATCH)}
+    for key, value in ms.items():
+        print(f"  median {key:<20} {value:.4f} ms")
+    ok = True
+    for variant, need64 in (("compact", 4.0), ("compact.int8", 8.0)):
+        for b, need in ((BATCH, need64), (1, 2.5)):
+            ratio = ms[f"dense@{b}"] / ms[f"{variant}@{b}"]
+            line(f"{variant} speedup vs dense, batch {b}", ratio, f">= {need:g}", ratio >= need)
+            ok &= ratio >= need
+    x, y = test.x.numpy(), test.y.numpy()
+    acc = {v: float((run_session(make_session(files[v]), x).argmax(1) == y).mean()) for v in files}
+    print(f"  (torch acc {torch_acc:.2%}; onnx {', '.join(f'{v} {a:.2%}' for v, a in acc.items())})")
+    line(
+        "compact accuracy - torch (points)",
+        (acc["compact"] - torch_acc) * 100,
+        "== 0",
+        acc["compact"] == torch_acc,
+    )
+    drop = (torch_acc - acc["compact.int8"]) * 100
+    line("compact+int8 accuracy drop (points)", drop, "<= 1", drop <= 1.0)
+    return ok and acc["compact"] == torch_acc and drop <= 1.0
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -116,13 +172,22 @@ def main() -> None:
     parser.add_argument("--iterations", type=int, default=200)
     parser.add_argument("--channel-run", type=Path, default=None, help="reuse a finished channel run")
     parser.add_argument("--unstructured-run", type=Path, default=None, help="reuse a finished snip90 run")
+    parser.add_argument("--parts", default="resnet,channel,unstructured", help="which checks to run")
+    parser.add_argument("--samples", type=int, default=2048, help="resnet part: synthetic images")
     args = parser.parse_args()
+    parts = set(args.parts.split(","))
     common = [f"train.epochs={args.epochs}"] if args.epochs is not None else []
     tmp = Path(tempfile.mkdtemp(prefix="deploy_speed-"))
-    channel_run = args.channel_run or train("synflow_channel75", common, tmp / "channel75")
-    unstructured_run = args.unstructured_run or train("snip90", common, tmp / "snip90")
-    ok = channel_part(channel_run, args.iterations)
-    ok &= unstructured_part(unstructured_run, args.iterations)
+    ok = True
+    if "resnet" in parts:
+        ok &= resnet_part(args.epochs or 3, args.samples, args.iterations, tmp)
+    if "channel" in parts:
+        ok &= channel_part(
+            args.channel_run or train("synflow_channel75", common, tmp / "channel75"), args.iterations
+        )
+    if "unstructured" in parts:
+        run = args.unstructured_run or train("snip90", common, tmp / "snip90")
+        ok &= unstructured_part(run, args.iterations)
     print("\nall acceptance checks pass" if ok else "\nSOME ACCEPTANCE CHECKS FAIL")
     sys.exit(0 if ok else 1)
 

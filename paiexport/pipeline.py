@@ -120,10 +120,14 @@ def select_and_train(
     """Masks and training as the method defines them; returns the model with masks baked in."""
     data, model, method, ctx = prepare(recipe)
     threads = resolve_threads(recipe.train.threads, model, data.input_shape, recipe.data.batch_size)
+    trainer = recipe_trainer(recipe, data, paths)
     with torch_threads(threads), timer.stage("fit", f"selecting masks and training ({recipe.method.name})"):
-        result = method.fit(ctx, recipe_trainer(recipe, data, paths))
+        result = method.fit(ctx, trainer)
     result.train.threads = threads
-    masks = get_masks(model)
+    if trainer.compacted is not None:  # train.compact: the small model was trained, masks from selection
+        masks, model = trainer.compacted.masks, trainer.compacted.model
+    else:
+        masks = get_masks(model)
     torch.save(masks, paths.masks)
     # Methods check their selection; this catches collapse that happened during training.
     check_collapse(masks, recipe.sparsity.allow_layer_collapse, f"{recipe.method.name} training")
@@ -170,7 +174,9 @@ def run_recipe(
         model, data, fit, method = select_and_train(recipe, paths, timer)
         stack.enter_context(torch_threads(fit.train.threads))  # evaluation, export, calibration
         _, torch_acc = evaluate(model, data.test)
-        metadata = recipe.metadata(overall_sparsity(model, recipe.sparsity.exclude), torch_acc)
+        compacted = fit.train.compact  # train.compact: the trained model has no masks; the selection's
+        reached = overall_sparsity(model, recipe.sparsity.exclude) if compacted is None else None
+        metadata = recipe.metadata(compacted["selection_sparsity"] if compacted else reached, torch_acc)
         with timer.stage("export", f"exporting ONNX ({', '.join(f.value for f in recipe.export.formats)})"):
             exported = export_variants(model, recipe.export, data, paths, metadata)
         with timer.stage("validate", "validating ONNX files"):
@@ -181,7 +187,7 @@ def run_recipe(
         facts = RunFacts(recipe.to_dict(), recipe.digest(), recipe.method.name, recipe.train.epochs,
                          effective_sparsity(recipe), getattr(recipe.method, "groups", None))  # fmt: skip
         outcome = RunOutcome(model, fit, method.trains_weights, torch_acc, files, checks, stats,
-                             exported.compact, deploy)  # fmt: skip
+                             exported.compact, deploy, data.test.x)  # fmt: skip
         report = build_report(facts, outcome)
         finish_report(recipe, report, timer, start, paths)
     return report

@@ -25,6 +25,7 @@ from paiexport.errors import UserError, did_you_mean, shorten
 from paiexport.export.config import ExportConfig
 from paiexport.export.metadata import tagged
 from paiexport.methods import METHODS
+from paiexport.methods.compact_training import check_compact_training
 from paiexport.methods.score import Ablation
 from paiexport.models import ModelName, parse_model_args
 from paiexport.reporting.gates import GatesConfig
@@ -95,6 +96,8 @@ class Recipe(StrictModel):
     @model_validator(mode="after")
     def _method_fits_structure(self) -> Recipe:
         structure = self.sparsity.structure
+        if self.train.compact:  # static channel masks only
+            check_compact_training(structure, self.method.name)
         if structure is StructureKind.unstructured:
             return self
         if isinstance(structure, NMPattern) and structure.m > MAX_NM_GROUP:

@@ -23,7 +23,9 @@ from paiexport.export.variants import ExportFormat
 from paiexport.models import build_model
 from paiexport.paths import RunPaths, staged_run_dir
 from paiexport.recipe import Override, Recipe, apply_overrides, read_recipe_file, validate_recipe
+from paiexport.seeding import seed_everything
 from paiexport.sparsity.masks import MASK_BUFFER, attach_masks, strip_masks
+from paiexport.training.compact import rebuild_compact
 from paiexport.training.loop import CheckpointChoice, evaluate
 from paiexport.variant import Variant
 
@@ -65,6 +67,8 @@ def restore_model(source: RunSource) -> tuple[nn.Module, DataSplits]:
     recipe = source.recipe
     data = load_data(recipe.data.name, seed=recipe.seed, val_fraction=recipe.data.val_fraction)
     model = build_model(recipe.model.name, recipe.model.args, data.input_shape, data.num_classes)
+    if recipe.train.compact:
+        model = _compact_architecture(source, model, data)
     try:
         state = torch.load(source.checkpoint, map_location="cpu", weights_only=True)
     except Exception as exc:
@@ -80,6 +84,21 @@ def restore_model(source: RunSource) -> tuple[nn.Module, DataSplits]:
             f"{source.checkpoint}: does not match the model of {source.root / 'recipe.yaml'}"
         ) from None
     return strip_masks(model).eval(), data
+
+
+def _compact_architecture(source: RunSource, model: nn.Module, data: DataSplits) -> nn.Module:
+    """train.compact runs saved the small model: rebuild it from the selection masks first."""
+    masks_file = RunPaths(source.root).masks
+    if not masks_file.is_file():
+        raise UserError(f"{masks_file}: missing; a train.compact run needs it to rebuild its model")
+    masks = torch.load(masks_file, map_location="cpu", weights_only=True)
+    # Which folds became a bias and which an AddConstant depends on the initial constants:
+    # build the initial model exactly as the run did (same seed, same order).
+    recipe = source.recipe
+    seed_everything(recipe.seed)
+    load_data(recipe.data.name, seed=recipe.seed, val_fraction=recipe.data.val_fraction)
+    model = build_model(recipe.model.name, recipe.model.args, data.input_shape, data.num_classes)
+    return rebuild_compact(model, masks, data.train.x[:2])
 
 
 def default_export_dir(source: RunSource) -> Path:

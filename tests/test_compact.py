@@ -6,12 +6,17 @@ import numpy as np
 import onnxruntime as ort
 import pytest
 import torch
+from nets import BottleneckResNet, DenseNetish, MobileNetV2ish, TinyTransformer
 from torch import nn
 
 from paiexport.export.compact import AddConstant, SelectFeatures, compact_model, max_abs_diff
 from paiexport.export.torch_export import to_onnx
 from paiexport.models import BasicBlock, ModelName, build_model
+from paiexport.sparsity.depgraph import DependencyGraph, build_graph
+from paiexport.sparsity.groups import group_masks
 from paiexport.sparsity.masks import attach_masks, prunable_weights, strip_masks
+from paiexport.sparsity.structure import select_structured
+from paiexport.sparsity.types import SparsityConfig
 
 
 def channel_masks(model: nn.Module, g: torch.Generator, single: str) -> dict[str, torch.Tensor]:
@@ -89,6 +94,8 @@ def test_compact_equals_masked_model(case, seed):
     assert result.params_after < result.params_before
     # the layer left with one channel really has one
     single_layer = dict(result.model.named_modules())[single.removesuffix(".weight")]
+    if isinstance(single_layer, nn.Sequential):  # (layer, AddConstant): a folded padded constant
+        single_layer = single_layer[0]
     assert single_layer.weight.shape[0] == 1
     if seed == 0:  # the exported compact graph agrees too
         with torch.no_grad():
@@ -148,3 +155,70 @@ def test_block_output_channels_are_kept():
     assert small.bn2.num_features == 4 and small.bn1.num_features == 3
     x = torch.randn(2, 4, 6, 6)
     torch.testing.assert_close(small(x), block(x))
+
+
+def tiny_resnet20() -> nn.Module:
+    return build_model(ModelName.resnet20, {"width": 4, "blocks_per_stage": 1}, (3, 8, 8), 5)
+
+
+NETS = {
+    "resnet20": (tiny_resnet20, (3, 8, 8), True),
+    "bottleneck_resnet": (BottleneckResNet, (3, 16, 16), False),
+    "mobilenetv2": (MobileNetV2ish, (3, 16, 16), True),
+    "densenet": (DenseNetish, (3, 8, 8), False),
+    "transformer": (TinyTransformer, (5, 6), False),
+}
+
+
+def one_channel_groups(graph: DependencyGraph, g: torch.Generator) -> dict[int, torch.Tensor]:
+    """Half the channels of every prunable group at random; the second group keeps exactly one."""
+    keep = {}
+    for k, i in enumerate(graph.prunable):
+        kept = torch.rand(graph.groups[i].size, generator=g) > 0.5
+        kept[:] = kept if k != 1 else torch.arange(len(kept)) == len(kept) - 1
+        kept[0] |= not kept.any()
+        keep[i] = kept
+    return keep
+
+
+@pytest.mark.parametrize("case", list(NETS))
+def test_compact_export_removes_channel_groups_exactly(case):
+    build, shape, check_onnx = NETS[case]
+    torch.manual_seed(0)
+    g = torch.Generator().manual_seed(0)
+    model = build().eval()
+    randomize_constants(model, g)
+    graph = build_graph(model, torch.zeros(2, *shape))
+    keep = one_channel_groups(graph, g)
+    attach_masks(model, group_masks(graph, keep, prunable_weights(model)))
+    model = strip_masks(model).eval()
+    result = compact_model(model, shape)
+    x = torch.randn(6, *shape, generator=g)
+    assert max_abs_diff(model, result.model, x) <= 1e-4
+    # the group left with one channel has one channel in every producer
+    single = graph.groups[graph.prunable[1]]
+    small = dict(result.model.named_modules())
+    for m in (m for m in single.members if m.role == "out"):
+        layer = small[m.module]
+        layer = layer[0] if isinstance(layer, nn.Sequential) else layer  # wrapped with AddConstant
+        assert getattr(layer, m.param).shape[m.dim] == 1
+    assert result.params_after < result.params_before
+    if check_onnx:
+        with torch.no_grad():
+            expected = model(x).numpy()
+        np.testing.assert_allclose(ort_run(result.model, shape, x.numpy()), expected, atol=1e-4)
+
+
+def test_resnet20_at_75_percent_channels_compacts_residual_channels():
+    """Residual-coupled channels are pruned and removed: stage widths shrink, not only inner convs."""
+    torch.manual_seed(0)
+    shape = (3, 16, 16)
+    model = build_model(ModelName.resnet20, {"width": 8, "blocks_per_stage": 1}, shape, 10).eval()
+    scores = {n: w.detach().abs() for n, w in prunable_weights(model).items()}
+    cfg = SparsityConfig(target=0.75, distribution="uniform", structure="channel")
+    attach_masks(model, select_structured(scores, model, cfg, torch.zeros(2, *shape)))
+    model = strip_masks(model).eval()
+    result = compact_model(model, shape)
+    assert result.model.conv1.weight.shape[0] == 2  # the stem feeds the shortcuts: 8 -> 2
+    assert result.params_after < 0.3 * result.params_before
+    assert max_abs_diff(model, result.model, torch.randn(4, *shape)) <= 1e-4

@@ -10,13 +10,9 @@ from paiexport.errors import UserError
 from paiexport.methods import METHODS, ScoreMethod, SelectionContext, make_method
 from paiexport.models import ModelName, build_model
 from paiexport.recipe import Recipe, bundled_recipes_dir, load_recipe
-from paiexport.sparsity.structure import (
-    channel_excluded,
-    channel_masks,
-    nm_masks,
-    reduce_rows,
-    select_structured,
-)
+from paiexport.sparsity.channels import channel_masks, usable_groups
+from paiexport.sparsity.depgraph import build_graph
+from paiexport.sparsity.structure import model_graph, nm_masks, select_structured, structure_notes
 from paiexport.sparsity.types import ChannelReduce, NMPattern, SparsityConfig, StructureKind
 
 
@@ -43,50 +39,65 @@ def test_bad_structure_is_one_line_naming_the_field(write_recipe, tiny_recipe_di
     assert "\n" not in str(info.value)
 
 
-def test_reduce_rows_hand_computed():
-    scores = torch.tensor([[3.0, 4.0, 0.0], [1.0, 1.0, 1.0]])
-    assert reduce_rows(scores, ChannelReduce.sum).tolist() == [7.0, 3.0]
-    assert reduce_rows(scores, ChannelReduce.mean).tolist() == pytest.approx([7 / 3, 1.0])
-    assert reduce_rows(scores, ChannelReduce.l2).tolist() == pytest.approx([5.0, 3**0.5])
+def two_layers(hidden: int, inputs: int) -> nn.Module:
+    return nn.Sequential(nn.Linear(inputs, hidden), nn.ReLU(), nn.Linear(hidden, 2))
 
 
-def test_channel_masks_keep_best_rows_uniform():
-    # layer a: 4 rows of 2; sums 1, 10, 3, 7 -> keep rows 1 and 3 at 50%
+def test_channel_masks_keep_best_channels_of_the_group():
+    # 4 hidden channels of 2 weights; row sums 1, 10, 3, 7. The classifier (8 weights) stays
+    # dense, so target 0.25 of all 16 weights removes half of the 8 in the hidden group.
+    model = two_layers(4, 2)
     a = torch.tensor([[0.5, 0.5], [5.0, 5.0], [1.0, 2.0], [3.0, 4.0]])
-    b = torch.tensor([[1.0, 0.0], [0.0, 9.0]])  # sums 1, 9
-    cfg = SparsityConfig(target=0.5, distribution="uniform", structure="channel")
-    masks = channel_masks({"a": a, "b": b}, cfg, fixed=set())
-    assert rows_kept(masks["a"]) == [1, 3] and rows_kept(masks["b"]) == [1]
-    assert all(bool((m.all(dim=1) | ~m.any(dim=1)).all()) for m in masks.values())  # whole rows only
+    cfg = SparsityConfig(target=0.25, distribution="uniform", structure="channel")
+    graph = build_graph(model, torch.zeros(2, 2))
+    masks = channel_masks({"0.weight": a, "2.weight": torch.zeros(2, 4)}, cfg, graph)
+    assert rows_kept(masks["0.weight"]) == [1, 3] and masks["2.weight"].all()
+    # The consumer's input column scores count too: column 0 adds 20 to channel 0.
+    b = torch.tensor([[20.0, 0.0, 0.0, 0.0], [0.0, 0.0, 0.0, 0.0]])
+    masks = channel_masks({"0.weight": a, "2.weight": b}, cfg, graph)
+    assert rows_kept(masks["0.weight"]) == [0, 1] and masks["2.weight"].all()  # columns stay
 
 
-def test_mean_and_sum_can_disagree():
-    wide_small = torch.tensor([[1.0, 1.0, 1.0, 1.0], [3.0, 0.0, 0.0, 0.0]])  # sums 4, 3; means 1, 0.75
-    l2_prefers = torch.tensor([[1.0, 1.0, 1.0, 1.0], [2.5, 0.0, 0.0, 0.0]])  # l2 2 vs 2.5
-    cfg = SparsityConfig(target=0.5, distribution="uniform", structure="channel")
-    assert rows_kept(channel_masks({"w": wide_small}, cfg, set())["w"]) == [0]
+def test_l2_and_sum_can_disagree():
+    model = two_layers(2, 4)
+    w = torch.tensor([[1.0, 1.0, 1.0, 1.0], [2.5, 0.0, 0.0, 0.0]])  # sums 4, 2.5; l2 2, 2.5
+    scores = {"0.weight": w, "2.weight": torch.zeros(2, 2)}
+    cfg = SparsityConfig(target=0.4, distribution="uniform", structure="channel")
+    graph = build_graph(model, torch.zeros(2, 4))
+    assert rows_kept(channel_masks(scores, cfg, graph)["0.weight"]) == [0]
     cfg_l2 = cfg.model_copy(update={"channel_reduce": ChannelReduce.l2})
-    assert rows_kept(channel_masks({"w": l2_prefers}, cfg_l2, set())["w"]) == [1]
+    assert rows_kept(channel_masks(scores, cfg_l2, graph)["0.weight"]) == [1]
 
 
-def test_classifier_and_residual_joins_keep_all_channels():
+def resnet_scores(resnet: nn.Module) -> dict[str, torch.Tensor]:
+    layers = {n: m for n, m in resnet.named_modules() if isinstance(m, (nn.Conv2d, nn.Linear))}
+    return {f"{n}.weight": m.weight.detach().abs() for n, m in layers.items()}
+
+
+def test_residual_coupled_channels_are_pruned_together():
+    torch.manual_seed(0)
     resnet = build_model(ModelName.resnet20, {"width": 4, "blocks_per_stage": 2}, (3, 16, 16), 10)
-    names = [n for n, _ in resnet.named_parameters() if n.endswith("weight") and "bn" not in n]
-    names = [n for n in names if "shortcut.1" not in n]
-    fixed = channel_excluded(resnet, names)
-    assert "fc.weight" in fixed and "conv1.weight" in fixed  # classifier; stem feeds identity shortcuts
-    assert {"blocks.0.conv2.weight", "blocks.2.shortcut.0.weight"} <= fixed
-    assert not any(n.endswith(".conv1.weight") and n.startswith("blocks") for n in fixed)
-    mlp = build_model(ModelName.mlp, {"hidden": [8, 8]}, (1, 40), 10)
-    assert channel_excluded(mlp, ["fc1.weight", "fc2.weight", "out.weight"]) == {"out.weight"}
+    scores, example = resnet_scores(resnet), torch.zeros(2, 3, 16, 16)
+    cfg = SparsityConfig(target=0.75, distribution="uniform", structure="channel")
+    masks = select_structured(scores, resnet, cfg, example)  # 75% was rejected before (45% prunable)
+    kept = lambda n: rows_kept(masks[n])  # noqa: E731
+    # the stem feeds the identity shortcuts of stage 1: it and every block's conv2 share channels
+    assert kept("conv1.weight") == kept("blocks.0.conv2.weight") == kept("blocks.1.conv2.weight")
+    assert 1 <= len(kept("conv1.weight")) < 4 and masks["fc.weight"].all()
+    reached = 1 - sum(int(m.sum()) for m in masks.values()) / sum(m.numel() for m in masks.values())
+    assert reached == pytest.approx(0.75, abs=0.05)
+    notes = structure_notes(resnet, cfg, scores, example)
+    assert "fc (model output: the classifier)" in notes[0] and "residual" in notes[0]
 
 
-def test_channel_target_too_high_for_prunable_layers_is_user_error():
+def test_channel_target_too_high_for_prunable_groups_is_user_error():
+    model = two_layers(8, 40)  # 320 of 336 weights are in the hidden group
+    scores = {"0.weight": torch.rand(8, 40), "2.weight": torch.rand(2, 8)}
+    with pytest.raises(UserError, match=r"sparsity\.target.*95\.2%"):
+        select_structured(scores, model, SparsityConfig(target=0.96, structure="channel"), torch.zeros(1, 40))
     resnet = build_model(ModelName.resnet20, {"width": 4, "blocks_per_stage": 1}, (3, 16, 16), 10)
-    scores = {n: m.weight.abs() for n, m in resnet.named_modules() if isinstance(m, (nn.Conv2d, nn.Linear))}
-    scores = {f"{n}.weight": s for n, s in scores.items()}
-    with pytest.raises(UserError, match=r"sparsity\.target"):
-        select_structured(scores, resnet, SparsityConfig(target=0.9, structure="channel"))
+    graph = model_graph(resnet, torch.zeros(1, 3, 16, 16))
+    assert len(usable_groups(graph, resnet_scores(resnet))) == len(graph.prunable) >= 3
 
 
 @pytest.mark.parametrize("pattern", [NMPattern(n=2, m=4), NMPattern(n=1, m=4), NMPattern(n=3, m=8)])
@@ -144,18 +155,13 @@ def test_channel_distributions_reach_the_target_to_whole_rows(distribution):
     weights = {n: m.weight for n, m in model.named_modules() if isinstance(m, (nn.Conv1d, nn.Linear))}
     scores = {f"{n}.weight": w.detach().abs() for n, w in weights.items()}
     cfg = SparsityConfig(target=0.6, distribution=distribution, structure="channel")
-    masks = select_structured(scores, model, cfg)
+    masks = select_structured(scores, model, cfg, torch.zeros(2, 1, 40))
     total = sum(m.numel() for m in masks.values())
     reached = 1 - sum(int(m.sum()) for m in masks.values()) / total
     largest_row = max(m[0].numel() for m in masks.values())
     assert abs(reached - 0.6) <= 2 * largest_row / total  # within two rows of the target
     assert masks["out.weight"].all()
     assert all(len(rows_kept(m)) >= 1 for m in masks.values())
-
-
-def test_reduce_rows_keeps_pruned_rows_pruned_under_l2():
-    rows = torch.tensor([[3.0, 4.0], [float("-inf"), float("-inf")]])
-    assert reduce_rows(rows, ChannelReduce.l2).tolist() == [5.0, float("-inf")]
 
 
 def test_iterative_channel_rounds_only_shrink():
@@ -174,7 +180,8 @@ def test_iterative_channel_rounds_only_shrink():
     for name, mask in rounds[-1].items():
         rows = mask.reshape(mask.shape[0], -1)
         assert torch.equal(rows.all(dim=1), rows.any(dim=1)), f"{name} is not whole channels"
-    single = select_structured({n: torch.rand(m.shape) for n, m in rounds[0].items()}, model, sparsity)
+    random = {n: torch.rand(m.shape) for n, m in rounds[0].items()}
+    single = select_structured(random, model, sparsity, data.train.x)
     assert {n: len(rows_kept(m)) for n, m in rounds[-1].items()} == {
         n: len(rows_kept(m)) for n, m in single.items()
     }
@@ -186,8 +193,9 @@ def test_post_training_magnitude_pruning_follows_channel_structure():
     torch.manual_seed(0)
     model = build_model(ModelName.mlp, {"hidden": [12, 12]}, (1, 8), 3)
     sparsity = SparsityConfig(target=0.5, distribution="uniform", structure="channel")
-    masks = magnitude_masks(model, sparsity, 0.5, "test")
-    single = select_structured({n: torch.rand(m.shape) for n, m in masks.items()}, model, sparsity)
+    example = torch.zeros(2, 1, 8)
+    masks = magnitude_masks(model, sparsity, 0.5, "test", example)
+    single = select_structured({n: torch.rand(m.shape) for n, m in masks.items()}, model, sparsity, example)
     for name, mask in masks.items():
         rows = mask.reshape(mask.shape[0], -1)
         assert torch.equal(rows.all(dim=1), rows.any(dim=1)), f"{name} is not whole channels"

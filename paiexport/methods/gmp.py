@@ -62,8 +62,8 @@ def resolve_end_epoch(cfg: GMPConfig, epochs: int) -> int:
 class GradualPruning(TrainCallback):
     """Recomputes the masks on the cubic schedule; records every update."""
 
-    def __init__(self, cfg: GMPConfig, sparsity: SparsityConfig) -> None:
-        self.cfg, self.sparsity = cfg, sparsity
+    def __init__(self, cfg: GMPConfig, sparsity: SparsityConfig, example: torch.Tensor) -> None:
+        self.cfg, self.sparsity, self.example = cfg, sparsity, example
         self.t0 = self.t_end = 0
         self.updates: list[dict[str, Any]] = []
 
@@ -82,7 +82,7 @@ class GradualPruning(TrainCallback):
     def _update(self, state: TrainState) -> None:
         t = state.step
         target = cubic_sparsity(t, self.t0, self.t_end, self.cfg.init_sparsity, self.sparsity.target)
-        masks = magnitude_masks(state.model, self.sparsity, target, f"gmp at step {t}")
+        masks = magnitude_masks(state.model, self.sparsity, target, f"gmp at step {t}", self.example)
         attach_masks(state.model, masks)
         self.updates.append({"step": t, "sparsity": target})
 
@@ -102,7 +102,7 @@ class GradualMagnitudePruning(Method):
             raise UserError(
                 f"method.init_sparsity: {cfg.init_sparsity} is above sparsity.target {ctx.sparsity.target}"
             )
-        return [GradualPruning(cfg, ctx.sparsity)]
+        return [GradualPruning(cfg, ctx.sparsity, ctx.data.train.x[:2])]
 
     def fit(self, ctx: SelectionContext, trainer: Trainer) -> FitResult:
         attach_masks(ctx.model, self.select(ctx))

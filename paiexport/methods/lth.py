@@ -97,7 +97,9 @@ class LotteryTicket(Method):
         result = trainer(ctx.model, [point], tag="level0")
         levels = [_record(0, ctx, result, point)]
         for level, density in enumerate(densities, start=1):
-            masks = magnitude_masks(ctx.model, ctx.sparsity, 1.0 - density, f"lth level {level}")
+            masks = magnitude_masks(
+                ctx.model, ctx.sparsity, 1.0 - density, f"lth level {level}", ctx.data.train.x
+            )
             rewind(ctx.model, point.stored, masks)
             result = trainer(ctx.model, [KeepPrunedZero()], tag=f"level{level}")
             levels.append(_record(level, ctx, result, point))

@@ -49,7 +49,8 @@ class MagnitudeAfterTraining(Method):
         keep_log = _KeepLog()
         result = trainer(ctx.model, [keep_log], tag="dense")
         phases = [_record("dense", ctx, result, keep_log)]
-        masks = magnitude_masks(ctx.model, ctx.sparsity, ctx.sparsity.target, "magnitude_after_training")
+        target, example = ctx.sparsity.target, ctx.data.train.x
+        masks = magnitude_masks(ctx.model, ctx.sparsity, target, "magnitude_after_training", example)
         attach_masks(ctx.model, masks)
         result = trainer(ctx.model, [KeepPrunedZero(), keep_log], epochs=cfg.finetune_epochs, tag="finetune")
         phases.append(_record("finetune", ctx, result, keep_log))

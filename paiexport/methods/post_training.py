@@ -18,10 +18,13 @@ from paiexport.sparsity.types import Masks, SparsityConfig
 from paiexport.training.loop import TrainResult, evaluate
 
 
-def magnitude_masks(model: torch.nn.Module, sparsity: SparsityConfig, target: float, where: str) -> Masks:
+def magnitude_masks(
+    model: torch.nn.Module, sparsity: SparsityConfig, target: float, where: str, example: torch.Tensor
+) -> Masks:
     """Keep the largest |θ| at `target` sparsity; weights already pruned stay pruned.
 
-    Checks the result for layer collapse (see `paiexport.sparsity.collapse`).
+    `example` is an input batch (channel structure traces the model with it). Checks the
+    result for layer collapse (see `paiexport.sparsity.collapse`).
     """
     current = get_masks(model)
     scores = {}
@@ -31,7 +34,7 @@ def magnitude_masks(model: torch.nn.Module, sparsity: SparsityConfig, target: fl
             score = score.masked_fill(~current[name], float("-inf"))
         scores[name] = score
     # Through the recipe's structure, so channel / N:M apply to post-training methods too.
-    masks = select_structured(scores, model, sparsity.model_copy(update={"target": target}))
+    masks = select_structured(scores, model, sparsity.model_copy(update={"target": target}), example)
     check_collapse(masks, sparsity.allow_layer_collapse, where)
     return masks
 

@@ -57,7 +57,7 @@ def iterative_masks(
     target = ctx.sparsity.target
     if rounds == 1:
         scores = {n: sign * s for n, s in score_fn(ctx).items()}
-        return [select_structured(scores, ctx.model, ctx.sparsity)]
+        return [select_structured(scores, ctx.model, ctx.sparsity, ctx.data.train.x)]
     scratch = dataclasses.replace(ctx, model=copy.deepcopy(ctx.model))
     history: list[Masks] = []
     for k, density in enumerate(round_densities(1.0 - target, rounds, schedule), start=1):
@@ -66,7 +66,7 @@ def iterative_masks(
             scores = {n: s.masked_fill(~history[-1][n], float("-inf")) for n, s in scores.items()}
         round_target = target if k == rounds else 1.0 - density
         masks = select_structured(
-            scores, scratch.model, ctx.sparsity.model_copy(update={"target": round_target})
+            scores, scratch.model, ctx.sparsity.model_copy(update={"target": round_target}), ctx.data.train.x
         )
         attach_masks(scratch.model, masks)
         history.append(masks)

@@ -29,6 +29,7 @@ from paiexport.sparsity.collapse import find_collapse
 from paiexport.sparsity.masks import layer_sparsity, overall_sparsity, prunable_weights
 from paiexport.sparsity.structure import structure_notes
 from paiexport.sparsity.types import Distribution, SparsityConfig, StructureKind
+from paiexport.training.compact import TRAIN_COMPACT_NOTE
 from paiexport.verify.validate import FileValidation, onnx_weight_sparsity
 
 
@@ -58,6 +59,7 @@ class RunOutcome:
     stats: Stats
     compact: dict[str, Any] | None = None
     deploy: dict[str, Any] | None = None
+    example: torch.Tensor | None = None  # a sample batch: the channel graph is traced on it
 
 
 def planned_layer_sparsity(
@@ -111,9 +113,9 @@ def build_report(facts: RunFacts, run: RunOutcome) -> RunReport:
     sizes = {v: file_size(p) for v, p in run.files.items()}
     weights = prunable_weights(run.model, facts.sparsity.exclude)
     untrained = [] if run.trains_weights else [UNTRAINED_WEIGHTS_NOTE]
-    structure = structure_notes(run.model, facts.sparsity, list(weights))
+    structure = structure_notes(run.model, facts.sparsity, weights, run.example)
     notes = [SPARSE_STORAGE_NOTE, *untrained, *structure, *run.fit.notes]
-    return RunReport(
+    report = RunReport(
         paiexport_version=__version__,
         recipe=facts.recipe,
         recipe_hash=facts.recipe_hash,
@@ -131,7 +133,12 @@ def build_report(facts: RunFacts, run: RunOutcome) -> RunReport:
         compact=run.compact,
         deploy=run.deploy,
         notes=notes,
+        train_compact=run.fit.train.compact,
         versions=versions(),
         machine=machine(),
         method_details=run.fit.details,
     )
+    if report.train_compact is not None:  # the small model has no masks: report the selection's
+        report.sparsity.reached = report.train_compact["selection_sparsity"]
+        report.notes.append(TRAIN_COMPACT_NOTE)
+    return report

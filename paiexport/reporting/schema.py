@@ -175,6 +175,7 @@ class RunReport(BaseModel):
     files: dict[str, str] = {}
     training: Training | None = None
     compact: Compact | None = None
+    train_compact: dict[str, Any] | None = None  # train.compact: what the small model trained
     deploy: Deploy | None = None
     notes: list[str] = []
     versions: dict[str, str] = {}

@@ -76,6 +76,8 @@ class TrainConfig(StrictModel):
     weight_decay_schedule: list[WeightDecayChange] = Field(
         default_factory=list, description="weight decay changes by epoch; needs lr_schedule piecewise"
     )
+    # static channel masks only: train the physically smaller model (paiexport.training.compact)
+    compact: bool = False
     threads: int | str = Field(default="auto", description="torch CPU threads: auto or a count")
 
     @model_validator(mode="after")
@@ -101,6 +103,7 @@ class TrainResult:
     best_epoch: int = 0
     exported_epoch: int = 0  # the epoch whose weights the model holds after `train`
     seconds: float = 0.0
+    compact: dict[str, Any] | None = None  # train.compact: report.json `train_compact`
     threads: int = 0  # torch CPU threads of the fit stage (set by the pipeline)
 
 

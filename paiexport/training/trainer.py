@@ -9,6 +9,7 @@ from torch import nn
 from paiexport.data import DataSplits
 from paiexport.paths import RunPaths
 from paiexport.training.callbacks import TrainCallback
+from paiexport.training.compact import CompactTraining, shrink_for_training
 from paiexport.training.loop import CheckpointChoice, TrainConfig, TrainResult, train
 
 
@@ -21,6 +22,7 @@ class RecipeTrainer:
     seed: int
     data: DataSplits
     paths: RunPaths
+    compacted: CompactTraining | None = None  # train.compact: the small model that is trained
 
     def __call__(
         self,
@@ -34,6 +36,11 @@ class RecipeTrainer:
         cfg = self.train if epochs is None else self.train.model_copy(update={"epochs": epochs})
         if checkpoint is not None:
             cfg = cfg.model_copy(update={"checkpoint": checkpoint})
-        return train(model, self.data, cfg, batch_size=self.batch_size, seed=self.seed,
-                     metrics_path=self.paths.metrics, checkpoint_dir=self.paths.checkpoints / tag,
-                     callbacks=callbacks)  # fmt: skip
+        if cfg.compact:  # static masks were just attached: train the exactly equivalent small model
+            self.compacted = shrink_for_training(model, self.data.train.x[:2])
+            model = self.compacted.model
+        result = train(model, self.data, cfg, batch_size=self.batch_size, seed=self.seed,
+                       metrics_path=self.paths.metrics, checkpoint_dir=self.paths.checkpoints / tag,
+                       callbacks=callbacks)  # fmt: skip
+        result.compact = self.compacted.report() if self.compacted else None
+        return result

@@ -1,0 +1,206 @@
+"""Channel dependency graph: the groups found, and exact compaction through them."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from nets import BottleneckResNet, DenseNetish, MobileNetV2ish, RolledRes, SEResNet, TinyRes, TinyTransformer
+from torch import nn
+
+from paiexport.models import ModelName, build_model
+from paiexport.sparsity.depgraph import DependencyGraph, build_graph
+from paiexport.sparsity.groups import group_masks, group_score
+from paiexport.sparsity.masks import prunable_weights
+from paiexport.sparsity.shrink import shrink_model
+from paiexport.sparsity.types import ChannelReduce
+
+
+def randomize(model: nn.Module, g: torch.Generator) -> None:
+    """Nonzero BN shifts, biases and LN affine: dead channels then carry constants to fold."""
+    for m in model.modules():
+        if isinstance(m, (nn.BatchNorm1d, nn.BatchNorm2d)):
+            m.running_mean.uniform_(-1, 1, generator=g)
+            m.running_var.uniform_(0.5, 2, generator=g)
+            m.weight.data.uniform_(0.5, 1.5, generator=g)
+            m.bias.data.uniform_(-1, 1, generator=g)
+        elif isinstance(m, (nn.Linear, nn.Conv1d, nn.Conv2d)) and m.bias is not None:
+            m.bias.data.uniform_(-1, 1, generator=g)
+
+
+def random_keep(graph: DependencyGraph, g: torch.Generator, single: int) -> dict[int, torch.Tensor]:
+    """Keep each channel with probability 1/2; the `single`-th prunable group keeps exactly one."""
+    keep = {}
+    for k, i in enumerate(graph.prunable):
+        kept = torch.rand(graph.groups[i].size, generator=g) > 0.5
+        if k == single:
+            kept[:] = False
+            kept[-1] = True
+        kept[0] |= not kept.any()
+        keep[i] = kept
+    return keep
+
+
+def resnet20() -> nn.Module:
+    return build_model(ModelName.resnet20, {"width": 4, "blocks_per_stage": 1}, (3, 8, 8), 5)
+
+
+CASES = {
+    "resnet20": (resnet20, (3, 8, 8)),
+    "bottleneck_resnet": (BottleneckResNet, (3, 16, 16)),
+    "mobilenetv2": (MobileNetV2ish, (3, 16, 16)),
+    "densenet": (DenseNetish, (3, 8, 8)),
+    "transformer": (TinyTransformer, (5, 6)),
+    "squeeze_excite": (SEResNet, (3, 8, 8)),
+    "mlp": (lambda: build_model(ModelName.mlp, {"hidden": [16, 8]}, (40,), 5), (40,)),
+    "cnn1d": (
+        lambda: build_model(ModelName.cnn1d, {"channels": [4, 4, 4], "hidden": 8}, (1, 40), 5),
+        (1, 40),
+    ),
+    "lenet5": (lambda: build_model(ModelName.lenet5, {}, (1, 8, 8), 5), (1, 8, 8)),
+}
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_shrink_matches_masked_model(case: str) -> None:
+    build, shape = CASES[case]
+    g = torch.Generator().manual_seed(0)
+    torch.manual_seed(0)
+    model = build().eval()
+    randomize(model, g)
+    example = torch.randn(4, *shape, generator=g)
+    graph = build_graph(model, example)
+    assert len(graph.prunable) >= 2 and not graph.notes
+    keep = random_keep(graph, g, single=1)
+    masks = group_masks(graph, keep, prunable_weights(model))
+    with torch.no_grad():
+        for name, w in prunable_weights(model).items():
+            w.mul_(masks[name])
+    result = shrink_model(model, graph, example)
+    expected = {i: int((~k).sum()) for i, k in keep.items() if not k.all()}
+    assert result.removed == expected
+    assert result.params_after < result.params_before
+    x = torch.randn(6, *shape, generator=g)
+    with torch.no_grad():
+        diff = (model(x) - result.model(x)).abs().max()
+    assert diff <= 1e-4
+
+
+def test_groups_of_a_residual_block() -> None:
+    graph = build_graph(TinyRes(), torch.zeros(1, 2, 6, 6))
+    found = {frozenset((m.module, m.role) for m in g.members): (g.size, g.prunable) for g in graph.groups}
+    residual = {
+        ("conv0", "out"),
+        ("bn0", "norm"),
+        ("conv1", "in"),
+        ("conv2", "out"),
+        ("bn2", "norm"),
+        ("fc", "in"),
+    }
+    assert found == {
+        frozenset(residual): (8, True),
+        frozenset({("conv1", "out"), ("bn1", "norm"), ("conv2", "in")}): (4, True),
+        frozenset({("fc", "out")}): (3, False),
+    }
+
+
+def test_unknown_op_leaves_its_group_dense() -> None:
+    model = RolledRes().eval()
+    graph = build_graph(model, torch.zeros(1, 2, 6, 6))
+    inner = next(g for g in graph.groups if any(m.module == "conv1" and m.role == "out" for m in g.members))
+    assert not inner.prunable and "roll" in inner.note
+    with torch.no_grad():  # rows zeroed in a blocked group are not removed: roll moves them
+        model.conv1.weight[:2] = 0
+        model.conv1.bias[:2] = 0
+    x = torch.randn(3, 2, 6, 6)
+    result = shrink_model(model, graph, x)
+    assert result.model.conv1.out_channels == 4 and result.removed == {}
+    assert torch.allclose(model(x), result.model(x), atol=1e-5)
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_inputs_and_logits_never_prunable(case: str) -> None:
+    build, shape = CASES[case]
+    model = build().eval()
+    graph = build_graph(model, torch.zeros(2, *shape))
+    last = list(prunable_weights(model))[-1].removesuffix(".weight")
+    first = next(iter(prunable_weights(model))).removesuffix(".weight")
+    for i in graph.prunable:
+        members = {(m.module, m.role) for m in graph.groups[i].members}
+        assert (last, "out") not in members and (first, "in") not in members
+
+
+def test_untraceable_model_gives_a_note() -> None:
+    class Branchy(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.fc = nn.Linear(3, 3)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.fc(x) if x.sum() > 0 else x
+
+    graph = build_graph(Branchy(), torch.zeros(1, 3))
+    assert graph.groups == [] and graph.notes[0].startswith("cannot trace: ")
+
+
+def test_group_score_reduces_producer_rows_and_consumer_columns() -> None:
+    graph = build_graph(TinyRes(), torch.zeros(1, 2, 6, 6))
+    inner = next(g for g in graph.groups if g.size == 4)
+    scores = {"conv1.weight": torch.zeros(4, 8, 3, 3), "conv2.weight": torch.zeros(8, 4, 3, 3)}
+    scores["conv1.weight"][1] = 1.0  # row 1: 72 ones
+    scores["conv2.weight"][:, 1] = 2.0  # column 1: 72 twos
+    scores["conv2.weight"][:, 3] = -3.0
+    scores["conv1.weight"][2, 0, 0, 0] = float("-inf")
+    assert group_score(inner, scores, ChannelReduce.sum).tolist() == [0.0, 216.0, float("-inf"), -216.0]
+    assert group_score(inner, scores, ChannelReduce.mean).tolist() == [0.0, 1.5, float("-inf"), -1.5]
+    l2 = group_score(inner, scores, ChannelReduce.l2)
+    assert l2[1].item() == pytest.approx((72 * 1 + 72 * 4) ** 0.5) and l2[3].item() == pytest.approx(648**0.5)
+
+
+def test_group_masks_zero_producer_rows_only() -> None:
+    model = TinyRes()
+    graph = build_graph(model, torch.zeros(1, 2, 6, 6))
+    residual = next(i for i, g in enumerate(graph.groups) if g.size == 8)
+    kept = torch.tensor([True, False, True, True, True, True, True, False])
+    masks = group_masks(graph, {residual: kept}, prunable_weights(model))
+    for name in ("conv0.weight", "conv2.weight"):
+        assert masks[name].reshape(8, -1).all(dim=1).tolist() == kept.tolist()
+    assert masks["conv1.weight"].all() and masks["fc.weight"].all()  # consumers' columns stay
+
+
+def test_squeeze_excitation_gate_shares_the_block_channels() -> None:
+    graph = build_graph(SEResNet(), torch.zeros(1, 3, 8, 8))
+    gated = next(g for g in graph.groups if any(m.module == "conv1" and m.role == "out" for m in g.members))
+    roles = {(m.module, m.role) for m in gated.members}
+    assert {("excite", "out"), ("stem", "out"), ("squeeze", "in"), ("fc", "in")} <= roles and gated.prunable
+
+
+def test_shared_module_is_left_dense() -> None:
+    class Twice(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.first, self.shared, self.out = nn.Linear(4, 6), nn.Linear(6, 6), nn.Linear(6, 2)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.out(self.shared(torch.relu(self.shared(self.first(x)))))
+
+    graph = build_graph(Twice(), torch.zeros(1, 4))
+    assert graph.prunable == []
+    first = next(g for g in graph.groups if any(m.module == "first" for m in g.members))
+    assert "shared module (called more than once) Linear (shared)" in first.note
+
+
+def test_grouped_conv_and_layernorm_leave_their_inputs_dense() -> None:
+    model = nn.Sequential(
+        nn.Conv2d(2, 4, 3),
+        nn.Conv2d(4, 4, 1, groups=2),
+        nn.Conv2d(4, 6, 1),
+        nn.Flatten(),
+        nn.LayerNorm(6 * 16),
+    )
+    graph = build_graph(model, torch.zeros(1, 2, 6, 6))
+    notes = {g.members[0].module: g.note for g in graph.groups}
+    assert notes == {
+        "0": "grouped conv 1 (groups=2) kept dense",
+        "2": "LayerNorm (4) normalizes over channels; model output",
+    }
+    assert graph.prunable == []
