@@ -66,7 +66,11 @@ from paiexport.sparsity.masks import (
 from paiexport.sparsity.structure import structure_notes
 from paiexport.sparsity.types import Distribution, NMPattern, SparsityConfig, StructureKind
 from paiexport.training.callbacks import TrainCallback
+from paiexport.training import stop
+from paiexport.training.checkpoint import TrainSession
 from paiexport.training.loop import CheckpointChoice, TrainResult, evaluate, train
+from paiexport.training.metrics_log import MetricsLog
+from paiexport.training.resumable import resume_dir
 from paiexport.verify.validate import FileValidation, onnx_weight_sparsity, torch_logits, validate_file
 
 
@@ -148,6 +152,7 @@ class RecipeTrainer:
     recipe: Recipe
     data: DataSplits
     paths: RunPaths
+    session: TrainSession | None = None  # checkpoints every phase; resumes a saved one
 
     def __call__(
         self,
@@ -163,7 +168,15 @@ class RecipeTrainer:
             cfg = cfg.model_copy(update={"checkpoint": checkpoint})
         return train(model, self.data, cfg, batch_size=self.recipe.data.batch_size, seed=self.recipe.seed,
                      metrics_path=self.paths.metrics, checkpoint_dir=self.paths.checkpoints / tag,
-                     callbacks=callbacks)  # fmt: skip
+                     callbacks=callbacks, session=self.session)  # fmt: skip
+
+
+def training_session(paths: RunPaths, every: int) -> TrainSession:
+    """The run's checkpoints: continued where the staging folder holds a resume file."""
+    paths.checkpoints.mkdir(parents=True, exist_ok=True)
+    if paths.resume_state.is_file():
+        return TrainSession.resume(paths.resume_state, MetricsLog(paths.metrics), every)
+    return TrainSession(paths.resume_state, MetricsLog(paths.metrics), every)
 
 
 def select_and_train(
@@ -171,8 +184,10 @@ def select_and_train(
 ) -> tuple[nn.Module, DataSplits, TrainResult, Method]:
     """Masks and training as the method defines them; returns the model with masks baked in."""
     data, model, method, ctx = prepare(recipe)
-    with timer.stage("fit", f"selecting masks and training ({recipe.method.name})"):
-        result = method.fit(ctx, RecipeTrainer(recipe, data, paths))
+    session = training_session(paths, recipe.train.checkpoint_every)
+    with timer.stage("fit", f"selecting masks and training ({recipe.method.name})"), stop.training():
+        result = method.fit(ctx, RecipeTrainer(recipe, data, paths, session))
+    stop.raise_if_stopped()
     masks = get_masks(model)
     torch.save(masks, paths.masks)
     # Methods check their selection; this catches collapse that happened during training.
@@ -339,12 +354,21 @@ def assemble_report(
 
 
 def run_recipe(
-    recipe: Recipe, out_dir: Path, *, force: bool = False, console: Console | None = None
+    recipe: Recipe,
+    out_dir: Path,
+    *,
+    force: bool = False,
+    console: Console | None = None,
+    resume: bool = False,
 ) -> dict[str, Any]:
-    """Run a recipe end to end; the finished run folder appears at `out_dir` atomically."""
+    """Run a recipe end to end; the finished run folder appears at `out_dir` atomically.
+
+    `resume`: continue the interrupted run of `out_dir` (same recipe) if there is one.
+    """
     console = console or Console(stderr=True)
     timer, start = Timer(console), time.perf_counter()
-    with staged_run_dir(out_dir, force) as paths:
+    saved = resume_dir(out_dir, yaml.safe_load(yaml.safe_dump(recipe.to_dict()))) if resume else None
+    with stop.stop_on_signals(), staged_run_dir(out_dir, force, saved) as paths:
         paths.recipe.write_text(yaml.safe_dump(recipe.to_dict(), sort_keys=False))
         model, data, result, method = select_and_train(recipe, paths, timer)
         _, torch_acc = evaluate(model, data.test)
