@@ -77,7 +77,7 @@ def resume_messages(target: Path, resume: bool, recipe: str, out_dir: Path | Non
 
     hint = None if resume else resume_hint(target)
     if hint:
-        err.print(hint, highlight=False, markup=False)
+        err.print(hint, highlight=False, markup=False, soft_wrap=True)
     try:
         yield
     except KeyboardInterrupt as exc:

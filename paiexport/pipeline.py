@@ -65,8 +65,8 @@ from paiexport.sparsity.masks import (
 )
 from paiexport.sparsity.structure import structure_notes
 from paiexport.sparsity.types import Distribution, NMPattern, SparsityConfig, StructureKind
-from paiexport.training.callbacks import TrainCallback
 from paiexport.training import stop
+from paiexport.training.callbacks import TrainCallback
 from paiexport.training.checkpoint import TrainSession
 from paiexport.training.loop import CheckpointChoice, TrainResult, evaluate, train
 from paiexport.training.metrics_log import MetricsLog

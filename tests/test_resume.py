@@ -42,7 +42,7 @@ def recipe_for(tmp_path: Path, method: str) -> Path:
 
 
 def finish(proc: subprocess.Popen) -> str:
-    out, err = proc.communicate(timeout=300)
+    _, err = proc.communicate(timeout=300)
     assert proc.returncode == 0, err[-2000:]
     return err
 
@@ -78,4 +78,4 @@ def test_sigkill_then_resume_gives_identical_files(method, tmp_path):
         assert finish(paiexport(str(recipe), "--out", str(out), "--resume"))
         for name in ("masks.pt", "model.onnx"):
             assert sha(out / name) == sha(ref / name), name
-        assert (out / "metrics.jsonl").read_text() == (ref / "metrics.jsonl").read_text() or method
+        assert len((out / "metrics.jsonl").read_text().splitlines()) == total
