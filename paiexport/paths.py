@@ -6,7 +6,6 @@ import contextlib
 import ctypes
 import errno
 import fcntl
-import glob
 import os
 import re
 import secrets
@@ -251,20 +250,6 @@ def _publish(staging: Path, final: Path, force: bool) -> None:
         shutil.rmtree(previous, ignore_errors=True)
 
 
-def resumable_runs(final: Path) -> list[Path]:
-    """Staging folders of interrupted runs of `final` that hold a resume file, newest first."""
-    found = [p for p in final.parent.glob(f".{glob.escape(final.name)}.partial-*") if _PARTIAL.match(p.name)]
-    found = [p for p in found if RunPaths(p).resume_state.is_file()]
-    return sorted(found, key=lambda p: RunPaths(p).resume_state.stat().st_mtime, reverse=True)
-
-
-def drop_resumable(final: Path) -> None:
-    with _folder_lock(final.parent):
-        for path in resumable_runs(final):
-            if not _staged_by_live_run(path, int(_PARTIAL.match(path.name)[2])):
-                shutil.rmtree(path, ignore_errors=True)
-
-
 @contextmanager
 def staged_run_dir(final: Path, force: bool, resume_from: Path | None = None) -> Iterator[RunPaths]:
     """Write into a hidden sibling folder and move it into place only on success.
@@ -293,7 +278,6 @@ def staged_run_dir(final: Path, force: bool, resume_from: Path | None = None) ->
             os.write(marker, MARKER_TEXT.encode())
             yield RunPaths(staging)
             _publish(staging, final, force)
-            drop_resumable(final)  # the published run supersedes any interrupted one
         except KeyboardInterrupt:
             keep = RunPaths(staging).resume_state.is_file()
             raise

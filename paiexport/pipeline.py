@@ -70,7 +70,7 @@ from paiexport.training.callbacks import TrainCallback
 from paiexport.training.checkpoint import TrainSession
 from paiexport.training.loop import CheckpointChoice, TrainResult, evaluate, train
 from paiexport.training.metrics_log import MetricsLog
-from paiexport.training.resumable import resume_dir
+from paiexport.training.resumable import drop_resumable, resume_dir
 from paiexport.verify.validate import FileValidation, onnx_weight_sparsity, torch_logits, validate_file
 
 
@@ -368,6 +368,12 @@ def run_recipe(
     console = console or Console(stderr=True)
     timer, start = Timer(console), time.perf_counter()
     saved = resume_dir(out_dir, yaml.safe_load(yaml.safe_dump(recipe.to_dict()))) if resume else None
+    console.print(
+        f"resuming the interrupted run in {saved}" if saved else "",
+        highlight=False,
+        markup=False,
+        end="\n" if saved else "",
+    )
     with stop.stop_on_signals(), staged_run_dir(out_dir, force, saved) as paths:
         paths.recipe.write_text(yaml.safe_dump(recipe.to_dict(), sort_keys=False))
         model, data, result, method = select_and_train(recipe, paths, timer)
@@ -394,4 +400,5 @@ def run_recipe(
         write_json(report, paths.report_json)
         paths.report_md.write_text(markdown(report))
         write_html_report(paths, report)
+    drop_resumable(out_dir)  # the published run supersedes any interrupted one
     return report

@@ -47,8 +47,8 @@ def finish(proc: subprocess.Popen) -> str:
     return err
 
 
-def kill_when(proc: subprocess.Popen, metrics: str, lines: int) -> None:
-    """SIGKILL once any staging folder's metrics.jsonl has `lines` lines (plus a seeded delay)."""
+def kill_when(proc: subprocess.Popen, metrics: str, lines: int, signum: int = signal.SIGKILL) -> None:
+    """Send `signum` once the staging folder's metrics.jsonl has `lines` lines."""
     parent = Path(metrics)
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and proc.poll() is None:
@@ -58,8 +58,9 @@ def kill_when(proc: subprocess.Popen, metrics: str, lines: int) -> None:
         if found:
             break
         time.sleep(0.005)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
+    proc.send_signal(signum)
+    if signum == signal.SIGKILL:
+        proc.wait()
 
 
 @pytest.mark.parametrize("method", sorted(METHODS))
@@ -79,3 +80,17 @@ def test_sigkill_then_resume_gives_identical_files(method, tmp_path):
         for name in ("masks.pt", "model.onnx"):
             assert sha(out / name) == sha(ref / name), name
         assert len((out / "metrics.jsonl").read_text().splitlines()) == total
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+def test_sigterm_and_ctrl_c_stop_with_a_checkpoint_and_say_how_to_resume(signum, tmp_path):
+    recipe = recipe_for(tmp_path, "rigl")
+    out = tmp_path / "run"
+    proc = paiexport(str(recipe), "--out", str(out))
+    kill_when(proc, str(tmp_path), 1, signum)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 128 + signum, err[-2000:]
+    assert "--resume" in err.splitlines()[-1]
+    assert list(tmp_path.glob(".run.partial-*/checkpoints/resume.pt"))
+    assert "resuming" in finish(paiexport(str(recipe), "--out", str(out), "--resume"))
+    assert (out / "model.onnx").is_file()

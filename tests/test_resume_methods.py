@@ -11,7 +11,10 @@ from pathlib import Path
 
 import pytest
 import yaml
+from typer.testing import CliRunner
 
+from paiexport.cli import app
+from paiexport.paths import recover_interrupted
 from paiexport.pipeline import run_recipe
 from paiexport.recipe import Recipe
 from paiexport.training.metrics_log import MetricsLog
@@ -85,3 +88,43 @@ def test_interrupted_then_resumed_run_gives_identical_files(method, tmp_path, mo
     assert records(tmp_path / "run") == records(tmp_path / "ref")
     assert method_report(tmp_path / "run") == method_report(tmp_path / "ref")
     assert not list(tmp_path.glob(".run.partial-*"))
+
+
+def interrupted_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, r: Recipe) -> Path:
+    """An interrupted run of `r` into tmp_path/run; returns its (kept) staging folder."""
+    with monkeypatch.context() as m:
+        interrupt_at(m, 2)
+        with pytest.raises(Killed):
+            run_recipe(r, tmp_path / "run")
+    (staging,) = tmp_path.glob(".run.partial-*")
+    return staging
+
+
+def test_stale_staging_cleanup_keeps_resumable_runs_and_a_published_run_drops_them(tmp_path, monkeypatch):
+    staging = interrupted_run(tmp_path, monkeypatch, recipe("snip"))
+    dead = tmp_path / ".run.partial-999999-abcd"  # a dead run without a resume file
+    dead.mkdir()
+    assert recover_interrupted(tmp_path) == [f"removed {dead.name} (left by an interrupted run)"]
+    assert staging.is_dir()
+    result = CliRunner().invoke(
+        app, ["run", str(write(tmp_path, recipe("snip"))), "--out", str(tmp_path / "run")]
+    )
+    assert result.exit_code == 0, result.output
+    assert "can be continued: add --resume" in result.output
+    assert not staging.exists()  # the fresh, published run superseded it
+
+
+def test_resume_of_another_recipe_is_refused_naming_the_field(tmp_path, monkeypatch):
+    staging = interrupted_run(tmp_path, monkeypatch, recipe("snip"))
+    path = write(tmp_path, recipe("snip"))
+    args = ["run", str(path), "--out", str(tmp_path / "run"), "--resume", "--set", "train.epochs=2"]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 2
+    assert "train.epochs is 3 there, 2 here" in result.output
+    assert staging.is_dir()  # still resumable with the right recipe
+
+
+def write(tmp_path: Path, r: Recipe) -> Path:
+    path = tmp_path / "recipe.yaml"
+    path.write_text(yaml.safe_dump(r.to_dict()))
+    return path
