@@ -368,12 +368,8 @@ def run_recipe(
     console = console or Console(stderr=True)
     timer, start = Timer(console), time.perf_counter()
     saved = resume_dir(out_dir, yaml.safe_load(yaml.safe_dump(recipe.to_dict()))) if resume else None
-    console.print(
-        f"resuming the interrupted run in {saved}" if saved else "",
-        highlight=False,
-        markup=False,
-        end="\n" if saved else "",
-    )
+    if saved is not None:
+        console.print(f"resuming the interrupted run in {saved}", highlight=False, markup=False)
     with stop.stop_on_signals(), staged_run_dir(out_dir, force, saved) as paths:
         paths.recipe.write_text(yaml.safe_dump(recipe.to_dict(), sort_keys=False))
         model, data, result, method = select_and_train(recipe, paths, timer)
