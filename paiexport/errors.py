@@ -12,6 +12,8 @@ class UserError(Exception):
 def shorten(text: object, limit: int = 60) -> str:
     """A user-supplied name or value cut to `limit` characters, so an error stays one short line."""
     text = str(text)
+    if not text.isprintable():  # a control character (\n, \x1e, ...) would break the line
+        text = repr(text)[1:-1]
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
