@@ -20,7 +20,7 @@ from paiexport.display import current
 from paiexport.errors import UserError
 from paiexport.seeding import stream
 from paiexport.training.callbacks import TrainCallback, TrainState
-from paiexport.training.checkpoint import Progress, TrainSession, atomic_save
+from paiexport.training.checkpoint import Progress, TrainSession
 from paiexport.training.metrics_log import MetricsLog
 
 
@@ -220,10 +220,10 @@ def train(
                 cb.on_epoch_end(state)
             state.log(record)
             result.history.append(record)
-            atomic_save(model.state_dict(), checkpoint_dir / "last.pt")
+            torch.save(model.state_dict(), checkpoint_dir / "last.pt")
             if val_acc > progress.best_acc:
                 progress.best_acc, result.best_epoch = val_acc, epoch + 1
-                atomic_save(model.state_dict(), checkpoint_dir / "best.pt")
+                torch.save(model.state_dict(), checkpoint_dir / "best.pt")
             if phase is not None:
                 phase.epoch_end(state, loop, callbacks, progress, cfg.epochs)
             display.epoch_done(record)
