@@ -19,7 +19,7 @@ SETTINGS = settings(
     suppress_health_check=[HealthCheck.function_scoped_fixture],
 )
 KEYS = ["name", "seed", "data", "model", "sparsity", "method", "train", "export", "bench", "validate",
-        "target", "epochs", "lr", "batch_size", "args", "hidden", "formats", "distribution", "exclude"]  # fmt: skip
+        "target", "epochs", "lr", "batch_size", "args", "hidden", "formats", "exclude"]  # fmt: skip
 SCALARS = st.one_of(
     st.none(), st.booleans(), st.integers(min_value=-(2**70), max_value=2**70),
     st.floats(allow_nan=True, allow_infinity=True), st.text(max_size=12), st.sampled_from(KEYS),
@@ -41,7 +41,7 @@ def leaf_paths(raw: dict, prefix: str = "") -> list[str]:
     return out
 
 
-PATHS = leaf_paths(TINY_RECIPE) + ["method.levels", "train.checkpoint_every", "train.epochs.x", "nope", ""]
+PATHS = [*leaf_paths(TINY_RECIPE), "method.levels", "train.checkpoint_every", "train.epochs.x", "nope", ""]
 
 
 def outcome(path: Path, overrides: list[str] = ()) -> Recipe | None:

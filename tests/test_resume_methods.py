@@ -128,3 +128,22 @@ def write(tmp_path: Path, r: Recipe) -> Path:
     path = tmp_path / "recipe.yaml"
     path.write_text(yaml.safe_dump(r.to_dict()))
     return path
+
+
+def test_a_kill_after_training_resumes_without_training_again(tmp_path, monkeypatch):
+    r = recipe("snfs")
+    run_recipe(r, tmp_path / "ref")
+    with monkeypatch.context() as m:
+        m.setattr("paiexport.pipeline.export_variants", lambda *a: (_ for _ in ()).throw(Killed()))
+        with pytest.raises(Killed):
+            run_recipe(r, tmp_path / "run")
+
+    def no_training(*args: object) -> None:
+        raise AssertionError("trained again")
+
+    monkeypatch.setattr("paiexport.training.checkpoint.Phase.restore", no_training)
+    monkeypatch.setattr("paiexport.training.checkpoint.Phase.epoch_end", no_training)
+    run_recipe(r, tmp_path / "run", resume=True)
+    for name in ("masks.pt", "model.onnx"):
+        assert sha(tmp_path / "run" / name) == sha(tmp_path / "ref" / name), name
+    assert method_report(tmp_path / "run") == method_report(tmp_path / "ref")
