@@ -69,6 +69,26 @@ def user_errors() -> Iterator[None]:
         raise typer.Exit(2) from None
 
 
+@contextmanager
+def resume_messages(target: Path, resume: bool, recipe: str, out_dir: Path | None) -> Iterator[None]:
+    """Say when resumable state exists; Ctrl-C / SIGTERM: say how to resume, exit 130 / 143."""
+    from paiexport.errors import Interrupted
+    from paiexport.training.resumable import resume_hint
+
+    hint = None if resume else resume_hint(target)
+    if hint:
+        err.print(hint, highlight=False, markup=False, soft_wrap=True)
+    try:
+        yield
+    except KeyboardInterrupt as exc:
+        signum = exc.signum if isinstance(exc, Interrupted) else 2
+        again = f"paiexport run {recipe}" + (f" --out {out_dir}" if out_dir else "") + " --resume"
+        err.print(
+            f"interrupted; the checkpoint is kept: continue with `{again}`", highlight=False, markup=False
+        )
+        raise typer.Exit(128 + signum) from None
+
+
 @app.command()
 def run(
     recipe: Annotated[str, typer.Argument(help="Recipe YAML file, or the name of a bundled recipe.")],
@@ -82,6 +102,10 @@ def run(
     force: Annotated[
         bool, typer.Option("--force", metavar="", help="Replace an existing run folder (or empty folder).")
     ] = False,
+    resume: Annotated[
+        bool,
+        typer.Option("--resume", metavar="", help="Continue the interrupted run of --out (same recipe)."),
+    ] = False,
 ) -> None:
     """Select masks, train, export ONNX (every export.formats variant), validate, benchmark, report."""
     from paiexport.paths import default_run_dir, prepare_output
@@ -94,7 +118,8 @@ def run(
         target = out_dir or default_run_dir(parsed.name)
         # Before any work; leftovers of killed runs are cleaned up and said so.
         prepare_output(target, force, lambda line: err.print(line, highlight=False, markup=False))
-        report = run_recipe(parsed, target, force=force, console=err)
+        with resume_messages(target, resume, recipe, out_dir):
+            report = run_recipe(parsed, target, force=force, console=err, resume=resume)
     wide_out().print(summary_table(report))
     listed = ", ".join(["report.json", "report.md", "report.html", *report["files"].values()])
     out.print(f"run folder: {target}  ({listed})", highlight=False, soft_wrap=True)

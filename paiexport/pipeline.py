@@ -66,8 +66,12 @@ from paiexport.sparsity.masks import (
 from paiexport.sparsity.structure import structure_notes
 from paiexport.sparsity.types import Distribution, NMPattern, SparsityConfig, StructureKind
 from paiexport.threads import resolve_threads, torch_threads
+from paiexport.training import stop
 from paiexport.training.callbacks import TrainCallback
+from paiexport.training.checkpoint import TrainSession
 from paiexport.training.loop import CheckpointChoice, TrainResult, evaluate, train
+from paiexport.training.metrics_log import MetricsLog
+from paiexport.training.resumable import drop_resumable, resume_dir
 from paiexport.verdict import check_gates_measurable, gates_section, run_verdict
 from paiexport.verify.validate import FileValidation, onnx_weight_sparsity, torch_logits, validate_file
 
@@ -150,6 +154,7 @@ class RecipeTrainer:
     recipe: Recipe
     data: DataSplits
     paths: RunPaths
+    session: TrainSession | None = None  # checkpoints every phase; resumes a saved one
 
     def __call__(
         self,
@@ -165,7 +170,15 @@ class RecipeTrainer:
             cfg = cfg.model_copy(update={"checkpoint": checkpoint})
         return train(model, self.data, cfg, batch_size=self.recipe.data.batch_size, seed=self.recipe.seed,
                      metrics_path=self.paths.metrics, checkpoint_dir=self.paths.checkpoints / tag,
-                     callbacks=callbacks)  # fmt: skip
+                     callbacks=callbacks, session=self.session)  # fmt: skip
+
+
+def training_session(paths: RunPaths, every: int) -> TrainSession:
+    """The run's checkpoints: continued where the staging folder holds a resume file."""
+    paths.checkpoints.mkdir(parents=True, exist_ok=True)
+    if paths.resume_state.is_file():
+        return TrainSession.resume(paths.resume_state, MetricsLog(paths.metrics), every)
+    return TrainSession(paths.resume_state, MetricsLog(paths.metrics), every)
 
 
 def select_and_train(
@@ -174,8 +187,11 @@ def select_and_train(
     """Masks and training as the method defines them; returns the model with masks baked in."""
     data, model, method, ctx = prepare(recipe)
     threads = resolve_threads(recipe.train.threads, model, data.input_shape, recipe.data.batch_size)
-    with torch_threads(threads), timer.stage("fit", f"selecting masks and training ({recipe.method.name})"):
-        result = method.fit(ctx, RecipeTrainer(recipe, data, paths))
+    session = training_session(paths, recipe.train.checkpoint_every)
+    stage = timer.stage("fit", f"selecting masks and training ({recipe.method.name})")
+    with torch_threads(threads), stage, stop.training():
+        result = method.fit(ctx, RecipeTrainer(recipe, data, paths, session))
+    stop.raise_if_stopped()
     result.threads = threads
     masks = get_masks(model)
     torch.save(masks, paths.masks)
@@ -338,13 +354,24 @@ def assemble_report(
 
 
 def run_recipe(
-    recipe: Recipe, out_dir: Path, *, force: bool = False, console: Console | None = None
+    recipe: Recipe,
+    out_dir: Path,
+    *,
+    force: bool = False,
+    console: Console | None = None,
+    resume: bool = False,
 ) -> dict[str, Any]:
-    """Run a recipe end to end; the finished run folder appears at `out_dir` atomically."""
+    """Run a recipe end to end; the finished run folder appears at `out_dir` atomically.
+
+    `resume`: continue the interrupted run of `out_dir` (same recipe) if there is one.
+    """
     console = console or Console(stderr=True)
     timer, start = Timer(console), time.perf_counter()
     check_gates_measurable(recipe)
-    with staged_run_dir(out_dir, force) as paths, ExitStack() as stack:
+    saved = resume_dir(out_dir, yaml.safe_load(yaml.safe_dump(recipe.to_dict()))) if resume else None
+    if saved is not None:
+        console.print(f"resuming the interrupted run in {saved}", highlight=False, markup=False)
+    with stop.stop_on_signals(), staged_run_dir(out_dir, force, saved) as paths, ExitStack() as stack:
         paths.recipe.write_text(yaml.safe_dump(recipe.to_dict(), sort_keys=False))
         model, data, result, method = select_and_train(recipe, paths, timer)
         stack.enter_context(torch_threads(result.threads))  # evaluation, export, calibration
@@ -374,4 +401,5 @@ def run_recipe(
         write_json(report, paths.report_json)
         paths.report_md.write_text(markdown(report))
         write_html_report(paths, report)
+    drop_resumable(out_dir)  # the published run supersedes any interrupted one
     return report

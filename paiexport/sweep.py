@@ -143,7 +143,7 @@ def run_one(raw: dict[str, Any], folder: str, torch_threads: int | None, quiet: 
     with open(os.devnull, "w") as devnull, contextlib.redirect_stdout(devnull) if quiet else nullcontext():
         # force: a run folder without this recipe's complete report is replaced atomically
         # (a folder that is no paiexport run is refused, never deleted).
-        run_recipe(recipe, Path(folder), force=True, console=Console(stderr=True, quiet=quiet))
+        run_recipe(recipe, Path(folder), force=True, console=Console(stderr=True, quiet=quiet), resume=True)
     return folder
 
 

@@ -120,6 +120,13 @@ class MaskUpdater(TrainCallback, ABC):
         """Whether the step now starting ends with a mask update."""
         return drop_fraction_at(self.config, state.step + 1, state.total_steps) is not None
 
+    def state_dict(self) -> dict[str, Any]:
+        return {"updates": list(self.updates), "generator": self.generator.get_state()}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.updates = list(state["updates"])
+        self.generator.set_state(state["generator"])
+
     def on_step_end(self, state: TrainState) -> None:
         fraction = drop_fraction_at(self.config, state.step, state.total_steps)
         if fraction is not None:

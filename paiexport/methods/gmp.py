@@ -80,6 +80,12 @@ class GradualPruning(TrainCallback):
         if self.t0 <= t <= self.t_end and ((t - self.t0) % self.cfg.update_every == 0 or t == self.t_end):
             self._update(state)
 
+    def state_dict(self) -> dict[str, Any]:
+        return {"updates": list(self.updates)}  # the schedule position is the step itself
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.updates = list(state["updates"])
+
     def _update(self, state: TrainState) -> None:
         t = state.step
         target = cubic_sparsity(t, self.t0, self.t_end, self.cfg.init_sparsity, self.sparsity.target)

@@ -12,7 +12,7 @@ Reference: Dettmers & Zettlemoyer 2019, "Sparse Networks from Scratch: Faster Tr
 without Losing Performance", https://arxiv.org/abs/1907.04840
 """
 
-from typing import Literal
+from typing import Any, Literal
 
 import torch
 from pydantic import Field
@@ -44,6 +44,13 @@ class SNFSUpdater(MaskUpdater):
                 self.momentum[name].mul_(self.config.momentum).add_(grad)
             else:
                 self.momentum[name] = grad
+
+    def state_dict(self) -> dict[str, Any]:
+        return {**super().state_dict(), "momentum": {n: m.clone() for n, m in self.momentum.items()}}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        super().load_state_dict(state)
+        self.momentum = {n: m.clone() for n, m in state["momentum"].items()}
 
     def grow_scores(self, state: TrainState, masks: Masks) -> dict[str, torch.Tensor]:
         return {n: self.momentum[n].abs() for n in masks}

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import math
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
@@ -21,6 +20,8 @@ from paiexport.display import current
 from paiexport.errors import UserError
 from paiexport.seeding import stream
 from paiexport.training.callbacks import TrainCallback, TrainState
+from paiexport.training.checkpoint import Progress, TrainSession
+from paiexport.training.metrics_log import MetricsLog
 
 
 class OptimizerName(str, Enum):
@@ -61,6 +62,7 @@ class TrainConfig(StrictModel):
     lr_schedule: LRScheduleConfig = Field(default_factory=LRScheduleConfig)
     device: str = Field(default="cpu", pattern=r"^(cpu|cuda(:\d+)?)$")
     checkpoint: CheckpointChoice = CheckpointChoice.best
+    checkpoint_every: int = Field(default=1, ge=1, description="epochs between resumable checkpoints")
     threads: int | str = Field(default="auto", description="torch CPU threads: auto or a count")
 
     @field_validator("threads", mode="before")
@@ -160,14 +162,6 @@ def check_divergence(loss: float, first_loss: float, epoch: int, step: int) -> N
     )
 
 
-def _appender(path: Path) -> Callable[[dict[str, Any]], None]:
-    def log(record: dict[str, Any]) -> None:
-        with path.open("a") as f:
-            f.write(json.dumps(record) + "\n")
-
-    return log
-
-
 def train(
     model: nn.Module,
     data: DataSplits,
@@ -178,10 +172,12 @@ def train(
     metrics_path: Path,
     checkpoint_dir: Path,
     callbacks: list[TrainCallback] = (),
+    session: TrainSession | None = None,
 ) -> TrainResult:
     """Train with the configured optimizer and schedule; save best/last checkpoints.
 
-    After the call the model holds the weights of `cfg.checkpoint` (best or last).
+    After the call the model holds the weights of `cfg.checkpoint` (best or last). With a
+    `session`, the phase is checkpointed every `cfg.checkpoint_every` epochs and resumed.
     """
     device = cfg.device
     model.to(device)
@@ -198,16 +194,24 @@ def train(
         nn.functional.cross_entropy,
         steps_per_epoch,
         total,
-        _appender(metrics_path),
+        (session.log if session else MetricsLog(metrics_path)).write,
     )
     generator = stream(seed, "batches")
-    result, best_acc, start = TrainResult(), -1.0, time.perf_counter()
-    first_loss: float | None = None
+    phase = session.begin(checkpoint_dir.name) if session else None
     for cb in callbacks:
         cb.on_train_begin(state)
+    if phase is not None and phase.done:  # resumed: this phase had finished
+        return phase.finish_restored(model, callbacks)
+    progress, loop = (
+        Progress(TrainResult(), time.perf_counter()),
+        {"schedule": schedule, "generator": generator},
+    )
+    if phase is not None:
+        phase.restore(state, loop, callbacks, progress)
+    result, start = progress.result, progress.start
     # The run's live display (epoch bar, or one line per epoch); silent outside a run.
     with current().training(cfg.epochs, total) as display:
-        for epoch in range(cfg.epochs):
+        for epoch in range(progress.first_epoch, cfg.epochs):
             state.epoch = epoch
             model.train()
             loss_sum, correct, seen = 0.0, 0, 0
@@ -227,8 +231,9 @@ def train(
                 for cb in callbacks:
                     cb.on_step_end(state)
                 loss_value = loss.item()
-                first_loss = loss_value if first_loss is None else first_loss
-                check_divergence(loss_value, first_loss, epoch, state.step)
+                if progress.first_loss is None:  # checkpointed: a resumed run keeps the same limit
+                    progress.first_loss = loss_value
+                check_divergence(loss_value, progress.first_loss, epoch, state.step)
                 loss_sum += loss_value * len(y)
                 correct += int((logits.argmax(1) == state.batch[1]).sum())
                 seen += len(y)
@@ -246,9 +251,11 @@ def train(
             state.log(record)
             result.history.append(record)
             torch.save(model.state_dict(), checkpoint_dir / "last.pt")
-            if val_acc > best_acc:
-                best_acc, result.best_epoch = val_acc, epoch + 1
+            if val_acc > progress.best_acc:
+                progress.best_acc, result.best_epoch = val_acc, epoch + 1
                 torch.save(model.state_dict(), checkpoint_dir / "best.pt")
+            if phase is not None:
+                phase.epoch_end(state, loop, callbacks, progress, cfg.epochs)
             display.epoch_done(record)
     for cb in callbacks:
         cb.on_train_end(state)
@@ -259,4 +266,6 @@ def train(
     model.load_state_dict(torch.load(checkpoint_dir / ("best.pt" if best else "last.pt"), weights_only=True))
     result.exported_epoch = result.best_epoch if best else cfg.epochs
     result.seconds = time.perf_counter() - start
+    if phase is not None:
+        phase.complete(model, callbacks, result)
     return result
