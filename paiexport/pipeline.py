@@ -20,9 +20,10 @@ from torch import nn
 from paiexport import __version__
 from paiexport.bench.deploy import choose_deploy
 from paiexport.bench.latency import benchmark_files, file_size
-from paiexport.data import DataSplits, load_data
+from paiexport.data import DataSplits, load_dataset
 from paiexport.display import Display
 from paiexport.errors import UserError
+from paiexport.export.metadata import input_normalization
 from paiexport.export.compact import compact_model, max_abs_diff
 from paiexport.export.quantize import to_int8
 from paiexport.export.torch_export import save_onnx, to_onnx
@@ -40,6 +41,7 @@ from paiexport.export.variants import (
 )
 from paiexport.methods import Method, SelectionContext, make_method
 from paiexport.models import build_model, check_model_size, check_sample_batch
+from paiexport.models.factory import build_factory_model
 from paiexport.paths import RunPaths, staged_run_dir
 from paiexport.recipe import Recipe
 from paiexport.reporting.html import write_html_report
@@ -101,11 +103,15 @@ def planned_layer_sparsity(
     return {n: 1.0 - keep[n] / prod(shapes[n]) for n in weights}
 
 
-def check_fits_model(recipe: Recipe, model: nn.Module, sample: torch.Tensor | None = None) -> None:
+def check_fits_model(
+    recipe: Recipe, model: nn.Module, sample: torch.Tensor | None = None, num_classes: int | None = None
+) -> None:
     """What the recipe can only be checked against once the model exists."""
     if sample is not None:
-        check_sample_batch(model, sample)
+        check_sample_batch(model, sample, num_classes)
     names = list(prunable_weights(model))
+    if not names:
+        raise UserError(f"model.name: {recipe.model.name} has no prunable layer (no Linear or Conv weight)")
     for pattern in recipe.sparsity.exclude:
         if not any(fnmatch.fnmatchcase(n, pattern) for n in names):
             raise UserError(f"sparsity.exclude: {pattern!r} matches no prunable weight ({', '.join(names)})")
@@ -125,11 +131,9 @@ def check_fits_model(recipe: Recipe, model: nn.Module, sample: torch.Tensor | No
 def prepare(recipe: Recipe) -> tuple[DataSplits, nn.Module, Method, SelectionContext]:
     """Seeded data, model and method: the same recipe gives the same starting point."""
     seed_everything(recipe.seed)
-    data = load_data(recipe.data.name, seed=recipe.seed, val_fraction=recipe.data.val_fraction)
-    shape_args = (recipe.model.name, recipe.model.args, data.input_shape, data.num_classes)
-    check_model_size(*shape_args, recipe.data.batch_size)
-    model = build_model(*shape_args)
-    check_fits_model(recipe, model, data.train.x[: min(recipe.data.batch_size, 2)])
+    data = load_dataset(recipe.data, seed=recipe.seed, folders=recipe.search_folders())
+    model = make_model(recipe, data)
+    check_fits_model(recipe, model, data.train.head(min(recipe.data.batch_size, 2)), data.num_classes)
     method = make_method(recipe.method)
     ctx = SelectionContext(
         model,
@@ -139,6 +143,18 @@ def prepare(recipe: Recipe) -> tuple[DataSplits, nn.Module, Method, SelectionCon
         stream(recipe.seed, "selection"),
     )
     return data, model, method, ctx
+
+
+def make_model(recipe: Recipe, data: DataSplits) -> nn.Module:
+    """A bundled model (size checked before it is allocated) or the user's factory."""
+    cfg = recipe.model
+    if cfg.bundled is None:
+        return build_factory_model(
+            cfg.name, cfg.args, data.input_shape, data.num_classes, recipe.search_folders()
+        )
+    shape_args = (cfg.bundled, cfg.args, data.input_shape, data.num_classes)
+    check_model_size(*shape_args, recipe.data.batch_size)
+    return build_model(*shape_args)
 
 
 @dataclass
@@ -227,7 +243,7 @@ def export_variants(
     if COMPACT in wanted:
         compact, compact_info = compact_variant(model, dense, recipe, data, metadata)
         save(COMPACT, compact)
-    calibration = data.train.x[: recipe.export.calibration_samples].numpy()
+    calibration = data.train.head(recipe.export.calibration_samples).numpy()
     quantized: dict[bytes, onnx.ModelProto] = {}  # graph -> int8 graph: calibrate each graph once
     for variant, source in ((INT8, dense), (COMPACT_INT8, compact)):
         if variant in wanted and source is not None:
@@ -349,6 +365,7 @@ def run_recipe(
         model, data, result, method = select_and_train(recipe, paths, timer)
         _, torch_acc = evaluate(model, data.test)
         metadata = recipe.metadata(overall_sparsity(model, recipe.sparsity.exclude), torch_acc)
+        metadata.update(input_normalization(data.mean, data.std))
         with timer.stage("export", f"exporting ONNX ({', '.join(f.value for f in recipe.export.formats)})"):
             exported = export_variants(model, recipe, data, paths, metadata)
         with timer.stage("validate", "validating ONNX files"):
