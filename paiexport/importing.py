@@ -40,9 +40,9 @@ def import_callable(spec: str, folders: list[Path], field: str) -> Callable[...,
                 "the current folder, sys.path)"
             ) from None
         except Exception as exc:  # the module itself fails while importing
-            first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+            first, kind = str(exc).strip().splitlines()[0] if str(exc).strip() else "", type(exc).__name__
             raise UserError(
-                f"{field}: importing {shorten(module_name)} raised {type(exc).__name__}: {shorten(first, 150)}"
+                f"{field}: importing {shorten(module_name)} raised {kind}: {shorten(first, 150)}"
             ) from None
     if not hasattr(module, attr):
         raise UserError(f"{field}: module {shorten(module_name)!r} has no attribute {shorten(attr)!r}")

@@ -23,8 +23,8 @@ from paiexport.bench.latency import benchmark_files, file_size
 from paiexport.data import DataSplits, load_dataset
 from paiexport.display import Display
 from paiexport.errors import UserError
-from paiexport.export.metadata import input_normalization
 from paiexport.export.compact import compact_model, max_abs_diff
+from paiexport.export.metadata import input_normalization
 from paiexport.export.quantize import to_int8
 from paiexport.export.torch_export import save_onnx, to_onnx
 from paiexport.export.transforms import set_metadata, to_sparse_initializers

@@ -15,7 +15,7 @@ from paiexport.data import bundled, streamed
 from paiexport.data.config import BUNDLED, AugmentConfig, DataConfig, DatasetName, FileFormat, MeanStd
 from paiexport.data.formats import cifar, idx, imagefolder, npz
 from paiexport.data.formats import factory as dataset_factory
-from paiexport.data.splits import DataSplits, DatasetSplit, Split
+from paiexport.data.splits import DatasetSplit, DataSplits, Split
 from paiexport.data.transforms import channel_stats, make_augment, normalize
 from paiexport.errors import UserError
 
@@ -113,7 +113,7 @@ def _finish(data: DataSplits, cfg: DataConfig, seed: int) -> DataSplits:
         return data
     if isinstance(data.train, Split):
 
-        def prepare(s: Split, train: bool = False) -> Split:  # noqa: E306 - small local helper
+        def prepare(s: Split, train: bool = False) -> Split:
             x = s.x if mean_std is None else normalize(s.x, *mean_std)
             return Split(x, s.y, augment if train else None)
 

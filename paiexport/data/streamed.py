@@ -7,7 +7,7 @@ import torch
 from torch.utils.data import Dataset, Subset
 
 from paiexport.data.config import DataConfig
-from paiexport.data.splits import Augment, DataSplits, DatasetSplit
+from paiexport.data.splits import Augment, DatasetSplit, DataSplits
 from paiexport.data.transforms import normalize
 from paiexport.errors import UserError
 

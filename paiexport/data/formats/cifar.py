@@ -18,7 +18,7 @@ def _read(path: Path, label_key: bytes) -> tuple[np.ndarray, np.ndarray]:
         raise UserError(f"data.path: {path} not found")
     try:
         with path.open("rb") as f:
-            batch = pickle.load(f, encoding="bytes")  # noqa: S301 - the user's own dataset files
+            batch = pickle.load(f, encoding="bytes")
         data = np.asarray(batch[b"data"], dtype=np.uint8)
         labels = np.asarray(batch[label_key], dtype=np.int64)
     except Exception as exc:  # any unpickling or layout problem is one bad file
