@@ -7,11 +7,11 @@ import gzip
 import numpy as np
 import pytest
 import torch
+from userdata import write_cifar, write_idx, write_npz, write_png_folder
 
 from paiexport.data import DataConfig, DatasetSplit, Split, load_dataset
 from paiexport.data.transforms import channel_stats, horizontal_flip, normalize, random_crop
 from paiexport.errors import UserError
-from userdata import write_cifar, write_idx, write_npz, write_png_folder
 
 
 def cfg(**kw) -> DataConfig:
@@ -31,12 +31,12 @@ def test_idx_bad_magic_and_truncated(tmp_path):
     folder = write_idx(tmp_path, gz=False)
     labels = folder / "train-labels-idx1-ubyte"
     labels.write_bytes(labels.read_bytes()[:-5])
-    with pytest.raises(UserError, match="train-labels-idx1-ubyte: truncated IDX"):
+    with pytest.raises(UserError, match=r"train-labels-idx1-ubyte: truncated IDX"):
         load_dataset(cfg(name="mnist", path=str(folder)), seed=0)
     write_idx(tmp_path / "g", gz=True)
     gz_labels = tmp_path / "g" / "train-labels-idx1-ubyte.gz"
     gz_labels.write_bytes(gzip.compress(b"\0\0\x08\x03" + b"\0" * 12))
-    with pytest.raises(UserError, match="train-labels-idx1-ubyte.gz: wrong magic number"):
+    with pytest.raises(UserError, match=r"train-labels-idx1-ubyte.gz: wrong magic number"):
         load_dataset(cfg(name="mnist", path=str(tmp_path / "g")), seed=0)
 
 
@@ -47,14 +47,14 @@ def test_cifar10_and_cifar100(tmp_path):
     hundred = load_dataset(cfg(name="cifar100", path=str(write_cifar(tmp_path / "c100", True))), seed=0)
     assert hundred.num_classes == 100 and len(hundred.test) == 10
     (tmp_path / "c10" / "data_batch_3").write_bytes(b"not a pickle")
-    with pytest.raises(UserError, match="data_batch_3: unreadable CIFAR pickle"):
+    with pytest.raises(UserError, match=r"data_batch_3: unreadable CIFAR pickle"):
         load_dataset(cfg(name="cifar10", path=str(tmp_path / "c10")), seed=0)
 
 
 def test_npz_and_missing_array(tmp_path):
     data = load_dataset(cfg(name="npz", path=str(write_npz(tmp_path / "d.npz"))), seed=0)
     assert data.input_shape == (3, 12, 12) and data.num_classes == 4 and len(data.train) == 30
-    with pytest.raises(UserError, match="bad.npz: npz is missing array y_test"):
+    with pytest.raises(UserError, match=r"bad.npz: npz is missing array y_test"):
         load_dataset(cfg(name="npz", path=str(write_npz(tmp_path / "bad.npz", drop="y_test"))), seed=0)
 
 
@@ -72,19 +72,19 @@ def test_imagefolder_streams_and_checks(tmp_path):
     g1, g2 = torch.Generator().manual_seed(3), torch.Generator().manual_seed(3)
     first = [y.tolist() for _, y in data.train.batches(5, g1)]
     assert first == [y.tolist() for _, y in data.train.batches(5, g2)]  # seeded, deterministic order
-    assert sorted(sum(first, [])) == sorted(data.train.dataset[i][1] for i in range(18))
+    assert sorted(y for batch in first for y in batch) == sorted(data.train.dataset[i][1] for i in range(18))
     (root / "test" / "dog" / "1.png").write_bytes(b"\x89PNG broken")
     with pytest.raises(UserError, match=r"dog/1.png: image fails to decode"):
         _ = load_dataset(cfg(name="imagefolder", path=str(root)), seed=0).test.x
     (root / "test" / "fox").mkdir()
-    with pytest.raises(UserError, match="class folders differ .*fox"):
+    with pytest.raises(UserError, match=r"class folders differ .*fox"):
         load_dataset(cfg(name="imagefolder", path=str(root)), seed=0)
 
 
 def test_missing_path_names_the_field(tmp_path):
-    with pytest.raises(UserError, match="data.path: .*nowhere not found"):
+    with pytest.raises(UserError, match=r"data.path: .*nowhere not found"):
         load_dataset(cfg(name="mnist", path=str(tmp_path / "nowhere")), seed=0)
-    with pytest.raises(ValueError, match="data.path"):
+    with pytest.raises(ValueError, match=r"data.path"):
         cfg(name="cifar10")
 
 

@@ -7,9 +7,9 @@ import json
 import pytest
 import yaml
 from typer.testing import CliRunner
+from userdata import write_cifar, write_idx, write_model_file, write_npz, write_png_folder
 
 from paiexport.cli import app
-from userdata import write_cifar, write_idx, write_model_file, write_npz, write_png_folder
 
 BENCH = {"batch_sizes": [1], "threads": [1], "warmup": 0, "iterations": 3}
 
