@@ -70,6 +70,17 @@ def test_channel_structured_on_png_folder_normalized(tmp_path):
     assert report["compact"] is not None  # compacted where the graph allows (here: file kept dense)
     props = {p.key: p.value for p in onnx.load(str(tmp_path / "run" / "model.onnx")).metadata_props}
     assert props["paiexport.dataset"] == "imagefolder" and len(props["paiexport.input_mean"].split(",")) == 3
+    # validate reads the same test images and applies the recorded normalization: same accuracy.
+    accuracy = f"{report['accuracy']['onnx']['dense']:.2%} on the imagefolder test split (9 samples)"
+    onnx_file = str(tmp_path / "run" / "model.onnx")
+    for how in (
+        ["--recipe", str(tmp_path / "run" / "recipe.yaml")],
+        ["--data", "imagefolder", "--data-path", str(root)],
+    ):
+        result = CliRunner().invoke(app, ["validate", onnx_file, *how])
+        assert result.exit_code == 0 and accuracy in result.output, result.output
+    result = CliRunner().invoke(app, ["validate", onnx_file, "--data", "npz", "--data-path", str(root)])
+    assert result.exit_code == 2 and "was trained on imagefolder, not npz" in result.output
 
 
 @pytest.mark.parametrize(
