@@ -35,7 +35,8 @@ def no_prunable():
     return NoWeights()
 
 def seen(num_classes, in_channels, input_shape, hidden=3):
-    return nn.Sequential(nn.Flatten(), nn.Linear(in_channels * input_shape[-1], hidden), nn.Linear(hidden, num_classes))
+    width = in_channels * input_shape[-1]
+    return nn.Sequential(nn.Flatten(), nn.Linear(width, hidden), nn.Linear(hidden, num_classes))
 
 def needs_images(num_classes):
     return nn.Sequential(nn.Conv2d(1, 2, 3), nn.Flatten(), nn.Linear(8, num_classes))
