@@ -50,3 +50,18 @@ def import_callable(spec: str, folders: list[Path], field: str) -> Callable[...,
     if not callable(found):
         raise UserError(f"{field}: {shorten(spec)} is a {type(found).__name__}, not callable")
     return found
+
+
+_REGISTERED: dict[str, Callable[[], Any]] = {}
+
+
+def register(factory: Callable[[], Any]) -> str:
+    """A "paiexport.importing:NAME" spec for an in-process object (the Python API's models and datasets).
+
+    Such a spec only resolves in the process that registered it; a run folder's recipe.yaml
+    names it, but cannot rebuild the object later.
+    """
+    name = f"registered_{len(_REGISTERED)}"
+    _REGISTERED[name] = factory
+    globals()[name] = factory  # what import_callable finds
+    return f"{__name__}:{name}"
