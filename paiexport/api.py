@@ -1,6 +1,6 @@
 """The Python API, for notebooks and scripts: the recipe's stages on your own model and datasets.
 
-    from paiexport import Recipe, run_recipe
+    from paiexport.api import Recipe, run_recipe
     report = run_recipe("recipe.yaml", "runs/mine", model=my_net, datasets=(train_set, test_set))
 
 `model` is any classifier `nn.Module` (it is trained in place); `datasets` are torch `Dataset`s

@@ -69,6 +69,7 @@ from paiexport.sparsity.structure import structure_notes
 from paiexport.sparsity.types import Distribution, NMPattern, SparsityConfig, StructureKind
 from paiexport.training.callbacks import TrainCallback
 from paiexport.training.loop import CheckpointChoice, TrainResult, evaluate, train
+from paiexport.training.trackers import TrackerCallback
 from paiexport.verify.validate import FileValidation, onnx_weight_sparsity, torch_logits, validate_file
 
 
@@ -164,6 +165,7 @@ class RecipeTrainer:
     recipe: Recipe
     data: DataSplits
     paths: RunPaths
+    trackers: TrackerCallback | None = None  # train.log_to; first, so it sees every logged record
 
     def __call__(
         self,
@@ -179,16 +181,16 @@ class RecipeTrainer:
             cfg = cfg.model_copy(update={"checkpoint": checkpoint})
         return train(model, self.data, cfg, batch_size=self.recipe.data.batch_size, seed=self.recipe.seed,
                      metrics_path=self.paths.metrics, checkpoint_dir=self.paths.checkpoints / tag,
-                     callbacks=callbacks)  # fmt: skip
+                     callbacks=[*([self.trackers] if self.trackers else []), *callbacks])  # fmt: skip
 
 
 def select_and_train(
-    recipe: Recipe, paths: RunPaths, timer: Timer
+    recipe: Recipe, paths: RunPaths, timer: Timer, trackers: TrackerCallback | None = None
 ) -> tuple[nn.Module, DataSplits, TrainResult, Method]:
     """Masks and training as the method defines them; returns the model with masks baked in."""
     data, model, method, ctx = prepare(recipe)
     with timer.stage("fit", f"selecting masks and training ({recipe.method.name})"):
-        result = method.fit(ctx, RecipeTrainer(recipe, data, paths))
+        result = method.fit(ctx, RecipeTrainer(recipe, data, paths, trackers))
     masks = get_masks(model)
     torch.save(masks, paths.masks)
     # Methods check their selection; this catches collapse that happened during training.
@@ -354,6 +356,12 @@ def assemble_report(
     }
 
 
+def tracked_figures(report: dict[str, Any]) -> dict[str, Any]:
+    """What `train.log_to` trackers get once the run is done."""
+    return {"accuracy": report["accuracy"], "sparsity": report["sparsity"]["reached"],
+            "size_bytes": report["size_bytes"]}  # fmt: skip
+
+
 def run_recipe(
     recipe: Recipe, out_dir: Path, *, force: bool = False, console: Console | None = None
 ) -> dict[str, Any]:
@@ -362,7 +370,10 @@ def run_recipe(
     timer, start = Timer(console), time.perf_counter()
     with staged_run_dir(out_dir, force) as paths:
         paths.recipe.write_text(yaml.safe_dump(recipe.to_dict(), sort_keys=False))
-        model, data, result, method = select_and_train(recipe, paths, timer)
+        trackers = (
+            TrackerCallback(recipe.train.log_to, paths.root, recipe.name) if recipe.train.log_to else None
+        )
+        model, data, result, method = select_and_train(recipe, paths, timer, trackers)
         _, torch_acc = evaluate(model, data.test)
         metadata = recipe.metadata(overall_sparsity(model, recipe.sparsity.exclude), torch_acc)
         metadata.update(input_normalization(data.mean, data.std))
@@ -387,4 +398,6 @@ def run_recipe(
         write_json(report, paths.report_json)
         paths.report_md.write_text(markdown(report))
         write_html_report(paths, report)
+        if trackers is not None:
+            trackers.finish(tracked_figures(report))
     return report

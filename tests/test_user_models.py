@@ -100,7 +100,7 @@ def test_python_api_takes_a_module_and_datasets(tmp_path, tiny_recipe_dict):
     from torch import nn
     from torch.utils.data import TensorDataset
 
-    from paiexport import run_recipe
+    from paiexport.api import run_recipe
 
     gen = torch.Generator().manual_seed(0)
     x, y = torch.randn(60, 6, generator=gen), torch.arange(60) % 3

@@ -21,6 +21,7 @@ from paiexport.display import current
 from paiexport.errors import UserError
 from paiexport.seeding import stream
 from paiexport.training.callbacks import TrainCallback, TrainState
+from paiexport.training.trackers import Tracker
 
 
 class OptimizerName(str, Enum):
@@ -61,6 +62,7 @@ class TrainConfig(StrictModel):
     lr_schedule: LRScheduleConfig = Field(default_factory=LRScheduleConfig)
     device: str = Field(default="cpu", pattern=r"^(cpu|cuda(:\d+)?)$")
     checkpoint: CheckpointChoice = CheckpointChoice.best
+    log_to: list[Tracker] = Field(default_factory=list, max_length=2, description="tensorboard, mlflow")
 
 
 @dataclass
