@@ -40,8 +40,8 @@ from paiexport.export.variants import (
     variants_for,
 )
 from paiexport.methods import Method, SelectionContext, make_method
-from paiexport.models import build_model, check_model_size, check_sample_batch
-from paiexport.models.factory import build_factory_model
+from paiexport.models import check_sample_batch
+from paiexport.models.factory import make_model
 from paiexport.paths import RunPaths, staged_run_dir
 from paiexport.recipe import Recipe
 from paiexport.reporting.html import write_html_report
@@ -133,7 +133,8 @@ def prepare(recipe: Recipe) -> tuple[DataSplits, nn.Module, Method, SelectionCon
     """Seeded data, model and method: the same recipe gives the same starting point."""
     seed_everything(recipe.seed)
     data = load_dataset(recipe.data, seed=recipe.seed, folders=recipe.search_folders())
-    model = make_model(recipe, data)
+    model = make_model(recipe.model, data.input_shape, data.num_classes, recipe.data.batch_size,
+                       recipe.search_folders())  # fmt: skip
     check_fits_model(recipe, model, data.train.head(min(recipe.data.batch_size, 2)), data.num_classes)
     method = make_method(recipe.method)
     ctx = SelectionContext(
@@ -144,18 +145,6 @@ def prepare(recipe: Recipe) -> tuple[DataSplits, nn.Module, Method, SelectionCon
         stream(recipe.seed, "selection"),
     )
     return data, model, method, ctx
-
-
-def make_model(recipe: Recipe, data: DataSplits) -> nn.Module:
-    """A bundled model (size checked before it is allocated) or the user's factory."""
-    cfg = recipe.model
-    if cfg.bundled is None:
-        return build_factory_model(
-            cfg.name, cfg.args, data.input_shape, data.num_classes, recipe.search_folders()
-        )
-    shape_args = (cfg.bundled, cfg.args, data.input_shape, data.num_classes)
-    check_model_size(*shape_args, recipe.data.batch_size)
-    return build_model(*shape_args)
 
 
 @dataclass

@@ -19,6 +19,7 @@ from torch import nn
 from paiexport.data import DataSplits, load_dataset
 from paiexport.errors import UserError
 from paiexport.export.variants import ExportFormat
+from paiexport.models.factory import make_model
 from paiexport.paths import RunPaths, staged_run_dir
 from paiexport.recipe import Recipe, apply_overrides, read_recipe_file, validate_recipe
 from paiexport.sparsity.masks import MASK_BUFFER, attach_masks, strip_masks
@@ -61,9 +62,8 @@ def restore_model(source: RunSource) -> tuple[nn.Module, DataSplits]:
     """The trained model with its masks baked in, exactly as `paiexport run` exported it."""
     recipe = source.recipe
     data = load_dataset(recipe.data, seed=recipe.seed, folders=recipe.search_folders())
-    from paiexport.pipeline import make_model  # the one place models are built from a recipe
-
-    model = make_model(recipe, data)
+    model = make_model(recipe.model, data.input_shape, data.num_classes, recipe.data.batch_size,
+                       recipe.search_folders())  # fmt: skip
     try:
         state = torch.load(source.checkpoint, map_location="cpu", weights_only=True)
     except Exception as exc:

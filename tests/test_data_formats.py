@@ -125,7 +125,8 @@ def sets():
 
 def bad_labels():
     x = torch.zeros(6, 2)
-    return TensorDataset(x, torch.tensor([0, 1, 2, 0, 1, 5])), TensorDataset(x, torch.zeros(6, dtype=torch.long))
+    zeros = torch.zeros(6, dtype=torch.long)
+    return TensorDataset(x, torch.tensor([0, 1, 2, 0, 1, 5])), TensorDataset(x, zeros)
 
 def not_a_pair():
     return 3
@@ -146,3 +147,14 @@ def test_factory_datasets_stream_in_the_same_order_with_workers(tmp_path):
         load_dataset(cfg(name="mydata:bad_labels", num_classes=3), seed=0, folders=[tmp_path])
     with pytest.raises(UserError, match=r"data.name: mydata:not_a_pair must return \(train, test\)"):
         load_dataset(cfg(name="mydata:not_a_pair"), seed=0, folders=[tmp_path])
+
+
+def test_data_section_refusals_name_the_field():
+    with pytest.raises(
+        UserError, match=r"data.augment: needs images \(C, H, W\), got samples of shape \(1, 40\)"
+    ):
+        load_dataset(cfg(name="mnist1d", augment={"horizontal_flip": True}), seed=0)
+    with pytest.raises(UserError, match=r"data.normalize: 2 mean values for 1 input channels"):
+        load_dataset(cfg(name="synthetic", normalize={"mean": [0, 0], "std": [1, 1]}), seed=0)
+    with pytest.raises(ValueError, match=r"unknown dataset 'imagenet'"):
+        cfg(name="imagenet")

@@ -15,6 +15,7 @@ from torch import nn
 
 from paiexport.errors import UserError, shorten
 from paiexport.importing import import_callable
+from paiexport.models import ModelConfig, build_model, check_model_size
 
 SHORTHANDS = ("torchvision:", "timm:")
 
@@ -72,3 +73,14 @@ def build_factory_model(
             f"model.name: {shorten(spec)} returned a {type(model).__name__}, not a torch nn.Module"
         )
     return model
+
+
+def make_model(
+    cfg: ModelConfig, input_shape: tuple[int, ...], num_classes: int, batch_size: int, folders: list[Path]
+) -> nn.Module:
+    """The recipe's model: a bundled one (its size checked before allocation) or the user's factory."""
+    if cfg.bundled is None:
+        return build_factory_model(cfg.name, cfg.args, input_shape, num_classes, folders)
+    shape_args = (cfg.bundled, cfg.args, input_shape, num_classes)
+    check_model_size(*shape_args, batch_size)
+    return build_model(*shape_args)
