@@ -20,10 +20,11 @@ from torch import nn
 from paiexport import __version__
 from paiexport.bench.deploy import choose_deploy
 from paiexport.bench.latency import benchmark_files, file_size
-from paiexport.data import DataSplits, load_data
+from paiexport.data import DataSplits, load_dataset
 from paiexport.display import Display
 from paiexport.errors import UserError
 from paiexport.export.compact import compact_model, max_abs_diff
+from paiexport.export.metadata import input_normalization
 from paiexport.export.quantize import to_int8
 from paiexport.export.torch_export import save_onnx, to_onnx
 from paiexport.export.transforms import set_metadata, to_sparse_initializers
@@ -39,7 +40,8 @@ from paiexport.export.variants import (
     variants_for,
 )
 from paiexport.methods import Method, SelectionContext, make_method
-from paiexport.models import build_model, check_model_size, check_sample_batch
+from paiexport.models import check_sample_batch
+from paiexport.models.factory import make_model
 from paiexport.paths import RunPaths, staged_run_dir
 from paiexport.recipe import Recipe
 from paiexport.reporting.html import write_html_report
@@ -72,6 +74,7 @@ from paiexport.training.checkpoint import TrainSession
 from paiexport.training.loop import CheckpointChoice, TrainResult, evaluate, train
 from paiexport.training.metrics_log import MetricsLog
 from paiexport.training.resumable import drop_resumable, resume_dir
+from paiexport.training.trackers import TrackerCallback
 from paiexport.verdict import check_gates_measurable, gates_section, run_verdict
 from paiexport.verify.validate import FileValidation, onnx_weight_sparsity, torch_logits, validate_file
 
@@ -107,11 +110,15 @@ def planned_layer_sparsity(
     return {n: 1.0 - keep[n] / prod(shapes[n]) for n in weights}
 
 
-def check_fits_model(recipe: Recipe, model: nn.Module, sample: torch.Tensor | None = None) -> None:
+def check_fits_model(
+    recipe: Recipe, model: nn.Module, sample: torch.Tensor | None = None, num_classes: int | None = None
+) -> None:
     """What the recipe can only be checked against once the model exists."""
     if sample is not None:
-        check_sample_batch(model, sample)
+        check_sample_batch(model, sample, num_classes)
     names = list(prunable_weights(model))
+    if not names:
+        raise UserError(f"model.name: {recipe.model.name} has no prunable layer (no Linear or Conv weight)")
     for pattern in recipe.sparsity.exclude:
         if not any(fnmatch.fnmatchcase(n, pattern) for n in names):
             raise UserError(f"sparsity.exclude: {pattern!r} matches no prunable weight ({', '.join(names)})")
@@ -131,11 +138,10 @@ def check_fits_model(recipe: Recipe, model: nn.Module, sample: torch.Tensor | No
 def prepare(recipe: Recipe) -> tuple[DataSplits, nn.Module, Method, SelectionContext]:
     """Seeded data, model and method: the same recipe gives the same starting point."""
     seed_everything(recipe.seed)
-    data = load_data(recipe.data.name, seed=recipe.seed, val_fraction=recipe.data.val_fraction)
-    shape_args = (recipe.model.name, recipe.model.args, data.input_shape, data.num_classes)
-    check_model_size(*shape_args, recipe.data.batch_size)
-    model = build_model(*shape_args)
-    check_fits_model(recipe, model, data.train.x[: min(recipe.data.batch_size, 2)])
+    data = load_dataset(recipe.data, seed=recipe.seed, folders=recipe.search_folders())
+    model = make_model(recipe.model, data.input_shape, data.num_classes, recipe.data.batch_size,
+                       recipe.search_folders())  # fmt: skip
+    check_fits_model(recipe, model, data.train.head(min(recipe.data.batch_size, 2)), data.num_classes)
     method = make_method(recipe.method)
     ctx = SelectionContext(
         model,
@@ -155,6 +161,7 @@ class RecipeTrainer:
     data: DataSplits
     paths: RunPaths
     session: TrainSession | None = None  # checkpoints every phase; resumes a saved one
+    trackers: TrackerCallback | None = None  # train.log_to; first, so it sees every logged record
 
     def __call__(
         self,
@@ -170,7 +177,8 @@ class RecipeTrainer:
             cfg = cfg.model_copy(update={"checkpoint": checkpoint})
         return train(model, self.data, cfg, batch_size=self.recipe.data.batch_size, seed=self.recipe.seed,
                      metrics_path=self.paths.metrics, checkpoint_dir=self.paths.checkpoints / tag,
-                     callbacks=callbacks, session=self.session)  # fmt: skip
+                     callbacks=[*([self.trackers] if self.trackers else []), *callbacks],
+                     session=self.session)  # fmt: skip
 
 
 def training_session(paths: RunPaths, every: int) -> TrainSession:
@@ -182,7 +190,7 @@ def training_session(paths: RunPaths, every: int) -> TrainSession:
 
 
 def select_and_train(
-    recipe: Recipe, paths: RunPaths, timer: Timer
+    recipe: Recipe, paths: RunPaths, timer: Timer, trackers: TrackerCallback | None = None
 ) -> tuple[nn.Module, DataSplits, TrainResult, Method]:
     """Masks and training as the method defines them; returns the model with masks baked in."""
     data, model, method, ctx = prepare(recipe)
@@ -190,7 +198,7 @@ def select_and_train(
     session = training_session(paths, recipe.train.checkpoint_every)
     stage = timer.stage("fit", f"selecting masks and training ({recipe.method.name})")
     with torch_threads(threads), stage, stop.training():
-        result = method.fit(ctx, RecipeTrainer(recipe, data, paths, session))
+        result = method.fit(ctx, RecipeTrainer(recipe, data, paths, session, trackers))
     stop.raise_if_stopped()
     result.threads = threads
     masks = get_masks(model)
@@ -247,7 +255,7 @@ def export_variants(
     if COMPACT in wanted:
         compact, compact_info = compact_variant(model, dense, recipe, data, metadata)
         save(COMPACT, compact)
-    calibration = data.train.x[: recipe.export.calibration_samples].numpy()
+    calibration = data.train.head(recipe.export.calibration_samples).numpy()
     quantized: dict[bytes, onnx.ModelProto] = {}  # graph -> int8 graph: calibrate each graph once
     for variant, source in ((INT8, dense), (COMPACT_INT8, compact)):
         if variant in wanted and source is not None:
@@ -353,6 +361,12 @@ def assemble_report(
     }
 
 
+def tracked_figures(report: dict[str, Any]) -> dict[str, Any]:
+    """What `train.log_to` trackers get once the run is done."""
+    return {"accuracy": report["accuracy"], "sparsity": report["sparsity"]["reached"],
+            "size_bytes": report["size_bytes"]}  # fmt: skip
+
+
 def run_recipe(
     recipe: Recipe,
     out_dir: Path,
@@ -373,10 +387,14 @@ def run_recipe(
         console.print(f"resuming the interrupted run in {saved}", highlight=False, markup=False)
     with stop.stop_on_signals(), staged_run_dir(out_dir, force, saved) as paths, ExitStack() as stack:
         paths.recipe.write_text(yaml.safe_dump(recipe.to_dict(), sort_keys=False))
-        model, data, result, method = select_and_train(recipe, paths, timer)
+        trackers = (
+            TrackerCallback(recipe.train.log_to, paths.root, recipe.name) if recipe.train.log_to else None
+        )
+        model, data, result, method = select_and_train(recipe, paths, timer, trackers)
         stack.enter_context(torch_threads(result.threads))  # evaluation, export, calibration
         _, torch_acc = evaluate(model, data.test)
         metadata = recipe.metadata(overall_sparsity(model, recipe.sparsity.exclude), torch_acc)
+        metadata.update(input_normalization(data.mean, data.std))
         with timer.stage("export", f"exporting ONNX ({', '.join(f.value for f in recipe.export.formats)})"):
             exported = export_variants(model, recipe, data, paths, metadata)
         with timer.stage("validate", "validating ONNX files"):
@@ -401,5 +419,7 @@ def run_recipe(
         write_json(report, paths.report_json)
         paths.report_md.write_text(markdown(report))
         write_html_report(paths, report)
+        if trackers is not None:
+            trackers.finish(tracked_figures(report))
     drop_resumable(out_dir)  # the published run supersedes any interrupted one
     return report

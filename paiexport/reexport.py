@@ -16,10 +16,10 @@ import torch
 from rich.console import Console
 from torch import nn
 
-from paiexport.data import DataSplits, load_data
+from paiexport.data import DataSplits, load_dataset
 from paiexport.errors import UserError
 from paiexport.export.variants import ExportFormat
-from paiexport.models import build_model
+from paiexport.models.factory import make_model
 from paiexport.paths import RunPaths, staged_run_dir
 from paiexport.recipe import Recipe, apply_overrides, read_recipe_file, validate_recipe
 from paiexport.sparsity.masks import MASK_BUFFER, attach_masks, strip_masks
@@ -61,8 +61,9 @@ def locate_run(path: Path, overrides: list[str]) -> RunSource:
 def restore_model(source: RunSource) -> tuple[nn.Module, DataSplits]:
     """The trained model with its masks baked in, exactly as `paiexport run` exported it."""
     recipe = source.recipe
-    data = load_data(recipe.data.name, seed=recipe.seed, val_fraction=recipe.data.val_fraction)
-    model = build_model(recipe.model.name, recipe.model.args, data.input_shape, data.num_classes)
+    data = load_dataset(recipe.data, seed=recipe.seed, folders=recipe.search_folders())
+    model = make_model(recipe.model, data.input_shape, data.num_classes, recipe.data.batch_size,
+                       recipe.search_folders())  # fmt: skip
     try:
         state = torch.load(source.checkpoint, map_location="cpu", weights_only=True)
     except Exception as exc:

@@ -22,6 +22,7 @@ from paiexport.seeding import stream
 from paiexport.training.callbacks import TrainCallback, TrainState
 from paiexport.training.checkpoint import Progress, TrainSession
 from paiexport.training.metrics_log import MetricsLog
+from paiexport.training.trackers import Tracker
 
 
 class OptimizerName(str, Enum):
@@ -64,6 +65,7 @@ class TrainConfig(StrictModel):
     checkpoint: CheckpointChoice = CheckpointChoice.best
     checkpoint_every: int = Field(default=1, ge=1, description="epochs between resumable checkpoints")
     threads: int | str = Field(default="auto", description="torch CPU threads: auto or a count")
+    log_to: list[Tracker] = Field(default_factory=list, max_length=2, description="tensorboard, mlflow")
 
     @field_validator("threads", mode="before")
     @classmethod
