@@ -85,12 +85,14 @@ def run(
 ) -> None:
     """Select masks, train, export ONNX (every export.formats variant), validate, benchmark, report."""
     from paiexport.paths import default_run_dir, prepare_output
-    from paiexport.pipeline import run_recipe
+    from paiexport.pipeline import run_recipe, start_ranks
     from paiexport.recipe import load_recipe, resolve_recipe_path
     from paiexport.reporting.report import summary_table
 
     with user_errors():
         parsed = load_recipe(resolve_recipe_path(recipe), overrides or [])
+        if not start_ranks(parsed):
+            return  # a torchrun rank other than 0: it trained; rank 0 writes everything
         target = out_dir or default_run_dir(parsed.name)
         # Before any work; leftovers of killed runs are cleaned up and said so.
         prepare_output(target, force, lambda line: err.print(line, highlight=False, markup=False))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import fnmatch
+import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -65,6 +66,7 @@ from paiexport.sparsity.masks import (
 )
 from paiexport.sparsity.structure import structure_notes
 from paiexport.sparsity.types import Distribution, NMPattern, SparsityConfig, StructureKind
+from paiexport.training import distributed
 from paiexport.training.callbacks import TrainCallback
 from paiexport.training.loop import CheckpointChoice, TrainResult, evaluate, train
 from paiexport.verify.validate import FileValidation, onnx_weight_sparsity, torch_logits, validate_file
@@ -338,6 +340,20 @@ def assemble_report(
     }
 
 
+def train_on_other_rank(recipe: Recipe) -> None:
+    """A torchrun rank other than 0: train in step with rank 0, into a folder that is thrown away."""
+    with tempfile.TemporaryDirectory(prefix="paiexport-rank") as tmp:
+        select_and_train(recipe, RunPaths(Path(tmp)), Timer(Console(stderr=True, quiet=True)))
+
+
+def start_ranks(recipe: Recipe) -> bool:
+    """Under torchrun, join the process group; False on ranks other than 0, after they trained."""
+    distributed.init(recipe.train.device, recipe.data.batch_size)
+    if not distributed.is_main():
+        train_on_other_rank(recipe)
+    return distributed.is_main()
+
+
 def run_recipe(
     recipe: Recipe, out_dir: Path, *, force: bool = False, console: Console | None = None
 ) -> dict[str, Any]:
@@ -366,6 +382,7 @@ def run_recipe(
         if ExportFormat.auto in recipe.export.formats:
             deploy = write_deploy(exported, stats, checks, torch_acc, recipe, paths, model, data)
         report = assemble_report(recipe, model, method, result, exported, checks, stats, deploy, torch_acc)
+        report["world_size"] = distributed.world_size()  # torchrun processes that trained the model
         report["timings_s"] = {**timer.seconds, "total": round(time.perf_counter() - start, 3)}
         write_json(report, paths.report_json)
         paths.report_md.write_text(markdown(report))

@@ -20,7 +20,9 @@ from paiexport.data import DataSplits, Split
 from paiexport.display import current
 from paiexport.errors import UserError
 from paiexport.seeding import stream
+from paiexport.training import distributed
 from paiexport.training.callbacks import TrainCallback, TrainState
+from paiexport.training.precision import Precision, PrecisionName, maybe_compile, prepare_input, prepare_model
 
 
 class OptimizerName(str, Enum):
@@ -61,6 +63,9 @@ class TrainConfig(StrictModel):
     lr_schedule: LRScheduleConfig = Field(default_factory=LRScheduleConfig)
     device: str = Field(default="cpu", pattern=r"^(cpu|cuda(:\d+)?)$")
     checkpoint: CheckpointChoice = CheckpointChoice.best
+    precision: PrecisionName = PrecisionName.fp32
+    channels_last: bool = Field(default=False, description="channels_last memory format (conv2d nets)")
+    compile: bool = Field(default=False, description="train a torch.compile'd model")
 
 
 @dataclass
@@ -151,11 +156,14 @@ def train(
 
     After the call the model holds the weights of `cfg.checkpoint` (best or last).
     """
-    device = cfg.device
+    device = distributed.local_device(cfg.device)
     model.to(device)
+    # Scale-out hooks (training/precision.py, training/distributed.py): no-ops by default.
+    net = distributed.wrap(maybe_compile(prepare_model(model, cfg.channels_last), cfg.compile), device)
+    amp = Precision(cfg.precision, device)
     checkpoint_dir.mkdir(parents=True, exist_ok=True)
     optimizer = make_optimizer(model.parameters(), cfg.optimizer)
-    steps_per_epoch = math.ceil(len(data.train) / batch_size)
+    steps_per_epoch = distributed.steps_per_epoch(len(data.train), batch_size)
     total = cfg.epochs * steps_per_epoch
     schedule = torch.optim.lr_scheduler.LambdaLR(
         optimizer, lambda s: lr_factor(cfg.lr_schedule, s, steps_per_epoch, total)
@@ -178,17 +186,18 @@ def train(
             state.epoch = epoch
             model.train()
             loss_sum, correct, seen = 0.0, 0, 0
-            for x, y in data.train.batches(batch_size, generator):
-                state.batch = (x.to(device), y.to(device))
+            for x, y in distributed.shard(data.train.batches(batch_size, generator)):
+                state.batch = (prepare_input(x.to(device), cfg.channels_last), y.to(device))
                 for cb in callbacks:
                     cb.on_step_begin(state)
                 optimizer.zero_grad(set_to_none=True)
-                logits = model(state.batch[0])
-                loss = state.loss_fn(logits, state.batch[1])
-                loss.backward()
+                with amp.autocast():
+                    logits = net(state.batch[0])
+                    loss = state.loss_fn(logits, state.batch[1])
+                amp.backward(loss)
                 for cb in callbacks:
                     cb.on_after_backward(state)
-                optimizer.step()
+                amp.step(optimizer)
                 schedule.step()
                 state.step += 1
                 for cb in callbacks:
