@@ -73,6 +73,8 @@ class RayBackend:
     gpus_per_run: float = 0.0
 
     def run(self, todo: list[PlannedRun], out_dir: Path, progress: Progress) -> None:
+        if not todo:
+            return  # everything complete: no need to start or join Ray
         try:
             import ray
         except ImportError:
