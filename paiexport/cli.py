@@ -85,7 +85,8 @@ def run(
 ) -> None:
     """Select masks, train, export ONNX (every export.formats variant), validate, benchmark, report."""
     from paiexport.paths import default_run_dir, prepare_output
-    from paiexport.pipeline import run_recipe, start_ranks
+    from paiexport.pipeline import run_recipe
+    from paiexport.ranks import start_ranks
     from paiexport.recipe import load_recipe, resolve_recipe_path
     from paiexport.reporting.report import summary_table
 
@@ -278,9 +279,8 @@ def sweep_command(
         else:
             runner = make_backend(backend, address, jobs, cpus, gpus)
             progress = lambda line: err.print(line, highlight=False, markup=False)  # noqa: E731
-            target, complete = run_sweep(
-                recipe, grid or [], seeds, overrides or [], out_dir, runner, shard_text, progress
-            )
+            target, complete = run_sweep(recipe, grid or [], seeds, overrides or [], out_dir, runner,
+                                         shard_text, progress)  # fmt: skip
             if not complete:
                 out.print(f"shard done in {target}; when every shard is: paiexport sweep --collect {target}")
                 return

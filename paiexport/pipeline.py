@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import fnmatch
-import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -338,20 +337,6 @@ def assemble_report(
         "machine": machine(),
         **method.report(),
     }
-
-
-def train_on_other_rank(recipe: Recipe) -> None:
-    """A torchrun rank other than 0: train in step with rank 0, into a folder that is thrown away."""
-    with tempfile.TemporaryDirectory(prefix="paiexport-rank") as tmp:
-        select_and_train(recipe, RunPaths(Path(tmp)), Timer(Console(stderr=True, quiet=True)))
-
-
-def start_ranks(recipe: Recipe) -> bool:
-    """Under torchrun, join the process group; False on ranks other than 0, after they trained."""
-    distributed.init(recipe.train.device, recipe.data.batch_size)
-    if not distributed.is_main():
-        train_on_other_rank(recipe)
-    return distributed.is_main()
 
 
 def run_recipe(

@@ -1,0 +1,27 @@
+"""`paiexport run` under torchrun: every rank trains, rank 0 alone does the rest (training/distributed.py)."""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+from rich.console import Console
+
+from paiexport.paths import RunPaths
+from paiexport.pipeline import Timer, select_and_train
+from paiexport.recipe import Recipe
+from paiexport.training import distributed
+
+
+def train_on_other_rank(recipe: Recipe) -> None:
+    """A torchrun rank other than 0: train in step with rank 0, into a folder that is thrown away."""
+    with tempfile.TemporaryDirectory(prefix="paiexport-rank") as tmp:
+        select_and_train(recipe, RunPaths(Path(tmp)), Timer(Console(stderr=True, quiet=True)))
+
+
+def start_ranks(recipe: Recipe) -> bool:
+    """Under torchrun, join the process group; False on ranks other than 0, after they trained."""
+    distributed.init(recipe.train.device, recipe.data.batch_size)
+    if not distributed.is_main():
+        train_on_other_rank(recipe)
+    return distributed.is_main()
