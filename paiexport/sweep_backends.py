@@ -21,6 +21,7 @@ from typing import Any
 import yaml
 
 from paiexport.errors import UserError
+from paiexport.out_path import check_out_path
 from paiexport.recipe import validate_recipe
 from paiexport.sweep import PlannedRun, is_complete, run_one
 
@@ -187,6 +188,7 @@ def run_sweep(
     runs = plan_sweep(read_recipe_file(path), str(path), axes, seeds, overrides)
     target = out_dir or default_run_dir(f"{runs[0].recipe.name}-sweep")
     title = f"{runs[0].recipe.name} sweep ({seeds} seed{'s' if seeds > 1 else ''})"
+    check_out_path(target)  # before sweep.json is written
     write_plan(runs, extra_axes(axes), title, target)
     if count > 1:
         progress(f"shard {index}/{count}: {len(shard(runs, index, count))} of {len(runs)} runs")
