@@ -110,11 +110,14 @@ def run(
     """Select masks, train, export ONNX (every export.formats variant), validate, benchmark, report."""
     from paiexport.paths import default_run_dir, prepare_output
     from paiexport.pipeline import run_recipe
+    from paiexport.ranks import start_ranks
     from paiexport.recipe import load_recipe, resolve_recipe_path
     from paiexport.reporting.report import summary_table
 
     with user_errors():
         parsed = load_recipe(resolve_recipe_path(recipe), overrides or [])
+        if not start_ranks(parsed, resume):
+            return  # a torchrun rank other than 0: it trained; rank 0 writes everything
         target = out_dir or default_run_dir(parsed.name)
         # Before any work; leftovers of killed runs are cleaned up and said so.
         prepare_output(target, force, lambda line: err.print(line, highlight=False, markup=False))
@@ -262,33 +265,54 @@ def check_command(
 
 @app.command("sweep")
 def sweep_command(
-    recipe: Annotated[str, typer.Argument(help="Recipe YAML file, or the name of a bundled recipe.")],
+    recipe: Annotated[
+        str | None,
+        typer.Argument(help="Recipe YAML file, or the name of a bundled recipe (not with --collect)."),
+    ] = None,
     grid: Annotated[
         list[str] | None,
         typer.Option("--grid", help="dotted.key=v1,v2,...: one axis of the product (repeatable)."),
     ] = None,
     seeds: Annotated[int, typer.Option("--seeds", min=1, help="Seeds per point: seed, seed+1, ...")] = 1,
-    jobs: Annotated[int, typer.Option("--jobs", min=1, help="Runs in parallel processes.")] = 1,
+    jobs: Annotated[
+        int | None, typer.Option("--jobs", min=1, help="Runs in parallel (local: 1; ray: all that fit).")
+    ] = None,
     overrides: Annotated[
         list[str] | None, typer.Option("--set", help="Override a field of every run: dotted.key=value.")
     ] = None,
     out_dir: Annotated[
         Path | None, typer.Option("--out", help="Sweep folder (default: models/<recipe name>-sweep).")
     ] = None,
+    backend: Annotated[str, typer.Option("--backend", help="local (process pool) or ray.")] = "local",
+    address: Annotated[
+        str | None, typer.Option("--address", help="Ray cluster address (default: start a local Ray).")
+    ] = None,
+    cpus: Annotated[float, typer.Option("--cpus-per-run", min=0.0, help="Ray: CPUs per run.")] = 1.0,
+    gpus: Annotated[float, typer.Option("--gpus-per-run", min=0.0, help="Ray: GPUs per run.")] = 0.0,
+    shard_text: Annotated[
+        str | None, typer.Option("--shard", help="i/n: run only every n-th run, from the i-th (0-based).")
+    ] = None,
+    collect_dir: Annotated[
+        Path | None,
+        typer.Option("--collect", help="Aggregate the finished runs of a (sharded) sweep folder."),
+    ] = None,
 ) -> None:
     """Run a grid of recipes x seeds (resumable), then write sweep.csv, sweep.md and sweep.png."""
-    from paiexport.paths import default_run_dir
-    from paiexport.recipe import read_recipe_file, resolve_recipe_path
-    from paiexport.sweep import collect, execute, extra_axes, parse_grid, plan_sweep, write_outputs
+    from paiexport.sweep_backends import collect_sweep, make_backend, run_sweep
 
     with user_errors():
-        path = resolve_recipe_path(recipe)
-        axes = [parse_grid(text) for text in grid or []]
-        runs = plan_sweep(read_recipe_file(path), str(path), axes, seeds, overrides or [])
-        target = out_dir or default_run_dir(f"{runs[0].recipe.name}-sweep")
-        execute(runs, target, jobs, progress=lambda line: err.print(line, highlight=False, markup=False))
-        title = f"{runs[0].recipe.name} sweep ({seeds} seed{'s' if seeds > 1 else ''})"
-        write_outputs(collect(runs, target), extra_axes(axes), target, title)
+        if collect_dir is not None:
+            target = collect_sweep(collect_dir)
+        elif recipe is None:
+            raise UserError("sweep: give a RECIPE, or --collect DIR")
+        else:
+            runner = make_backend(backend, address, jobs, cpus, gpus)
+            progress = lambda line: err.print(line, highlight=False, markup=False)  # noqa: E731
+            target, complete = run_sweep(recipe, grid or [], seeds, overrides or [], out_dir, runner,
+                                         shard_text, progress)  # fmt: skip
+            if not complete:
+                out.print(f"shard done in {target}; when every shard is: paiexport sweep --collect {target}")
+                return
     out.print((target / "sweep.md").read_text(), highlight=False, markup=False)
     out.print(f"sweep folder: {target}  (sweep.csv, sweep.md, sweep.png, one folder per run)")
 

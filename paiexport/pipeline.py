@@ -68,7 +68,7 @@ from paiexport.sparsity.masks import (
 from paiexport.sparsity.structure import structure_notes
 from paiexport.sparsity.types import Distribution, NMPattern, SparsityConfig, StructureKind
 from paiexport.threads import resolve_threads, torch_threads
-from paiexport.training import stop
+from paiexport.training import distributed, stop
 from paiexport.training.callbacks import TrainCallback
 from paiexport.training.checkpoint import TrainSession
 from paiexport.training.loop import CheckpointChoice, TrainResult, evaluate, train
@@ -412,6 +412,7 @@ def run_recipe(
         if ExportFormat.auto in recipe.export.formats:
             deploy = write_deploy(exported, stats, checks, torch_acc, recipe, paths, model, data)
         report = assemble_report(recipe, model, method, result, exported, checks, stats, deploy, torch_acc)
+        report["world_size"] = distributed.world_size()  # torchrun processes that trained the model
         report["gates"] = gates_section(recipe, report)  # `run` gates a CI job in one command
         exit_code, line = run_verdict(report)
         report["verdict"] = {"exit_code": exit_code, "line": line}

@@ -28,6 +28,7 @@ from paiexport.methods.score import ScoreMethod
 from paiexport.sparsity.masks import MASK_BUFFER, attach_masks, prunable_modules
 from paiexport.sparsity.types import Masks
 from paiexport.training.callbacks import TrainCallback, TrainState
+from paiexport.training.distributed import check_masks_agree
 
 
 class DropSchedule(str, Enum):
@@ -147,6 +148,7 @@ class MaskUpdater(TrainCallback, ABC):
                 module.weight[grown[n]] = 0.0  # regrown weights start at exactly zero
                 reset_optimizer_state(state.optimizer, module.weight, dropped[n] | grown[n])
         attach_masks(state.model, {n: (masks[n] & ~dropped[n]) | grown[n] for n in masks})
+        check_masks_agree(state.model, f"mask update {len(self.updates) + 1} (step {state.step})")
         record = {
             "event": "mask_update", "update": len(self.updates) + 1, "step": state.step,
             "epoch": state.epoch + 1, "drop_fraction": fraction,

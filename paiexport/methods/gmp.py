@@ -27,6 +27,7 @@ from paiexport.methods.post_training import magnitude_masks
 from paiexport.sparsity.masks import attach_masks
 from paiexport.sparsity.types import Masks, SparsityConfig
 from paiexport.training.callbacks import KeepPrunedZero, TrainCallback, TrainState
+from paiexport.training.distributed import check_masks_agree
 from paiexport.training.loop import CheckpointChoice, TrainResult
 
 
@@ -91,6 +92,7 @@ class GradualPruning(TrainCallback):
         target = cubic_sparsity(t, self.t0, self.t_end, self.cfg.init_sparsity, self.sparsity.target)
         masks = magnitude_masks(state.model, self.sparsity, target, f"gmp at step {t}")
         attach_masks(state.model, masks)
+        check_masks_agree(state.model, f"gmp update at step {t}")  # under torchrun: same on every rank
         self.updates.append({"step": t, "sparsity": target})
 
 

@@ -22,6 +22,7 @@ from paiexport.sparsity.allocation import _round_to_total
 from paiexport.sparsity.masks import pop_dense_grads, request_dense_grads
 from paiexport.sparsity.types import Masks
 from paiexport.training.callbacks import TrainState
+from paiexport.training.distributed import average_across_ranks
 
 
 class SNFSConfig(DynamicConfig):
@@ -39,7 +40,7 @@ class SNFSUpdater(MaskUpdater):
 
     @torch.no_grad()
     def on_after_backward(self, state: TrainState) -> None:
-        for name, grad in pop_dense_grads(state.model).items():
+        for name, grad in average_across_ranks(pop_dense_grads(state.model)).items():
             if name in self.momentum:
                 self.momentum[name].mul_(self.config.momentum).add_(grad)
             else:

@@ -19,9 +19,11 @@ from paiexport.data import DataSplits, Split
 from paiexport.display import current
 from paiexport.errors import UserError
 from paiexport.seeding import stream
+from paiexport.training import distributed
 from paiexport.training.callbacks import TrainCallback, TrainState
 from paiexport.training.checkpoint import Progress, TrainSession
 from paiexport.training.metrics_log import MetricsLog
+from paiexport.training.precision import Precision, PrecisionName, maybe_compile, prepare_input, prepare_model
 from paiexport.training.trackers import Tracker
 
 
@@ -66,6 +68,9 @@ class TrainConfig(StrictModel):
     checkpoint_every: int = Field(default=1, ge=1, description="epochs between resumable checkpoints")
     threads: int | str = Field(default="auto", description="torch CPU threads: auto or a count")
     log_to: list[Tracker] = Field(default_factory=list, max_length=2, description="tensorboard, mlflow")
+    precision: PrecisionName = PrecisionName.fp32
+    channels_last: bool = Field(default=False, description="channels_last memory format (conv2d nets)")
+    compile: bool = Field(default=False, description="train a torch.compile'd model")
 
     @field_validator("threads", mode="before")
     @classmethod
@@ -181,11 +186,14 @@ def train(
     After the call the model holds the weights of `cfg.checkpoint` (best or last). With a
     `session`, the phase is checkpointed every `cfg.checkpoint_every` epochs and resumed.
     """
-    device = cfg.device
+    device = distributed.local_device(cfg.device)
     model.to(device)
+    # Scale-out hooks (training/precision.py, training/distributed.py): no-ops by default.
+    net = distributed.wrap(maybe_compile(prepare_model(model, cfg.channels_last), cfg.compile), device)
+    amp = Precision(cfg.precision, device)
     checkpoint_dir.mkdir(parents=True, exist_ok=True)
     optimizer = make_optimizer(model.parameters(), cfg.optimizer)
-    steps_per_epoch = math.ceil(len(data.train) / batch_size)
+    steps_per_epoch = distributed.steps_per_epoch(len(data.train), batch_size)
     total = cfg.epochs * steps_per_epoch
     schedule = torch.optim.lr_scheduler.LambdaLR(
         optimizer, lambda s: lr_factor(cfg.lr_schedule, s, steps_per_epoch, total)
@@ -217,17 +225,18 @@ def train(
             state.epoch = epoch
             model.train()
             loss_sum, correct, seen = 0.0, 0, 0
-            for x, y in data.train.batches(batch_size, generator):
-                state.batch = (x.to(device), y.to(device))
+            for x, y in distributed.shard(data.train.batches(batch_size, generator)):
+                state.batch = (prepare_input(x.to(device), cfg.channels_last), y.to(device))
                 for cb in callbacks:
                     cb.on_step_begin(state)
                 optimizer.zero_grad(set_to_none=True)
-                logits = model(state.batch[0])
-                loss = state.loss_fn(logits, state.batch[1])
-                loss.backward()
+                with amp.autocast():
+                    logits = net(state.batch[0])
+                    loss = state.loss_fn(logits, state.batch[1])
+                amp.backward(loss)
                 for cb in callbacks:
                     cb.on_after_backward(state)
-                optimizer.step()
+                amp.step(optimizer)
                 schedule.step()
                 state.step += 1
                 for cb in callbacks:
