@@ -20,7 +20,8 @@ from paiexport.models import ModelName, build_model
 from paiexport.sparsity.masks import attach_masks
 from paiexport.sparsity.types import SparsityConfig
 from paiexport.training.callbacks import KeepPrunedZero
-from paiexport.training.loop import CheckpointChoice, OptimizerConfig, TrainConfig, TrainResult, train
+from paiexport.training.config import CheckpointChoice, OptimizerConfig, TrainConfig
+from paiexport.training.loop import TrainResult, train
 
 SHAPE = (3, 32, 32)
 CHANNEL75 = SparsityConfig(target=0.75, distribution="uniform", structure="channel", channel_reduce="sum")

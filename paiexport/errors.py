@@ -12,6 +12,8 @@ class UserError(Exception):
 def shorten(text: object, limit: int = 60) -> str:
     """A user-supplied name or value cut to `limit` characters, so an error stays one short line."""
     text = str(text)
+    if not text.isprintable():  # a control character (\n, \x1e, ...) would break the line
+        text = repr(text)[1:-1]
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
@@ -21,3 +23,11 @@ def did_you_mean(name: str, choices: list[str]) -> str:
 
     close = difflib.get_close_matches(name, choices, n=1, cutoff=0.6)
     return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+class Interrupted(KeyboardInterrupt):
+    """SIGINT or SIGTERM stopped the run after its last checkpoint; exit 128 + signal number."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum

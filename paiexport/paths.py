@@ -56,6 +56,11 @@ class RunPaths:
         return self.checkpoints / "last.pt"
 
     @property
+    def resume_state(self) -> Path:
+        """Training's resume file; a staging folder holding it survives the stale-staging cleanup."""
+        return self.checkpoints / "resume.pt"
+
+    @property
     def model_state(self) -> Path:
         """The exported model's state dict: masks baked in, no mask buffers."""
         return self.root / "model.pt"
@@ -170,6 +175,8 @@ def recover_interrupted(folder: Path) -> list[str]:
         for path in sorted(folder.iterdir()):
             found = _PARTIAL.match(path.name)
             if found and path.is_dir() and not _staged_by_live_run(path, int(found[2])):
+                if RunPaths(path).resume_state.is_file():
+                    continue  # resumable: `run --resume` continues it, a published run drops it
                 shutil.rmtree(path, ignore_errors=True)
                 done.append(f"removed {path.name} (left by an interrupted run)")
         # Newest first: with several, the most recent old run is the one restored.
@@ -245,28 +252,40 @@ def _publish(staging: Path, final: Path, force: bool) -> None:
 
 
 @contextmanager
-def staged_run_dir(final: Path, force: bool) -> Iterator[RunPaths]:
+def staged_run_dir(final: Path, force: bool, resume_from: Path | None = None) -> Iterator[RunPaths]:
     """Write into a hidden sibling folder and move it into place only on success.
 
     A failed or interrupted run leaves no half-written output (nor parent folders it made),
     an existing run is replaced (with --force) only once the new one is complete, and a
-    folder that appeared meanwhile is never replaced without --force.
+    folder that appeared meanwhile is never replaced without --force. `resume_from`: the
+    staging folder of an interrupted run to continue in; an interrupted run (Ctrl-C, SIGTERM)
+    that wrote a resume file leaves its staging folder for `run --resume`.
     """
     prepare_output(final, force)
     created = _make_parents(final.parent)
     try:
         with _folder_lock(final.parent):  # cleanup never sees a staging folder without its lock
-            staging = final.parent / f".{final.name}.partial-{os.getpid()}-{secrets.token_hex(4)}"
-            staging.mkdir()
+            staging = (
+                resume_from or final.parent / f".{final.name}.partial-{os.getpid()}-{secrets.token_hex(4)}"
+            )
+            if resume_from is None:
+                staging.mkdir()
+            elif not staging.is_dir() or _staged_by_live_run(staging, int(_PARTIAL.match(staging.name)[2])):
+                raise UserError(f"--resume: {short(staging)} is in use by a running paiexport")
             marker = os.open(staging / RUN_MARKER, os.O_WRONLY | os.O_CREAT, 0o644)
             fcntl.flock(marker, fcntl.LOCK_EX)  # held until published: marks this run as alive
+        keep = False
         try:
             os.write(marker, MARKER_TEXT.encode())
             yield RunPaths(staging)
             _publish(staging, final, force)
+        except KeyboardInterrupt:
+            keep = RunPaths(staging).resume_state.is_file()
+            raise
         finally:
             os.close(marker)
-            shutil.rmtree(staging, ignore_errors=True)  # gone already when published
+            if not keep:
+                shutil.rmtree(staging, ignore_errors=True)  # gone already when published
     except BaseException:
         for folder in created:  # deepest first; a folder someone else filled stays
             with contextlib.suppress(OSError):

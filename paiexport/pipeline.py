@@ -17,13 +17,15 @@ from torch import nn
 
 from paiexport.bench.deploy import Stats, write_deploy
 from paiexport.bench.latency import benchmark_files
-from paiexport.data import DataSplits, load_data
+from paiexport.data import DataSplits, load_dataset
 from paiexport.display import Display
 from paiexport.errors import UserError
 from paiexport.export.build import ExportedVariants, export_variants
+from paiexport.export.metadata import input_normalization
 from paiexport.export.variants import ExportFormat
 from paiexport.methods import FitResult, Method, SelectionContext, make_method
-from paiexport.models import build_model, check_model_size, check_sample_batch
+from paiexport.models import check_sample_batch
+from paiexport.models.factory import make_model
 from paiexport.paths import RunPaths, staged_run_dir
 from paiexport.recipe import Recipe
 from paiexport.reporting.assemble import RunFacts, RunOutcome, build_report
@@ -42,7 +44,12 @@ from paiexport.sparsity.masks import (
 )
 from paiexport.sparsity.types import NMPattern, SparsityConfig
 from paiexport.threads import resolve_threads, torch_threads
+from paiexport.training import distributed, stop
+from paiexport.training.checkpoint import TrainSession
 from paiexport.training.loop import evaluate
+from paiexport.training.metrics_log import MetricsLog
+from paiexport.training.resumable import drop_resumable, resume_dir
+from paiexport.training.trackers import TrackerCallback
 from paiexport.training.trainer import RecipeTrainer
 from paiexport.variant import Variant
 from paiexport.verdict import check_gates_measurable, gates_section, run_verdict
@@ -70,11 +77,15 @@ def effective_sparsity(recipe: Recipe) -> SparsityConfig:
     return recipe.sparsity.model_copy(update={"target": recipe.effective_target()})
 
 
-def check_fits_model(recipe: Recipe, model: nn.Module, sample: torch.Tensor | None = None) -> None:
+def check_fits_model(
+    recipe: Recipe, model: nn.Module, sample: torch.Tensor | None = None, num_classes: int | None = None
+) -> None:
     """What the recipe can only be checked against once the model exists."""
     if sample is not None:
-        check_sample_batch(model, sample)
+        check_sample_batch(model, sample, num_classes)
     names = list(prunable_weights(model))
+    if not names:
+        raise UserError(f"model.name: {recipe.model.name} has no prunable layer (no Linear or Conv weight)")
     for pattern in recipe.sparsity.exclude:
         if not any(fnmatch.fnmatchcase(n, pattern) for n in names):
             raise UserError(f"sparsity.exclude: {pattern!r} matches no prunable weight ({', '.join(names)})")
@@ -94,11 +105,10 @@ def check_fits_model(recipe: Recipe, model: nn.Module, sample: torch.Tensor | No
 def prepare(recipe: Recipe) -> tuple[DataSplits, nn.Module, Method, SelectionContext]:
     """Seeded data, model and method: the same recipe gives the same starting point."""
     seed_everything(recipe.seed)
-    data = load_data(recipe.data.name, seed=recipe.seed, val_fraction=recipe.data.val_fraction)
-    shape_args = (recipe.model.name, recipe.model.args, data.input_shape, data.num_classes)
-    check_model_size(*shape_args, recipe.data.batch_size)
-    model = build_model(*shape_args)
-    check_fits_model(recipe, model, data.train.x[: min(recipe.data.batch_size, 2)])
+    data = load_dataset(recipe.data, seed=recipe.seed, folders=recipe.search_folders())
+    model = make_model(recipe.model, data.input_shape, data.num_classes, recipe.data.batch_size,
+                       recipe.search_folders())  # fmt: skip
+    check_fits_model(recipe, model, data.train.head(min(recipe.data.batch_size, 2)), data.num_classes)
     method = make_method(recipe.method)
     ctx = SelectionContext(
         model,
@@ -110,19 +120,33 @@ def prepare(recipe: Recipe) -> tuple[DataSplits, nn.Module, Method, SelectionCon
     return data, model, method, ctx
 
 
-def recipe_trainer(recipe: Recipe, data: DataSplits, paths: RunPaths) -> RecipeTrainer:
-    return RecipeTrainer(recipe.train, recipe.data.batch_size, recipe.seed, data, paths)
+def recipe_trainer(
+    recipe: Recipe, data: DataSplits, paths: RunPaths, session: TrainSession | None = None,
+    trackers: TrackerCallback | None = None,
+) -> RecipeTrainer:  # fmt: skip
+    return RecipeTrainer(recipe.train, recipe.data.batch_size, recipe.seed, data, paths, session, trackers)
+
+
+def training_session(paths: RunPaths, every: int) -> TrainSession:
+    """The run's checkpoints: continued where the staging folder holds a resume file."""
+    paths.checkpoints.mkdir(parents=True, exist_ok=True)
+    if paths.resume_state.is_file():
+        return TrainSession.resume(paths.resume_state, MetricsLog(paths.metrics), every)
+    return TrainSession(paths.resume_state, MetricsLog(paths.metrics), every)
 
 
 def select_and_train(
-    recipe: Recipe, paths: RunPaths, timer: Timer
+    recipe: Recipe, paths: RunPaths, timer: Timer, trackers: TrackerCallback | None = None
 ) -> tuple[nn.Module, DataSplits, FitResult, Method]:
     """Masks and training as the method defines them; returns the model with masks baked in."""
     data, model, method, ctx = prepare(recipe)
     threads = resolve_threads(recipe.train.threads, model, data.input_shape, recipe.data.batch_size)
-    trainer = recipe_trainer(recipe, data, paths)
-    with torch_threads(threads), timer.stage("fit", f"selecting masks and training ({recipe.method.name})"):
+    session = training_session(paths, recipe.train.checkpoint_every)
+    trainer = recipe_trainer(recipe, data, paths, session, trackers)
+    stage = timer.stage("fit", f"selecting masks and training ({recipe.method.name})")
+    with torch_threads(threads), stage, stop.training():
         result = method.fit(ctx, trainer)
+    stop.raise_if_stopped()
     result.train.threads = threads
     if trainer.compacted is not None:  # train.compact: the small model was trained, masks from selection
         masks, model = trainer.compacted.masks, trainer.compacted.model
@@ -162,21 +186,42 @@ def finish_report(recipe: Recipe, report: RunReport, timer: Timer, start: float,
     write_html_report(paths, report)
 
 
+def tracked_figures(report: RunReport) -> dict[str, Any]:
+    """What `train.log_to` trackers get once the run is done."""
+    return {"accuracy": report.accuracy.model_dump(), "sparsity": report.sparsity.reached,
+            "size_bytes": {v: s.model_dump() for v, s in report.size_bytes.items()}}  # fmt: skip
+
+
 def run_recipe(
-    recipe: Recipe, out_dir: Path, *, force: bool = False, console: Console | None = None
+    recipe: Recipe,
+    out_dir: Path,
+    *,
+    force: bool = False,
+    console: Console | None = None,
+    resume: bool = False,
 ) -> RunReport:
-    """Run a recipe end to end; the finished run folder appears at `out_dir` atomically."""
+    """Run a recipe end to end; the finished run folder appears at `out_dir` atomically.
+
+    `resume`: continue the interrupted run of `out_dir` (same recipe) if there is one.
+    """
     console = console or Console(stderr=True)
     timer, start = Timer(console), time.perf_counter()
     check_gates_measurable(recipe)
-    with staged_run_dir(out_dir, force) as paths, ExitStack() as stack:
+    saved = resume_dir(out_dir, yaml.safe_load(yaml.safe_dump(recipe.to_dict()))) if resume else None
+    if saved is not None:
+        console.print(f"resuming the interrupted run in {saved}", highlight=False, markup=False)
+    with stop.stop_on_signals(), staged_run_dir(out_dir, force, saved) as paths, ExitStack() as stack:
         paths.recipe.write_text(yaml.safe_dump(recipe.to_dict(), sort_keys=False))
-        model, data, fit, method = select_and_train(recipe, paths, timer)
+        trackers = (
+            TrackerCallback(recipe.train.log_to, paths.root, recipe.name) if recipe.train.log_to else None
+        )
+        model, data, fit, method = select_and_train(recipe, paths, timer, trackers)
         stack.enter_context(torch_threads(fit.train.threads))  # evaluation, export, calibration
         _, torch_acc = evaluate(model, data.test)
         compacted = fit.train.compact  # train.compact: the trained model has no masks; the selection's
         reached = overall_sparsity(model, recipe.sparsity.exclude) if compacted is None else None
         metadata = recipe.metadata(compacted["selection_sparsity"] if compacted else reached, torch_acc)
+        metadata.update(input_normalization(data.mean, data.std))
         with timer.stage("export", f"exporting ONNX ({', '.join(f.value for f in recipe.export.formats)})"):
             exported = export_variants(model, recipe.export, data, paths, metadata)
         with timer.stage("validate", "validating ONNX files"):
@@ -189,5 +234,9 @@ def run_recipe(
         outcome = RunOutcome(model, fit, method.trains_weights, torch_acc, files, checks, stats,
                              exported.compact, deploy, data.test.x)  # fmt: skip
         report = build_report(facts, outcome)
+        report.world_size = distributed.world_size()  # torchrun processes that trained the model
         finish_report(recipe, report, timer, start, paths)
+        if trackers is not None:
+            trackers.finish(tracked_figures(report))
+    drop_resumable(out_dir)  # the published run supersedes any interrupted one
     return report

@@ -15,24 +15,24 @@ from pathlib import Path
 from typing import Annotated, Any, Union
 
 import yaml
-from pydantic import BaseModel, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, Field, PrivateAttr, ValidationError, model_validator
 
 from paiexport import __version__, recipe_yaml
-from paiexport.bench.settings import MAX_BATCH, BenchSettings
+from paiexport.bench.settings import BenchSettings
 from paiexport.config import BOOL_FOR_NUMBER, StrictModel
-from paiexport.data import DatasetName
+from paiexport.data.config import DataConfig
 from paiexport.errors import UserError, did_you_mean, shorten
 from paiexport.export.config import ExportConfig
 from paiexport.export.metadata import tagged
 from paiexport.methods import METHODS
 from paiexport.methods.compact_training import check_compact_training
 from paiexport.methods.score import Ablation
-from paiexport.models import ModelName, parse_model_args
+from paiexport.models import ModelConfig
 from paiexport.reporting.gates import GatesConfig
 from paiexport.sparseml.load import is_sparseml_recipe
 from paiexport.sparseml.native import sparseml_to_native
 from paiexport.sparsity.types import ChannelReduce, NMPattern, SparsityConfig, StructureKind
-from paiexport.training.loop import CheckpointChoice, TrainConfig
+from paiexport.training.config import CheckpointChoice, TrainConfig
 
 MAX_NM_GROUP = 1024  # N:M groups wider than any layer's input keep every weight
 
@@ -40,25 +40,6 @@ MethodSection = Annotated[
     Union[tuple(cls.config_class for cls in METHODS.values())],  # noqa: UP007 - built at runtime
     Field(discriminator="name"),
 ]
-
-
-class DataConfig(StrictModel):
-    name: DatasetName = DatasetName.mnist1d
-    batch_size: int = Field(default=128, ge=1, le=MAX_BATCH)
-    val_fraction: float = Field(default=0.1, ge=0.0, lt=1.0)
-
-
-class ModelConfig(StrictModel):
-    name: ModelName = ModelName.cnn1d
-    args: dict[str, Any] = Field(default_factory=dict)
-
-    @field_validator("args")
-    @classmethod
-    def _args_fit_model(cls, args: dict[str, Any], info: Any) -> dict[str, Any]:
-        name = info.data.get("name")
-        if name is not None:
-            parse_model_args(name, args)
-        return args
 
 
 class ValidateConfig(StrictModel):
@@ -83,6 +64,10 @@ class Recipe(StrictModel):
     bench: BenchSettings = Field(default_factory=BenchSettings)
     gates: GatesConfig = Field(default_factory=GatesConfig)
     validate: ValidateConfig = Field(default_factory=ValidateConfig)
+    _folder: Path | None = PrivateAttr(default=None)  # the recipe file's; factories and data.path look there
+
+    def search_folders(self) -> list[Path]:
+        return [self._folder] if self._folder is not None else []
 
     @model_validator(mode="after")
     def _best_needs_validation_data(self) -> Recipe:
@@ -130,7 +115,7 @@ class Recipe(StrictModel):
             {
                 "recipe": self.name,
                 "recipe_hash": self.digest(),
-                "dataset": self.data.name.value,  # validate refuses another --data
+                "dataset": self.data.name,  # validate refuses another --data
                 "seed": self.seed,  # digits' and synthetic's test splits depend on it (validate)
                 "method": self.method.name,
                 "structure": self.to_dict()["sparsity"]["structure"],
@@ -253,7 +238,9 @@ def load_recipe(path: Path, overrides: Sequence[Override] = ()) -> Recipe:
     """Read (native, or SparseML converted to native), override and validate a recipe file."""
     sparseml = path.is_file() and is_sparseml_recipe(path)
     raw = apply_overrides(sparseml_to_native(path) if sparseml else read_recipe_file(path), overrides)
-    return validate_recipe(raw, str(path))
+    recipe = validate_recipe(raw, str(path))
+    recipe._folder = path.resolve().parent
+    return recipe
 
 
 def bundled_recipes_dir() -> Path:

@@ -17,16 +17,17 @@ import torch
 from rich.console import Console
 from torch import nn
 
-from paiexport.data import DataSplits, load_data
+from paiexport.data import DataSplits, load_dataset
 from paiexport.errors import UserError
 from paiexport.export.variants import ExportFormat
-from paiexport.models import build_model
+from paiexport.models.factory import make_model
 from paiexport.paths import RunPaths, staged_run_dir
 from paiexport.recipe import Override, Recipe, apply_overrides, read_recipe_file, validate_recipe
 from paiexport.seeding import seed_everything
 from paiexport.sparsity.masks import MASK_BUFFER, attach_masks, strip_masks
 from paiexport.training.compact import rebuild_compact
-from paiexport.training.loop import CheckpointChoice, evaluate
+from paiexport.training.config import CheckpointChoice
+from paiexport.training.loop import evaluate
 from paiexport.variant import Variant
 
 
@@ -65,8 +66,9 @@ def locate_run(path: Path, overrides: Sequence[Override]) -> RunSource:
 def restore_model(source: RunSource) -> tuple[nn.Module, DataSplits]:
     """The trained model with its masks baked in, exactly as `paiexport run` exported it."""
     recipe = source.recipe
-    data = load_data(recipe.data.name, seed=recipe.seed, val_fraction=recipe.data.val_fraction)
-    model = build_model(recipe.model.name, recipe.model.args, data.input_shape, data.num_classes)
+    data = load_dataset(recipe.data, seed=recipe.seed, folders=recipe.search_folders())
+    model = make_model(recipe.model, data.input_shape, data.num_classes, recipe.data.batch_size,
+                       recipe.search_folders())  # fmt: skip
     if recipe.train.compact:
         model = _compact_architecture(source, model, data)
     try:
@@ -96,9 +98,10 @@ def _compact_architecture(source: RunSource, model: nn.Module, data: DataSplits)
     # build the initial model exactly as the run did (same seed, same order).
     recipe = source.recipe
     seed_everything(recipe.seed)
-    load_data(recipe.data.name, seed=recipe.seed, val_fraction=recipe.data.val_fraction)
-    model = build_model(recipe.model.name, recipe.model.args, data.input_shape, data.num_classes)
-    return rebuild_compact(model, masks, data.train.x[:2])
+    data = load_dataset(recipe.data, seed=recipe.seed, folders=recipe.search_folders())
+    model = make_model(recipe.model, data.input_shape, data.num_classes, recipe.data.batch_size,
+                       recipe.search_folders())  # fmt: skip
+    return rebuild_compact(model, masks, data.train.head(2))
 
 
 def default_export_dir(source: RunSource) -> Path:

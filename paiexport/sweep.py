@@ -16,12 +16,10 @@ import itertools
 import json
 import os
 from collections.abc import Callable
-from concurrent.futures import ProcessPoolExecutor, as_completed
 from contextlib import nullcontext
 from dataclasses import dataclass
-from multiprocessing import get_context
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import yaml
 
@@ -141,40 +139,27 @@ def run_one(raw: dict[str, Any], folder: str, torch_threads: int | None, quiet: 
     with open(os.devnull, "w") as devnull, contextlib.redirect_stdout(devnull) if quiet else nullcontext():
         # force: a run folder without this recipe's complete report is replaced atomically
         # (a folder that is no paiexport run is refused, never deleted).
-        run_recipe(recipe, Path(folder), force=True, console=Console(stderr=True, quiet=quiet))
+        run_recipe(recipe, Path(folder), force=True, console=Console(stderr=True, quiet=quiet), resume=True)
     return folder
 
 
+class Backend(Protocol):
+    """Runs the runs of a sweep that are not complete yet (sweep_backends: local, ray)."""
+
+    def run(self, todo: list[PlannedRun], out_dir: Path, progress: Callable[[str], None]) -> None: ...
+
+
 def execute(
-    runs: list[PlannedRun], out_dir: Path, jobs: int, progress: Callable[[str], None] = print
+    runs: list[PlannedRun], out_dir: Path, backend: Backend, progress: Callable[[str], None] = print
 ) -> None:
-    """Run what is not complete yet, `jobs` at a time (in separate processes if jobs > 1)."""
+    """Run what is not complete yet on `backend` (finished runs are skipped: resume)."""
     check_out_path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     for line in recover_interrupted(out_dir):
         progress(line)
     todo = [r for r in runs if not is_complete(r, out_dir)]
     progress(f"{len(runs)} runs, {len(runs) - len(todo)} already complete (skipped), {len(todo)} to run")
-    if jobs == 1:
-        for i, run in enumerate(todo, 1):
-            progress(f"[{i}/{len(todo)}] {run.name}")
-            run_one(run.recipe.to_dict(), str(out_dir / run.name), None, quiet=False)
-        return
-    # Processes share the CPU: split torch's threads so jobs do not oversubscribe the cores.
-    threads = max(1, (os.cpu_count() or 1) // jobs)
-    pool = ProcessPoolExecutor(max_workers=jobs, mp_context=get_context("spawn"))
-    try:
-        futures = {
-            pool.submit(run_one, r.recipe.to_dict(), str(out_dir / r.name), threads, True): r for r in todo
-        }
-        for i, future in enumerate(as_completed(futures), 1):
-            future.result()
-            progress(f"[{i}/{len(todo)}] done {futures[future].name}")
-    except BaseException:
-        # Ctrl-C or a failed run: start nothing new; finished runs stay and a rerun resumes.
-        pool.shutdown(wait=False, cancel_futures=True)
-        raise
-    pool.shutdown()
+    backend.run(todo, out_dir, progress)
 
 
 # --- aggregation ------------------------------------------------------------------------------

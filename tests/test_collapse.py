@@ -47,7 +47,7 @@ def net_with_a_tiny_layer(input_shape, num_classes):
 @pytest.fixture
 def collapsing_recipe(monkeypatch, write_recipe, tiny_recipe_dict):
     monkeypatch.setattr(
-        "paiexport.pipeline.build_model",
+        "paiexport.models.factory.build_model",
         lambda name, args, shape, classes: net_with_a_tiny_layer(shape, classes),
     )
     tiny_recipe_dict["method"] = {"name": "magnitude"}

@@ -23,7 +23,8 @@ from paiexport.sparsity.masks import (
     request_dense_grads,
 )
 from paiexport.training.callbacks import KeepPrunedZero, TrainCallback, TrainState
-from paiexport.training.loop import OptimizerConfig, TrainConfig, train
+from paiexport.training.config import OptimizerConfig, TrainConfig
+from paiexport.training.loop import train
 
 W = torch.tensor([[0.9, 0.0, -0.05, 0.0], [0.0, 0.4, 0.0, -0.2], [0.1, 0.0, 0.0, 0.7]])
 # Dense gradient: the largest entries at ACTIVE positions (9 at the dropped (0,2), 8 at the kept

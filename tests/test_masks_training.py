@@ -16,7 +16,8 @@ from paiexport.sparsity.masks import (
     strip_masks,
 )
 from paiexport.training.callbacks import KeepPrunedZero
-from paiexport.training.loop import LRScheduleConfig, OptimizerConfig, TrainConfig, lr_factor, train
+from paiexport.training.config import LRScheduleConfig, OptimizerConfig, TrainConfig
+from paiexport.training.loop import lr_factor, train
 
 
 def random_masks(model: nn.Module, density: float = 0.3) -> dict[str, torch.Tensor]:

@@ -18,7 +18,7 @@ def test_valid_recipe_is_typed(write_recipe, tiny_recipe_dict):
 
 def test_minimal_recipe_gets_defaults(write_recipe):
     recipe = load_recipe(write_recipe({"name": "m", "method": {"name": "random"}}))
-    assert recipe.data.name.value == "mnist1d" and recipe.model.name.value == "cnn1d"
+    assert recipe.data.name == "mnist1d" and recipe.model.name == "cnn1d"
     assert recipe.export.opset == 18 and recipe.export.sparse_threshold == 0.7
 
 

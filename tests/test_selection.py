@@ -13,7 +13,8 @@ from paiexport.methods.supermask import SupermaskConfig, SupermaskSelector
 from paiexport.models import ModelName, build_model
 from paiexport.sparsity.masks import get_masks, prunable_weights
 from paiexport.sparsity.types import SparsityConfig
-from paiexport.training.loop import OptimizerConfig, TrainConfig, train
+from paiexport.training.config import OptimizerConfig, TrainConfig
+from paiexport.training.loop import train
 
 
 def fit(tmp_path, config, target=0.5, distribution="uniform"):

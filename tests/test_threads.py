@@ -11,7 +11,8 @@ from paiexport.recipe import bundled_recipes_dir, load_recipe, validate_recipe
 from paiexport.threads import forward_macs, resolve_threads, torch_threads
 from paiexport.training import trainer as trainer_module
 from paiexport.training.callbacks import TrainCallback
-from paiexport.training.loop import OptimizerConfig, TrainConfig, divergence_limit, train
+from paiexport.training.config import OptimizerConfig, TrainConfig
+from paiexport.training.loop import divergence_limit, train
 
 
 def test_forward_macs_hand_computed():

@@ -69,6 +69,26 @@ def user_errors() -> Iterator[None]:
         raise typer.Exit(2) from None
 
 
+@contextmanager
+def resume_messages(target: Path, resume: bool, recipe: str, out_dir: Path | None) -> Iterator[None]:
+    """Say when resumable state exists; Ctrl-C / SIGTERM: say how to resume, exit 130 / 143."""
+    from paiexport.errors import Interrupted
+    from paiexport.training.resumable import resume_hint
+
+    hint = None if resume else resume_hint(target)
+    if hint:
+        err.print(hint, highlight=False, markup=False, soft_wrap=True)
+    try:
+        yield
+    except KeyboardInterrupt as exc:
+        signum = exc.signum if isinstance(exc, Interrupted) else 2
+        again = f"paiexport run {recipe}" + (f" --out {out_dir}" if out_dir else "") + " --resume"
+        err.print(
+            f"interrupted; the checkpoint is kept: continue with `{again}`", highlight=False, markup=False
+        )
+        raise typer.Exit(128 + signum) from None
+
+
 @app.command()
 def run(
     recipe: Annotated[str, typer.Argument(help="Recipe YAML file, or the name of a bundled recipe.")],
@@ -82,20 +102,28 @@ def run(
     force: Annotated[
         bool, typer.Option("--force", metavar="", help="Replace an existing run folder (or empty folder).")
     ] = False,
+    resume: Annotated[
+        bool,
+        typer.Option("--resume", metavar="", help="Continue the interrupted run of --out (same recipe)."),
+    ] = False,
 ) -> None:
     """Select masks, train, export ONNX (every export.formats variant), validate, benchmark, report."""
     from paiexport.cli.overrides import parse_overrides
     from paiexport.paths import default_run_dir, prepare_output
     from paiexport.pipeline import run_recipe
+    from paiexport.ranks import start_ranks
     from paiexport.recipe import load_recipe, resolve_recipe_path
     from paiexport.reporting.report import summary_table
 
     with user_errors():
         parsed = load_recipe(resolve_recipe_path(recipe), parse_overrides(overrides))
+        if not start_ranks(parsed, resume):
+            return  # a torchrun rank other than 0: it trained; rank 0 writes everything
         target = out_dir or default_run_dir(parsed.name)
         # Before any work; leftovers of killed runs are cleaned up and said so.
         prepare_output(target, force, lambda line: err.print(line, highlight=False, markup=False))
-        report = run_recipe(parsed, target, force=force, console=err)
+        with resume_messages(target, resume, recipe, out_dir):
+            report = run_recipe(parsed, target, force=force, console=err, resume=resume)
     wide_out().print(summary_table(report))
     listed = ", ".join(["report.json", "report.md", "report.html", *report.files.values()])
     out.print(f"run folder: {target}  ({listed})", highlight=False, soft_wrap=True)
@@ -107,40 +135,6 @@ def run(
     out.print(last, style=style, highlight=False, markup=False, soft_wrap=True)
     if verdict.exit_code:
         raise typer.Exit(verdict.exit_code)
-
-
-@app.command("sweep")
-def sweep_command(
-    recipe: Annotated[str, typer.Argument(help="Recipe YAML file, or the name of a bundled recipe.")],
-    grid: Annotated[
-        list[str] | None,
-        typer.Option("--grid", help="dotted.key=v1,v2,...: one axis of the product (repeatable)."),
-    ] = None,
-    seeds: Annotated[int, typer.Option("--seeds", min=1, help="Seeds per point: seed, seed+1, ...")] = 1,
-    jobs: Annotated[int, typer.Option("--jobs", min=1, help="Runs in parallel processes.")] = 1,
-    overrides: Annotated[
-        list[str] | None, typer.Option("--set", help="Override a field of every run: dotted.key=value.")
-    ] = None,
-    out_dir: Annotated[
-        Path | None, typer.Option("--out", help="Sweep folder (default: models/<recipe name>-sweep).")
-    ] = None,
-) -> None:
-    """Run a grid of recipes x seeds (resumable), then write sweep.csv, sweep.md and sweep.png."""
-    from paiexport.cli.overrides import parse_overrides
-    from paiexport.paths import default_run_dir
-    from paiexport.recipe import read_recipe_file, resolve_recipe_path
-    from paiexport.sweep import collect, execute, extra_axes, parse_grid, plan_sweep, write_outputs
-
-    with user_errors():
-        path = resolve_recipe_path(recipe)
-        axes = [parse_grid(text) for text in grid or []]
-        runs = plan_sweep(read_recipe_file(path), str(path), axes, seeds, parse_overrides(overrides))
-        target = out_dir or default_run_dir(f"{runs[0].recipe.name}-sweep")
-        execute(runs, target, jobs, progress=lambda line: err.print(line, highlight=False, markup=False))
-        title = f"{runs[0].recipe.name} sweep ({seeds} seed{'s' if seeds > 1 else ''})"
-        write_outputs(collect(runs, target), extra_axes(axes), target, title)
-    out.print((target / "sweep.md").read_text(), highlight=False, markup=False)
-    out.print(f"sweep folder: {target}  (sweep.csv, sweep.md, sweep.png, one folder per run)")
 
 
 @app.command("export")
@@ -184,4 +178,4 @@ def export_cmd(
 
 
 # The file commands (bench, check, validate, inspect) and `recipes` register themselves on `app`.
-from paiexport.cli import files, recipes  # noqa: E402, F401
+from paiexport.cli import files, recipes, sweep  # noqa: E402, F401

@@ -139,7 +139,9 @@ def check_command(
 @app.command("validate")
 def validate_cmd(
     model: Annotated[Path, typer.Argument(help="The ONNX file to check.")],
-    data: Annotated[str, typer.Option("--data", help="Dataset whose test split is used: digits, mnist1d.")],
+    data: Annotated[
+        str | None, typer.Option("--data", help="Dataset whose test split is used (mnist1d, npz, ...).")
+    ] = None,
     reference: Annotated[
         Path | None,
         typer.Option("--reference", help="An ONNX file the outputs must match (e.g. model.onnx)."),
@@ -152,13 +154,21 @@ def validate_cmd(
         typer.Option("--seed", help="Seed of the test split (default: the file's paiexport.seed, else 0)."),
     ] = None,
     shape: ShapeOption = None,
+    data_path: Annotated[
+        str | None, typer.Option("--data-path", help="Folder or file of the dataset.")
+    ] = None,
+    recipe: Annotated[
+        Path | None, typer.Option("--recipe", help="Take the data section of a run's recipe.yaml.")
+    ] = None,
 ) -> None:
     """Checker, load, parity with a reference file, accuracy, sparsity per initializer; exit 1 on failure."""
+    from paiexport.verify.eval_data import validation_data
     from paiexport.verify.file_checks import check_file
     from paiexport.verify.inputs import parse_shapes
 
     with user_errors():
-        report = check_file(model, data, reference, max_accuracy_drop, seed, parse_shapes(shape or []))
+        cfg = validation_data(data, data_path, recipe)
+        report = check_file(model, cfg, reference, max_accuracy_drop, seed, parse_shapes(shape or []))
     for check in report.checks:
         mark = "[green]✓[/]" if check.ok else "[red]✗[/]"
         out.print(f"{mark} {check.name}: {check.detail}", soft_wrap=True)

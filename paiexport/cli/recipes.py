@@ -30,7 +30,7 @@ def list_recipes(ctx: typer.Context) -> None:
                 continue
             out.print(
                 f"{path.stem:<20} {r.method.name:<10} sparsity {r.effective_target():.0%} "
-                f"{r.sparsity.distribution.value:<8} {r.model.name.value} on {r.data.name.value}, "
+                f"{r.sparsity.distribution.value:<8} {r.model.name} on {r.data.name}, "
                 f"{r.train.epochs} epochs",
                 highlight=False,
             )

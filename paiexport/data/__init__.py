@@ -1,57 +1,32 @@
-"""Datasets as in-memory tensors with seeded train/val/test splits.
+"""Datasets: the bundled three, on-disk formats and user factories, as seeded train/val/test splits.
 
-Every bundled dataset fits in memory, so batches are cut from tensors directly:
-faster than a DataLoader on 2 cores, and trivially deterministic.
+Array datasets (bundled, IDX, CIFAR, npz) are held as tensors and batched by indexing (the fast
+path); image folders and factory datasets stream through a DataLoader (`splits.DatasetSplit`).
 """
 
 from __future__ import annotations
 
-import functools
-from collections.abc import Iterator
-from dataclasses import dataclass
-from enum import Enum
+from pathlib import Path
 
 import numpy as np
 import torch
 
+from paiexport.data import bundled, streamed
+from paiexport.data.config import BUNDLED, AugmentConfig, DataConfig, DatasetName, FileFormat, MeanStd
+from paiexport.data.formats import cifar, idx, imagefolder, npz
+from paiexport.data.formats import factory as dataset_factory
+from paiexport.data.splits import DatasetSplit, DataSplits, Split
+from paiexport.data.transforms import channel_stats, make_augment, normalize
 from paiexport.errors import UserError
 
+__all__ = ["DataConfig", "DataSplits", "DatasetName", "DatasetSplit", "Split", "load_data", "load_dataset"]
 
-class DatasetName(str, Enum):
-    digits = "digits"
-    mnist1d = "mnist1d"
-    synthetic = "synthetic"
-
-
-@dataclass(frozen=True)
-class Split:
-    x: torch.Tensor
-    y: torch.Tensor
-
-    def __len__(self) -> int:
-        return len(self.y)
-
-    def batches(
-        self, batch_size: int, generator: torch.Generator | None = None
-    ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        """Yield (x, y) batches; shuffled when a generator is given, in order otherwise."""
-        n = len(self)
-        order = torch.randperm(n, generator=generator) if generator is not None else None
-        for start in range(0, n, batch_size):
-            if order is None:
-                yield self.x[start : start + batch_size], self.y[start : start + batch_size]
-            else:
-                idx = order[start : start + batch_size]
-                yield self.x[idx], self.y[idx]
-
-
-@dataclass(frozen=True)
-class DataSplits:
-    train: Split
-    val: Split
-    test: Split
-    input_shape: tuple[int, ...]  # one sample, without the batch dimension
-    num_classes: int
+FIXED_CLASSES = {
+    FileFormat.mnist: 10,
+    FileFormat.fashion_mnist: 10,
+    FileFormat.cifar10: 10,
+    FileFormat.cifar100: 100,
+}
 
 
 def load_data(
@@ -64,21 +39,100 @@ def load_data(
 ) -> DataSplits:
     """Load a bundled dataset; the train/val split (and digits' test split) follow `seed`."""
     if name is DatasetName.digits:
-        x, y, x_test, y_test = _digits(seed)
+        arrays = bundled.digits(seed)
     elif name is DatasetName.mnist1d:
-        x, y, x_test, y_test = _mnist1d()
-    elif name is DatasetName.synthetic:
-        x, y, x_test, y_test = _synthetic(seed, synthetic_samples, synthetic_shape)
-    else:  # pragma: no cover - the enum is exhaustive
-        raise UserError(f"data.name: unknown dataset {name!r}")
+        arrays = bundled.mnist1d()
+    else:
+        arrays = bundled.synthetic(seed, synthetic_samples, synthetic_shape)
+    return from_arrays(arrays, seed=seed, val_fraction=val_fraction)
+
+
+def load_dataset(cfg: DataConfig, *, seed: int, folders: list[Path] = ()) -> DataSplits:
+    """The dataset `cfg` names, split, normalized and augmented as it says.
+
+    Relative `data.path`s and factory modules are looked up in `folders` (the recipe's) first.
+    """
+    if cfg.name in BUNDLED:
+        raw = load_data(DatasetName(cfg.name), seed=seed, val_fraction=cfg.val_fraction)
+        return _finish(raw, cfg, seed)
+    if cfg.name not in {f.value for f in FileFormat}:
+        train, test = dataset_factory.load(cfg.name, list(folders))
+        return _finish(streamed.splits(train, test, cfg, seed), cfg, seed)
+    fmt, path = FileFormat(cfg.name), _resolve(cfg.path or "", list(folders))
+    if fmt is FileFormat.imagefolder:
+        train, test, classes = imagefolder.load(path, cfg.image_size, cfg.grayscale)
+        return _finish(streamed.splits(train, test, cfg, seed, len(classes)), cfg, seed)
+    if fmt in (FileFormat.mnist, FileFormat.fashion_mnist):
+        arrays = idx.load(path)
+    elif fmt is FileFormat.npz:
+        arrays = npz.load(path)
+    else:
+        arrays = cifar.load(path, hundred=fmt is FileFormat.cifar100)
+    classes = cfg.num_classes or FIXED_CLASSES.get(fmt)
+    return _finish(
+        from_arrays(arrays, seed=seed, val_fraction=cfg.val_fraction, num_classes=classes), cfg, seed
+    )
+
+
+def _resolve(text: str, folders: list[Path]) -> Path:
+    path = Path(text).expanduser()
+    if not path.is_absolute():
+        for base in [*folders, Path.cwd()]:
+            if (base / path).exists():
+                return base / path
+    if not path.exists():
+        raise UserError(f"data.path: {text} not found")
+    return path
+
+
+def from_arrays(
+    arrays: tuple[np.ndarray, ...], *, seed: int, val_fraction: float, num_classes: int | None = None
+) -> DataSplits:
+    x, y, x_test, y_test = arrays
+    found = int(max(y.max(initial=0), y_test.max(initial=0)) + 1)
+    classes = num_classes or found
+    low = int(min(y.min(initial=0), y_test.min(initial=0)))
+    if low < 0 or found > classes:
+        bad = low if low < 0 else found - 1
+        raise UserError(f"data: label {bad} outside [0, {classes}); set data.num_classes or fix the labels")
     x_train, y_train, x_val, y_val = _split_off(x, y, val_fraction, seed)
     return DataSplits(
         train=Split(x_train, y_train),
         val=Split(x_val, y_val),
         test=Split(_f32(x_test), _i64(y_test)),
         input_shape=tuple(x.shape[1:]),
-        num_classes=int(max(y.max(), y_test.max()) + 1),
+        num_classes=classes,
     )
+
+
+def _finish(data: DataSplits, cfg: DataConfig, seed: int) -> DataSplits:
+    """Normalization (every split) and augmentation (training batches only)."""
+    mean_std = _mean_std(cfg.normalize, data)
+    augment = make_augment(cfg.augment, data.input_shape) if cfg.augment != AugmentConfig() else None
+    if mean_std is None and augment is None:
+        return data
+    if isinstance(data.train, Split):
+
+        def prepare(s: Split, train: bool = False) -> Split:
+            x = s.x if mean_std is None else normalize(s.x, *mean_std)
+            return Split(x, s.y, augment if train else None)
+
+        parts = prepare(data.train, True), prepare(data.val), prepare(data.test)
+    else:
+        parts = streamed.with_transforms(data, mean_std, augment)
+    mean, std = mean_std or (None, None)
+    return DataSplits(*parts, data.input_shape, data.num_classes, mean, std)
+
+
+def _mean_std(spec: str | MeanStd, data: DataSplits) -> tuple[tuple[float, ...], tuple[float, ...]] | None:
+    if spec == "none":
+        return None
+    if isinstance(spec, MeanStd):
+        channels = data.input_shape[0] if data.input_shape else 0
+        if len(spec.mean) != channels:
+            raise UserError(f"data.normalize: {len(spec.mean)} mean values for {channels} input channels")
+        return tuple(spec.mean), tuple(spec.std)
+    return channel_stats(x for x, _ in data.train.batches(1024))
 
 
 def _f32(a: np.ndarray) -> torch.Tensor:
@@ -98,39 +152,3 @@ def _split_off(
     if len(train) == 0:
         raise UserError(f"data.val_fraction: {fraction} leaves no training samples")
     return _f32(x[train]), _i64(y[train]), _f32(x[val]), _i64(y[val])
-
-
-def _digits(seed: int) -> tuple[np.ndarray, ...]:
-    from sklearn.datasets import load_digits
-
-    bunch = load_digits()
-    x = (bunch.data / 16.0).reshape(-1, 1, 8, 8)
-    y = bunch.target
-    order = np.random.default_rng(seed + 1).permutation(len(y))
-    n_test = len(y) // 5
-    test, train = order[:n_test], order[n_test:]
-    return x[train], y[train], x[test], y[test]
-
-
-@functools.cache  # ~1.3 s to generate; callers index (copy) and never modify the arrays
-def _mnist1d() -> tuple[np.ndarray, ...]:
-    """MNIST-1D generated procedurally with the package's default arguments (never downloaded)."""
-    from mnist1d.data import get_dataset_args, make_dataset
-
-    state = np.random.get_state()  # make_dataset reseeds numpy's global RNG; leave it as found
-    try:
-        data = make_dataset(get_dataset_args())
-    finally:
-        np.random.set_state(state)
-    return data["x"][:, None, :], data["y"], data["x_test"][:, None, :], data["y_test"]
-
-
-def _synthetic(seed: int, n: int, shape: tuple[int, ...]) -> tuple[np.ndarray, ...]:
-    """Gaussian blobs around 4 class means: learnable in a few steps, for tests."""
-    rng = np.random.default_rng(seed + 2)
-    num_classes = 4
-    means = rng.normal(0.0, 1.0, size=(num_classes, *shape))
-    y = rng.integers(0, num_classes, size=n)
-    x = means[y] + 0.5 * rng.normal(size=(n, *shape))
-    n_test = n // 4
-    return x[n_test:], y[n_test:], x[:n_test], y[:n_test]

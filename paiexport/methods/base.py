@@ -18,7 +18,8 @@ from paiexport.sparsity.collapse import check_collapse
 from paiexport.sparsity.masks import attach_masks, prunable_weights
 from paiexport.sparsity.types import Masks, SparsityConfig
 from paiexport.training.callbacks import KeepPrunedZero, TrainCallback
-from paiexport.training.loop import CheckpointChoice, TrainResult
+from paiexport.training.config import CheckpointChoice
+from paiexport.training.loop import TrainResult
 
 
 class MethodConfig(StrictModel):

@@ -29,6 +29,7 @@ from paiexport.sparsity.schedules import DropSchedule, dynamic_drop_fraction
 from paiexport.sparsity.topk import top_k_mask
 from paiexport.sparsity.types import Masks
 from paiexport.training.callbacks import TrainCallback, TrainState
+from paiexport.training.distributed import check_masks_agree
 
 
 def static_criteria() -> dict[str, type[ScoreMethod]]:
@@ -112,6 +113,13 @@ class MaskUpdater(TrainCallback, ABC):
         """Whether the step now starting ends with a mask update."""
         return drop_fraction_at(self.config, state.step + 1, state.total_steps) is not None
 
+    def state_dict(self) -> dict[str, Any]:
+        return {"updates": list(self.updates), "generator": self.generator.get_state()}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.updates = list(state["updates"])
+        self.generator.set_state(state["generator"])
+
     def on_step_end(self, state: TrainState) -> None:
         fraction = drop_fraction_at(self.config, state.step, state.total_steps)
         if fraction is not None:
@@ -132,6 +140,7 @@ class MaskUpdater(TrainCallback, ABC):
                 module.weight[grown[n]] = 0.0  # regrown weights start at exactly zero
                 reset_optimizer_state(state.optimizer, module.weight, dropped[n] | grown[n])
         attach_masks(state.model, {n: (masks[n] & ~dropped[n]) | grown[n] for n in masks})
+        check_masks_agree(state.model, f"mask update {len(self.updates) + 1} (step {state.step})")
         record = {
             "event": "mask_update", "update": len(self.updates) + 1, "step": state.step,
             "epoch": state.epoch + 1, "drop_fraction": fraction,

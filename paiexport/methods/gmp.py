@@ -29,7 +29,8 @@ from paiexport.sparsity.masks import attach_masks
 from paiexport.sparsity.schedules import cubic_sparsity, gmp_update_due
 from paiexport.sparsity.types import Masks, SparsityConfig
 from paiexport.training.callbacks import KeepPrunedZero, TrainCallback, TrainState
-from paiexport.training.loop import CheckpointChoice
+from paiexport.training.config import CheckpointChoice
+from paiexport.training.distributed import check_masks_agree
 
 
 class GMPConfig(MethodConfig):
@@ -79,11 +80,18 @@ class GradualPruning(TrainCallback):
         if gmp_update_due(t, self.t0, self.t_end, self.cfg.update_every):
             self._update(state)
 
+    def state_dict(self) -> dict[str, Any]:
+        return {"updates": list(self.updates)}  # the schedule position is the step itself
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.updates = list(state["updates"])
+
     def _update(self, state: TrainState) -> None:
         t = state.step
         target = cubic_sparsity(t, self.t0, self.t_end, self.cfg.init_sparsity, self.sparsity.target)
         masks = magnitude_masks(state.model, self.sparsity, target, f"gmp at step {t}", self.example)
         attach_masks(state.model, masks)
+        check_masks_agree(state.model, f"gmp update at step {t}")  # under torchrun: same on every rank
         self.updates.append({"step": t, "sparsity": target})
 
 

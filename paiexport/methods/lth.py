@@ -83,6 +83,12 @@ class RewindPoint(TrainCallback):
         if state.step == self.step:
             self.stored = snapshot(state.model)
 
+    def state_dict(self) -> dict[str, Any]:
+        return {"stored": self.stored}  # the rewind weights
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.stored = state["stored"]
+
 
 class LotteryTicket(Method):
     config_class = LTHConfig

@@ -15,6 +15,7 @@ from paiexport.methods.dynamic import DynamicConfig, DynamicMethod, MaskUpdater
 from paiexport.sparsity.masks import pop_dense_grads, request_dense_grads
 from paiexport.sparsity.types import Masks
 from paiexport.training.callbacks import TrainState
+from paiexport.training.distributed import average_across_ranks
 
 
 class RigLConfig(DynamicConfig):
@@ -34,7 +35,8 @@ class RigLUpdater(MaskUpdater):
 
     def on_after_backward(self, state: TrainState) -> None:
         if self.requested:
-            self.dense_grads = pop_dense_grads(state.model)
+            # Under DDP each rank saw its slice of the batch: grow from the global dense gradient.
+            self.dense_grads = average_across_ranks(pop_dense_grads(state.model))
 
     def grow_scores(self, state: TrainState, masks: Masks) -> dict[str, torch.Tensor]:
         grads, self.dense_grads = self.dense_grads, {}

@@ -12,7 +12,7 @@ Reference: Dettmers & Zettlemoyer 2019, "Sparse Networks from Scratch: Faster Tr
 without Losing Performance", https://arxiv.org/abs/1907.04840
 """
 
-from typing import Literal
+from typing import Any, Literal
 
 import torch
 from pydantic import Field
@@ -22,6 +22,7 @@ from paiexport.sparsity.allocation import _round_to_total
 from paiexport.sparsity.masks import pop_dense_grads, request_dense_grads
 from paiexport.sparsity.types import Masks
 from paiexport.training.callbacks import TrainState
+from paiexport.training.distributed import average_across_ranks
 
 
 class SNFSConfig(DynamicConfig):
@@ -39,11 +40,18 @@ class SNFSUpdater(MaskUpdater):
 
     @torch.no_grad()
     def on_after_backward(self, state: TrainState) -> None:
-        for name, grad in pop_dense_grads(state.model).items():
+        for name, grad in average_across_ranks(pop_dense_grads(state.model)).items():
             if name in self.momentum:
                 self.momentum[name].mul_(self.config.momentum).add_(grad)
             else:
                 self.momentum[name] = grad
+
+    def state_dict(self) -> dict[str, Any]:
+        return {**super().state_dict(), "momentum": {n: m.clone() for n, m in self.momentum.items()}}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        super().load_state_dict(state)
+        self.momentum = {n: m.clone() for n, m in state["momentum"].items()}
 
     def grow_scores(self, state: TrainState, masks: Masks) -> dict[str, torch.Tensor]:
         return {n: self.momentum[n].abs() for n in masks}

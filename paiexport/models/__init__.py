@@ -6,6 +6,7 @@ Prunable weights are the `weight` of every Linear and Conv layer (see `paiexport
 from __future__ import annotations
 
 import os
+import re
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -15,7 +16,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import torch
-from pydantic import Field, ValidationError
+from pydantic import Field, ValidationError, field_validator
 from torch import nn
 
 from paiexport.config import StrictModel
@@ -237,17 +238,61 @@ def check_model_size(
         )
 
 
-def check_sample_batch(model: nn.Module, sample: torch.Tensor) -> None:
+def check_sample_batch(model: nn.Module, sample: torch.Tensor, num_classes: int | None = None) -> None:
     """One training-mode forward before any selection or training; the model is left unchanged.
 
-    Shapes the model cannot take fail here as a one-line `model.args` error, not mid-run.
+    Shapes the model cannot take fail here as a one-line `model.args` error, not mid-run; so
+    does an output that is not (batch, num_classes) logits.
     """
     state = {k: v.clone() for k, v in model.state_dict().items()}  # BatchNorm stats move
     try:
         with torch.no_grad():
-            model.train()(sample)
-    except (RuntimeError, ValueError) as exc:
+            out = model.train()(sample)
+    except Exception as exc:  # user models raise anything (shape asserts, TypeError)
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise UserError(f"model.args: the model fails on a sample batch: {shorten(first, 200)}") from None
     finally:
         model.load_state_dict(state)
+    want = (len(sample), num_classes)
+    if num_classes is not None and (not isinstance(out, torch.Tensor) or tuple(out.shape) != want):
+        got = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
+        raise UserError(
+            f"model.name: output {got} on a sample batch of {tuple(sample.shape)}, expected {want}"
+        )
+
+
+class ModelConfig(StrictModel):
+    """A bundled model (typed `args`) or "package.module:callable" / torchvision:NAME / timm:NAME."""
+
+    name: str = Field(default=ModelName.cnn1d.value, max_length=300)
+    args: dict[str, Any] = Field(default_factory=dict)
+
+    @property
+    def bundled(self) -> ModelName | None:
+        return ModelName(self.name) if self.name in MODELS_BY_NAME else None
+
+    @field_validator("name")
+    @classmethod
+    def _known(cls, name: str) -> str:
+        if name in MODELS_BY_NAME or FACTORY_SPEC.match(name):
+            return name
+        return _unknown_model(name)
+
+    @field_validator("args")
+    @classmethod
+    def _args_fit_model(cls, args: dict[str, Any], info: Any) -> dict[str, Any]:
+        name = info.data.get("name")
+        if name in MODELS_BY_NAME:
+            parse_model_args(ModelName(name), args)
+        return args
+
+
+MODELS_BY_NAME = {m.value for m in ModelName}
+FACTORY_SPEC = re.compile(r"^([A-Za-z_][\w.]*:[A-Za-z_]\w*|(torchvision|timm):[\w.-]+)$")
+
+
+def _unknown_model(name: str) -> str:
+    choices = ", ".join(sorted(MODELS_BY_NAME))
+    raise ValueError(
+        f"unknown model {shorten(repr(name))} (choose from {choices}, or package.module:callable)"
+    )

@@ -181,6 +181,7 @@ class RunReport(BaseModel):
     versions: dict[str, str] = {}
     machine: Machine | None = None
     method_details: dict[str, Any] = {}
+    world_size: int = 1  # torchrun processes that trained the model
     gates: Gates | None = None
     verdict: Verdict | None = None
     timings_s: dict[str, float] = {}

@@ -40,6 +40,13 @@ class TrainCallback:
     def on_epoch_end(self, state: TrainState) -> None: ...
     def on_train_end(self, state: TrainState) -> None: ...
 
+    # Resumable training (see training/checkpoint.py): what the callback carries from step
+    # to step, saved with every checkpoint and restored (after `on_train_begin`) on resume.
+    def state_dict(self) -> dict[str, Any]:
+        return {}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None: ...
+
 
 class KeepPrunedZero(TrainCallback):
     """Training callback that binds `enforce_after_step` to the loop's optimizer."""

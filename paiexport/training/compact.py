@@ -57,13 +57,6 @@ TRAIN_COMPACT_NOTE = (
 )
 
 
-def add_train_compact(report: dict[str, Any], section: dict[str, Any]) -> None:
-    """report.json: `train_compact`, the selection's sparsity as `reached`, and a note."""
-    report["train_compact"] = section
-    report["sparsity"]["reached"] = section["selection_sparsity"]
-    report["notes"].append(TRAIN_COMPACT_NOTE)
-
-
 def shrink_for_training(model: nn.Module, example: torch.Tensor) -> CompactTraining:
     """Bake `model`'s attached masks in and return the exactly equivalent small model."""
     masks = {n: m.detach().cpu().clone() for n, m in get_masks(model).items()}

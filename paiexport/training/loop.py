@@ -5,96 +5,31 @@ from __future__ import annotations
 import json
 import math
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
-from enum import Enum
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Any
 
 import torch
-from pydantic import Field, field_validator, model_validator
 from torch import nn
 
-from paiexport.config import StrictModel
 from paiexport.data import DataSplits, Split
 from paiexport.display import current
 from paiexport.errors import UserError
 from paiexport.seeding import stream
+from paiexport.training import distributed
 from paiexport.training.callbacks import TrainCallback, TrainState
-from paiexport.training.lr_piecewise import (
-    LRSegment,
-    LRSegmentField,
-    PiecewiseLR,
-    WeightDecayChange,
-    piecewise_trace,
-    weight_decay_trace,
+from paiexport.training.checkpoint import Progress, TrainSession
+from paiexport.training.config import (
+    CheckpointChoice,
+    LRScheduleConfig,
+    OptimizerConfig,
+    OptimizerName,
+    ScheduleName,
+    TrainConfig,
 )
-
-
-class OptimizerName(str, Enum):
-    sgd = "sgd"
-    adam = "adam"
-    adamw = "adamw"
-
-
-class ScheduleName(str, Enum):
-    constant = "constant"
-    step = "step"
-    cosine = "cosine"
-    piecewise = "piecewise"  # absolute LRs from `segments` (SparseML's LR modifiers)
-
-
-class CheckpointChoice(str, Enum):
-    best = "best"  # highest validation accuracy
-    last = "last"
-
-
-class OptimizerConfig(StrictModel):
-    name: OptimizerName = OptimizerName.sgd
-    lr: float = Field(default=0.1, gt=0.0)
-    momentum: float = Field(default=0.9, ge=0.0, lt=1.0, description="sgd momentum; adam beta1")
-    weight_decay: float = Field(default=0.0, ge=0.0)
-    nesterov: bool = False
-
-
-class LRScheduleConfig(StrictModel):
-    name: ScheduleName = ScheduleName.cosine
-    warmup_epochs: int = Field(default=0, ge=0)
-    milestones: list[int] = Field(default_factory=list, description="epochs where `step` decays")
-    gamma: float = Field(default=0.1, gt=0.0, description="decay factor of `step`")
-    segments: list[Annotated[LRSegment, LRSegmentField]] = Field(
-        default_factory=list, description="`piecewise`: set / function / torch segments, in order"
-    )
-
-
-class TrainConfig(StrictModel):
-    epochs: int = Field(default=30, ge=0)
-    optimizer: OptimizerConfig = Field(default_factory=OptimizerConfig)
-    lr_schedule: LRScheduleConfig = Field(default_factory=LRScheduleConfig)
-    device: str = Field(default="cpu", pattern=r"^(cpu|cuda(:\d+)?)$")
-    checkpoint: CheckpointChoice = CheckpointChoice.best
-    weight_decay_schedule: list[WeightDecayChange] = Field(
-        default_factory=list, description="weight decay changes by epoch; needs lr_schedule piecewise"
-    )
-    # static channel masks only: train the physically smaller model (paiexport.training.compact)
-    compact: bool = False
-    threads: int | str = Field(default="auto", description="torch CPU threads: auto or a count")
-
-    @model_validator(mode="after")
-    def _decay_needs_piecewise(self) -> TrainConfig:
-        if self.weight_decay_schedule and self.lr_schedule.name is not ScheduleName.piecewise:
-            raise ValueError("train.weight_decay_schedule: needs train.lr_schedule.name: piecewise")
-        return self
-
-    @field_validator("threads", mode="before")
-    @classmethod
-    def _auto_or_count(cls, value: Any) -> int | str:
-        # Checked by hand: a plain union would accept `true` as 1 and name its members in errors.
-        if value == "auto" and isinstance(value, str):
-            return value
-        if isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= 1024:
-            return value
-        raise ValueError(f"must be auto or a thread count from 1 to 1024, got {str(value)[:20]!r}")
+from paiexport.training.lr_piecewise import PiecewiseLR, piecewise_trace, weight_decay_trace
+from paiexport.training.metrics_log import MetricsLog
+from paiexport.training.precision import Precision, maybe_compile, prepare_input, prepare_model
 
 
 @dataclass
@@ -198,12 +133,116 @@ def check_divergence(loss: float, first_loss: float, epoch: int, step: int) -> N
     )
 
 
-def _appender(path: Path) -> Callable[[dict[str, Any]], None]:
-    def log(record: dict[str, Any]) -> None:
-        with path.open("a") as f:
-            f.write(json.dumps(record) + "\n")
+@dataclass
+class _Loop:
+    """What one training phase works with; built once by `_start`."""
 
-    return log
+    cfg: TrainConfig
+    data: DataSplits
+    batch_size: int
+    device: Any
+    net: nn.Module
+    amp: Precision
+    state: TrainState
+    schedule: Any
+    generator: torch.Generator
+    callbacks: list[TrainCallback]
+    checkpoint_dir: Path
+
+
+def _start(
+    model: nn.Module, data: DataSplits, cfg: TrainConfig, batch_size: int, seed: int,
+    log: MetricsLog, checkpoint_dir: Path, callbacks: list[TrainCallback],
+) -> _Loop:  # fmt: skip
+    device = distributed.local_device(cfg.device)
+    model.to(device)
+    # Scale-out hooks (training/precision.py, training/distributed.py): no-ops by default.
+    net = distributed.wrap(maybe_compile(prepare_model(model, cfg.channels_last), cfg.compile), device)
+    amp = Precision(cfg.precision, device)
+    checkpoint_dir.mkdir(parents=True, exist_ok=True)
+    optimizer = make_optimizer(model.parameters(), cfg.optimizer)
+    steps_per_epoch = distributed.steps_per_epoch(len(data.train), batch_size)
+    total = cfg.epochs * steps_per_epoch
+    schedule = make_scheduler(optimizer, cfg, steps_per_epoch, total)
+    state = TrainState(model, optimizer, nn.functional.cross_entropy, steps_per_epoch, total, log.write)
+    return _Loop(cfg, data, batch_size, device, net, amp, state, schedule, stream(seed, "batches"),
+                 list(callbacks), checkpoint_dir)  # fmt: skip
+
+
+def _step(loop: _Loop, x: torch.Tensor, y: torch.Tensor, progress: Progress) -> tuple[float, int]:
+    """One optimizer step with every callback hook; returns the batch loss and correct count."""
+    state, callbacks = loop.state, loop.callbacks
+    state.batch = (prepare_input(x.to(loop.device), loop.cfg.channels_last), y.to(loop.device))
+    for cb in callbacks:
+        cb.on_step_begin(state)
+    state.optimizer.zero_grad(set_to_none=True)
+    with loop.amp.autocast():
+        logits = loop.net(state.batch[0])
+        loss = state.loss_fn(logits, state.batch[1])
+    loop.amp.backward(loss)
+    for cb in callbacks:
+        cb.on_after_backward(state)
+    loop.amp.step(state.optimizer)
+    loop.schedule.step()
+    state.step += 1
+    for cb in callbacks:
+        cb.on_step_end(state)
+    loss_value = loss.item()
+    if progress.first_loss is None:  # checkpointed: a resumed run keeps the same limit
+        progress.first_loss = loss_value
+    check_divergence(loss_value, progress.first_loss, state.epoch, state.step)
+    return loss_value, int((logits.argmax(1) == state.batch[1]).sum())
+
+
+def _epoch(loop: _Loop, epoch: int, progress: Progress, display: Any) -> dict[str, Any]:
+    """Train one epoch, validate, and return its metrics.jsonl record."""
+    state = loop.state
+    state.epoch = epoch
+    state.model.train()
+    loss_sum, correct, seen = 0.0, 0, 0
+    for x, y in distributed.shard(loop.data.train.batches(loop.batch_size, loop.generator)):
+        loss_value, right = _step(loop, x, y, progress)
+        loss_sum += loss_value * len(y)
+        correct += right
+        seen += len(y)
+        display.step()
+    val_loss, val_acc = evaluate(state.model, loop.data.val, device=loop.device)
+    return {
+        "epoch": epoch + 1, "step": state.step,
+        "train_loss": loss_sum / max(seen, 1), "train_acc": correct / max(seen, 1),
+        "val_loss": val_loss, "val_acc": val_acc,
+        "lr": state.optimizer.param_groups[0]["lr"],
+        "seconds": round(time.perf_counter() - progress.start, 3),
+    }  # fmt: skip
+
+
+def _keep_epoch(loop: _Loop, record: dict[str, Any], progress: Progress) -> None:
+    """Callbacks, the metrics line and the last/best checkpoints of a finished epoch."""
+    model, result = loop.state.model, progress.result
+    for cb in loop.callbacks:
+        cb.on_epoch_end(loop.state)
+    loop.state.log(record)
+    result.history.append(record)
+    torch.save(model.state_dict(), loop.checkpoint_dir / "last.pt")
+    if record["val_acc"] > progress.best_acc:
+        progress.best_acc, result.best_epoch = record["val_acc"], record["epoch"]
+        torch.save(model.state_dict(), loop.checkpoint_dir / "best.pt")
+
+
+def _finish(loop: _Loop, progress: Progress) -> TrainResult:
+    """End hooks; the model takes the weights of `cfg.checkpoint` (best or last)."""
+    cfg, model, result = loop.cfg, loop.state.model, progress.result
+    for cb in loop.callbacks:
+        cb.on_train_end(loop.state)
+    if cfg.epochs == 0:
+        torch.save(model.state_dict(), loop.checkpoint_dir / "last.pt")
+        torch.save(model.state_dict(), loop.checkpoint_dir / "best.pt")
+    best = cfg.checkpoint is CheckpointChoice.best
+    chosen = loop.checkpoint_dir / ("best.pt" if best else "last.pt")
+    model.load_state_dict(torch.load(chosen, weights_only=True))
+    result.exported_epoch = result.best_epoch if best else cfg.epochs
+    result.seconds = time.perf_counter() - progress.start
+    return result
 
 
 def train(
@@ -216,83 +255,33 @@ def train(
     metrics_path: Path,
     checkpoint_dir: Path,
     callbacks: list[TrainCallback] = (),
+    session: TrainSession | None = None,
 ) -> TrainResult:
     """Train with the configured optimizer and schedule; save best/last checkpoints.
 
-    After the call the model holds the weights of `cfg.checkpoint` (best or last).
+    After the call the model holds the weights of `cfg.checkpoint` (best or last). With a
+    `session`, the phase is checkpointed every `cfg.checkpoint_every` epochs and resumed.
     """
-    device = cfg.device
-    model.to(device)
-    checkpoint_dir.mkdir(parents=True, exist_ok=True)
-    optimizer = make_optimizer(model.parameters(), cfg.optimizer)
-    steps_per_epoch = math.ceil(len(data.train) / batch_size)
-    total = cfg.epochs * steps_per_epoch
-    schedule = make_scheduler(optimizer, cfg, steps_per_epoch, total)
-    state = TrainState(
-        model,
-        optimizer,
-        nn.functional.cross_entropy,
-        steps_per_epoch,
-        total,
-        _appender(metrics_path),
-    )
-    generator = stream(seed, "batches")
-    result, best_acc, start = TrainResult(), -1.0, time.perf_counter()
-    first_loss: float | None = None
-    for cb in callbacks:
-        cb.on_train_begin(state)
+    log = session.log if session else MetricsLog(metrics_path)
+    loop = _start(model, data, cfg, batch_size, seed, log, checkpoint_dir, callbacks)
+    phase = session.begin(checkpoint_dir.name) if session else None
+    for cb in loop.callbacks:
+        cb.on_train_begin(loop.state)
+    if phase is not None and phase.done:  # resumed: this phase had finished
+        return phase.finish_restored(model, loop.callbacks)
+    progress = Progress(TrainResult(), time.perf_counter())
+    saved = {"schedule": loop.schedule, "generator": loop.generator}
+    if phase is not None:
+        phase.restore(loop.state, saved, loop.callbacks, progress)
     # The run's live display (epoch bar, or one line per epoch); silent outside a run.
-    with current().training(cfg.epochs, total) as display:
-        for epoch in range(cfg.epochs):
-            state.epoch = epoch
-            model.train()
-            loss_sum, correct, seen = 0.0, 0, 0
-            for x, y in data.train.batches(batch_size, generator):
-                state.batch = (x.to(device), y.to(device))
-                for cb in callbacks:
-                    cb.on_step_begin(state)
-                optimizer.zero_grad(set_to_none=True)
-                logits = model(state.batch[0])
-                loss = state.loss_fn(logits, state.batch[1])
-                loss.backward()
-                for cb in callbacks:
-                    cb.on_after_backward(state)
-                optimizer.step()
-                schedule.step()
-                state.step += 1
-                for cb in callbacks:
-                    cb.on_step_end(state)
-                loss_value = loss.item()
-                first_loss = loss_value if first_loss is None else first_loss
-                check_divergence(loss_value, first_loss, epoch, state.step)
-                loss_sum += loss_value * len(y)
-                correct += int((logits.argmax(1) == state.batch[1]).sum())
-                seen += len(y)
-                display.step()
-            val_loss, val_acc = evaluate(model, data.val, device=device)
-            record = {
-                "epoch": epoch + 1, "step": state.step,
-                "train_loss": loss_sum / max(seen, 1), "train_acc": correct / max(seen, 1),
-                "val_loss": val_loss, "val_acc": val_acc,
-                "lr": optimizer.param_groups[0]["lr"],
-                "seconds": round(time.perf_counter() - start, 3),
-            }  # fmt: skip
-            for cb in callbacks:
-                cb.on_epoch_end(state)
-            state.log(record)
-            result.history.append(record)
-            torch.save(model.state_dict(), checkpoint_dir / "last.pt")
-            if val_acc > best_acc:
-                best_acc, result.best_epoch = val_acc, epoch + 1
-                torch.save(model.state_dict(), checkpoint_dir / "best.pt")
+    with current().training(cfg.epochs, loop.state.total_steps) as display:
+        for epoch in range(progress.first_epoch, cfg.epochs):
+            record = _epoch(loop, epoch, progress, display)
+            _keep_epoch(loop, record, progress)
+            if phase is not None:
+                phase.epoch_end(loop.state, saved, loop.callbacks, progress, cfg.epochs)
             display.epoch_done(record)
-    for cb in callbacks:
-        cb.on_train_end(state)
-    if cfg.epochs == 0:
-        torch.save(model.state_dict(), checkpoint_dir / "last.pt")
-        torch.save(model.state_dict(), checkpoint_dir / "best.pt")
-    best = cfg.checkpoint is CheckpointChoice.best
-    model.load_state_dict(torch.load(checkpoint_dir / ("best.pt" if best else "last.pt"), weights_only=True))
-    result.exported_epoch = result.best_epoch if best else cfg.epochs
-    result.seconds = time.perf_counter() - start
+    result = _finish(loop, progress)
+    if phase is not None:
+        phase.complete(model, loop.callbacks, result)
     return result

@@ -198,3 +198,11 @@ class PiecewiseLR:
     def step(self) -> None:
         self.step_index += 1
         self._apply()
+
+    # Resumable like torch's schedulers (training/checkpoint.py saves and restores it).
+    def state_dict(self) -> dict[str, int]:
+        return {"step_index": self.step_index}
+
+    def load_state_dict(self, state: dict[str, int]) -> None:
+        self.step_index = int(state["step_index"])
+        self._apply()

@@ -9,8 +9,11 @@ from torch import nn
 from paiexport.data import DataSplits
 from paiexport.paths import RunPaths
 from paiexport.training.callbacks import TrainCallback
+from paiexport.training.checkpoint import TrainSession
 from paiexport.training.compact import CompactTraining, shrink_for_training
-from paiexport.training.loop import CheckpointChoice, TrainConfig, TrainResult, train
+from paiexport.training.config import CheckpointChoice, TrainConfig
+from paiexport.training.loop import TrainResult, train
+from paiexport.training.trackers import TrackerCallback
 
 
 @dataclass
@@ -22,6 +25,8 @@ class RecipeTrainer:
     seed: int
     data: DataSplits
     paths: RunPaths
+    session: TrainSession | None = None  # checkpoints every phase; resumes a saved one
+    trackers: TrackerCallback | None = None  # train.log_to; first, so it sees every logged record
     compacted: CompactTraining | None = None  # train.compact: the small model that is trained
 
     def __call__(
@@ -41,6 +46,7 @@ class RecipeTrainer:
             model = self.compacted.model
         result = train(model, self.data, cfg, batch_size=self.batch_size, seed=self.seed,
                        metrics_path=self.paths.metrics, checkpoint_dir=self.paths.checkpoints / tag,
-                       callbacks=callbacks)  # fmt: skip
+                       callbacks=[*([self.trackers] if self.trackers else []), *callbacks],
+                       session=self.session)  # fmt: skip
         result.compact = self.compacted.report() if self.compacted else None
         return result

@@ -8,9 +8,10 @@ from pathlib import Path
 import numpy as np
 import onnx
 
-from paiexport.data import DatasetName, load_data
+from paiexport.data import DataConfig
 from paiexport.errors import UserError
 from paiexport.export.transforms import array_sparsity
+from paiexport.verify.eval_data import eval_split, validation_data
 from paiexport.verify.inputs import check_data_shape, data_input, graph_inputs
 from paiexport.verify.inspect import load_model, weights
 from paiexport.verify.rules import (
@@ -48,14 +49,6 @@ def is_quantized(model: onnx.ModelProto) -> bool:
     return any(n.op_type in QUANTIZED_OPS for n in model.graph.node)
 
 
-def _dataset(name: str) -> DatasetName:
-    try:
-        return DatasetName(name)
-    except ValueError:
-        choices = ", ".join(d.value for d in DatasetName)
-        raise UserError(f"--data: unknown dataset {name!r} (choose from {choices})") from None
-
-
 def _logits(path: Path, x: np.ndarray) -> np.ndarray:
     return run_session(make_session(path), x)
 
@@ -68,18 +61,16 @@ def split_seed(model: onnx.ModelProto, seed: int | None) -> int:
     return int(stored) if stored.lstrip("-").isdigit() else 0
 
 
-def _check_dataset(model: onnx.ModelProto, path: Path, data: str) -> DatasetName:
+def _check_dataset(model: onnx.ModelProto, path: Path, data: str) -> None:
     """`--data` must be the dataset the file records (`paiexport.dataset`); foreign files have none."""
-    dataset = _dataset(data)
     recorded = {p.key: p.value for p in model.metadata_props}.get(DATASET_KEY)
-    if recorded is not None and recorded != dataset.value:
-        raise UserError(f"--data {data}: {path} was trained on {recorded}, not {dataset.value}")
-    return dataset
+    if recorded is not None and recorded != data:
+        raise UserError(f"--data {data}: {path} was trained on {recorded}, not {data}")
 
 
 def check_file(
     path: Path,
-    data: str,
+    data: str | DataConfig,
     reference: Path | None,
     max_accuracy_drop: float,
     seed: int | None = None,
@@ -89,12 +80,14 @@ def check_file(
     model = load_model(path)
     if reference is not None:
         load_model(reference)
-    dataset = _check_dataset(model, path, data)
+    cfg = data if isinstance(data, DataConfig) else validation_data(data)
+    data = cfg.name
+    _check_dataset(model, path, data)
     name = data_input(graph_inputs(model, str(path)), shapes or {}, str(path))
     report = FileReport(
         sparsity={n: array_sparsity(w) for n, (w, _) in weights(model, str(path)).items() if w.ndim >= 2}
     )
-    test = load_data(dataset, seed=split_seed(model, seed), val_fraction=0.1).test
+    test = eval_split(model, cfg, split_seed(model, seed))
     check_data_shape(name, shapes or {}, tuple(test.x.shape[1:]))
     x, labels = test.x.numpy(), test.y.numpy()
     logits = _run_checks(report, path, data, x)

@@ -1,0 +1,1 @@
+"""Readers of on-disk dataset formats; each raises UserError naming the file it cannot use."""

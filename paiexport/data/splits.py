@@ -1,0 +1,124 @@
+"""Train/val/test splits: in-memory tensors (the fast path) or a streamed `Dataset`.
+
+Both kinds answer `len`, `batches(batch_size, generator)` and `head(n)`; the training loop,
+the methods and validation never need to know which one they hold.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import Protocol
+
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+Batch = tuple[torch.Tensor, torch.Tensor]
+Augment = Callable[[torch.Tensor, torch.Generator], torch.Tensor]
+
+
+class SplitLike(Protocol):
+    x: torch.Tensor
+    y: torch.Tensor
+
+    def __len__(self) -> int: ...
+    def batches(self, batch_size: int, generator: torch.Generator | None = None) -> Iterator[Batch]: ...
+    def head(self, n: int) -> torch.Tensor: ...
+
+
+@dataclass(frozen=True)
+class Split:
+    """Tensors held in memory: batches are cut by indexing, faster than a DataLoader on few cores."""
+
+    x: torch.Tensor
+    y: torch.Tensor
+    augment: Augment | None = None  # training-only randomness; applied when shuffling
+
+    def __len__(self) -> int:
+        return len(self.y)
+
+    def batches(self, batch_size: int, generator: torch.Generator | None = None) -> Iterator[Batch]:
+        """Yield (x, y) batches; shuffled (and augmented) when a generator is given, in order otherwise."""
+        n = len(self)
+        order = torch.randperm(n, generator=generator) if generator is not None else None
+        for start in range(0, n, batch_size):
+            if order is None:
+                yield self.x[start : start + batch_size], self.y[start : start + batch_size]
+            else:
+                idx = order[start : start + batch_size]
+                x = self.x[idx]
+                yield (x if self.augment is None else self.augment(x, generator)), self.y[idx]
+
+    def head(self, n: int) -> torch.Tensor:
+        return self.x[:n]
+
+
+@dataclass(frozen=True)
+class DatasetSplit:
+    """A `Dataset` of (x, y) read through a DataLoader: samples are decoded as they are needed.
+
+    The order comes from the same seeded `randperm` as `Split`, so runs stay deterministic
+    whatever `num_workers` is.
+    """
+
+    dataset: Dataset
+    num_workers: int = 0
+    augment: Augment | None = None
+    pin_memory: bool = field(default_factory=torch.cuda.is_available)
+
+    def __len__(self) -> int:
+        return len(self.dataset)  # type: ignore[arg-type]
+
+    def _loader(self, indices: list[list[int]]) -> DataLoader:
+        return DataLoader(
+            self.dataset,
+            batch_sampler=indices,
+            num_workers=self.num_workers,
+            pin_memory=self.pin_memory,
+            collate_fn=_collate,
+        )
+
+    def batches(self, batch_size: int, generator: torch.Generator | None = None) -> Iterator[Batch]:
+        n = len(self)
+        order = torch.randperm(n, generator=generator) if generator is not None else torch.arange(n)
+        chunks = [order[s : s + batch_size].tolist() for s in range(0, n, batch_size)]
+        for x, y in self._loader(chunks):
+            if generator is not None and self.augment is not None:
+                x = self.augment(x, generator)
+            yield x, y
+
+    def head(self, n: int) -> torch.Tensor:
+        return next(iter(self._loader([list(range(min(n, len(self))))])))[0]
+
+    # Whole-split tensors, for validation and parity checks (test splits only, read once).
+    @cached_property
+    def _all(self) -> Batch:
+        xs, ys = zip(*self.batches(256), strict=True)
+        return torch.cat(xs), torch.cat(ys)
+
+    @property
+    def x(self) -> torch.Tensor:
+        return self._all[0]
+
+    @property
+    def y(self) -> torch.Tensor:
+        return self._all[1]
+
+
+def _collate(samples: list[tuple[torch.Tensor, int | torch.Tensor]]) -> Batch:
+    xs, ys = zip(*samples, strict=True)
+    return torch.stack([torch.as_tensor(x, dtype=torch.float32) for x in xs]), torch.as_tensor(
+        [int(y) for y in ys], dtype=torch.int64
+    )
+
+
+@dataclass(frozen=True)
+class DataSplits:
+    train: SplitLike
+    val: SplitLike
+    test: SplitLike
+    input_shape: tuple[int, ...]  # one sample, without the batch dimension
+    num_classes: int
+    mean: tuple[float, ...] | None = None  # per-channel normalization applied to every split
+    std: tuple[float, ...] | None = None

@@ -1,0 +1,76 @@
+"""Splits of `Dataset`s (image folders, factories): seeded train/val split by index, per-sample transforms."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset, Subset
+
+from paiexport.data.config import DataConfig
+from paiexport.data.splits import Augment, DatasetSplit, DataSplits
+from paiexport.data.transforms import normalize
+from paiexport.errors import UserError
+
+
+class Normalized(Dataset):
+    """Applies the per-channel normalization to each sample as it is read."""
+
+    def __init__(self, base: Dataset, mean: tuple[float, ...], std: tuple[float, ...]) -> None:
+        self.base, self.mean, self.std = base, mean, std
+
+    def __len__(self) -> int:
+        return len(self.base)  # type: ignore[arg-type]
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
+        x, y = self.base[index]
+        return normalize(torch.as_tensor(x, dtype=torch.float32)[None], self.mean, self.std)[0], y
+
+
+def _labels(dataset: Dataset) -> np.ndarray:
+    """Every label, from `targets` when the dataset has them, else by reading each sample once."""
+    targets = getattr(dataset, "targets", None)
+    if targets is not None:
+        return np.asarray(targets, dtype=np.int64)
+    return np.asarray([int(dataset[i][1]) for i in range(len(dataset))], dtype=np.int64)  # type: ignore[arg-type]
+
+
+def splits(
+    train: Dataset, test: Dataset, cfg: DataConfig, seed: int, num_classes: int | None = None
+) -> DataSplits:
+    try:
+        first, _ = train[0]
+    except UserError:
+        raise
+    except Exception as exc:
+        raise UserError(f"data.name: reading the first training sample raised {type(exc).__name__}") from None
+    classes = num_classes or cfg.num_classes
+    if classes is None or num_classes is None:  # a factory's labels are checked once, up front
+        labels = np.concatenate([_labels(train), _labels(test)])
+        low, high = int(labels.min()), int(labels.max())
+        classes = classes or high + 1
+        if low < 0 or high >= classes:
+            raise UserError(
+                f"data: label {low if low < 0 else high} outside [0, {classes}); set data.num_classes"
+            )
+    order = np.random.default_rng(seed).permutation(len(train))  # type: ignore[arg-type]
+    n_val = round(cfg.val_fraction * len(order))
+    if n_val == len(order):
+        raise UserError(f"data.val_fraction: {cfg.val_fraction} leaves no training samples")
+    workers = cfg.num_workers
+    return DataSplits(
+        train=DatasetSplit(Subset(train, order[n_val:].tolist()), workers),
+        val=DatasetSplit(Subset(train, order[:n_val].tolist()), workers),
+        test=DatasetSplit(test, workers),
+        input_shape=tuple(torch.as_tensor(first).shape),
+        num_classes=int(classes),
+    )
+
+
+def with_transforms(
+    data: DataSplits, mean_std: tuple[tuple[float, ...], tuple[float, ...]] | None, augment: Augment | None
+) -> tuple[DatasetSplit, DatasetSplit, DatasetSplit]:
+    def wrap(split: DatasetSplit, train: bool) -> DatasetSplit:
+        base = split.dataset if mean_std is None else Normalized(split.dataset, *mean_std)
+        return DatasetSplit(base, split.num_workers, augment if train else None)
+
+    return wrap(data.train, True), wrap(data.val, False), wrap(data.test, False)  # type: ignore[arg-type]
