@@ -48,6 +48,7 @@ from paiexport.errors import UserError
 from paiexport.sparseml.load import RawModifier, SparseMLRecipe, load_sparseml
 from paiexport.sparseml.lr_schedule import lr_at, manager_order
 from paiexport.sparseml.modifiers import (
+    GROUP_SCHEDULE_FIELDS,
     LR,
     ConstantPruningModifier,
     GlobalMagnitudePruningModifier,
@@ -122,16 +123,7 @@ def _groups(raw: RawModifier, mod: SparseMLModifier, names: Sequence[str], sourc
             )
         ]
     kind = "global" if isinstance(mod, GlobalMagnitudePruningModifier) else "layer"
-    fields = mod.model_dump(
-        include={
-            "init_sparsity",
-            "start_epoch",
-            "end_epoch",
-            "update_frequency",
-            "inter_func",
-            "leave_enabled",
-        }
-    )
+    fields = mod.model_dump(include=set(GROUP_SCHEDULE_FIELDS))
     return [
         PruningGroup(
             kind=kind,

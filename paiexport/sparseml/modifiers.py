@@ -75,6 +75,12 @@ class GMPruningModifier(SparseMLModifier):
         return [(self.final_sparsity, self.params)]
 
 
+# The schedule fields a pruning modifier hands to a native `method.groups` entry as they are.
+GROUP_SCHEDULE_FIELDS = frozenset(
+    {"init_sparsity", "start_epoch", "end_epoch", "update_frequency", "inter_func", "leave_enabled"}
+)
+
+
 class MagnitudePruningModifier(GMPruningModifier):
     """Layer-wise magnitude pruning: SparseML's alias of GMPruningModifier."""
 

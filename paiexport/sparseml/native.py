@@ -17,6 +17,7 @@ import yaml
 from paiexport.sparseml.load import RawModifier, SparseMLRecipe, load_sparseml
 from paiexport.sparseml.lr_schedule import lr_segments, manager_order
 from paiexport.sparseml.modifiers import (
+    GROUP_SCHEDULE_FIELDS,
     ConstantPruningModifier,
     GlobalMagnitudePruningModifier,
     GMPruningModifier,
@@ -31,14 +32,6 @@ QUANTIZATION_NOTE = (
     "QuantizationModifier: paiexport quantizes to int8 after training (static post-training "
     "quantization), not quantization-aware training; the recipe's QAT epochs train in float"
 )
-_GROUP_FIELDS = {
-    "init_sparsity",
-    "start_epoch",
-    "end_epoch",
-    "update_frequency",
-    "inter_func",
-    "leave_enabled",
-}
 
 
 def _groups(raw: RawModifier, mod: SparseMLModifier) -> list[tuple[str, dict[str, Any]]]:
@@ -46,7 +39,7 @@ def _groups(raw: RawModifier, mod: SparseMLModifier) -> list[tuple[str, dict[str
     if isinstance(mod, ConstantPruningModifier):
         return [(origin, {"kind": "constant", "params": mod.params, "start_epoch": mod.start_epoch})]
     kind = "global" if isinstance(mod, GlobalMagnitudePruningModifier) else "layer"
-    fields = mod.model_dump(include=_GROUP_FIELDS)
+    fields = mod.model_dump(include=set(GROUP_SCHEDULE_FIELDS))
     return [
         (origin, {"kind": kind, "params": patterns, "final_sparsity": final, **fields})
         for final, patterns in mod.groups()
