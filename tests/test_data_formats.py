@@ -20,7 +20,7 @@ def cfg(**kw) -> DataConfig:
 
 @pytest.mark.parametrize("gz", [False, True])
 def test_idx_raw_and_gz(tmp_path, gz):
-    data = load_dataset(cfg(name="fashion_mnist", path=str(write_idx(tmp_path, gz))), seed=0)
+    data = load_dataset(cfg(name="fashion_mnist", path=str(write_idx(tmp_path, gz, 48, 24, size=28))), seed=0)
     assert data.input_shape == (1, 28, 28) and data.num_classes == 10
     assert (len(data.train), len(data.val), len(data.test)) == (36, 12, 24)
     assert isinstance(data.train, Split) and float(data.test.x.max()) == pytest.approx(250 / 255)
@@ -41,10 +41,14 @@ def test_idx_bad_magic_and_truncated(tmp_path):
 
 
 def test_cifar10_and_cifar100(tmp_path):
-    ten = load_dataset(cfg(name="cifar10", path=str(write_cifar(tmp_path / "c10", False))), seed=0)
+    ten = load_dataset(
+        cfg(name="cifar10", path=str(write_cifar(tmp_path / "c10", False, n_train=50, n_test=10))), seed=0
+    )
     assert ten.input_shape == (3, 32, 32) and ten.num_classes == 10 and len(ten.test) == 10
     assert len(ten.train) + len(ten.val) == 50
-    hundred = load_dataset(cfg(name="cifar100", path=str(write_cifar(tmp_path / "c100", True))), seed=0)
+    hundred = load_dataset(
+        cfg(name="cifar100", path=str(write_cifar(tmp_path / "c100", True, n_train=50, n_test=10))), seed=0
+    )
     assert hundred.num_classes == 100 and len(hundred.test) == 10
     (tmp_path / "c10" / "data_batch_3").write_bytes(b"not a pickle")
     with pytest.raises(UserError, match=r"data_batch_3: unreadable CIFAR pickle"):
@@ -52,7 +56,9 @@ def test_cifar10_and_cifar100(tmp_path):
 
 
 def test_npz_and_missing_array(tmp_path):
-    data = load_dataset(cfg(name="npz", path=str(write_npz(tmp_path / "d.npz"))), seed=0)
+    data = load_dataset(
+        cfg(name="npz", path=str(write_npz(tmp_path / "d.npz", n_train=40, n_test=16))), seed=0
+    )
     assert data.input_shape == (3, 12, 12) and data.num_classes == 4 and len(data.train) == 30
     with pytest.raises(UserError, match=r"bad.npz: npz is missing array y_test"):
         load_dataset(cfg(name="npz", path=str(write_npz(tmp_path / "bad.npz", drop="y_test"))), seed=0)
@@ -65,7 +71,7 @@ def test_labels_outside_num_classes(tmp_path):
 
 
 def test_imagefolder_streams_and_checks(tmp_path):
-    root = write_png_folder(tmp_path / "imgs")
+    root = write_png_folder(tmp_path / "imgs", n_train=8, n_test=3)
     data = load_dataset(cfg(name="imagefolder", path=str(root), image_size=8, grayscale=True), seed=0)
     assert isinstance(data.train, DatasetSplit) and data.input_shape == (1, 8, 8) and data.num_classes == 3
     assert (len(data.train), len(data.val), len(data.test)) == (18, 6, 9)

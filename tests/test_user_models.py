@@ -19,10 +19,10 @@ def recipe(tmp_path, data: dict, method: dict, **extra) -> str:
     raw = {
         "name": "mine",
         "data": {"batch_size": 16, "val_fraction": 0.25, **data},
-        "model": {"name": "mynets:tiny_resnet", "args": {"width": 4}},
+        "model": {"name": "mynets:tiny_resnet", "args": {"width": 8}},
         "sparsity": {"target": 0.5, "distribution": "global", **extra.pop("sparsity", {})},
         "method": method,
-        "train": {"epochs": 1, "optimizer": {"name": "sgd", "lr": 0.05}},
+        "train": {"epochs": 15, "optimizer": {"name": "sgd", "lr": 0.1}, "lr_schedule": {"name": "cosine"}},
         "export": {"calibration_samples": 8},
         "bench": BENCH,
         **extra,
@@ -32,20 +32,16 @@ def recipe(tmp_path, data: dict, method: dict, **extra) -> str:
     return str(path)
 
 
-def only_chance_level(validation: dict) -> bool:
-    """Every file correct but for #16's chance level, which the fabricated 9-24-sample test splits
-    cannot clear (16 samples of 4 classes: chance level 57.5%); checker, load, parity, accuracy
-    match and sparsity must all pass."""
-    return bool(validation) and all(set(c["broken_checks"]) <= {"chance_level"} for c in validation.values())
+def all_pass(validation: dict) -> bool:
+    """Every file passes every check, #16's chance level included (userdata's images are learnable)."""
+    return bool(validation) and all(c["passed"] and not c["broken_checks"] for c in validation.values())
 
 
 def run_ok(path: str, out) -> dict:
     result = CliRunner().invoke(app, ["run", path, "--out", str(out)])
-    assert result.exit_code in (0, 1) and (out / "report.json").is_file(), result.output
+    assert result.exit_code == 0 and (out / "report.json").is_file(), result.output
     report = json.loads((out / "report.json").read_text())
-    assert only_chance_level(report["validation"]), report["validation"]
-    broken = any(c["broken_checks"] for c in report["validation"].values())
-    assert result.exit_code == (1 if broken else 0), result.output  # the verdict follows the checks
+    assert all_pass(report["validation"]), report["validation"]
     return report
 
 
@@ -78,16 +74,14 @@ def test_channel_structured_on_png_folder_normalized(tmp_path):
     props = {p.key: p.value for p in onnx.load(str(tmp_path / "run" / "model.onnx")).metadata_props}
     assert props["paiexport.dataset"] == "imagefolder" and len(props["paiexport.input_mean"].split(",")) == 3
     # validate reads the same test images and applies the recorded normalization: same accuracy.
-    accuracy = f"{report['accuracy']['onnx']['dense']:.2%} on the imagefolder test split (9 samples)"
+    accuracy = f"{report['accuracy']['onnx']['dense']:.2%} on the imagefolder test split (60 samples)"
     onnx_file = str(tmp_path / "run" / "model.onnx")
     for how in (
         ["--recipe", str(tmp_path / "run" / "recipe.yaml")],
         ["--data", "imagefolder", "--data-path", str(root)],
     ):
         result = CliRunner().invoke(app, ["validate", onnx_file, *how])
-        failed = [line for line in result.output.splitlines() if line.startswith("✗")]
-        assert all("chance_level" in line for line in failed), result.output  # 9 samples: see above
-        assert result.exit_code == (1 if failed else 0) and accuracy in result.output, result.output
+        assert result.exit_code == 0 and accuracy in result.output, result.output
     result = CliRunner().invoke(app, ["validate", onnx_file, "--data", "npz", "--data-path", str(root)])
     assert result.exit_code == 2 and "was trained on imagefolder, not npz" in result.output
 
@@ -112,14 +106,14 @@ def test_python_api_takes_a_module_and_datasets(tmp_path, tiny_recipe_dict):
     from paiexport.api import run_recipe
 
     gen = torch.Generator().manual_seed(0)
-    x, y = torch.randn(60, 6, generator=gen), torch.arange(60) % 3
-    x[torch.arange(60), y] += 3.0  # learnable: the label's feature is large
+    x, y = torch.randn(300, 6, generator=gen), torch.arange(300) % 3
+    x[torch.arange(300), y] += 4.0  # learnable: the label's feature is large
     net = nn.Sequential(nn.Linear(6, 12), nn.ReLU(), nn.Linear(12, 3))
     tiny_recipe_dict["bench"] = BENCH
-    report = run_recipe(tiny_recipe_dict, tmp_path / "run", model=net,
-                        datasets=(TensorDataset(x[:45], y[:45]), TensorDataset(x[45:], y[45:])))  # fmt: skip
+    datasets = TensorDataset(x[:225], y[:225]), TensorDataset(x[225:], y[225:])
+    report = run_recipe(tiny_recipe_dict, tmp_path / "run", model=net, datasets=datasets)
     validation = {v: c.model_dump() for v, c in report.validation.items()}
-    assert only_chance_level(validation) and report.sparsity.reached == pytest.approx(0.8, abs=0.02)
+    assert all_pass(validation) and report.sparsity.reached == pytest.approx(0.8, abs=0.02)
     assert float((net[0].weight == 0).float().mean()) > 0.5  # the very module given was pruned and trained
 
 
