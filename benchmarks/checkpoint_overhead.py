@@ -22,7 +22,8 @@ from pathlib import Path
 import torch
 
 from paiexport.paths import RunPaths
-from paiexport.pipeline import RecipeTrainer, prepare, training_session
+from paiexport.cli.overrides import parse_overrides
+from paiexport.pipeline import prepare, recipe_trainer, training_session
 from paiexport.recipe import bundled_recipes_dir, load_recipe
 from paiexport.training.checkpoint import TrainSession
 
@@ -40,13 +41,13 @@ def fit_seconds(name: str, epochs: int, checkpoint: bool) -> float:
     overrides = [f"train.epochs={epochs}"]
     if name.startswith("magnitude_after_training"):
         overrides.append(f"method.finetune_epochs={epochs}")
-    recipe = load_recipe(bundled_recipes_dir() / f"{name}.yaml", overrides)
+    recipe = load_recipe(bundled_recipes_dir() / f"{name}.yaml", parse_overrides(overrides))
     with tempfile.TemporaryDirectory() as tmp:
         paths = RunPaths(Path(tmp))
         data, _, method, ctx = prepare(recipe)
         session = training_session(paths, recipe.train.checkpoint_every) if checkpoint else None
         start = time.perf_counter()
-        method.fit(ctx, RecipeTrainer(recipe, data, paths, session))
+        method.fit(ctx, recipe_trainer(recipe, data, paths, session))
         return time.perf_counter() - start
 
 

@@ -95,7 +95,9 @@ def paiexport_side() -> list[dict[str, int]]:
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "gmp.yaml"
         path.write_text(RECIPE)
-        recipe = load_recipe(path, SETS)
+        from paiexport.cli.overrides import parse_overrides
+
+        recipe = load_recipe(path, parse_overrides(SETS))
         data, model, method, ctx = prepare(recipe)
         attach_masks(model, method.select(ctx))
         callbacks = [KeepPrunedZero(), *method.callbacks(ctx), Zeros()]

@@ -24,6 +24,7 @@ from pathlib import Path
 import torch
 from rich.console import Console
 
+from paiexport.cli.overrides import parse_overrides
 from paiexport.paths import RunPaths
 from paiexport.pipeline import Timer, select_and_train
 from paiexport.recipe import bundled_recipes_dir, load_recipe
@@ -33,7 +34,8 @@ def fit_seconds(threads: str, epochs: int) -> tuple[float, int]:
     """The fit stage of rigl90 in this process: (seconds, threads used)."""
     setting = threads if threads == "auto" else str(torch.get_num_threads())  # default: torch's own
     recipe = load_recipe(
-        bundled_recipes_dir() / "rigl90.yaml", [f"train.epochs={epochs}", f"train.threads={setting}"]
+        bundled_recipes_dir() / "rigl90.yaml",
+        parse_overrides([f"train.epochs={epochs}", f"train.threads={setting}"]),
     )
     with tempfile.TemporaryDirectory() as tmp:
         timer = Timer(Console(stderr=True, quiet=True))
