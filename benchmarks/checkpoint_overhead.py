@@ -21,8 +21,8 @@ from pathlib import Path
 
 import torch
 
-from paiexport.paths import RunPaths
 from paiexport.cli.overrides import parse_overrides
+from paiexport.paths import RunPaths
 from paiexport.pipeline import prepare, recipe_trainer, training_session
 from paiexport.recipe import bundled_recipes_dir, load_recipe
 from paiexport.training.checkpoint import TrainSession
