@@ -177,3 +177,15 @@ class SEResNet(nn.Module):
         gate = torch.sigmoid(self.excite(torch.relu(self.squeeze(out.mean((2, 3), keepdim=True)))))
         out = torch.relu(out * gate + x)
         return self.fc(torch.flatten(nn.functional.adaptive_avg_pool2d(out, 1), 1))
+
+
+def randomize_constants(model: nn.Module, g: torch.Generator) -> None:
+    """Nonzero BN shifts and biases: dead channels then carry constants that must be folded."""
+    for m in model.modules():
+        if isinstance(m, (nn.BatchNorm1d, nn.BatchNorm2d)):
+            m.running_mean.uniform_(-1, 1, generator=g)
+            m.running_var.uniform_(0.5, 2, generator=g)
+            m.weight.data.uniform_(0.5, 1.5, generator=g)
+            m.bias.data.uniform_(-1, 1, generator=g)
+        elif isinstance(m, (nn.Linear, nn.Conv1d, nn.Conv2d)) and m.bias is not None:
+            m.bias.data.uniform_(-1, 1, generator=g)

@@ -6,7 +6,7 @@ import numpy as np
 import onnxruntime as ort
 import pytest
 import torch
-from nets import BottleneckResNet, DenseNetish, MobileNetV2ish, TinyTransformer
+from nets import BottleneckResNet, DenseNetish, MobileNetV2ish, TinyTransformer, randomize_constants
 from torch import nn
 
 from paiexport.export.compact import AddConstant, SelectFeatures, compact_model, max_abs_diff
@@ -34,18 +34,6 @@ def channel_masks(model: nn.Module, g: torch.Generator, single: str) -> dict[str
         rows[0] |= not rows.any()
         masks[name] = rows.view(-1, *[1] * (w.dim() - 1)).expand_as(w).clone()
     return masks
-
-
-def randomize_constants(model: nn.Module, g: torch.Generator) -> None:
-    """Nonzero BN shifts and biases: dead channels then carry constants that must be folded."""
-    for m in model.modules():
-        if isinstance(m, (nn.BatchNorm1d, nn.BatchNorm2d)):
-            m.running_mean.uniform_(-1, 1, generator=g)
-            m.running_var.uniform_(0.5, 2, generator=g)
-            m.weight.data.uniform_(0.5, 1.5, generator=g)
-            m.bias.data.uniform_(-1, 1, generator=g)
-        elif isinstance(m, (nn.Linear, nn.Conv1d, nn.Conv2d)) and m.bias is not None:
-            m.bias.data.uniform_(-1, 1, generator=g)
 
 
 def conv2d_bn(shape: tuple[int, ...]) -> nn.Module:

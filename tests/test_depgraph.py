@@ -4,7 +4,16 @@ from __future__ import annotations
 
 import pytest
 import torch
-from nets import BottleneckResNet, DenseNetish, MobileNetV2ish, RolledRes, SEResNet, TinyRes, TinyTransformer
+from nets import (
+    BottleneckResNet,
+    DenseNetish,
+    MobileNetV2ish,
+    RolledRes,
+    SEResNet,
+    TinyRes,
+    TinyTransformer,
+    randomize_constants,
+)
 from torch import nn
 
 from paiexport.models import ModelName, build_model
@@ -13,18 +22,6 @@ from paiexport.sparsity.groups import group_masks, group_score
 from paiexport.sparsity.masks import prunable_weights
 from paiexport.sparsity.shrink import shrink_model
 from paiexport.sparsity.types import ChannelReduce
-
-
-def randomize(model: nn.Module, g: torch.Generator) -> None:
-    """Nonzero BN shifts, biases and LN affine: dead channels then carry constants to fold."""
-    for m in model.modules():
-        if isinstance(m, (nn.BatchNorm1d, nn.BatchNorm2d)):
-            m.running_mean.uniform_(-1, 1, generator=g)
-            m.running_var.uniform_(0.5, 2, generator=g)
-            m.weight.data.uniform_(0.5, 1.5, generator=g)
-            m.bias.data.uniform_(-1, 1, generator=g)
-        elif isinstance(m, (nn.Linear, nn.Conv1d, nn.Conv2d)) and m.bias is not None:
-            m.bias.data.uniform_(-1, 1, generator=g)
 
 
 def random_keep(graph: DependencyGraph, g: torch.Generator, single: int) -> dict[int, torch.Tensor]:
@@ -66,7 +63,7 @@ def test_shrink_matches_masked_model(case: str) -> None:
     g = torch.Generator().manual_seed(0)
     torch.manual_seed(0)
     model = build().eval()
-    randomize(model, g)
+    randomize_constants(model, g)
     example = torch.randn(4, *shape, generator=g)
     graph = build_graph(model, example)
     assert len(graph.prunable) >= 2 and not graph.notes
