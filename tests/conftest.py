@@ -35,3 +35,19 @@ def write_recipe(tmp_path: Path):
         return path
 
     return write
+
+
+def train_briefly(model, data, cfg, tmp_path, callbacks=()):
+    """The library's training loop with fixed batch size and seed, writing into `tmp_path`."""
+    from paiexport.training.loop import train
+
+    return train(
+        model,
+        data,
+        cfg,
+        batch_size=32,
+        seed=0,
+        metrics_path=tmp_path / "m.jsonl",
+        checkpoint_dir=tmp_path / "ck",
+        callbacks=list(callbacks),
+    )

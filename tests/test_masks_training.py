@@ -2,6 +2,7 @@ import json
 
 import pytest
 import torch
+from conftest import train_briefly
 from torch import nn
 
 from paiexport.data import DatasetName, load_data
@@ -17,25 +18,12 @@ from paiexport.sparsity.masks import (
 )
 from paiexport.training.callbacks import KeepPrunedZero
 from paiexport.training.config import LRScheduleConfig, OptimizerConfig, TrainConfig
-from paiexport.training.loop import lr_factor, train
+from paiexport.training.loop import lr_factor
 
 
 def random_masks(model: nn.Module, density: float = 0.3) -> dict[str, torch.Tensor]:
     g = torch.Generator().manual_seed(1)
     return {n: torch.rand(w.shape, generator=g) < density for n, w in prunable_weights(model).items()}
-
-
-def train_briefly(model, data, cfg, tmp_path, callbacks=()):
-    return train(
-        model,
-        data,
-        cfg,
-        batch_size=32,
-        seed=0,
-        metrics_path=tmp_path / "m.jsonl",
-        checkpoint_dir=tmp_path / "ck",
-        callbacks=list(callbacks),
-    )
 
 
 @pytest.mark.parametrize("optimizer", ["sgd", "adam", "adamw"])

@@ -1,5 +1,6 @@
 import pytest
 import torch
+from conftest import train_briefly
 from torch import nn
 
 from paiexport import pipeline
@@ -12,7 +13,7 @@ from paiexport.threads import forward_macs, resolve_threads, torch_threads
 from paiexport.training import trainer as trainer_module
 from paiexport.training.callbacks import TrainCallback
 from paiexport.training.config import OptimizerConfig, TrainConfig
-from paiexport.training.loop import divergence_limit, train
+from paiexport.training.loop import divergence_limit
 
 
 def test_forward_macs_hand_computed():
@@ -84,15 +85,7 @@ def test_adam_at_a_huge_lr_stops_with_the_divergence_error(tmp_path):
     with pytest.raises(
         UserError, match=r"train: diverged at epoch 1, step \d+: loss .*lower train\.optimizer\.lr"
     ):
-        train(
-            model,
-            data,
-            cfg,
-            batch_size=32,
-            seed=0,
-            metrics_path=tmp_path / "m.jsonl",
-            checkpoint_dir=tmp_path / "ck",
-        )
+        train_briefly(model, data, cfg, tmp_path)
 
 
 def test_static_int8_calibration_runs_on_the_given_threads(monkeypatch):
