@@ -14,7 +14,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Union
 
-import yaml
 from pydantic import BaseModel, Field, PrivateAttr, ValidationError, model_validator
 
 from paiexport import __version__, recipe_yaml
@@ -220,13 +219,7 @@ def read_recipe_file(path: Path) -> dict[str, Any]:
     if not path.is_file():
         raise UserError(f"recipe file not found: {path}")
     try:
-        raw = recipe_yaml.safe_load(path.read_text())
-    except recipe_yaml.RecipeYAMLError as exc:
-        raise UserError(f"{path}: recipe refused: {exc}") from None
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" (line {mark.line + 1})" if mark else ""
-        raise UserError(f"{path}: not valid YAML{where}") from None
+        raw = recipe_yaml.load_recipe_text(path.read_text(), path)
     except (OSError, UnicodeDecodeError) as exc:
         raise UserError(f"{path}: cannot read recipe ({exc.__class__.__name__})") from None
     if not isinstance(raw, dict):

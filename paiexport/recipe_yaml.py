@@ -14,6 +14,8 @@ from typing import Any
 
 import yaml
 
+from paiexport.errors import UserError
+
 MAX_DEPTH = 64  # recipes nest 4 levels; deep enough for any hand-written value
 MAX_NODES = 100_000  # after alias expansion; the bundled recipes have < 200
 MAX_CHARS = 4_000_000  # document size
@@ -85,3 +87,15 @@ def safe_load(text: str, loader_class: type[BoundedLoader] = BoundedLoader) -> A
         return loader.construct_document(node)
     finally:
         loader.dispose()
+
+
+def load_recipe_text(text: str, source: object, loader_class: type[BoundedLoader] = BoundedLoader) -> Any:
+    """`safe_load` for a recipe file: a refusal or a syntax error is one `UserError` naming `source`."""
+    try:
+        return safe_load(text, loader_class)
+    except RecipeYAMLError as exc:
+        raise UserError(f"{source}: recipe refused: {exc}") from None
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" (line {mark.line + 1})" if mark else ""
+        raise UserError(f"{source}: not valid YAML{where}") from None

@@ -107,14 +107,7 @@ def _parse(path: Path) -> dict[str, Any]:
         raise UserError(f"{path}: cannot read recipe ({exc.__class__.__name__})") from None
     if text is None:
         raise UserError(f"{path}: no YAML front matter between '---' lines")
-    try:
-        raw = recipe_yaml.safe_load(text, _Loader)
-    except recipe_yaml.RecipeYAMLError as exc:
-        raise UserError(f"{path}: recipe refused: {exc}") from None
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" (line {mark.line + 1} of the YAML)" if mark else ""
-        raise UserError(f"{path}: not valid YAML{where}") from None
+    raw = recipe_yaml.load_recipe_text(text, path, _Loader)
     if not isinstance(raw, dict) or not _modifier_keys(raw):
         if isinstance(raw, dict) and _is_staged(raw):
             raise UserError(f"{path}: staged SparseML recipes are not supported; flatten the stages")
