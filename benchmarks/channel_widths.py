@@ -21,6 +21,7 @@ from unittest import mock
 
 from benchmarks.synthetic_images import SHAPE, image_data, resnet20, synflow_channel75
 from paiexport.bench.latency import benchmark_files
+from paiexport.bench.settings import BenchSettings
 from paiexport.export.compact import compact_model
 from paiexport.export.quantize import to_int8
 from paiexport.export.torch_export import save_onnx, to_onnx
@@ -72,7 +73,8 @@ def main() -> None:
     files: dict[str, Path] = {}
     for multiple in sorted({1, *(int(m) for m in args.multiples.split(","))}):
         files |= files_for(multiple, out)
-    stats = benchmark_files(files, batch_sizes=[1, 64], threads=[1], warmup=5, iterations=args.iterations)
+    settings = BenchSettings(batch_sizes=[1, 64], threads=[1], warmup=5, iterations=args.iterations)
+    stats = benchmark_files(files, settings)
     for batch in (64, 1):
         dense = stats["dense"][batch][1].median_ms
         for name in files:

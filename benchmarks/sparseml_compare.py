@@ -108,6 +108,8 @@ def paiexport_side() -> list[dict[str, int]]:
 
 def main() -> None:
     python = sys.argv[1] if len(sys.argv) > 1 else "/tmp/smlvenv/bin/python"
+    if not Path(python).exists():
+        raise SystemExit(f"{python}: no SparseML venv there; the module docstring shows how to make one")
     env = {**os.environ, "NM_DISABLE_ANALYTICS": "1"}
     done = subprocess.run([python, "-c", SPARSEML_SIDE], capture_output=True, text=True, cwd="/tmp", env=env)
     if done.returncode != 0:

@@ -78,7 +78,9 @@ def export_variants(
         if variant in wanted and source is not None:
             graph = source.graph.SerializeToString()  # compact is the dense graph when nothing shrank
             if graph not in quantized:
-                quantized[graph] = to_int8(source, config.int8, calibration, torch.get_num_threads())
+                quantized[graph] = to_int8(
+                    source, config.int8, calibration, torch.get_num_threads(), config.int8_min_channels
+                )
             tags = {p.key: p.value for p in source.metadata_props}
             tags.update({"paiexport.variant": variant.value, "paiexport.int8": config.int8.value})
             save(variant, set_metadata(quantized[graph], tags))

@@ -17,6 +17,11 @@ class ExportConfig(StrictModel):
     formats: list[ExportFormat] = Field(default_factory=lambda: list(ExportFormat), min_length=1)
     int8: Int8Mode = Int8Mode.dynamic
     calibration_samples: int = Field(default=300, ge=1, description="training samples for static int8")
+    int8_min_channels: int = Field(
+        default=0, ge=0,
+        description="ops whose output has fewer channels stay float in int8 files "
+        "(onnxruntime's int8 convolutions are slower than float below 16 channels on AVX-512)",
+    )  # fmt: skip
 
     @field_validator("formats")
     @classmethod

@@ -72,17 +72,67 @@ def _calibration_threads(threads: int) -> Iterator[None]:
         calibrate.CalibraterBase.create_inference_session = original
 
 
+def _output_width(node: onnx.NodeProto, weights: dict[str, onnx.TensorProto]) -> int | None:
+    """Output channels/features of a weighted op (Conv, Gemm, MatMul by a constant), else None."""
+    weight = weights.get(node.input[1]) if len(node.input) > 1 else None
+    if weight is None or node.op_type not in ("Conv", "Gemm", "MatMul"):
+        return None
+    if node.op_type == "Gemm":
+        trans_b = any(a.name == "transB" and a.i for a in node.attribute)
+        return weight.dims[0] if trans_b else weight.dims[1]
+    return weight.dims[0] if node.op_type == "Conv" else weight.dims[-1]
+
+
+def narrow_nodes(model: ModelProto, min_channels: int) -> list[str]:
+    """Names of the nodes that stay float: weighted ops with fewer than `min_channels` output
+    channels (int8 kernels lose to float there), and the weightless ops (Add, Relu, pooling…)
+    that read their float outputs, so no quantize/dequantize pair sits between them."""
+    if min_channels <= 0:
+        return []
+    weights = {t.name: t for t in model.graph.initializer}
+    narrow: list[str] = []
+    float_tensors: set[str] = set()
+    for node in model.graph.node:  # topological order
+        width = _output_width(node, weights)
+        stays_float = width < min_channels if width is not None else bool(float_tensors & set(node.input))
+        if stays_float:
+            narrow.append(node.name)
+            float_tensors.update(node.output)
+    return narrow
+
+
+def _named(model: ModelProto) -> ModelProto:
+    """A copy whose nodes all have unique names (the quantizer excludes nodes by name)."""
+    named = ModelProto()
+    named.CopyFrom(model)
+    seen: set[str] = set()
+    for i, node in enumerate(named.graph.node):
+        if not node.name or node.name in seen:
+            node.name = f"{node.op_type}_{i}"
+        seen.add(node.name)
+    return named
+
+
 def to_int8(
-    model: ModelProto, mode: Int8Mode, calibration: np.ndarray | None = None, threads: int = 1
+    model: ModelProto,
+    mode: Int8Mode,
+    calibration: np.ndarray | None = None,
+    threads: int = 1,
+    min_channels: int = 0,
 ) -> ModelProto:
     """int8 weights (and activations); `calibration` (N, *input) is required for static,
-    run by onnxruntime on `threads` threads."""
+    run by onnxruntime on `threads` threads. Ops with fewer than `min_channels` output
+    channels stay float."""
     quiet, calibration_threads = _quiet_root_logger(), _calibration_threads(threads)
+    model = _named(model)
+    exclude = narrow_nodes(model, min_channels)
     with quiet, calibration_threads, tempfile.TemporaryDirectory(prefix="paiexport-int8-") as tmp:
         src, dst = Path(tmp) / "float.onnx", Path(tmp) / "int8.onnx"
         onnx.save_model(model, str(src))
         if mode is Int8Mode.dynamic:
-            quantize_dynamic(src, dst, weight_type=QuantType.QInt8)
+            # the dynamic quantizer first rewrites Gemm as MatMul + Add, named after the Gemm
+            exclude += [f"{name}{part}" for name in exclude for part in ("_MatMul", "_Add")]
+            quantize_dynamic(src, dst, weight_type=QuantType.QInt8, nodes_to_exclude=exclude)
         else:
             if calibration is None or len(calibration) == 0:
                 raise ValueError("static int8 needs calibration samples")
@@ -90,6 +140,7 @@ def to_int8(
             quantize_static(
                 src, dst, reader, quant_format=QuantFormat.QOperator,
                 activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
+                nodes_to_exclude=exclude,
             )  # fmt: skip
         out = onnx.load(str(dst))
     del out.metadata_props[:]
