@@ -14,6 +14,7 @@ from paiexport.data import DataSplits
 from paiexport.export.compact import compact_model, max_abs_diff
 from paiexport.export.config import ExportConfig
 from paiexport.export.quantize import to_int8
+from paiexport.export.space_to_depth import space_to_depth
 from paiexport.export.torch_export import save_onnx, to_onnx
 from paiexport.export.transforms import set_metadata, to_sparse_initializers
 from paiexport.export.variants import variants_for
@@ -44,6 +45,8 @@ def compact_variant(
     # compact file is never slower than model.onnx and equal to it bit for bit.
     shrunk = result.params_after < result.params_before
     graph = to_onnx(result.model, data.input_shape, config.opset) if shrunk else dense
+    if shrunk and config.space_to_depth:
+        graph, info["space_to_depth_convs"] = space_to_depth(graph, config.space_to_depth)
     tags = {
         **metadata,
         "paiexport.variant": Variant.compact.value,

@@ -17,6 +17,11 @@ class ExportConfig(StrictModel):
     formats: list[ExportFormat] = Field(default_factory=lambda: list(ExportFormat), min_length=1)
     int8: Int8Mode = Int8Mode.dynamic
     calibration_samples: int = Field(default=300, ge=1, description="training samples for static int8")
+    space_to_depth: int = Field(
+        default=0, ge=0,
+        description="in the compact file, stride-1 convolutions with fewer output channels than "
+        "this run on 2x2 pixel blocks (an exact relayout: wider, smaller convolutions); 0: off",
+    )  # fmt: skip
     int8_min_channels: int = Field(
         default=0, ge=0,
         description="ops whose output has fewer channels stay float in int8 files "

@@ -104,6 +104,7 @@ class Compact(Section):
     params_before: int
     params_after: int
     torch_max_abs_diff: float
+    space_to_depth_convs: int = 0  # convolutions run on 2x2 pixel blocks (export.space_to_depth)
 
 
 class DeployCandidate(Section):
