@@ -48,8 +48,9 @@ def _heads(b: Builder, name: str, m: nn.MultiheadAttention, weights_read: bool =
 
 
 def _reads_weights(node: fx.Node) -> bool:
-    """True when anything but `output[0]` of the attention call is used."""
-    return any(not (u.target is operator.getitem and u.args[1] == 0) for u in node.users)
+    """True when anything but `output[0]` of the attention call is used (an unpacked but
+    unused `weights` is a getitem node without users)."""
+    return any(not (u.target is operator.getitem and (u.args[1] == 0 or not u.users)) for u in node.users)
 
 
 def attention_rule(b: Builder, node: fx.Node, m: nn.MultiheadAttention, inputs: list[int]) -> tuple:
@@ -76,6 +77,7 @@ def encoder_rule(b: Builder, name: str, m: nn.Module, inputs: list[int]) -> Stat
     else:
         layers = [(name, m)]
     for prefix, layer in layers:
-        _heads(b, f"{prefix}.self_attn", layer.self_attn)
+        if isinstance(layer.self_attn, nn.MultiheadAttention):  # not an already pruned one
+            _heads(b, f"{prefix}.self_attn", layer.self_attn)
         _mlp(b, prefix, layer)
     return FIXED
