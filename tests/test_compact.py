@@ -194,6 +194,11 @@ def test_compact_export_removes_channel_groups_exactly(case):
         layer = layer[0] if isinstance(layer, nn.Sequential) else layer  # wrapped with AddConstant
         assert getattr(layer, m.param).shape[m.dim] == 1
     assert result.params_after < result.params_before
+    # attention heads: the module holds exactly the kept heads
+    heads = {i: m.module for i, k in keep.items() for m in graph.groups[i].members if m.role == "qkv"}
+    for i, name in heads.items():
+        assert small[name].num_heads == int(keep[i].sum())
+    assert len(heads) == (2 if case == "transformer" else 0)  # one head group per encoder layer
     if check_onnx:
         with torch.no_grad():
             expected = model(x).numpy()
