@@ -201,3 +201,63 @@ def test_grouped_conv_and_layernorm_leave_their_inputs_dense() -> None:
         "2": "LayerNorm (4) normalizes over channels; model output",
     }
     assert graph.prunable == []
+
+
+class SelfAttention(nn.Module):
+    def __init__(self, read_weights: bool = False, **kwargs: object) -> None:
+        super().__init__()
+        self.attn = nn.MultiheadAttention(8, 4, batch_first=True, **kwargs)
+        self.fc = nn.Linear(8, 3)
+        self.read_weights = read_weights
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out, weights = self.attn(x, x, x)
+        if self.read_weights:
+            out = out * weights.sum()
+        return self.fc(out.mean(dim=1))
+
+
+def head_group(model: nn.Module) -> object:
+    graph = build_graph(model, torch.zeros(2, 5, 8))
+    [group] = [g for g in graph.groups if any(m.role == "qkv" for m in g.members)]
+    return group
+
+
+def test_attention_heads_are_a_prunable_group() -> None:
+    group = head_group(SelfAttention())
+    assert group.prunable and group.size == 4 and group.note == ""
+    # q, k, v row blocks of 2 per head at offsets 0, 8, 16, and the head's out_proj columns
+    assert {(m.param, m.role, m.offset, m.per) for m in group.members} == {
+        ("in_proj_weight", "qkv", 0, 2), ("in_proj_weight", "qkv", 8, 2), ("in_proj_weight", "qkv", 16, 2),
+        ("weight", "in", 0, 2),
+    }  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "why"),
+    [
+        ({"add_bias_kv": True}, "add_bias_kv"),
+        ({"add_zero_attn": True}, "add_zero_attn"),
+        ({"kdim": 6, "vdim": 6}, "kdim/vdim"),
+        ({"read_weights": True}, "reads its attention weights"),
+    ],
+)
+def test_attention_heads_stay_dense_where_removal_is_not_exact(kwargs: dict, why: str) -> None:
+    if "kdim" in kwargs:  # cross-attention from 6-wide keys
+        graph = build_graph(CrossAttention(**kwargs), torch.zeros(2, 5, 8))
+        [group] = [g for g in graph.groups if any(m.role == "qkv" for m in g.members)]
+    else:
+        group = head_group(SelfAttention(**kwargs))
+    assert not group.prunable
+    assert "attention heads of attn kept dense" in group.note and why in group.note
+
+
+class CrossAttention(nn.Module):
+    def __init__(self, **kwargs: object) -> None:
+        super().__init__()
+        self.attn = nn.MultiheadAttention(8, 4, batch_first=True, **kwargs)
+        self.keys = nn.Linear(8, 6)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        k = self.keys(x)
+        return self.attn(x, k, k)[0].mean(dim=1)

@@ -1,9 +1,13 @@
 """Channel groups inside attention modules (fx keeps torch.nn modules whole).
 
 `nn.MultiheadAttention`: its embed dim is both input and output width and is read by the
-surrounding LayerNorms, so the spaces around it stay dense; its heads form a group (rows of
-q, k and v and the head's out_proj columns) that is listed but kept dense, because
-nn.MultiheadAttention cannot hold fewer heads than embed_dim / head_dim.
+surrounding LayerNorms, so the spaces around it stay dense. Its heads form a prunable group:
+head h is the rows of q, k and v (role "qkv", `per` = head_dim) and the head's out_proj
+columns (role "in"). Only out_proj is a maskable weight (masks live on Linear/Conv
+`.weight`), so a pruned head is masked as its out_proj columns: the head then adds nothing.
+`shrink_attention.py` removes a head whose out_proj columns or v rows are all zero, exactly.
+Kept dense, with a note: `add_bias_kv` and `add_zero_attn` (extra key positions the pruned
+module does not model), kdim/vdim != embed_dim, and a model that reads the attention weights.
 `nn.TransformerEncoderLayer` / `nn.TransformerEncoder`: the same for attention, and the MLP
 hidden units (linear1 rows with linear2 columns) are a prunable group: a removed unit carries
 the constant activation(bias), which `shrink.py` folds into linear2's bias.
@@ -11,26 +15,48 @@ the constant activation(bias), which `shrink.py` folds into linear2's bias.
 
 from __future__ import annotations
 
-from torch import nn
+import operator
+
+from torch import fx, nn
 
 from paiexport.sparsity.depgraph import FIXED, Builder, Member, State
 
 _MLP_ACTIVATIONS = (nn.functional.relu, nn.functional.gelu)
 
 
-def _heads(b: Builder, name: str, m: nn.MultiheadAttention) -> None:
+def _head_blocker(m: nn.MultiheadAttention) -> str:
+    """Why the heads of `m` cannot be removed exactly ("" when they can)."""
+    if m.bias_k is not None:
+        return "add_bias_kv"
+    if m.add_zero_attn:
+        return "add_zero_attn"
+    if not m._qkv_same_embed_dim:
+        return "kdim/vdim differ from embed_dim"
+    return ""
+
+
+def _heads(b: Builder, name: str, m: nn.MultiheadAttention, weights_read: bool = False) -> None:
     dim = m.head_dim
     if m._qkv_same_embed_dim:
         rows = [Member(name, "in_proj_weight", 0, "qkv", k * m.embed_dim, dim) for k in range(3)]
     else:
         rows = [Member(name, f"{p}_proj_weight", 0, "qkv", 0, dim) for p in "qkv"]
     space = b.new_space(m.num_heads, *rows, Member(f"{name}.out_proj", "weight", 1, "in", 0, dim))
-    b.block([space], f"attention heads of {name} kept dense (nn.MultiheadAttention has a fixed head count)")
+    why = "the model reads its attention weights" if weights_read else _head_blocker(m)
+    if why:
+        b.block([space], f"attention heads of {name} kept dense ({why})")
 
 
-def attention_rule(b: Builder, name: str, m: nn.MultiheadAttention, inputs: list[int]) -> tuple:
+def _reads_weights(node: fx.Node) -> bool:
+    """True when anything but `output[0]` of the attention call is used (an unpacked but
+    unused `weights` is a getitem node without users)."""
+    return any(not (u.target is operator.getitem and (u.args[1] == 0 or not u.users)) for u in node.users)
+
+
+def attention_rule(b: Builder, node: fx.Node, m: nn.MultiheadAttention, inputs: list[int]) -> tuple:
+    name = str(node.target)
     b.block(inputs, f"MultiheadAttention ({name}) keeps its embed dim")
-    _heads(b, name, m)
+    _heads(b, name, m, _reads_weights(node))
     return (FIXED, FIXED)
 
 
@@ -51,6 +77,7 @@ def encoder_rule(b: Builder, name: str, m: nn.Module, inputs: list[int]) -> Stat
     else:
         layers = [(name, m)]
     for prefix, layer in layers:
-        _heads(b, f"{prefix}.self_attn", layer.self_attn)
+        if isinstance(layer.self_attn, nn.MultiheadAttention):  # not an already pruned one
+            _heads(b, f"{prefix}.self_attn", layer.self_attn)
         _mlp(b, prefix, layer)
     return FIXED

@@ -9,7 +9,9 @@ group, `erk` by the group's shape (channels x weights per channel), `global` the
 channels across groups until the weight budget is spent.
 
 Counting: `sparsity.target` is the fraction of the prunable weights removed, and a pruned
-channel removes its rows in every producer of the group (and depthwise rows). Consumers'
+channel removes its rows in every producer of the group (and depthwise rows); an attention
+head removes its out_proj columns (its q/k/v rows are not maskable weights, `attention.py`),
+so for heads those columns are counted. Other consumers'
 input columns are NOT counted: the masks keep them (they read a dead, constant channel that
 `compact` folds into the consumer's bias), and `reached` sparsity is measured on the masks, so
 counting them would make the target and the reached sparsity disagree. The compact model
@@ -27,11 +29,9 @@ import torch
 from paiexport.errors import UserError
 from paiexport.sparsity.allocation import erk_densities
 from paiexport.sparsity.depgraph import ChannelGroup, DependencyGraph, Member
-from paiexport.sparsity.groups import group_masks, group_score
+from paiexport.sparsity.groups import group_masks, group_score, zeroed_members
 from paiexport.sparsity.topk import top_k_mask
 from paiexport.sparsity.types import Distribution, Masks, SparsityConfig
-
-_ZEROED = ("out", "dw")
 
 
 def _name(member: Member) -> str:
@@ -40,20 +40,16 @@ def _name(member: Member) -> str:
 
 def usable_groups(graph: DependencyGraph, scores: dict[str, torch.Tensor]) -> list[int]:
     """Prunable groups whose zeroed members are all prunable weights."""
-    return [
-        i
-        for i in graph.prunable
-        if all(_name(m) in scores for m in graph.groups[i].members if m.role in _ZEROED)
-    ]
+    return [i for i in graph.prunable if all(_name(m) in scores for m in zeroed_members(graph.groups[i]))]
 
 
 def channel_weights(group: ChannelGroup, scores: dict[str, torch.Tensor]) -> int:
-    """Weights one channel of `group` removes: its producer (and depthwise) rows."""
+    """Weights one channel of `group` masks: its producer (and depthwise) rows, or a head's
+    out_proj columns."""
     total = 0
-    for m in group.members:
-        if m.role in _ZEROED:
-            shape = scores[_name(m)].shape
-            total += shape.numel() // shape[m.dim] * m.per
+    for m in zeroed_members(group):
+        shape = scores[_name(m)].shape
+        total += shape.numel() // shape[m.dim] * m.per
     return total
 
 
@@ -111,7 +107,7 @@ def channel_notes(graph: DependencyGraph, scores: dict[str, torch.Tensor]) -> li
     capacity = sum(graph.groups[i].size * channel_weights(graph.groups[i], scores) for i in usable)
     dense: dict[str, list[str]] = {}
     for i, group in enumerate(graph.groups):
-        producers = [m.module for m in group.members if m.role == "out" and _name(m) in scores]
+        producers = [m.module for m in zeroed_members(group) if _name(m) in scores]
         if i not in usable and producers:
             reason = group.note or "a member is excluded from pruning"
             reason = reason.replace("model output", "model output: the classifier")

@@ -108,7 +108,7 @@ def _module_rule(b: Builder, node: fx.Node, m: nn.Module, st: object, states: di
     if isinstance(m, nn.Flatten):
         return _flatten(node, st, m.start_dim, m.end_dim)
     if isinstance(m, nn.MultiheadAttention):
-        return attention_rule(b, name, m, _spaces(_inputs(node, states), states))
+        return attention_rule(b, node, m, _spaces(_inputs(node, states), states))
     if isinstance(m, (nn.TransformerEncoderLayer, nn.TransformerEncoder)):
         return encoder_rule(b, name, m, _spaces(_inputs(node, states), states))
     return None

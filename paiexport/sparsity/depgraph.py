@@ -131,7 +131,7 @@ class Builder:
             root.notes.extend(n for n in space.notes if n not in root.notes)
         return [
             ChannelGroup(
-                tuple(s.members), s.size, not s.notes and any(m.role == "out" for m in s.members),
+                tuple(s.members), s.size, not s.notes and any(m.role in ("out", "qkv") for m in s.members),
                 "; ".join(s.notes),
             )
             for s in merged.values()

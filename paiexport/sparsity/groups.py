@@ -11,6 +11,8 @@ producer score (pruned in an earlier round) stays at -inf.
 Masks: a pruned channel zeroes the producers' output rows (and depthwise rows). Consumers'
 input columns stay: those inputs become dead (a constant act(norm(bias))), and
 `shrink.py` folds that constant into the consumer exactly when it removes the channel.
+Attention heads are the exception (`zeroed_members`): q/k/v rows are not maskable weights, so
+a pruned head zeroes its out_proj columns (see `attention.py`).
 """
 
 from __future__ import annotations
@@ -21,6 +23,13 @@ from paiexport.sparsity.depgraph import ChannelGroup, DependencyGraph, Member
 from paiexport.sparsity.types import ChannelReduce
 
 _ZEROED_ROLES = ("out", "dw")
+
+
+def zeroed_members(group: ChannelGroup) -> list[Member]:
+    """The members whose slices a pruned channel zeroes: producer and depthwise rows, or, for
+    attention heads, the out_proj columns (the head's only maskable weight)."""
+    roles = ("in",) if any(m.role == "qkv" for m in group.members) else _ZEROED_ROLES
+    return [m for m in group.members if m.role in roles]
 
 
 def channel_slices(member: Member, tensor: torch.Tensor, size: int) -> torch.Tensor:
@@ -41,12 +50,13 @@ def group_score(group: ChannelGroup, scores: dict[str, torch.Tensor], how: Chann
     total = torch.zeros(group.size, dtype=torch.float64)
     count = 0
     dead = torch.zeros(group.size, dtype=torch.bool)
+    zeroed = zeroed_members(group)
     for member in group.members:
         name = f"{member.module}.{member.param}"
         if name not in scores:
             continue
         values = channel_slices(member, scores[name].detach().double().cpu(), group.size)
-        if member.role in _ZEROED_ROLES:
+        if member in zeroed:
             dead |= torch.isneginf(values).any(dim=1)
         values = values.masked_fill(torch.isneginf(values), 0.0)
         total += (values * values).sum(dim=1) if how is ChannelReduce.l2 else values.sum(dim=1)
@@ -74,9 +84,9 @@ def group_masks(
         group = graph.groups[index]
         if not group.prunable or kept.shape != (group.size,):
             raise ValueError(f"group {index}: not prunable or keep-set of the wrong size")
-        for member in group.members:
+        for member in zeroed_members(group):
             name = f"{member.module}.{member.param}"
-            if member.role not in _ZEROED_ROLES or name not in masks:
+            if name not in masks:
                 continue
             masks[name].index_fill_(
                 member.dim, channel_index(member, ~kept.cpu()).to(masks[name].device), False

@@ -8,7 +8,8 @@ reads; the dead columns' contribution (consumer weight x recorded constant) is a
 consumer's bias when it is the same at every position, else added after the consumer
 (`AddConstant`, which fixes the spatial size as today's compact export does). Then producers
 lose rows (and bias), norms their per-channel tensors, depthwise convs rows and groups,
-consumers columns. Every group keeps at least one channel.
+consumers columns. Every group keeps at least one channel. Attention heads are removed by
+`shrink_attention.py` (the module is replaced by one holding only the kept heads).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from torch import nn
 
 from paiexport.sparsity.depgraph import ChannelGroup, DependencyGraph
 from paiexport.sparsity.groups import channel_index, channel_slices
+from paiexport.sparsity.shrink_attention import head_groups, shrink_heads
 
 _KIND = {"out": "rows", "dw": "rows", "norm": "norm", "in": "cols"}
 _CONVS = (nn.Conv1d, nn.Conv2d, nn.Conv3d)
@@ -60,8 +62,9 @@ def shrink_model(model: nn.Module, graph: DependencyGraph, example: torch.Tensor
         for name, value in after.items():
             if value is not None:
                 _add_after(work, modules, name, value, drops.get((name, "rows")))
+        heads = shrink_heads(work, graph)
     count = lambda m: sum(p.numel() for p in m.parameters())  # noqa: E731
-    removed = {i: int(d.sum()) for i, d in dead.items()}
+    removed = {i: int(d.sum()) for i, d in dead.items()} | heads
     return ShrinkResult(work, count(model), count(work), removed)
 
 
@@ -69,7 +72,8 @@ def dead_channels(graph: DependencyGraph, modules: dict[str, nn.Module]) -> dict
     """Per prunable group: channels whose producer rows are all zero, or that every consumer
     reads with all-zero columns (then they contribute nothing); one is always kept."""
     found: dict[int, torch.Tensor] = {}
-    for i in graph.prunable:
+    heads = head_groups(graph)  # removed by shrink_attention
+    for i in (i for i in graph.prunable if i not in heads):
         group = graph.groups[i]
         dead = _all_zero(group, modules, "out")
         # Only when every reader is a plain consumer (no attention projection or the like).
