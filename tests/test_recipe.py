@@ -37,6 +37,7 @@ def test_minimal_recipe_gets_defaults(write_recipe):
         ({"data": {"name": "imagenet"}}, "data.name"),
         ({"bench": {"batch_sizes": []}}, "bench.batch_sizes"),
         ({"export": {"int8_min_channels": -1}}, "export.int8_min_channels"),
+        ({"export": {"space_to_depth": "sixteen"}}, "export.space_to_depth"),
         ({"name": "../escape"}, "name"),
         ({"model": {"name": "mlp", "args": {"hidden": [-4]}}}, "model.args: args.hidden.0"),
         ({"data": {"name": "synthetic", "val_fraction": 0.0}}, "data.val_fraction: 0 leaves no validation"),
