@@ -147,3 +147,24 @@ def test_run_with_space_to_depth_ships_a_relaid_compact_file(tmp_path, write_rec
     x = np.random.default_rng(1).standard_normal((4, 1, 8, 8)).astype(np.float32)
     dense, compact = (run_session(make_session(out / f), x) for f in ("model.onnx", "model.compact.onnx"))
     np.testing.assert_allclose(compact, dense, atol=1e-4)
+
+
+def test_an_omitted_optional_input_stays_omitted(tmp_path):
+    # Clip(x, min omitted, max): the blocked Clip keeps "" for min and reads the blocks
+    rng = np.random.default_rng(0)
+    w = onnx.numpy_helper.from_array(rng.standard_normal((4, 3, 3, 3)).astype(np.float32), "w")
+    top = onnx.numpy_helper.from_array(np.array(0.5, np.float32), "top")
+    graph = onnx.helper.make_graph(
+        [onnx.helper.make_node("Conv", ["x", "w"], ["c"], name="conv", pads=[1] * 4, kernel_shape=[3, 3]),
+         onnx.helper.make_node("Clip", ["c", "", "top"], ["y"], name="clip")],
+        "g", [onnx.helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, [2, 3, 4, 4])],
+        [onnx.helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, [2, 4, 4, 4])], [w, top],
+    )  # fmt: skip
+    proto = onnx.helper.make_model(graph, opset_imports=[onnx.helper.make_opsetid("", 18)])
+    blocked, count = space_to_depth(proto, 16)
+    clip = next(n for n in blocked.graph.node if n.op_type == "Clip")
+    assert count == 1 and list(clip.input) == ["c__s2d", "", "top"]
+    x = rng.standard_normal((2, 3, 4, 4)).astype(np.float32)
+    np.testing.assert_allclose(
+        _outputs(blocked, x, tmp_path, "b")[0], _outputs(proto, x, tmp_path, "p")[0], atol=1e-5
+    )

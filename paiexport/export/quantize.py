@@ -124,8 +124,10 @@ def to_int8(
     run by onnxruntime on `threads` threads. Ops with fewer than `min_channels` output
     channels stay float."""
     quiet, calibration_threads = _quiet_root_logger(), _calibration_threads(threads)
-    model = _named(model)
-    exclude = narrow_nodes(model, min_channels)
+    exclude: list[str] = []
+    if min_channels > 0:  # the graph is left byte for byte as it was otherwise
+        model = _named(model)
+        exclude = narrow_nodes(model, min_channels)
     with quiet, calibration_threads, tempfile.TemporaryDirectory(prefix="paiexport-int8-") as tmp:
         src, dst = Path(tmp) / "float.onnx", Path(tmp) / "int8.onnx"
         onnx.save_model(model, str(src))

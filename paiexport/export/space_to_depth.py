@@ -164,15 +164,17 @@ class _Pass:
         if not blocked or any(self.shapes.get(i) != self.shapes.get(blocked[0]) for i in tensors):
             return False
         channels = self.shapes[tensors[0]][1]
+        constants = {n: blocked_constant(numpy_helper.to_array(self.weights[n]), channels)
+                     for n in node.input if n in self.weights}  # fmt: skip
+        if any(value is None for value in constants.values()):
+            return False  # decided before anything is added to the graph
         inputs = []
         for name in node.input:
-            if name in self.weights:
-                value = blocked_constant(numpy_helper.to_array(self.weights[name]), channels)
-                if value is None:
-                    return False
+            if name in constants:
+                value = constants[name]
                 inputs.append(self.constant(name, value) if value.size > 1 else name)
             else:
-                inputs.append(self.to_blocks(name))
+                inputs.append(self.to_blocks(name) if name else name)  # "" = an omitted input
         copy = NodeProto()
         copy.CopyFrom(node)
         del copy.input[:], copy.output[:]
