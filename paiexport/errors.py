@@ -31,3 +31,14 @@ class Interrupted(KeyboardInterrupt):
     def __init__(self, signum: int) -> None:
         super().__init__(signum)
         self.signum = signum
+
+
+def first_line(exc: BaseException, limit: int = 150) -> str:
+    """`Kind: first line of the message` of an exception, shortened: the one line an error shows.
+
+    Safe for any message: empty, whitespace only, or a single huge line.
+    """
+    text = str(exc).strip()
+    first = text.splitlines()[0] if text else ""
+    kind = type(exc).__name__
+    return f"{kind}: {shorten(first, limit)}" if first else kind
