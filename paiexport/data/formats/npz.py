@@ -29,12 +29,15 @@ CHUNK = 1 << 22  # values checked for NaN/inf at a time
 
 
 def _member(path: Path, archive: zipfile.ZipFile, name: str) -> zipfile.ZipInfo:
-    """The member `name`.npy, its size plausible for how it is stored."""
+    """The member `name`.npy, its sizes possible for the archive and for how it is stored."""
     info = archive.getinfo(f"{name}.npy")
     if info.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
         raise UserError(f"{show(path)}: {name} is compressed with method {info.compress_type}, not deflate")
-    if info.file_size > checks.DEFLATE_RATIO * max(info.compress_size, 1):
-        raise UserError(f"{show(path)}: {name} claims {info.file_size} bytes from {info.compress_size}")
+    most = info.compress_size * (1 if info.compress_type == zipfile.ZIP_STORED else checks.DEFLATE_RATIO)
+    if info.compress_size > path.stat().st_size or info.file_size > most:
+        raise UserError(
+            f"{show(path)}: {name} claims {info.file_size} bytes from {info.compress_size} stored bytes"
+        )
     return info
 
 
@@ -83,7 +86,7 @@ def load(path: Path, num_classes: int | None = None) -> tuple[np.ndarray, ...]:
         x, y, xt, yt = _read(path)
     except UserError:
         raise
-    except (OSError, EOFError, ValueError, zipfile.BadZipFile, zlib.error) as exc:
+    except (OSError, EOFError, ValueError, RuntimeError, zipfile.BadZipFile, zlib.error) as exc:
         raise UserError(f"{show(path)}: unreadable npz ({type(exc).__name__})") from None
     y, yt = (checks.labels(f"{show(path)}: {n}", a, num_classes) for n, a in (("y_train", y), ("y_test", yt)))
     if len(x) != len(y) or len(xt) != len(yt):

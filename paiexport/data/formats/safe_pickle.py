@@ -139,7 +139,7 @@ def _scan(blob: bytes) -> None:
     for op, arg, _ in pickletools.genops(blob):
         if op.name in SIZED and isinstance(arg, int) and arg > len(blob):
             raise Refused(f"{op.name} {arg} exceeds the file's {len(blob)} bytes")
-        if op.name == "GLOBAL":
+        if op.name in ("GLOBAL", "INST"):  # STACK_GLOBAL's names are checked by find_class
             module, _, name = str(arg).partition(" ")
             _allowed(module, name)
 
@@ -151,9 +151,8 @@ def _unwrap(value: object) -> object:
 def loads(blob: bytes) -> object:
     """The object pickled in `blob`, py2 strings as bytes; Refused for anything but plain data.
 
-    A malformed pickle raises what pickletools or the unpickler raise (ValueError and others).
-
-    A dict's array values are returned as numpy arrays (read-only views of `blob`).
+    A dict's array values come back as numpy arrays over the bytes read. A malformed pickle
+    raises what pickletools or the unpickler raise (ValueError and others).
     """
     _scan(blob)
     value = _Unpickler(io.BytesIO(blob), encoding="bytes").load()
