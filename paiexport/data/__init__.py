@@ -62,15 +62,15 @@ def load_dataset(cfg: DataConfig, *, seed: int, folders: list[Path] = ()) -> Dat
     if fmt is FileFormat.imagefolder:
         train, test, classes = imagefolder.load(path, cfg.image_size, cfg.grayscale)
         return _finish(streamed.splits(train, test, cfg, seed, len(classes)), cfg, seed)
+    count = cfg.num_classes or FIXED_CLASSES.get(fmt)
     if fmt in (FileFormat.mnist, FileFormat.fashion_mnist):
-        arrays = idx.load(path)
+        arrays = idx.load(path, count)
     elif fmt is FileFormat.npz:
-        arrays = npz.load(path)
+        arrays = npz.load(path, count)
     else:
-        arrays = cifar.load(path, hundred=fmt is FileFormat.cifar100)
-    classes = cfg.num_classes or FIXED_CLASSES.get(fmt)
+        arrays = cifar.load(path, hundred=fmt is FileFormat.cifar100, num_classes=count)
     return _finish(
-        from_arrays(arrays, seed=seed, val_fraction=cfg.val_fraction, num_classes=classes), cfg, seed
+        from_arrays(arrays, seed=seed, val_fraction=cfg.val_fraction, num_classes=count), cfg, seed
     )
 
 
