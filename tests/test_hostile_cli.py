@@ -9,6 +9,7 @@ import shutil
 import uuid
 from pathlib import Path
 
+import onnx
 import pytest
 import torch
 import yaml
@@ -128,7 +129,12 @@ def test_validate_recipe_refuses_factory_data_without_trust_code(tmp_path, tiny_
     raw = yaml.safe_load((folder / "recipe.yaml").read_text())
     raw["data"]["name"] = f"{name}:build"
     (folder / "recipe.yaml").write_text(yaml.safe_dump(raw))
-    result = invoke("validate", tiny_run / "model.onnx", "--recipe", folder / "recipe.yaml")
+    model = onnx.load(str(tiny_run / "model.onnx"))  # the file of that run: it records that dataset
+    for prop in model.metadata_props:
+        if prop.key == "paiexport.dataset":
+            prop.value = f"{name}:build"
+    onnx.save(model, str(folder / "model.onnx"))
+    result = invoke("validate", folder / "model.onnx", "--recipe", folder / "recipe.yaml")
     assert result.exit_code == 2
     line = one_line(result)
     assert name in line and "--trust-code" in line
