@@ -5,6 +5,10 @@
 
 `model` is any classifier `nn.Module` (it is trained in place); `datasets` are torch `Dataset`s
 of `(x, y)` pairs. Both replace the recipe's `model:` / `data:` names for this run only.
+
+A run that finishes is returned even when it failed (a broken file, a failed gate, no deployable
+file: what makes `paiexport run` exit 1): check `report.ok` (or `report.verdict.line`) before
+shipping its files.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ from paiexport import pipeline
 from paiexport.importing import register
 from paiexport.recipe import Override, Recipe, apply_overrides, load_recipe, validate_recipe
 from paiexport.reporting.schema import RunReport
+from paiexport.verdict import print_verdict
 
 __all__ = ["Recipe", "RunReport", "load_recipe", "run_recipe"]
 
@@ -46,7 +51,10 @@ def run_recipe(
 ) -> RunReport:
     """Run a recipe end to end (like `paiexport run`) and return its typed report.json.
 
-    `overrides`: `{"train.epochs": 1}`, Python values (no YAML text to parse).
+    No exception when the run fails its verdict: callers must check `report.ok` (exit code 0
+    of `report.verdict`). With a `console`, the run's progress and, last, the verdict line that
+    `paiexport run` ends with are printed on it. `overrides`: `{"train.epochs": 1}`, Python
+    values (no YAML text to parse).
     """
     typed = [Override(tuple(key.split(".")), value) for key, value in (overrides or {}).items()]
     spec = _as_recipe(recipe, typed)
@@ -61,4 +69,7 @@ def run_recipe(
         raw["data"]["path"] = None
     final = validate_recipe(raw, "recipe") if raw != spec.to_dict() else spec
     final._folder = spec._folder
-    return pipeline.run_recipe(final, Path(out_dir), force=force, console=console)
+    report = pipeline.run_recipe(final, Path(out_dir), force=force, console=console)
+    if console is not None:
+        print_verdict(console, report, Path(out_dir))
+    return report

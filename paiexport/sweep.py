@@ -29,7 +29,9 @@ from paiexport.out_path import check_out_path
 from paiexport.paths import recover_interrupted
 from paiexport.recipe import Override, Recipe, apply_overrides, validate_recipe
 from paiexport.reporting.schema import RunReport
+from paiexport.reporting.sweep_report import OK
 from paiexport.reporting.sweep_report import write_outputs as write_outputs  # the CLI's entry point
+from paiexport.verdict import run_verdict
 
 METHOD_KEY, TARGET_KEY, SEED_KEY = "method.name", "sparsity.target", "seed"
 
@@ -166,7 +168,7 @@ def execute(
 
 
 def result_row(run: PlannedRun, report: RunReport) -> dict[str, Any]:
-    """One CSV row: the grid values, then what the run measured."""
+    """One CSV row: the grid values, then what the run measured and its verdict."""
     row: dict[str, Any] = {"run": run.name, **run.assignments}
     sparsity = report.require("sparsity")
     row.update(
@@ -178,11 +180,24 @@ def result_row(run: PlannedRun, report: RunReport) -> dict[str, Any]:
     )
     for variant, ratio in report.size_ratio_vs_dense.items():
         row[f"size_ratio_{variant}"] = ratio["raw"]
+    # A report written before verdicts were recorded: the verdict its sections give.
+    exit_code, line = (
+        (report.verdict.exit_code, report.verdict.line) if report.verdict else run_verdict(report)
+    )
+    row["verdict"] = OK if exit_code == 0 else line
     return row
 
 
 def collect(runs: list[PlannedRun], out_dir: Path) -> list[dict[str, Any]]:
-    return [result_row(r, RunReport.read(out_dir / r.name)) for r in runs]
+    """The result rows of finished runs; a report lacking a section is an error naming it."""
+    rows = []
+    for run in runs:
+        report = RunReport.read(out_dir / run.name)
+        try:
+            rows.append(result_row(run, report))
+        except UserError as exc:
+            raise UserError(f"{out_dir / run.name / 'report.json'}: {exc}") from None
+    return rows
 
 
 def extra_axes(grid: list[GridAxis]) -> list[str]:

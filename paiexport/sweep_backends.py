@@ -18,11 +18,9 @@ from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from paiexport.errors import UserError
 from paiexport.out_path import check_out_path
-from paiexport.recipe import Override, validate_recipe
+from paiexport.recipe import Override, read_recipe_file, validate_recipe
 from paiexport.sweep import PlannedRun, is_complete, run_one
 
 Progress = Callable[[str], None]
@@ -139,11 +137,7 @@ def read_plan(out_dir: Path) -> tuple[list[PlannedRun], list[str], str]:
     path = out_dir / PLAN_FILE
     if not path.is_file():
         raise UserError(f"--collect {out_dir}: no {PLAN_FILE} (not a sweep folder)")
-    try:
-        plan = json.loads(path.read_text())
-        entries, extra_keys, title = plan["runs"], plan["extra_keys"], plan["title"]
-    except (json.JSONDecodeError, KeyError, TypeError):
-        raise UserError(f"{path}: not a sweep plan written by paiexport sweep") from None
+    entries, extra_keys, title = _plan_fields(path)
     missing = [e["name"] for e in entries if not (out_dir / e["name"] / "report.json").is_file()]
     if missing:
         listed = ", ".join(missing[:3]) + (", ..." if len(missing) > 3 else "")
@@ -153,11 +147,34 @@ def read_plan(out_dir: Path) -> tuple[list[PlannedRun], list[str], str]:
         )
     runs = []
     for e in entries:
-        raw = yaml.safe_load((out_dir / e["name"] / "recipe.yaml").read_text())
+        raw = read_recipe_file(out_dir / e["name"] / "recipe.yaml")  # missing, unparsable: exit 2
         run = PlannedRun(e["name"], e["assignments"], validate_recipe(raw, str(out_dir / e["name"])))
         is_complete(run, out_dir)  # a folder holding another recipe's report is an error
         runs.append(run)
     return runs, extra_keys, title
+
+
+def _plan_fields(path: Path) -> tuple[list[dict[str, Any]], list[str], str]:
+    """sweep.json's runs (each a plain folder name and its assignments), extra keys and title."""
+    bad = UserError(f"{path}: not a sweep plan written by paiexport sweep")
+    try:
+        plan = json.loads(path.read_text())
+        entries, extra_keys, title = plan["runs"], plan["extra_keys"], plan["title"]
+    except (json.JSONDecodeError, UnicodeDecodeError, OSError, KeyError, TypeError):
+        raise bad from None
+    if not (isinstance(entries, list) and isinstance(title, str) and isinstance(extra_keys, list)):
+        raise bad
+    if not all(isinstance(k, str) for k in extra_keys) or not all(_is_entry(e) for e in entries):
+        raise bad
+    return entries, extra_keys, title
+
+
+def _is_entry(entry: Any) -> bool:
+    """{"name": a folder directly inside the sweep folder, "assignments": {key: value}}."""
+    if not isinstance(entry, dict) or not isinstance(entry.get("assignments"), dict):
+        return False
+    name = entry.get("name")
+    return isinstance(name, str) and name not in ("", ".", "..") and "/" not in name and "\\" not in name
 
 
 def make_backend(
@@ -176,10 +193,10 @@ def make_backend(
 def run_sweep(
     recipe: str, grid: list[str], seeds: int, overrides: list[Override], out_dir: Path | None,
     backend: LocalBackend | RayBackend, shard_text: str | None, progress: Progress,
-) -> tuple[Path, bool]:  # fmt: skip
-    """Plan, run (this shard's part of) the sweep; returns the folder and whether it is aggregated."""
+) -> tuple[Path, list[dict[str, Any]] | None]:  # fmt: skip
+    """Plan, run (this shard's part of) the sweep; the folder and its result rows (None: a shard)."""
     from paiexport.paths import default_run_dir
-    from paiexport.recipe import read_recipe_file, resolve_recipe_path
+    from paiexport.recipe import resolve_recipe_path
     from paiexport.sweep import collect, execute, extra_axes, parse_grid, plan_sweep, write_outputs
 
     index, count = parse_shard(shard_text) if shard_text else (0, 1)
@@ -194,15 +211,17 @@ def run_sweep(
         progress(f"shard {index}/{count}: {len(shard(runs, index, count))} of {len(runs)} runs")
     execute(shard(runs, index, count), target, backend, progress)
     if count > 1:
-        return target, False  # the other shards may still be running: aggregate with --collect
-    write_outputs(collect(runs, target), extra_axes(axes), target, title)
-    return target, True
+        return target, None  # the other shards may still be running: aggregate with --collect
+    rows = collect(runs, target)
+    write_outputs(rows, extra_axes(axes), target, title)
+    return target, rows
 
 
-def collect_sweep(out_dir: Path) -> Path:
+def collect_sweep(out_dir: Path) -> list[dict[str, Any]]:
     """`--collect DIR`: sweep.csv, sweep.md and sweep.png over the finished runs of every shard."""
     from paiexport.sweep import collect, write_outputs
 
     runs, extra_keys, title = read_plan(out_dir)
-    write_outputs(collect(runs, out_dir), extra_keys, out_dir, title)
-    return out_dir
+    rows = collect(runs, out_dir)
+    write_outputs(rows, extra_keys, out_dir, title)
+    return rows

@@ -8,6 +8,9 @@ for, a deploy file was chosen; otherwise 1. The last line of `run` says which.
 from __future__ import annotations
 
 from dataclasses import asdict
+from pathlib import Path
+
+from rich.console import Console
 
 from paiexport.errors import UserError
 from paiexport.export.variants import variants_for
@@ -69,3 +72,13 @@ def run_verdict(report: RunReport) -> tuple[int, str]:
     if over:
         parts.append(f"not deployable: {', '.join(over)}")
     return 0, "OK: " + "; ".join(parts)
+
+
+def print_verdict(console: Console, report: RunReport, run_dir: Path) -> int:
+    """The last line of `run` (and of `api.run_recipe` with a console): the verdict, green or red,
+    pointing at report.html; returns its exit code."""
+    verdict = report.require("verdict")
+    style = "red" if verdict.exit_code else "green"
+    line = f"{verdict.line}  (see {run_dir / 'report.html'})"
+    console.print(line, style=style, highlight=False, markup=False, soft_wrap=True)
+    return verdict.exit_code

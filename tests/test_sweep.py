@@ -46,10 +46,10 @@ def test_aggregate_mean_and_sample_std():
 def test_markdown_table_mean_std_next_to_dense():
     md = markdown_table(aggregate(FABRICATED, []), "t")
     lines = md.splitlines()
-    assert "| method | dense | 50% sparse | 90% sparse |" in lines
-    assert "| dense | 82.00% ± 2.83% (n=2) | - | - |" in lines
-    assert "| snip | - | 80.00% ± 2.00% (n=3) (-2.0 pts) | 72.00% ± 2.83% (n=2) (-10.0 pts) |" in lines
-    assert "| random | - | - | 60.00% (n=1) (-22.0 pts) |" in lines
+    assert "| method | dense | 50% sparse | 90% sparse | verdict |" in lines
+    assert "| dense | 82.00% ± 2.83% (n=2) | - | - | ok |" in lines
+    assert "| snip | - | 80.00% ± 2.00% (n=3) (-2.0 pts) | 72.00% ± 2.83% (n=2) (-10.0 pts) | ok |" in lines
+    assert "| random | - | - | 60.00% (n=1) (-22.0 pts) | ok |" in lines
 
 
 def test_extra_axes_get_their_own_lines_and_dense():
@@ -57,8 +57,8 @@ def test_extra_axes_get_their_own_lines_and_dense():
     rows = [row("dense", 0.0, 0, 0.5, **one), row("snip", 0.9, 0, 0.4, **one),
             row("dense", 0.0, 0, 0.9, **nine), row("snip", 0.9, 0, 0.8, **nine)]  # fmt: skip
     md = markdown_table(aggregate(rows, ["train.epochs"]), "t")
-    assert "| snip (train.epochs=1) | - | 40.00% (n=1) (-10.0 pts) |" in md
-    assert "| snip (train.epochs=9) | - | 80.00% (n=1) (-10.0 pts) |" in md
+    assert "| snip (train.epochs=1) | - | 40.00% (n=1) (-10.0 pts) | ok |" in md
+    assert "| snip (train.epochs=9) | - | 80.00% (n=1) (-10.0 pts) | ok |" in md
 
 
 def test_write_outputs(tmp_path):
@@ -158,3 +158,42 @@ def test_sweep_refuses_a_folder_of_another_recipe(tiny_recipe_dict, write_recipe
     assert runner.invoke(app, args).exit_code == 0
     result = runner.invoke(app, [*args[:-2], "--set", "train.epochs=0", "--out", str(out)])
     assert result.exit_code == 2 and "different recipe" in result.output
+
+
+def test_failed_runs_get_a_verdict_in_the_table_and_csv(tmp_path):
+    failed = "FAILED: gates failed: min_sparsity"
+    rows = [{**r, "verdict": failed if r["run"] == "snip-0.5-1" else "OK"} for r in FABRICATED]
+    md = markdown_table(aggregate(rows, []), "t")
+    assert (
+        "| snip | - | 80.00% ± 2.00% (n=3) (-2.0 pts) | 72.00% ± 2.83% (n=2) (-10.0 pts) | 1 of 5 FAILED |"
+        in md
+    )
+    assert "| dense | 82.00% ± 2.83% (n=2) | - | - | ok |" in md
+    assert md.rstrip().endswith(f"- `snip-0.5-1`: {failed}")
+    write_outputs(rows, [], tmp_path, "t")
+    with (tmp_path / "sweep.csv").open() as f:
+        verdicts = {r["run"]: r["verdict"] for r in csv.DictReader(f)}
+    assert verdicts["snip-0.5-1"] == failed and verdicts["dense-0.0-0"] == "OK"
+
+
+def test_sweep_with_a_failed_run_finishes_the_others_and_exits_1(tiny_recipe_dict, write_recipe, tmp_path):
+    tiny_recipe_dict["gates"] = {"min_sparsity": 0.7}  # the dense baseline (sparsity 0) fails it
+    tiny_recipe_dict["export"]["formats"] = ["dense"]
+    tiny_recipe_dict["bench"] = {"batch_sizes": [1], "threads": [1], "warmup": 0, "iterations": 2}
+    recipe, out = str(write_recipe(tiny_recipe_dict)), tmp_path / "sweep"
+    args = ["sweep", recipe, "--grid", "sparsity.target=0.8", "--set", "train.epochs=1", "--out", str(out)]
+    result = runner.invoke(app, args, catch_exceptions=False)
+    assert result.exit_code == 1, result.output
+    dense, snip = "method.name=dense__seed=0", "sparsity.target=0.8__seed=0"
+    assert (out / dense / "report.json").is_file() and (out / snip / "report.json").is_file()
+    with (out / "sweep.csv").open() as f:
+        verdicts = {r["run"]: r["verdict"] for r in csv.DictReader(f)}
+    assert verdicts == {snip: "OK", dense: "FAILED: gates failed: min_sparsity"}
+    assert (
+        "| dense | " in (out / "sweep.md").read_text()
+        and "| 1 of 1 FAILED |" in (out / "sweep.md").read_text()
+    )
+    tail = result.output.strip().splitlines()[-2:]
+    assert tail == [f"{dense}: FAILED: gates failed: min_sparsity", "FAILED: 1 of 2 runs"]
+    collected = runner.invoke(app, ["sweep", "--collect", str(out)], catch_exceptions=False)
+    assert collected.exit_code == 1 and collected.output.strip().endswith("FAILED: 1 of 2 runs")

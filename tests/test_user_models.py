@@ -124,3 +124,23 @@ def test_bundled_example_runs(tmp_path):
     args = ["--set", "train.epochs=1", "--set", "bench.iterations=3", "--set", "model.args.width=8"]
     result = CliRunner().invoke(app, ["run", str(example), "--out", str(tmp_path / "run"), *args])
     assert result.exit_code == 0, result.output
+
+
+def test_python_api_reports_a_failed_verdict_and_prints_the_cli_last_line(tmp_path, tiny_recipe_dict):
+    import io
+
+    from rich.console import Console
+
+    from paiexport.api import run_recipe
+
+    tiny_recipe_dict.update(bench=BENCH, gates={"min_sparsity": 0.9})  # reaches 0.8: the gate fails
+    tiny_recipe_dict["export"]["formats"] = ["dense"]
+    buffer = io.StringIO()
+    console = Console(file=buffer, width=400, color_system=None)
+    report = run_recipe(tiny_recipe_dict, tmp_path / "run", overrides={"train.epochs": 1}, console=console)
+    assert report.ok is False and report.verdict.exit_code == 1
+    last = buffer.getvalue().strip().splitlines()[-1]
+    assert last == f"FAILED: gates failed: min_sparsity  (see {tmp_path / 'run' / 'report.html'})"
+    # the very line `paiexport run` ends with (test_verdicts.py pins the CLI's)
+    report.verdict.exit_code = 0
+    assert report.ok

@@ -39,6 +39,13 @@ ShapeOption = Annotated[
 ]
 
 
+TrustCodeOption = typer.Option(
+    "--trust-code",
+    metavar="",
+    help="Import and run the model/data factory code the run's recipe names (only for code you trust).",
+)
+
+
 def show_version(value: bool) -> None:
     if value:
         from paiexport import __version__
@@ -114,6 +121,7 @@ def run(
     from paiexport.ranks import start_ranks
     from paiexport.recipe import load_recipe, resolve_recipe_path
     from paiexport.reporting.report import summary_table
+    from paiexport.verdict import print_verdict
 
     with user_errors():
         parsed = load_recipe(resolve_recipe_path(recipe), parse_overrides(overrides))
@@ -129,12 +137,9 @@ def run(
     out.print(f"run folder: {target}  ({listed})", highlight=False, soft_wrap=True)
     for gate in report.require("gates").results:
         out.print(gate.line, style="green" if gate.passed else "red", highlight=False, markup=False)
-    verdict = report.require("verdict")  # broken files or failed gates: written to look at, not to ship
-    style = "red" if verdict.exit_code else "green"
-    last = f"{verdict.line}  (see {target / 'report.html'})"
-    out.print(last, style=style, highlight=False, markup=False, soft_wrap=True)
-    if verdict.exit_code:
-        raise typer.Exit(verdict.exit_code)
+    exit_code = print_verdict(out, report, target)  # broken files, failed gates: not to ship
+    if exit_code:
+        raise typer.Exit(exit_code)
 
 
 @app.command("export")
@@ -151,6 +156,7 @@ def export_cmd(
     force: Annotated[
         bool, typer.Option("--force", metavar="", help="Replace an existing output folder.")
     ] = False,
+    trust_code: Annotated[bool, TrustCodeOption] = False,
 ) -> None:
     """Re-export a trained run's ONNX files without retraining; validates each file."""
     from paiexport.recipe import Override
@@ -163,7 +169,7 @@ def export_cmd(
     if opset is not None:
         overrides.append(Override(("export", "opset"), opset))
     with user_errors():
-        run = locate_run(source, overrides)
+        run = locate_run(source, overrides, trust_code)
         result = reexport(run, out_dir or default_export_dir(run), err, force=force)
     failed = [v for v, c in result["validation"].items() if not c["passed"]]
     for variant, path in result["files"].items():

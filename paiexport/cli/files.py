@@ -9,7 +9,7 @@ import typer
 from pydantic import ValidationError
 
 from paiexport.bench.settings import FileBenchSettings
-from paiexport.cli import ShapeOption, app, err, out, user_errors, wide_out
+from paiexport.cli import ShapeOption, TrustCodeOption, app, err, out, user_errors, wide_out
 from paiexport.errors import UserError
 
 
@@ -160,14 +160,18 @@ def validate_cmd(
     recipe: Annotated[
         Path | None, typer.Option("--recipe", help="Take the data section of a run's recipe.yaml.")
     ] = None,
+    trust_code: Annotated[bool, TrustCodeOption] = False,
 ) -> None:
     """Checker, load, parity with a reference file, accuracy, sparsity per initializer; exit 1 on failure."""
+    from paiexport.reexport import check_trusted, factory_modules
     from paiexport.verify.eval_data import validation_data
     from paiexport.verify.file_checks import check_file
     from paiexport.verify.inputs import parse_shapes
 
     with user_errors():
         cfg = validation_data(data, data_path, recipe)
+        if data is None:  # the dataset a recipe file names, not one typed on the command line
+            check_trusted(factory_modules(None, cfg.name), f"--recipe {recipe}", trust_code)
         report = check_file(model, cfg, reference, max_accuracy_drop, seed, parse_shapes(shape or []))
     for check in report.checks:
         mark = "[green]✓[/]" if check.ok else "[red]✗[/]"

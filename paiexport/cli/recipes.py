@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Annotated
 
@@ -46,11 +47,38 @@ def convert_recipe(
     from paiexport.sparseml.native import native_yaml
 
     with user_errors():
+        if output is not None:
+            check_output(source, output)
         if not source.is_file() or not is_sparseml_recipe(source):
             raise UserError(f"{source}: not a SparseML recipe (no *modifiers list of !...Modifier entries)")
         text = native_yaml(source)
+        if output is not None:
+            write_atomically(output, text)
     if output is None:
         out.print(text, markup=False, highlight=False, soft_wrap=True, end="")
     else:
-        output.write_text(text)
         out.print(f"wrote {output}", highlight=False)
+
+
+def check_output(source: Path, output: Path) -> None:
+    """`-o` names a new or replaceable file in an existing folder, never the recipe converted."""
+    if output.is_dir():
+        raise UserError(f"-o {output}: is a folder; name the file to write")
+    if not output.parent.is_dir():
+        raise UserError(f"-o {output}: the folder {output.parent} does not exist")
+    if output.resolve() == source.resolve() or (
+        output.exists() and source.exists() and output.samefile(source)
+    ):
+        raise UserError(f"-o {output}: is the SparseML recipe being converted; write to another file")
+
+
+def write_atomically(path: Path, text: str) -> None:
+    """`text` into `path` via a temporary sibling and a rename: never a half-written file."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        tmp.write_text(text)
+        os.replace(tmp, path)
+    except OSError as exc:
+        raise UserError(f"-o {path}: cannot write it ({type(exc).__name__})") from None
+    finally:
+        tmp.unlink(missing_ok=True)

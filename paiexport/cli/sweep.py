@@ -52,21 +52,33 @@ def sweep_command(
 ) -> None:
     """Run a grid of recipes x seeds (resumable), then write sweep.csv, sweep.md and sweep.png."""
     from paiexport.cli.overrides import parse_overrides
+    from paiexport.reporting.sweep_report import failed_runs
     from paiexport.sweep_backends import collect_sweep, make_backend, run_sweep
 
     with user_errors():
         if collect_dir is not None:
-            target = collect_sweep(collect_dir)
+            target, rows = collect_dir, collect_sweep(collect_dir)
         elif recipe is None:
             raise UserError("sweep: give a RECIPE, or --collect DIR")
         else:
             runner = make_backend(backend, address, jobs, cpus, gpus)
             progress = lambda line: err.print(line, highlight=False, markup=False)  # noqa: E731
             sets = parse_overrides(overrides)
-            target, complete = run_sweep(recipe, grid or [], seeds, sets, out_dir, runner,
-                                         shard_text, progress)  # fmt: skip
-            if not complete:
+            target, rows = run_sweep(recipe, grid or [], seeds, sets, out_dir, runner,
+                                     shard_text, progress)  # fmt: skip
+            if rows is None:
                 out.print(f"shard done in {target}; when every shard is: paiexport sweep --collect {target}")
                 return
     out.print((target / "sweep.md").read_text(), highlight=False, markup=False)
     out.print(f"sweep folder: {target}  (sweep.csv, sweep.md, sweep.png, one folder per run)")
+    report_failures(failed_runs(rows), len(rows))
+
+
+def report_failures(failed: list[tuple[str, str]], total: int) -> None:
+    """The failed runs, named last (the others finished and are in sweep.csv); exit 1 if any."""
+    if not failed:
+        return
+    for run, line in failed:
+        out.print(f"{run}: {line}", style="red", highlight=False, markup=False, soft_wrap=True)
+    out.print(f"FAILED: {len(failed)} of {total} runs", style="red", highlight=False, markup=False)
+    raise typer.Exit(1)

@@ -208,6 +208,12 @@ class RunReport(BaseModel):
             for v, by_b in self.latency.items() for b, by_t in by_b.items() for t, s in by_t.items()
         ]  # fmt: skip
 
+    @property
+    def ok(self) -> bool:
+        """True when the run's verdict exit code is 0 (no broken file, gates passed, a deploy file
+        where `auto` asked for one); False when it failed or the report records no verdict."""
+        return self.verdict is not None and self.verdict.exit_code == 0
+
     def require(self, name: str) -> Any:
         """A section a reader cannot do without (an old or partial report may lack it)."""
         value = getattr(self, name)

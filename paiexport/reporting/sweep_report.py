@@ -1,5 +1,9 @@
 """A sweep's summary: sweep.csv (one row per run), sweep.md (accuracy mean ± std over seeds
-next to the dense baseline) and sweep.png (accuracy vs sparsity). Reads result rows only."""
+next to the dense baseline, and each line's verdict) and sweep.png (accuracy vs sparsity).
+Reads result rows only.
+
+A row's `verdict` is "OK" when its run exited 0, else the run's last line ("FAILED: ...").
+"""
 
 from __future__ import annotations
 
@@ -12,13 +16,15 @@ from typing import Any
 from matplotlib.figure import Figure
 
 FIG_INCHES, DPI = (8.0, 5.0), 100  # sweep.png is 800 x 500 pixels
+OK = "OK"
 
 
 @dataclass
 class Cell:
-    """Accuracy over seeds of one method x sparsity (x other grid values)."""
+    """Accuracy over seeds of one method x sparsity (x other grid values), and its failed runs."""
 
     values: list[float] = field(default_factory=list)
+    failed: list[tuple[str, str]] = field(default_factory=list)  # (run, verdict line)
 
     @property
     def n(self) -> int:
@@ -46,8 +52,22 @@ def aggregate(rows: list[dict[str, Any]], extra_keys: list[str]) -> dict[str, di
     cells: dict[str, dict[float, Cell]] = {}
     for row in rows:
         by_target = cells.setdefault(series_label(row, extra_keys), {})
-        by_target.setdefault(float(row["sparsity_target"]), Cell()).values.append(float(row["accuracy"]))
+        cell = by_target.setdefault(float(row["sparsity_target"]), Cell())
+        cell.values.append(float(row["accuracy"]))
+        if row.get("verdict", OK) != OK:
+            cell.failed.append((str(row["run"]), str(row["verdict"])))
     return cells
+
+
+def failed_runs(rows: list[dict[str, Any]]) -> list[tuple[str, str]]:
+    """(run, verdict line) of every run that did not exit 0, in sweep order."""
+    return [(str(r["run"]), str(r["verdict"])) for r in rows if r.get("verdict", OK) != OK]
+
+
+def _verdict(by_target: dict[float, Cell]) -> str:
+    runs = sum(c.n for c in by_target.values())
+    failed = sum(len(c.failed) for c in by_target.values())
+    return "ok" if not failed else f"{failed} of {runs} FAILED"
 
 
 def _fmt(cell: Cell) -> str:
@@ -70,8 +90,8 @@ def markdown_table(cells: dict[str, dict[float, Cell]], title: str) -> str:
         "Test accuracy of the PyTorch model, mean ± sample std over seeds (n runs); in brackets the",
         "difference of the means to the dense baseline with the same seeds, in percentage points.",
         "",
-        "| method | dense | " + " | ".join(f"{t:.0%} sparse" for t in targets) + " |",
-        "|---|---|" + "---|" * len(targets),
+        "| method | dense | " + "".join(f"{t:.0%} sparse | " for t in targets) + "verdict |",
+        "|---|---|" + "---|" * len(targets) + "---|",
     ]
     for label, by_target in sorted(cells.items(), key=lambda kv: (not kv[0].startswith("dense"), kv[0])):
         dense = _dense_for(label, cells)
@@ -80,7 +100,15 @@ def markdown_table(cells: dict[str, dict[float, Cell]], title: str) -> str:
             cell = by_target.get(t)
             delta = "" if cell is None or dense is None else f" ({(cell.mean - dense.mean) * 100:+.1f} pts)"
             row.append("-" if cell is None else _fmt(cell) + delta)
-        lines.append("| " + " | ".join(row) + " |")
+        lines.append("| " + " | ".join([*row, _verdict(by_target)]) + " |")
+    failed = [f for by_target in cells.values() for c in by_target.values() for f in c.failed]
+    if failed:
+        lines += [
+            "",
+            "Failed runs (broken files, failed gates or no deployable file; see each report.html):",
+            "",
+        ]
+        lines += [f"- `{run}`: {line}" for run, line in sorted(failed)]
     return "\n".join(lines) + "\n"
 
 

@@ -17,7 +17,7 @@ from typing import Any
 import yaml
 
 from paiexport import recipe_yaml
-from paiexport.errors import UserError
+from paiexport.errors import UserError, shorten
 from paiexport.sparseml.safe_eval import Number, UnknownName, safe_eval
 
 _FRONT_MATTER = re.compile(r"^---[ \t]*\r?\n(.*?)\r?\n---[ \t]*$", re.S | re.M)
@@ -149,12 +149,15 @@ def evaluate_variables(raw: dict[str, Any], source: str) -> tuple[dict[str, Numb
                 except UnknownName:
                     continue  # may depend on a variable resolved later in this loop
                 except UserError as exc:
-                    raise UserError(f"{source}: {name}: {exc}") from None
+                    raise UserError(f"{source}: {shorten(name)}: {exc}") from None
             del pending[name]
             progressed = True
         if not progressed:
             name, expr = next(iter(pending.items()))
-            raise UserError(f"{source}: {name}: eval({expr}) names an undefined variable or forms a cycle")
+            raise UserError(
+                f"{source}: {shorten(name)}: eval({shorten(expr)}) names an undefined variable "
+                "or forms a cycle"
+            )
     return numeric, other
 
 
@@ -171,7 +174,7 @@ def _substitute(obj: Any, numeric: dict[str, Number], other: dict[str, Any], whe
     try:
         return safe_eval(expr, numeric)
     except UserError as exc:
-        raise UserError(f"{where}: {exc}") from None
+        raise UserError(f"{shorten(where, 100)}: {exc}") from None
 
 
 def load_sparseml(path: Path) -> SparseMLRecipe:
