@@ -18,8 +18,7 @@ from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
 
-import yaml
-
+from paiexport import recipe_yaml
 from paiexport.errors import UserError
 from paiexport.out_path import check_out_path
 from paiexport.recipe import Override, validate_recipe
@@ -153,7 +152,8 @@ def read_plan(out_dir: Path) -> tuple[list[PlannedRun], list[str], str]:
         )
     runs = []
     for e in entries:
-        raw = yaml.safe_load((out_dir / e["name"] / "recipe.yaml").read_text())
+        staged = out_dir / e["name"] / "recipe.yaml"
+        raw = recipe_yaml.load_recipe_text(staged.read_text(), staged)  # the folder is the user's
         run = PlannedRun(e["name"], e["assignments"], validate_recipe(raw, str(out_dir / e["name"])))
         is_complete(run, out_dir)  # a folder holding another recipe's report is an error
         runs.append(run)
