@@ -10,7 +10,7 @@ import re
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
-from enum import Enum
+from enum import StrEnum
 from math import prod
 from pathlib import Path
 from typing import Annotated, Any
@@ -23,7 +23,7 @@ from paiexport.config import StrictModel
 from paiexport.errors import UserError, did_you_mean, first_line, shorten
 
 
-class ModelName(str, Enum):
+class ModelName(StrEnum):
     mlp = "mlp"
     cnn1d = "cnn1d"
     lenet5 = "lenet5"
