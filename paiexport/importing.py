@@ -13,7 +13,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from paiexport.errors import UserError, shorten
+from paiexport.errors import UserError, first_line, shorten
 
 
 @contextmanager
@@ -40,10 +40,7 @@ def import_callable(spec: str, folders: list[Path], field: str) -> Callable[...,
                 "the current folder, sys.path)"
             ) from None
         except Exception as exc:  # the module itself fails while importing
-            first, kind = str(exc).strip().splitlines()[0] if str(exc).strip() else "", type(exc).__name__
-            raise UserError(
-                f"{field}: importing {shorten(module_name)} raised {kind}: {shorten(first, 150)}"
-            ) from None
+            raise UserError(f"{field}: importing {shorten(module_name)} raised {first_line(exc)}") from None
     if not hasattr(module, attr):
         raise UserError(f"{field}: module {shorten(module_name)!r} has no attribute {shorten(attr)!r}")
     found = getattr(module, attr)

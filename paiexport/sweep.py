@@ -23,7 +23,8 @@ from typing import Any, Protocol
 
 import yaml
 
-from paiexport.errors import UserError
+from paiexport import recipe_yaml
+from paiexport.errors import UserError, shorten
 from paiexport.methods import BASELINE_METHOD, is_baseline
 from paiexport.out_path import check_out_path
 from paiexport.paths import recover_interrupted
@@ -51,9 +52,11 @@ def parse_grid(text: str) -> GridAxis:
     if key.strip() == SEED_KEY:
         raise UserError("--grid seed: use --seeds N instead")
     try:
-        return GridAxis(key.strip(), tuple(yaml.safe_load(v) for v in parts))
+        return GridAxis(key.strip(), tuple(recipe_yaml.safe_load(v) for v in parts))
+    except recipe_yaml.RecipeYAMLError as exc:
+        raise UserError(f"--grid {shorten(key)}: value refused: {exc}") from None
     except yaml.YAMLError:
-        raise UserError(f"--grid {key}: a value is not valid YAML") from None
+        raise UserError(f"--grid {shorten(key)}: a value is not valid YAML") from None
 
 
 @dataclass(frozen=True)

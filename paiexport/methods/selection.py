@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import math
 from abc import abstractmethod
-from enum import Enum
+from enum import StrEnum
 from typing import Any, ClassVar
 
 import torch
@@ -31,7 +31,7 @@ from paiexport.sparsity.topk import top_k_mask
 from paiexport.sparsity.types import Distribution, Masks
 
 
-class WeightInit(str, Enum):
+class WeightInit(StrEnum):
     signed_constant = "signed_constant"  # ±σ of Kaiming normal, random sign (best in the paper)
     kaiming = "kaiming"  # Kaiming normal, fan_in, ReLU gain
 

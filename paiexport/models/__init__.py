@@ -10,7 +10,7 @@ import re
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
-from enum import Enum
+from enum import StrEnum
 from math import prod
 from pathlib import Path
 from typing import Annotated, Any
@@ -20,10 +20,10 @@ from pydantic import Field, ValidationError, field_validator
 from torch import nn
 
 from paiexport.config import StrictModel
-from paiexport.errors import UserError, did_you_mean, shorten
+from paiexport.errors import UserError, did_you_mean, first_line, shorten
 
 
-class ModelName(str, Enum):
+class ModelName(StrEnum):
     mlp = "mlp"
     cnn1d = "cnn1d"
     lenet5 = "lenet5"
@@ -225,7 +225,7 @@ def check_model_size(
     try:
         params, activations = _meta_footprint(name, args, input_shape, num_classes, batch_size)
     except (RuntimeError, ValueError) as exc:  # e.g. BatchNorm on a signal shrunk to one value
-        first = shorten(str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__, 200)
+        first = first_line(exc, 200, kind=False)
         raise UserError(f"model.args: {first} (model {name.value}, input {input_shape})") from None
     # float32 weights, gradients and two optimizer moments; activations kept for backward plus
     # their gradients. An estimate, but it tells a typo (200000 channels) from a real model.
@@ -249,8 +249,7 @@ def check_sample_batch(model: nn.Module, sample: torch.Tensor, num_classes: int 
         with torch.no_grad():
             out = model.train()(sample)
     except Exception as exc:  # user models raise anything (shape asserts, TypeError)
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise UserError(f"model.args: the model fails on a sample batch: {shorten(first, 200)}") from None
+        raise UserError(f"model.args: the model fails on a sample batch: {first_line(exc, 200)}") from None
     finally:
         model.load_state_dict(state)
     want = (len(sample), num_classes)

@@ -17,7 +17,7 @@ from pydantic import Field, PositiveFloat, PositiveInt, ValidationError
 from paiexport.config import StrictModel
 from paiexport.errors import UserError
 from paiexport.reporting.schema import RunReport
-from paiexport.verify.rules import accuracy_drop_points, within_drop_limit
+from paiexport.verify.rules import accuracy_drop_points, reaches_sparsity, within_drop_limit
 
 
 class GatesConfig(StrictModel):
@@ -162,15 +162,14 @@ def _onnx_accuracy(report: RunReport) -> dict[str, float]:
 
 
 def sparsity_gate(report: RunReport, limit: float) -> GateResult:
-    """Compared in weights, with a tolerance of one: the allocator rounds a 90% target to
-    whole weights, so a 90% run may reach 0.899998 of them."""
+    """Compared in weights, with `rules.reaches_sparsity`'s tolerance of whole weights."""
     sparsity = report.require("sparsity")
     reached = sparsity.reached
     total = sum(layer.numel for layer in sparsity.per_layer.values())
     if total <= 0:  # a report without weight counts: compare the fractions
         return GateResult("min_sparsity", reached, limit, reached >= limit, "prunable weights", "%4")
-    zeros, needed = round(reached * total), limit * total
-    passed = zeros >= needed - 1 - 1e-9  # one weight short of the limit passes
+    zeros = round(reached * total)
+    passed = reaches_sparsity(zeros, total, limit)
     return GateResult("min_sparsity", reached, limit, passed, f"{zeros} of {total} zero", "%4")
 
 

@@ -27,6 +27,8 @@ import torch
 from torch import fx, nn
 from torch.fx.passes.shape_prop import ShapeProp
 
+from paiexport.errors import first_line
+
 ROLES = ("out", "in", "norm", "dw", "qkv")  # producer rows, consumer columns, norm, depthwise, heads
 
 
@@ -149,8 +151,7 @@ def build_graph(model: nn.Module, example: torch.Tensor) -> DependencyGraph:
         with torch.no_grad():
             ShapeProp(gm.eval()).propagate(example)
     except Exception as exc:  # fx cannot trace data-dependent control flow, etc.
-        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        return DependencyGraph([], [f"cannot trace: {reason}"])
+        return DependencyGraph([], [f"cannot trace: {first_line(exc)}"])
     finally:
         for m, mode in modes.items():
             m.training = mode

@@ -7,7 +7,7 @@ stores inside the run folder (`tensorboard/`, `mlflow.db`); metrics.jsonl is alw
 from __future__ import annotations
 
 from collections.abc import Callable
-from enum import Enum
+from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +15,7 @@ from paiexport.errors import UserError
 from paiexport.training.callbacks import TrainCallback, TrainState
 
 
-class Tracker(str, Enum):
+class Tracker(StrEnum):
     tensorboard = "tensorboard"
     mlflow = "mlflow"
 

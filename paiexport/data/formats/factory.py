@@ -7,7 +7,7 @@ from typing import Any
 
 from torch.utils.data import Dataset
 
-from paiexport.errors import UserError, shorten
+from paiexport.errors import UserError, first_line, shorten
 from paiexport.importing import import_callable
 
 
@@ -16,10 +16,7 @@ def load(spec: str, search: list[Path]) -> tuple[Dataset, Dataset]:
     try:
         result: Any = factory()
     except Exception as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-        raise UserError(
-            f"data.name: {shorten(spec)} raised {type(exc).__name__}: {shorten(first, 150)}"
-        ) from None
+        raise UserError(f"data.name: {shorten(spec)} raised {first_line(exc)}") from None
     if not (isinstance(result, tuple | list) and len(result) == 2):
         raise UserError(
             f"data.name: {shorten(spec)} must return (train, test) datasets, got {type(result).__name__}"
