@@ -6,8 +6,8 @@ resnet20 on 32x32 RGB (`benchmarks/synthetic_images.py`), SynFlow at 75% channel
 (uniform per group); every group's kept count is rounded up to the multiple (capped at the
 group's size). Untrained weights: latency does not depend on their values. Files are
 benchmarked in one interleaved run (1 thread, onnxruntime defaults, medians), float and static
-int8, batch 64 and 1; ratios vs the dense file. The answer on AVX-512 (README, "Deployable
-speed, measured"): no, rounding up is slower, so the allocation does not round.
+int8, batch 64 and 1; ratios vs the dense file. The answer on AVX-512 (docs/deployment-and-speed.md,
+"Deployable speed, measured"): no, rounding up is slower, so the allocation does not round.
 """
 
 from __future__ import annotations

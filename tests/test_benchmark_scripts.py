@@ -23,7 +23,7 @@ def test_benchmark_imports(name):
 
 def test_deploy_speed_resnet_part_runs_end_to_end(tmp_path, capsys):
     # tiny and untimed: the verdict is not asserted, only that every file is built,
-    # benchmarked and compared (the figures come from the real run, README)
+    # benchmarked and compared (the figures come from the real run, docs/deployment-and-speed.md)
     deploy_speed.resnet_part(epochs=1, samples=128, iterations=1, out=tmp_path)
     printed = capsys.readouterr().out
     for label in ("compact speedup vs dense, batch 64", "compact.int8 speedup vs dense, batch 1",

@@ -18,7 +18,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
 from paiexport.errors import UserError
 
 SCHEMA_VERSION = 2
-# Method.fit details that version 1 wrote as top-level keys (the README documents them there).
+# Method.fit details that version 1 wrote as top-level keys (docs/outputs-and-verdicts.md documents them).
 METHOD_KEYS = ("mask_updates", "levels", "phases", "sparse_selection")
 Nested = dict[str, dict[str, dict[str, float]]]  # variant -> batch -> threads -> value
 
