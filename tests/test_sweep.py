@@ -9,7 +9,7 @@ from paiexport.cli import app
 from paiexport.cli.overrides import parse_overrides
 from paiexport.errors import UserError
 from paiexport.reporting.sweep_report import Cell, aggregate, markdown_table, write_outputs
-from paiexport.sweep import GridAxis, parse_grid, plan_sweep
+from paiexport.sweep.plan import GridAxis, parse_grid, plan_sweep
 
 runner = CliRunner()
 

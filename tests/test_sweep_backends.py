@@ -10,7 +10,8 @@ from typer.testing import CliRunner
 
 from paiexport.cli import app
 from paiexport.errors import UserError
-from paiexport.sweep_backends import make_backend, parse_shard
+from paiexport.sweep.backends import make_backend
+from paiexport.sweep.plan import parse_shard
 
 runner = CliRunner()
 # Measured times, and the deploy file, which export.formats=auto picks as the fastest variant.
