@@ -24,7 +24,7 @@ from paiexport.export.build import ExportedVariants, export_variants
 from paiexport.export.metadata import input_normalization
 from paiexport.export.variants import ExportFormat
 from paiexport.methods import FitResult, Method, SelectionContext, make_method
-from paiexport.models import check_sample_batch
+from paiexport.models.checks import check_sample_batch
 from paiexport.models.factory import make_model
 from paiexport.paths import RunPaths, staged_run_dir
 from paiexport.recipe import Recipe

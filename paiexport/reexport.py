@@ -44,8 +44,8 @@ class RunSource:
 def factory_modules(model_name: str | None, data_name: str | None) -> list[str]:
     """The modules these `model.name` / `data.name` factories import (and so run)."""
     from paiexport.data.config import BUNDLED, FORMATS
-    from paiexport.models import MODELS_BY_NAME
     from paiexport.models.factory import SHORTHANDS
+    from paiexport.models.registry import MODELS_BY_NAME
 
     specs = []
     if model_name is not None and model_name not in MODELS_BY_NAME and not model_name.startswith(SHORTHANDS):
