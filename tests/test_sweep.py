@@ -21,16 +21,26 @@ def png_size(path) -> tuple[int, int]:
 
 
 def row(method: str, target: float, seed: int, acc: float, **extra) -> dict:
-    return {"run": f"{method}-{target}-{seed}", "method": method, "sparsity_target": target, "seed": seed,
-            "accuracy": acc, **extra}  # fmt: skip
+    return {
+        "run": f"{method}-{target}-{seed}",
+        "method": method,
+        "sparsity_target": target,
+        "seed": seed,
+        "accuracy": acc,
+        **extra,
+    }
 
 
 FABRICATED = [
-    row("dense", 0.0, 0, 0.80), row("dense", 0.0, 1, 0.84),
-    row("snip", 0.5, 0, 0.78), row("snip", 0.5, 1, 0.80), row("snip", 0.5, 2, 0.82),
-    row("snip", 0.9, 0, 0.70), row("snip", 0.9, 1, 0.74),
+    row("dense", 0.0, 0, 0.80),
+    row("dense", 0.0, 1, 0.84),
+    row("snip", 0.5, 0, 0.78),
+    row("snip", 0.5, 1, 0.80),
+    row("snip", 0.5, 2, 0.82),
+    row("snip", 0.9, 0, 0.70),
+    row("snip", 0.9, 1, 0.74),
     row("random", 0.9, 0, 0.60),
-]  # fmt: skip
+]
 
 
 def test_aggregate_mean_and_sample_std():
@@ -54,8 +64,12 @@ def test_markdown_table_mean_std_next_to_dense():
 
 def test_extra_axes_get_their_own_lines_and_dense():
     one, nine = {"train.epochs": 1}, {"train.epochs": 9}
-    rows = [row("dense", 0.0, 0, 0.5, **one), row("snip", 0.9, 0, 0.4, **one),
-            row("dense", 0.0, 0, 0.9, **nine), row("snip", 0.9, 0, 0.8, **nine)]  # fmt: skip
+    rows = [
+        row("dense", 0.0, 0, 0.5, **one),
+        row("snip", 0.9, 0, 0.4, **one),
+        row("dense", 0.0, 0, 0.9, **nine),
+        row("snip", 0.9, 0, 0.8, **nine),
+    ]
     md = markdown_table(aggregate(rows, ["train.epochs"]), "t")
     assert "| snip (train.epochs=1) | - | 40.00% (n=1) (-10.0 pts) | ok |" in md
     assert "| snip (train.epochs=9) | - | 80.00% (n=1) (-10.0 pts) | ok |" in md

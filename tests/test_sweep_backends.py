@@ -24,8 +24,8 @@ def rows(folder: Path) -> list[dict[str, str]]:
 
 
 def sweep_args(recipe: str) -> list[str]:
-    return ["sweep", recipe, "--grid", "method.name=snip,random", "--set", "train.epochs=1",
-            "--set", "export.formats=[dense]"]  # fmt: skip
+    options = "--grid method.name=snip,random --set train.epochs=1 --set export.formats=[dense]"
+    return ["sweep", recipe, *options.split()]
 
 
 def sweep(recipe: str, out: Path, *extra: str) -> None:
