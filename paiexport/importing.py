@@ -13,7 +13,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from paiexport.errors import UserError, shorten
+from paiexport.errors import UserError, first_line, shorten
 
 
 @contextmanager
@@ -39,17 +39,30 @@ def import_callable(spec: str, folders: list[Path], field: str) -> Callable[...,
                 f"{field}: module {shorten(missing)!r} not found (searched the recipe's folder, "
                 "the current folder, sys.path)"
             ) from None
-        except Exception as exc:  # the module itself fails while importing
-            first, kind = str(exc).strip().splitlines()[0] if str(exc).strip() else "", type(exc).__name__
-            raise UserError(
-                f"{field}: importing {shorten(module_name)} raised {kind}: {shorten(first, 150)}"
-            ) from None
+        except KeyboardInterrupt:  # Ctrl-C (or paiexport's stop signal) stays what it is
+            raise
+        except BaseException as exc:  # the module fails while importing, or calls sys.exit()
+            raise UserError(f"{field}: importing {shorten(module_name)} raised {first_line(exc)}") from None
     if not hasattr(module, attr):
         raise UserError(f"{field}: module {shorten(module_name)!r} has no attribute {shorten(attr)!r}")
     found = getattr(module, attr)
     if not callable(found):
         raise UserError(f"{field}: {shorten(spec)} is a {type(found).__name__}, not callable")
     return found
+
+
+@contextmanager
+def user_code(what: str) -> Iterator[None]:
+    """Run the user's code: any error it raises, `sys.exit()` included, becomes one UserError line.
+
+    The line is `{what} raised Kind: first line of the message`; Ctrl-C stays a KeyboardInterrupt.
+    """
+    try:
+        yield
+    except KeyboardInterrupt:
+        raise
+    except BaseException as exc:
+        raise UserError(f"{what} raised {first_line(exc)}") from None
 
 
 _REGISTERED: dict[str, Callable[[], Any]] = {}

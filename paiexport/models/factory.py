@@ -13,7 +13,7 @@ from typing import Any
 
 from torch import nn
 
-from paiexport.errors import UserError, shorten
+from paiexport.errors import UserError, first_line, shorten
 from paiexport.importing import import_callable
 from paiexport.models import ModelConfig, build_model, check_model_size
 
@@ -64,10 +64,11 @@ def build_factory_model(
     try:
         model = fn(**{**fixed, **extra, **args})
     except Exception as exc:  # the user's code: any error is bad input, reported in one line
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-        raise UserError(
-            f"model.args: {shorten(spec)} raised {type(exc).__name__}: {shorten(first, 150)}"
-        ) from None
+        raise UserError(f"model.args: {shorten(spec)} raised {first_line(exc)}") from None
+    except KeyboardInterrupt:
+        raise
+    except BaseException as exc:  # sys.exit() in the factory must not end the run with exit 0
+        raise UserError(f"model.name: {shorten(spec)} raised {first_line(exc)}") from None
     if not isinstance(model, nn.Module):
         raise UserError(
             f"model.name: {shorten(spec)} returned a {type(model).__name__}, not a torch nn.Module"
