@@ -25,6 +25,10 @@ def did_you_mean(name: str, choices: list[str]) -> str:
     return f" (did you mean {close[0]!r}?)" if close else ""
 
 
+class DiskFull(Exception):
+    """The disk filled up while a run folder was written: the CLI prints the one line, exit 1."""
+
+
 class Interrupted(KeyboardInterrupt):
     """SIGINT or SIGTERM stopped the run after its last checkpoint; exit 128 + signal number."""
 

@@ -39,7 +39,9 @@ def import_callable(spec: str, folders: list[Path], field: str) -> Callable[...,
                 f"{field}: module {shorten(missing)!r} not found (searched the recipe's folder, "
                 "the current folder, sys.path)"
             ) from None
-        except Exception as exc:  # the module itself fails while importing
+        except KeyboardInterrupt:  # Ctrl-C (or paiexport's stop signal) stays what it is
+            raise
+        except BaseException as exc:  # the module fails while importing, or calls sys.exit()
             raise UserError(f"{field}: importing {shorten(module_name)} raised {first_line(exc)}") from None
     if not hasattr(module, attr):
         raise UserError(f"{field}: module {shorten(module_name)!r} has no attribute {shorten(attr)!r}")
@@ -47,6 +49,20 @@ def import_callable(spec: str, folders: list[Path], field: str) -> Callable[...,
     if not callable(found):
         raise UserError(f"{field}: {shorten(spec)} is a {type(found).__name__}, not callable")
     return found
+
+
+@contextmanager
+def user_code(what: str) -> Iterator[None]:
+    """Run the user's code: any error it raises, `sys.exit()` included, becomes one UserError line.
+
+    The line is `{what} raised Kind: first line of the message`; Ctrl-C stays a KeyboardInterrupt.
+    """
+    try:
+        yield
+    except KeyboardInterrupt:
+        raise
+    except BaseException as exc:
+        raise UserError(f"{what} raised {first_line(exc)}") from None
 
 
 _REGISTERED: dict[str, Callable[[], Any]] = {}

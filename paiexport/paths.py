@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import ctypes
-import errno
 import fcntl
 import os
 import re
@@ -15,7 +13,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from paiexport.errors import UserError
+from paiexport.diskio import out_of_space, remove_temporary_files, rename_noreplace
+from paiexport.errors import DiskFull, UserError
 from paiexport.out_path import check_out_path, short
 from paiexport.variant import Variant
 
@@ -212,28 +211,10 @@ def _make_parents(folder: Path) -> list[Path]:
     return missing
 
 
-def _rename_noreplace(src: Path, dst: Path) -> None:
-    """rename(2) that fails with FileExistsError instead of replacing an (empty) folder."""
-    renameat2 = getattr(ctypes.CDLL(None, use_errno=True), "renameat2", None)
-    if renameat2 is not None:
-        at_fdcwd, rename_noreplace = -100, 1
-        if renameat2(at_fdcwd, os.fsencode(src), at_fdcwd, os.fsencode(dst), rename_noreplace) == 0:
-            return
-        code = ctypes.get_errno()
-        if code not in (errno.ENOSYS, errno.EINVAL):  # EINVAL: the filesystem lacks the flag
-            raise (FileExistsError if code == errno.EEXIST else OSError)(code, os.strerror(code), str(dst))
-    # Fallback: paiexport processes are serialised by the folder lock; only others can race here.
-    if dst.exists() or dst.is_symlink():
-        raise FileExistsError(errno.EEXIST, "File exists", str(dst))
-    os.rename(src, dst)
-
-
 def _publish(staging: Path, final: Path, force: bool) -> None:
     """Move the complete run into place; replace only what --force may replace, never silently."""
-    previous, appeared = (
-        None,
-        f"--out {short(final)} appeared while this run worked; pass --force to replace it",
-    )
+    previous = None
+    appeared = f"--out {short(final)} appeared while this run worked; pass --force to replace it"
     with _folder_lock(final.parent):
         if final.exists() or final.is_symlink():
             if not force:
@@ -242,13 +223,42 @@ def _publish(staging: Path, final: Path, force: bool) -> None:
             previous = final.parent / f".{final.name}.replaced-{os.getpid()}-{secrets.token_hex(4)}"
             final.rename(previous)  # a kill from here on is undone by recover_interrupted
         try:
-            _rename_noreplace(staging, final)
+            rename_noreplace(staging, final)
         except FileExistsError:  # someone else's folder appeared in the last instant
             if previous is not None:
                 previous.rename(final)
             raise UserError(appeared) from None
     if previous is not None:
         shutil.rmtree(previous, ignore_errors=True)
+
+
+def _stage(final: Path, resume_from: Path | None) -> tuple[Path, int]:
+    """The staging folder (new, or the interrupted run's) and its marker, locked for this run."""
+    with _folder_lock(final.parent):  # cleanup never sees a staging folder without its lock
+        staging = resume_from or final.parent / f".{final.name}.partial-{os.getpid()}-{secrets.token_hex(4)}"
+        if resume_from is None:
+            staging.mkdir()
+        elif not staging.is_dir() or _staged_by_live_run(staging, int(_PARTIAL.match(staging.name)[2])):
+            raise UserError(f"--resume: {short(staging)} is in use by a running paiexport")
+        marker = os.open(staging / RUN_MARKER, os.O_WRONLY | os.O_CREAT, 0o644)
+        fcntl.flock(marker, fcntl.LOCK_EX)  # held until published: marks this run as alive
+    return staging, marker
+
+
+def _keeps(exc: BaseException, staging: Path, resuming: bool) -> bool:
+    """A failed run with a checkpoint keeps it for `run --resume` when it was interrupted, ran out
+    of space, or was itself a resume (a failed resume never loses its checkpoint)."""
+    kept_for = isinstance(exc, (KeyboardInterrupt, DiskFull)) or resuming
+    return kept_for and RunPaths(staging).resume_state.is_file()
+
+
+def _disk_full(exc: BaseException, final: Path, staging: Path) -> BaseException:
+    """`exc`, or the one-line DiskFull it stands for (exit 1)."""
+    if not isinstance(exc, Exception) or not out_of_space(exc, staging):
+        return exc
+    kept = RunPaths(staging).resume_state.is_file()
+    then = "the training checkpoint is kept: free space, then add --resume" if kept else "nothing was written"
+    return DiskFull(f"--out {short(final)}: no space left on the device; {then}")
 
 
 @contextmanager
@@ -259,29 +269,25 @@ def staged_run_dir(final: Path, force: bool, resume_from: Path | None = None) ->
     an existing run is replaced (with --force) only once the new one is complete, and a
     folder that appeared meanwhile is never replaced without --force. `resume_from`: the
     staging folder of an interrupted run to continue in; an interrupted run (Ctrl-C, SIGTERM)
-    that wrote a resume file leaves its staging folder for `run --resume`.
+    that wrote a resume file leaves its staging folder for `run --resume`, and so does a
+    failed resume. A full disk is one line (DiskFull), whatever write found it.
     """
     prepare_output(final, force)
     created = _make_parents(final.parent)
     try:
-        with _folder_lock(final.parent):  # cleanup never sees a staging folder without its lock
-            staging = (
-                resume_from or final.parent / f".{final.name}.partial-{os.getpid()}-{secrets.token_hex(4)}"
-            )
-            if resume_from is None:
-                staging.mkdir()
-            elif not staging.is_dir() or _staged_by_live_run(staging, int(_PARTIAL.match(staging.name)[2])):
-                raise UserError(f"--resume: {short(staging)} is in use by a running paiexport")
-            marker = os.open(staging / RUN_MARKER, os.O_WRONLY | os.O_CREAT, 0o644)
-            fcntl.flock(marker, fcntl.LOCK_EX)  # held until published: marks this run as alive
+        staging, marker = _stage(final, resume_from)
         keep = False
         try:
             os.write(marker, MARKER_TEXT.encode())
             yield RunPaths(staging)
+            remove_temporary_files(staging)  # what killed writes left is no part of the run
             _publish(staging, final, force)
-        except KeyboardInterrupt:
-            keep = RunPaths(staging).resume_state.is_file()
-            raise
+        except BaseException as exc:
+            failure = _disk_full(exc, final, staging)
+            keep = _keeps(failure, staging, resume_from is not None)
+            if failure is exc:
+                raise
+            raise failure from None
         finally:
             os.close(marker)
             if not keep:

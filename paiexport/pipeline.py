@@ -144,7 +144,7 @@ def select_and_train(
     session = training_session(paths, recipe.train.checkpoint_every)
     trainer = recipe_trainer(recipe, data, paths, session, trackers)
     stage = timer.stage("fit", f"selecting masks and training ({recipe.method.name})")
-    with torch_threads(threads), stage, stop.training():
+    with torch_threads(threads), stage:
         result = method.fit(ctx, trainer)
     stop.raise_if_stopped()
     result.train.threads = threads
@@ -211,7 +211,8 @@ def run_recipe(
     if saved is not None:
         console.print(f"resuming the interrupted run in {saved}", highlight=False, markup=False)
     with stop.stop_on_signals(), staged_run_dir(out_dir, force, saved) as paths, ExitStack() as stack:
-        paths.recipe.write_text(yaml.safe_dump(recipe.to_dict(), sort_keys=False))
+        if saved is None:  # a resumed run keeps the saved recipe.yaml (equal to this one)
+            paths.recipe.write_text(yaml.safe_dump(recipe.to_dict(), sort_keys=False))
         trackers = (
             TrackerCallback(recipe.train.log_to, paths.root, recipe.name) if recipe.train.log_to else None
         )

@@ -11,7 +11,7 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
-from paiexport.errors import UserError
+from paiexport.errors import DiskFull, UserError
 
 app = typer.Typer(
     name="paiexport",
@@ -68,19 +68,19 @@ def main(
 
 @contextmanager
 def user_errors() -> Iterator[None]:
-    """Bad input becomes one line on stderr and exit code 2, never a traceback."""
+    """Bad input becomes one line on stderr and exit code 2, never a traceback; a full disk, exit 1."""
     try:
         yield
-    except UserError as exc:
+    except (UserError, DiskFull) as exc:
         err.print(f"[red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
-        raise typer.Exit(2) from None
+        raise typer.Exit(2 if isinstance(exc, UserError) else 1) from None
 
 
 @contextmanager
 def resume_messages(target: Path, resume: bool, recipe: str, out_dir: Path | None) -> Iterator[None]:
     """Say when resumable state exists; Ctrl-C / SIGTERM: say how to resume, exit 130 / 143."""
     from paiexport.errors import Interrupted
-    from paiexport.training.resumable import resume_hint
+    from paiexport.training.resumable import resumable_runs, resume_hint
 
     hint = None if resume else resume_hint(target)
     if hint:
@@ -90,9 +90,9 @@ def resume_messages(target: Path, resume: bool, recipe: str, out_dir: Path | Non
     except KeyboardInterrupt as exc:
         signum = exc.signum if isinstance(exc, Interrupted) else 2
         again = f"paiexport run {recipe}" + (f" --out {out_dir}" if out_dir else "") + " --resume"
-        err.print(
-            f"interrupted; the checkpoint is kept: continue with `{again}`", highlight=False, markup=False
-        )
+        kept = f"the checkpoint is kept: continue with `{again}`"
+        line = f"interrupted; {kept if resumable_runs(target) else 'nothing was trained yet, nothing kept'}"
+        err.print(line, highlight=False, markup=False)
         raise typer.Exit(128 + signum) from None
 
 

@@ -14,6 +14,8 @@ from typing import Protocol
 import torch
 from torch.utils.data import DataLoader, Dataset
 
+from paiexport.errors import UserError
+
 Batch = tuple[torch.Tensor, torch.Tensor]
 Augment = Callable[[torch.Tensor, torch.Generator], torch.Tensor]
 
@@ -83,13 +85,13 @@ class DatasetSplit:
         n = len(self)
         order = torch.randperm(n, generator=generator) if generator is not None else torch.arange(n)
         chunks = [order[s : s + batch_size].tolist() for s in range(0, n, batch_size)]
-        for x, y in self._loader(chunks):
+        for x, y in _unwrapped(self._loader(chunks)):
             if generator is not None and self.augment is not None:
                 x = self.augment(x, generator)
             yield x, y
 
     def head(self, n: int) -> torch.Tensor:
-        return next(iter(self._loader([list(range(min(n, len(self))))])))[0]
+        return next(_unwrapped(self._loader([list(range(min(n, len(self))))])))[0]
 
     # Whole-split tensors, for validation and parity checks (test splits only, read once).
     @cached_property
@@ -104,6 +106,26 @@ class DatasetSplit:
     @property
     def y(self) -> torch.Tensor:
         return self._all[1]
+
+
+_WORKER = "Caught UserError in DataLoader worker"
+
+
+def _unwrapped(loader: DataLoader) -> Iterator[Batch]:
+    """The loader's batches; a worker's UserError is re-raised as its own one line.
+
+    A DataLoader re-raises a worker's exception as the same type with the whole worker
+    traceback as its message; the original message is that traceback's last line.
+    """
+    try:
+        yield from loader
+    except UserError as exc:
+        text = str(exc)
+        if not text.startswith(_WORKER):
+            raise
+        last = text.rstrip().splitlines()[-1]
+        _, found, message = last.partition("UserError: ")
+        raise UserError(message if found else "data: a DataLoader worker failed reading a sample") from None
 
 
 def _collate(samples: list[tuple[torch.Tensor, int | torch.Tensor]]) -> Batch:

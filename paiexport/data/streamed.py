@@ -7,9 +7,10 @@ import torch
 from torch.utils.data import Dataset, Subset
 
 from paiexport.data.config import DataConfig
+from paiexport.data.guard import Guarded
 from paiexport.data.splits import Augment, DatasetSplit, DataSplits
 from paiexport.data.transforms import normalize
-from paiexport.errors import UserError
+from paiexport.errors import UserError, shorten
 
 
 class Normalized(Dataset):
@@ -26,32 +27,45 @@ class Normalized(Dataset):
         return normalize(torch.as_tensor(x, dtype=torch.float32)[None], self.mean, self.std)[0], y
 
 
-def _labels(dataset: Dataset) -> np.ndarray:
-    """Every label, from `targets` when the dataset has them, else by reading each sample once."""
-    targets = getattr(dataset, "targets", None)
-    if targets is not None:
-        return np.asarray(targets, dtype=np.int64)
-    return np.asarray([int(dataset[i][1]) for i in range(len(dataset))], dtype=np.int64)  # type: ignore[arg-type]
-
-
 def splits(
     train: Dataset, test: Dataset, cfg: DataConfig, seed: int, num_classes: int | None = None
 ) -> DataSplits:
+    """Seeded train/val split; without `num_classes` (a factory) the datasets are read through guards."""
+    if num_classes is None:
+        return _factory_splits(train, test, cfg, seed)
     try:
         first, _ = train[0]
     except UserError:
         raise
     except Exception as exc:
         raise UserError(f"data.name: reading the first training sample raised {type(exc).__name__}") from None
-    classes = num_classes or cfg.num_classes
-    if classes is None or num_classes is None:  # a factory's labels are checked once, up front
-        labels = np.concatenate([_labels(train), _labels(test)])
-        low, high = int(labels.min()), int(labels.max())
-        classes = classes or high + 1
-        if low < 0 or high >= classes:
-            raise UserError(
-                f"data: label {low if low < 0 else high} outside [0, {classes}); set data.num_classes"
-            )
+    return _split(train, test, cfg, seed, tuple(torch.as_tensor(first).shape), num_classes)
+
+
+def _factory_splits(train: Dataset, test: Dataset, cfg: DataConfig, seed: int) -> DataSplits:
+    """A factory's datasets behind guards: the first sample's shape and every label checked up front."""
+    where = f"data.name: {shorten(cfg.name)}"
+    guards = Guarded(train, f"{where}: train"), Guarded(test, f"{where}: test")
+    shape = tuple(guards[0][0][0].shape)
+    for guard in guards:
+        guard.shape = shape
+    labels = np.concatenate([guard.labels() for guard in guards])
+    low, high = int(labels.min()), int(labels.max())
+    classes = cfg.num_classes or high + 1
+    if low < 0 or high >= classes:
+        raise UserError(
+            f"data: label {low if low < 0 else high} outside [0, {classes}); set data.num_classes"
+        )
+    counted = "from .targets" if any(guard.had_targets for guard in guards) else "from the labels"
+    for guard in guards:
+        guard.classes = classes
+        guard.classes_from = "set by data.num_classes" if cfg.num_classes else f"counted {counted}"
+    return _split(guards[0], guards[1], cfg, seed, shape, classes)
+
+
+def _split(
+    train: Dataset, test: Dataset, cfg: DataConfig, seed: int, shape: tuple[int, ...], classes: int
+) -> DataSplits:
     order = np.random.default_rng(seed).permutation(len(train))  # type: ignore[arg-type]
     n_val = round(cfg.val_fraction * len(order))
     if n_val == len(order):
@@ -61,7 +75,7 @@ def splits(
         train=DatasetSplit(Subset(train, order[n_val:].tolist()), workers),
         val=DatasetSplit(Subset(train, order[:n_val].tolist()), workers),
         test=DatasetSplit(test, workers),
-        input_shape=tuple(torch.as_tensor(first).shape),
+        input_shape=shape,
         num_classes=int(classes),
     )
 

@@ -26,7 +26,7 @@ from torch.nn.utils import parametrize
 from paiexport.errors import UserError
 from paiexport.methods.base import FitResult, Method, MethodConfig, SelectionContext, Trainer
 from paiexport.sparsity.allocation import layer_keep_counts
-from paiexport.sparsity.masks import attach_masks, prunable_modules
+from paiexport.sparsity.masks import attach_masks, holders, prunable_modules
 from paiexport.sparsity.topk import top_k_mask
 from paiexport.sparsity.types import Distribution, Masks
 
@@ -128,15 +128,17 @@ class SparseSelection(Method):
         for p in frozen:
             p.requires_grad_(False)
         modules = prunable_modules(ctx.model, ctx.sparsity.exclude)
-        selectors = {}
+        selectors, held = {}, []
         for name, module in modules.items():
             selectors[name] = self.selector_class(module.weight, keep[name], ctx.generator)
-            parametrize.register_parametrization(module, "weight", selectors[name])
+            for holder in holders(ctx.model, module.weight):  # a tied weight: every module that uses it
+                parametrize.register_parametrization(*holder, selectors[name])
+                held.append(holder)
         result = trainer(ctx.model, [])
         self.finalize(ctx)
         masks = {name: s.final_mask() for name, s in selectors.items()}
-        for module in modules.values():
-            parametrize.remove_parametrizations(module, "weight", leave_parametrized=False)
+        for holder in held:
+            parametrize.remove_parametrizations(*holder, leave_parametrized=False)
         for p in frozen:
             p.requires_grad_(True)
         attach_masks(ctx.model, masks)

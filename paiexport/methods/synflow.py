@@ -35,7 +35,11 @@ class Synflow(ScoreMethod):
         prunable = ctx.prunable()
         names = {id(w): n for n, w in prunable.items()}
         state, weights = {}, {}
+        seen: set[int] = set()  # a tensor tied between modules goes in once (functional_call ties it)
         for key, value in model.state_dict(keep_vars=True).items():
+            if id(value) in seen:
+                continue
+            seen.add(id(value))
             if not value.is_floating_point():
                 state[key] = value
                 continue

@@ -70,6 +70,10 @@ def build_factory_model(
         model = fn(**{**fixed, **extra, **args})
     except Exception as exc:  # the user's code: any error is bad input, reported in one line
         raise UserError(f"model.args: {shorten(spec)} raised {first_line(exc)}") from None
+    except KeyboardInterrupt:
+        raise
+    except BaseException as exc:  # sys.exit() in the factory must not end the run with exit 0
+        raise UserError(f"model.name: {shorten(spec)} raised {first_line(exc)}") from None
     if not isinstance(model, nn.Module):
         raise UserError(
             f"model.name: {shorten(spec)} returned a {type(model).__name__}, not a torch nn.Module"

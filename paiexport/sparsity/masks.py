@@ -26,17 +26,35 @@ DENSE_GRAD = "_paiexport_dense_grad"
 def prunable_modules(model: nn.Module, exclude: Iterable[str] = ()) -> dict[str, nn.Module]:
     """Linear/Conv modules whose weight is prunable, keyed by the weight's parameter name.
 
-    `exclude` holds glob patterns matched against parameter names ("0.weight", "fc.*").
+    `exclude` holds glob patterns matched against parameter names ("0.weight", "fc.*"). A
+    weight shared by several modules (tied weights) is one weight: listed once, under the
+    first module that holds it, so it is counted and masked once.
     """
     patterns = list(exclude)
     found: dict[str, nn.Module] = {}
+    seen: set[int] = set()
     for module_name, module in model.named_modules():
-        if not isinstance(module, PRUNABLE_TYPES):
+        if not isinstance(module, PRUNABLE_TYPES) or id(module.weight) in seen:
             continue
+        seen.add(id(module.weight))
         name = f"{module_name}.weight" if module_name else "weight"
         if not any(fnmatch.fnmatchcase(name, p) for p in patterns):
             found[name] = module
     return found
+
+
+def holders(model: nn.Module, weight: torch.Tensor) -> list[tuple[nn.Module, str]]:
+    """Every (module, parameter name) that holds `weight`: more than one when weights are tied."""
+    return [(m, n) for m in model.modules() for n, p in m._parameters.items() if p is weight]
+
+
+def tied_weights(model: nn.Module) -> dict[str, list[str]]:
+    """Prunable weights that more than one module holds: listed name -> every name of that tensor."""
+    names: dict[int, list[str]] = {id(w): [] for w in prunable_weights(model).values()}
+    for name, p in model.named_parameters(remove_duplicate=False):
+        if id(p) in names and name not in names[id(p)]:
+            names[id(p)].append(name)
+    return {group[0]: group for group in names.values() if len(group) > 1}
 
 
 def prunable_weights(model: nn.Module, exclude: Iterable[str] = ()) -> dict[str, torch.Tensor]:

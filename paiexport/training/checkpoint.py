@@ -8,63 +8,52 @@ schedule, batch-order generator, best accuracy and elapsed time). Resuming runs 
 `fit` again from the start: a finished phase is restored instead of trained, the code between
 phases runs again on the restored state (it is deterministic), and the phase in progress
 continues from its checkpoint. So methods need no special cases, only callbacks that
-`state_dict()` what they carry across steps.
+`state_dict()` what they carry across steps. The file holds plain data only (`resume_file.py`):
+a planted or swapped file cannot run code, and one that does not fit the run is refused by name.
 """
 
 from __future__ import annotations
 
 import copy
 import os
-import random
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-import numpy as np
 import torch
 from torch import nn
 
-from paiexport.errors import UserError
+from paiexport.diskio import temporary
+from paiexport.errors import UserError, first_line, shorten
+from paiexport.out_path import short
+from paiexport.training import resume_file
 from paiexport.training.callbacks import TrainCallback, TrainState
 from paiexport.training.metrics_log import MetricsLog
+from paiexport.training.result import TrainResult
+from paiexport.training.resume_file import LoopState, PhaseState, ResumeState, rng_state, set_rng_state
 from paiexport.training.stop import raise_if_stopped, stop_requested
-
-if TYPE_CHECKING:
-    from paiexport.training.loop import TrainResult
-
-FORMAT = 1
 
 
 def atomic_save(obj: Any, path: Path) -> None:
     """Temporary file, fsync, rename: a kill leaves the old file or the new one, never half of one."""
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    with tmp.open("wb") as f:
-        torch.save(obj, f)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    tmp = temporary(path)
+    try:
+        with tmp.open("wb") as f:
+            torch.save(obj, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)  # a failed write (disk full, a signal) leaves nothing behind
+        raise
     folder = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY)
     try:
         os.fsync(folder)  # the rename itself survives a power cut
     finally:
         os.close(folder)
-
-
-def rng_state() -> dict[str, Any]:
-    """Every global RNG stream (paiexport's derived streams are generators saved by their owners)."""
-    state = {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate()}
-    if torch.cuda.is_available():
-        state["cuda"] = torch.cuda.get_rng_state_all()
-    return state
-
-
-def set_rng_state(state: dict[str, Any]) -> None:
-    torch.set_rng_state(state["torch"])
-    np.random.set_state(state["numpy"])
-    random.setstate(state["python"])
-    if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
 
 
 @dataclass
@@ -83,25 +72,24 @@ class TrainSession:
 
     def __init__(self, path: Path, log: MetricsLog, every: int = 1) -> None:
         self.path, self.log, self.every = path, log, every
-        self.finished: list[dict[str, Any]] = []
-        self.current: dict[str, Any] | None = None
+        self.finished: list[PhaseState] = []
+        self.current: PhaseState | None = None
         self.calls = 0
 
     @classmethod
     def resume(cls, path: Path, log: MetricsLog, every: int = 1) -> TrainSession:
+        """The saved training (`resume_file.load`: plain data only, its format checked first)."""
         session = cls(path, log, every)
-        saved = torch.load(path, weights_only=False)
-        if saved.get("format") != FORMAT:
-            raise UserError(f"--resume: {path} was written by another paiexport version")
-        session.finished, session.current = saved["finished"], saved["current"]
+        saved = resume_file.load(path)
+        session.finished, session.current = saved.finished, saved.current
         last = session.current or (session.finished[-1] if session.finished else None)
-        log.resume(last["log_pos"] if last else 0)
+        log.resume(last.log_pos if last else 0)
         return session
 
     def describe(self) -> str:
         """Where the saved training stands, for the resume message."""
-        if self.current is not None:
-            return f"phase {len(self.finished) + 1}, epoch {self.current['epoch']}"
+        if self.current is not None and self.current.loop is not None:
+            return f"phase {len(self.finished) + 1}, epoch {self.current.loop.epoch}"
         return f"{len(self.finished)} training phase(s) finished"
 
     def begin(self, tag: str) -> Phase:
@@ -110,14 +98,38 @@ class TrainSession:
         saved = self.finished[index] if index < len(self.finished) else None
         if saved is None and index == len(self.finished):
             saved = self.current
-        if saved is not None and saved["key"] != key:
+        if saved is not None and saved.key != key:
             raise UserError(
-                f"--resume: the saved training has phase {saved['key']!r} where this one has {key!r}"
+                f"--resume: the saved training has phase {shorten(saved.key)!r} where this one has {key!r}"
             )
         return Phase(self, key, saved, done=index < len(self.finished))
 
     def write(self) -> None:
-        atomic_save({"format": FORMAT, "finished": self.finished, "current": self.current}, self.path)
+        atomic_save(ResumeState(self.finished, self.current).to_dict(), self.path)
+
+
+@contextmanager
+def _fitting(path: Path) -> Iterator[None]:
+    """A saved state this run's model, optimizer, schedule or callbacks cannot take: one line."""
+    try:
+        yield
+    except (RuntimeError, ValueError, KeyError, TypeError, IndexError, AttributeError) as exc:
+        raise UserError(f"--resume: {short(path)} does not fit this run ({first_line(exc)})") from None
+
+
+def _load_model(model: nn.Module, saved: dict[str, Any], path: Path) -> None:
+    """`load_state_dict`, after naming the first tensor that is missing or of another shape."""
+    live = model.state_dict()
+    for name in [*live, *(n for n in saved if n not in live)]:
+        there, here = saved.get(name), live.get(name)
+        there_shape = tuple(there.shape) if isinstance(there, torch.Tensor) else "missing"
+        here_shape = tuple(here.shape) if here is not None else "missing"
+        if there_shape != here_shape:
+            raise UserError(
+                f"--resume: {short(path)} does not fit the model: {shorten(name)} is {there_shape} there, "
+                f"{here_shape} here"
+            )
+    model.load_state_dict(saved)
 
 
 @dataclass
@@ -126,35 +138,38 @@ class Phase:
 
     session: TrainSession
     key: str
-    saved: dict[str, Any] | None
+    saved: PhaseState | None
     done: bool
 
     def finish_restored(self, model: nn.Module, callbacks: list[TrainCallback]) -> TrainResult:
         """A finished phase: leave the model, callbacks, RNGs and metrics position as it did."""
-        model.load_state_dict(self.saved["model"])
-        for cb, state in zip(callbacks, self.saved["callbacks"], strict=True):
-            cb.load_state_dict(copy.deepcopy(state))
-        set_rng_state(self.saved["rng"])
-        self.session.log.seek(self.saved["log_pos"])
-        return copy.deepcopy(self.saved["result"])
+        saved, path = self.saved, self.session.path
+        with _fitting(path):
+            _load_model(model, saved.model, path)
+            for cb, state in zip(callbacks, saved.callbacks, strict=True):
+                cb.load_state_dict(copy.deepcopy(state))
+            set_rng_state(saved.rng)
+        self.session.log.seek(saved.log_pos)
+        return copy.deepcopy(saved.result)
 
     def restore(self, state: TrainState, loop: dict[str, Any], callbacks: list, progress: Progress) -> None:
         """Continue the phase from its checkpoint (`loop`: the schedule and batch generator)."""
-        saved = self.saved
-        if saved is None:
+        if self.saved is None:
             return
-        state.model.load_state_dict(saved["model"])
-        state.optimizer.load_state_dict(saved["optimizer"])
-        loop["schedule"].load_state_dict(saved["schedule"])
-        loop["generator"].set_state(saved["generator"])
-        for cb, cb_state in zip(callbacks, saved["callbacks"], strict=True):
-            cb.load_state_dict(copy.deepcopy(cb_state))
-        set_rng_state(saved["rng"])
-        state.step = saved["step"]
-        progress.result, progress.best_acc = copy.deepcopy(saved["result"]), saved["best_acc"]
-        progress.first_epoch, progress.first_loss = saved["epoch"], saved.get("first_loss")
-        progress.start = time.perf_counter() - saved["elapsed"]
-        self.session.log.seek(saved["log_pos"])
+        saved, at, path = self.saved, self.saved.loop, self.session.path
+        with _fitting(path):
+            _load_model(state.model, saved.model, path)
+            state.optimizer.load_state_dict(at.optimizer)
+            loop["schedule"].load_state_dict(at.schedule)
+            loop["generator"].set_state(at.generator)
+            for cb, cb_state in zip(callbacks, saved.callbacks, strict=True):
+                cb.load_state_dict(copy.deepcopy(cb_state))
+            set_rng_state(saved.rng)
+        state.step = at.step
+        progress.result, progress.best_acc = copy.deepcopy(saved.result), at.best_acc
+        progress.first_epoch, progress.first_loss = at.epoch, at.first_loss
+        progress.start = time.perf_counter() - at.elapsed
+        self.session.log.seek(saved.log_pos)
 
     def epoch_end(
         self, state: TrainState, loop: dict[str, Any], callbacks: list, progress: Progress, epochs: int
@@ -164,22 +179,33 @@ class Phase:
         due = epoch % self.session.every == 0 or stop_requested()
         if not due or epoch == epochs:
             return
-        self.session.current = {
-            "key": self.key, "epoch": epoch, "step": state.step,
-            "model": state.model.state_dict(), "optimizer": state.optimizer.state_dict(),
-            "schedule": loop["schedule"].state_dict(), "generator": loop["generator"].get_state(),
-            "callbacks": [cb.state_dict() for cb in callbacks], "rng": rng_state(),
-            "result": progress.result, "best_acc": progress.best_acc, "first_loss": progress.first_loss,
-            "elapsed": time.perf_counter() - progress.start, "log_pos": self.session.log.position,
-        }  # fmt: skip
+        at = LoopState(
+            epoch,
+            state.step,
+            state.optimizer.state_dict(),
+            loop["schedule"].state_dict(),
+            loop["generator"].get_state(),
+            progress.best_acc,
+            progress.first_loss,
+            time.perf_counter() - progress.start,
+        )
+        callback_states = [cb.state_dict() for cb in callbacks]
+        model, position = state.model.state_dict(), self.session.log.position
+        self.session.current = PhaseState(
+            self.key, model, callback_states, progress.result, rng_state(), position, at
+        )
         self.session.write()
         raise_if_stopped()
 
     def complete(self, model: nn.Module, callbacks: list[TrainCallback], result: TrainResult) -> None:
-        entry = {
-            "key": self.key, "model": model.state_dict(), "callbacks": [cb.state_dict() for cb in callbacks],
-            "result": result, "rng": rng_state(), "log_pos": self.session.log.position,
-        }  # fmt: skip
+        entry = PhaseState(
+            self.key,
+            model.state_dict(),
+            [cb.state_dict() for cb in callbacks],
+            result,
+            rng_state(),
+            self.session.log.position,
+        )
         self.session.finished.append(copy.deepcopy(entry))  # later phases change the live tensors
         self.session.current = None
         self.session.write()

@@ -25,8 +25,9 @@ from typing import Any
 import torch
 from torch import nn
 
+from paiexport.errors import UserError
 from paiexport.sparsity.depgraph import build_graph
-from paiexport.sparsity.masks import attach_masks, get_masks, prunable_weights, strip_masks
+from paiexport.sparsity.masks import attach_masks, get_masks, prunable_weights, strip_masks, tied_weights
 from paiexport.sparsity.shrink import shrink_model
 from paiexport.sparsity.types import Masks
 
@@ -59,6 +60,12 @@ TRAIN_COMPACT_NOTE = (
 
 def shrink_for_training(model: nn.Module, example: torch.Tensor) -> CompactTraining:
     """Bake `model`'s attached masks in and return the exactly equivalent small model."""
+    tied = list(tied_weights(model).values())
+    if tied:
+        raise UserError(
+            f"train.compact: {' and '.join(tied[0][:2])} are one tied tensor, which a smaller network "
+            "would untie; set train.compact: false"
+        )
     masks = {n: m.detach().cpu().clone() for n, m in get_masks(model).items()}
     device = next(model.parameters()).device
     full = strip_masks(model).eval()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import math
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +16,7 @@ from paiexport.data import DataSplits, Split
 from paiexport.display import current
 from paiexport.errors import UserError
 from paiexport.seeding import stream
-from paiexport.training import distributed
+from paiexport.training import distributed, stop
 from paiexport.training.callbacks import TrainCallback, TrainState
 from paiexport.training.checkpoint import Progress, TrainSession
 from paiexport.training.config import (
@@ -30,16 +30,7 @@ from paiexport.training.config import (
 from paiexport.training.lr_piecewise import PiecewiseLR, piecewise_trace, weight_decay_trace
 from paiexport.training.metrics_log import MetricsLog
 from paiexport.training.precision import Precision, maybe_compile, prepare_input, prepare_model
-
-
-@dataclass
-class TrainResult:
-    history: list[dict[str, Any]] = field(default_factory=list)
-    best_epoch: int = 0
-    exported_epoch: int = 0  # the epoch whose weights the model holds after `train`
-    seconds: float = 0.0
-    compact: dict[str, Any] | None = None  # train.compact: report.json `train_compact`
-    threads: int = 0  # torch CPU threads of the fit stage (set by the pipeline)
+from paiexport.training.result import TrainResult
 
 
 def make_optimizer(params: Any, cfg: OptimizerConfig) -> torch.optim.Optimizer:
@@ -276,10 +267,11 @@ def train(
     # The run's live display (epoch bar, or one line per epoch); silent outside a run.
     with current().training(cfg.epochs, loop.state.total_steps) as display:
         for epoch in range(progress.first_epoch, cfg.epochs):
-            record = _epoch(loop, epoch, progress, display)
-            _keep_epoch(loop, record, progress)
-            if phase is not None:
-                phase.epoch_end(loop.state, saved, loop.callbacks, progress, cfg.epochs)
+            with stop.epoch():  # a signal here waits for the epoch's checkpoint
+                record = _epoch(loop, epoch, progress, display)
+                _keep_epoch(loop, record, progress)
+                if phase is not None:
+                    phase.epoch_end(loop.state, saved, loop.callbacks, progress, cfg.epochs)
             display.epoch_done(record)
     result = _finish(loop, progress)
     if phase is not None:

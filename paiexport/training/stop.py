@@ -1,7 +1,8 @@
-"""SIGINT / SIGTERM during training: finish the epoch, write a checkpoint, then stop.
+"""SIGINT / SIGTERM inside a training epoch: finish the epoch, write a checkpoint, then stop.
 
-Outside training (selection, export, benchmark) the signal stops the run at once: the resume
-file already holds everything training produced.
+Anywhere else (reading data, selection, between phases, export, benchmark) the first signal
+stops the run at once, even in a read that never returns (a FIFO nobody writes): the resume
+file already holds everything training produced. A second signal always stops at once.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from types import FrameType
 
 from paiexport.errors import Interrupted
 
-_state = {"training": False, "signal": 0}
+_state = {"epoch": False, "signal": 0}
 
 
 def stop_requested() -> bool:
@@ -21,10 +22,10 @@ def stop_requested() -> bool:
 
 
 def _handle(signum: int, frame: FrameType | None) -> None:
-    if _state["training"] and not _state["signal"]:
+    if _state["epoch"] and not _state["signal"]:
         _state["signal"] = signum  # the loop stops after the epoch's checkpoint
         return
-    raise Interrupted(signum)  # a second signal, or outside training: stop now
+    raise Interrupted(signum)  # a second signal, or outside an epoch: stop now
 
 
 @contextmanager
@@ -44,12 +45,13 @@ def stop_on_signals() -> Iterator[None]:
 
 
 @contextmanager
-def training() -> Iterator[None]:
-    _state["training"] = True
+def epoch() -> Iterator[None]:
+    """A training epoch and its checkpoint: the first signal waits for the checkpoint."""
+    _state["epoch"] = True
     try:
         yield
     finally:
-        _state["training"] = False
+        _state["epoch"] = False
 
 
 def raise_if_stopped() -> None:
