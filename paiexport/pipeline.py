@@ -160,6 +160,24 @@ def select_and_train(
     return model, data, result, method
 
 
+def export_stage(
+    recipe: Recipe,
+    model: nn.Module,
+    data: DataSplits,
+    metadata: dict[str, str],
+    paths: RunPaths,
+    timer: Timer,
+) -> tuple[ExportedVariants, dict[str, FileValidation], Stats]:
+    """The ONNX files of `export.formats`, their checks against `model` and their latencies."""
+    with timer.stage("export", f"exporting ONNX ({', '.join(f.value for f in recipe.export.formats)})"):
+        exported = export_variants(model, recipe.export, data, paths, metadata)
+    with timer.stage("validate", "validating ONNX files"):
+        checks = validate_variants(exported.files, model, data.test, recipe.validate.max_accuracy_drop)
+    with timer.stage("bench", "benchmarking in onnxruntime"):
+        stats = benchmark_files(exported.files, recipe.bench)
+    return exported, checks, stats
+
+
 def deploy_stage(
     recipe: Recipe, exported: ExportedVariants, stats: Stats, checks: dict[str, FileValidation],
     torch_acc: float, paths: RunPaths,
@@ -173,6 +191,23 @@ def deploy_stage(
         return exported.files, stats, checks, done.section
     return ({**exported.files, Variant.deploy: done.file}, {**stats, Variant.deploy: done.stats},
             {**checks, Variant.deploy: done.check}, done.section)  # fmt: skip
+
+
+def assemble_report(recipe: Recipe, method: Method, outcome: RunOutcome) -> RunReport:
+    """report.json's content from the recipe and what the stages produced; the per-layer targets
+    are the method's own where it set them (`Method.layer_targets`)."""
+    sparsity = effective_sparsity(recipe)
+    facts = RunFacts(
+        recipe=recipe.to_dict(),
+        recipe_hash=recipe.digest(),
+        method=recipe.method.name,
+        epochs=recipe.train.epochs,
+        sparsity=sparsity,
+        layer_targets=method.layer_targets(outcome.model, sparsity),
+    )
+    report = build_report(facts, outcome)
+    report.world_size = distributed.world_size()  # torchrun processes that trained the model
+    return report
 
 
 def finish_report(recipe: Recipe, report: RunReport, timer: Timer, start: float, paths: RunPaths) -> None:
@@ -223,19 +258,21 @@ def run_recipe(
         reached = overall_sparsity(model, recipe.sparsity.exclude) if compacted is None else None
         metadata = recipe.metadata(compacted["selection_sparsity"] if compacted else reached, torch_acc)
         metadata.update(input_normalization(data.mean, data.std))
-        with timer.stage("export", f"exporting ONNX ({', '.join(f.value for f in recipe.export.formats)})"):
-            exported = export_variants(model, recipe.export, data, paths, metadata)
-        with timer.stage("validate", "validating ONNX files"):
-            checks = validate_variants(exported.files, model, data.test, recipe.validate.max_accuracy_drop)
-        with timer.stage("bench", "benchmarking in onnxruntime"):
-            stats = benchmark_files(exported.files, recipe.bench)
+        exported, checks, stats = export_stage(recipe, model, data, metadata, paths, timer)
         files, stats, checks, deploy = deploy_stage(recipe, exported, stats, checks, torch_acc, paths)
-        facts = RunFacts(recipe.to_dict(), recipe.digest(), recipe.method.name, recipe.train.epochs,
-                         effective_sparsity(recipe), getattr(recipe.method, "groups", None))  # fmt: skip
-        outcome = RunOutcome(model, fit, method.trains_weights, torch_acc, files, checks, stats,
-                             exported.compact, deploy, data.test.x)  # fmt: skip
-        report = build_report(facts, outcome)
-        report.world_size = distributed.world_size()  # torchrun processes that trained the model
+        outcome = RunOutcome(
+            model=model,
+            fit=fit,
+            trains_weights=method.trains_weights,
+            torch_accuracy=torch_acc,
+            files=files,
+            checks=checks,
+            stats=stats,
+            compact=exported.compact,
+            deploy=deploy,
+            example=data.test.x,
+        )
+        report = assemble_report(recipe, method, outcome)
         finish_report(recipe, report, timer, start, paths)
         if trackers is not None:
             trackers.finish(tracked_figures(report))

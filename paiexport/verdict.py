@@ -16,7 +16,7 @@ from paiexport.errors import UserError
 from paiexport.export.variants import variants_for
 from paiexport.recipe import Recipe
 from paiexport.reporting.gates import evaluate_gates
-from paiexport.reporting.schema import Gates, RunReport
+from paiexport.reporting.schema import Gates, RunReport, needed
 
 
 def check_gates_measurable(recipe: Recipe) -> None:
@@ -77,7 +77,7 @@ def run_verdict(report: RunReport) -> tuple[int, str]:
 def print_verdict(console: Console, report: RunReport, run_dir: Path) -> int:
     """The last line of `run` (and of `api.run_recipe` with a console): the verdict, green or red,
     pointing at report.html; returns its exit code."""
-    verdict = report.require("verdict")
+    verdict = needed(report.verdict, "verdict")
     style = "red" if verdict.exit_code else "green"
     line = f"{verdict.line}  (see {run_dir / 'report.html'})"
     console.print(line, style=style, highlight=False, markup=False, soft_wrap=True)

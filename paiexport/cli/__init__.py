@@ -121,6 +121,7 @@ def run(
     from paiexport.ranks import start_ranks
     from paiexport.recipe import load_recipe, resolve_recipe_path
     from paiexport.reporting.report import summary_table
+    from paiexport.reporting.schema import needed
     from paiexport.verdict import print_verdict
 
     with user_errors():
@@ -135,7 +136,7 @@ def run(
     wide_out().print(summary_table(report))
     listed = ", ".join(["report.json", "report.md", "report.html", *report.files.values()])
     out.print(f"run folder: {target}  ({listed})", highlight=False, soft_wrap=True)
-    for gate in report.require("gates").results:
+    for gate in needed(report.gates, "gates").results:
         out.print(gate.line, style="green" if gate.passed else "red", highlight=False, markup=False)
     exit_code = print_verdict(out, report, target)  # broken files, failed gates: not to ship
     if exit_code:

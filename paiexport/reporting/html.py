@@ -17,7 +17,8 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
 from paiexport.paths import RunPaths
-from paiexport.reporting.report import method_details, percent, summary_rows, validation_rows, verdict_lines
+from paiexport.reporting.details import method_details
+from paiexport.reporting.report import percent, summary_rows, validation_rows, verdict_lines
 from paiexport.reporting.schema import RunReport
 from paiexport.training.loop import read_epoch_records
 
@@ -79,8 +80,9 @@ def sparsity_figure(report: RunReport) -> Figure:
     )
     ax.set_ylim(0, 1.1)
     ax.set_ylabel("sparsity (fraction removed)")
-    ax.set_title(f"per-layer sparsity, {s.distribution or ''}: overall target {s.target:.1%}, "
-                 f"reached {s.reached:.1%}")  # fmt: skip
+    ax.set_title(
+        f"per-layer sparsity, {s.distribution or ''}: overall target {s.target:.1%}, reached {s.reached:.1%}"
+    )
     ax.legend(loc="upper left")
     ax.grid(axis="y", alpha=0.3)
     return fig
@@ -92,8 +94,10 @@ def _bars_with_ratios(
     bars = ax.bar(labels, values, color=[COLORS[i % len(COLORS)] for i in range(len(labels))])
     for bar, value, ratio in zip(bars, values, ratios, strict=True):
         text = f"{value:.3g} {unit}" + ("" if ratio is None else f"\n{ratio:.2f}×")
-        ax.annotate(text, (bar.get_x() + bar.get_width() / 2, bar.get_height()), ha="center", va="bottom",
-                    fontsize=8, xytext=(0, 2), textcoords="offset points")  # fmt: skip
+        top = (bar.get_x() + bar.get_width() / 2, bar.get_height())
+        ax.annotate(
+            text, top, ha="center", va="bottom", fontsize=8, xytext=(0, 2), textcoords="offset points"
+        )
     ax.set_ylim(0, max(values, default=1) * 1.35 or 1)
     ax.grid(axis="y", alpha=0.3)
 

@@ -7,6 +7,7 @@ other for a type. "N:M" is parsed once into `NMPattern`; nothing downstream sees
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
@@ -17,6 +18,16 @@ from paiexport.config import StrictModel
 
 Masks = dict[str, torch.Tensor]  # parameter name ("0.weight") -> bool tensor of the weight's shape
 Scores = dict[str, torch.Tensor]  # parameter name -> one score per weight (higher is kept)
+
+
+@dataclass(frozen=True)
+class LayerTargets:
+    """Targets a method sets itself in place of `sparsity.target` and its distribution (gmp's
+    `method.groups`): report.json's `sparsity.target`, `distribution` and per-layer `target`."""
+
+    target: float  # overall, weighted by layer sizes
+    per_layer: dict[str, float | None]  # None: the layer has no target of its own
+    distribution: str  # names where the targets come from, e.g. "groups"
 
 
 class Distribution(StrEnum):

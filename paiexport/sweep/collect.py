@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from paiexport.errors import UserError
-from paiexport.reporting.schema import RunReport
+from paiexport.reporting.schema import RunReport, needed
 from paiexport.reporting.sweep_report import OK
 from paiexport.sweep.plan import PlannedRun
 from paiexport.verdict import run_verdict
@@ -36,13 +36,13 @@ def is_complete(run: PlannedRun, out_dir: Path) -> bool:
 def result_row(run: PlannedRun, report: RunReport) -> dict[str, Any]:
     """One CSV row: the grid values, then what the run measured and its verdict."""
     row: dict[str, Any] = {"run": run.name, **run.assignments}
-    sparsity = report.require("sparsity")
+    sparsity = needed(report.sparsity, "sparsity")
     row.update(
         method=report.method,
         sparsity_target=sparsity.target,
         sparsity_reached=sparsity.reached,
-        accuracy=report.require("accuracy").torch,
-        train_seconds=report.require("training").seconds,
+        accuracy=needed(report.accuracy, "accuracy").torch,
+        train_seconds=needed(report.training, "training").seconds,
     )
     for variant, ratio in report.size_ratio_vs_dense.items():
         row[f"size_ratio_{variant}"] = ratio["raw"]
