@@ -53,8 +53,10 @@ def files_for(multiple: int, out: Path) -> dict[str, Path]:
     widths = sorted({m.out_channels for m in small.model.modules() if hasattr(m, "out_channels")})
     print(f"multiple {multiple}: params {small.params_before} -> {small.params_after}, widths {widths}")
     compact = to_onnx(small.model, SHAPE, 18)
-    protos = {f"compact/{multiple}": compact,
-              f"int8/{multiple}": to_int8(compact, Int8Mode.static, data.train.x[:256].numpy())}  # fmt: skip
+    protos = {
+        f"compact/{multiple}": compact,
+        f"int8/{multiple}": to_int8(compact, Int8Mode.static, data.train.x[:256].numpy()),
+    }
     if multiple == 1:
         protos["dense"] = to_onnx(model, SHAPE, 18)
     for name, proto in protos.items():

@@ -151,9 +151,11 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=20, help="training epochs per run (default 20)")
     parser.add_argument("--methods", default=",".join(TABLE_METHODS), help="comma-separated method names")
     parser.add_argument(
-        "--threads", type=int, default=1,
+        "--threads",
+        type=int,
+        default=1,
         help="torch threads (default 1: on a shared 2-core machine, 2 threads ran 30x slower)",
-    )  # fmt: skip
+    )
     parser.add_argument("--json", type=Path, help="also write every run's figures here")
     args = parser.parse_args()
     methods = [m.strip() for m in args.methods.split(",") if m.strip()]

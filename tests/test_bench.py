@@ -28,8 +28,8 @@ def two_files(tmp_path):
 def test_bench_json_is_complete_and_consistent(two_files, tmp_path):
     big, small = two_files
     out = tmp_path / "bench.json"
-    result = invoke("bench", str(small), "--baseline", str(big), "--batch-sizes", "1,8",
-                    "--threads", "1", "--iterations", "20", "--warmup", "2", "--json", str(out))  # fmt: skip
+    settings = ["--batch-sizes", "1,8", "--threads", "1", "--iterations", "20", "--warmup", "2"]
+    result = invoke("bench", str(small), "--baseline", str(big), *settings, "--json", str(out))
     assert result.exit_code == 0, result.output
     assert "speedup" in result.output and "big.onnx" in result.output
     data = json.loads(out.read_text())
@@ -59,8 +59,8 @@ def test_bench_json_is_complete_and_consistent(two_files, tmp_path):
 
 def test_session_memory_grows_with_the_weights(tmp_path):
     """A 16 MB graph needs more resident memory than a 16 kB one, measured per process."""
-    files, base = bench_inputs([matmul_chain(tmp_path / "s.onnx", 1, 64),
-                                matmul_chain(tmp_path / "l.onnx", 4, 1024)], None)  # fmt: skip
+    small, large = matmul_chain(tmp_path / "s.onnx", 1, 64), matmul_chain(tmp_path / "l.onnx", 4, 1024)
+    files, base = bench_inputs([small, large], None)
     from paiexport.bench.settings import FileBenchSettings
 
     result = bench(files, base, FileBenchSettings(batch_sizes=[1], threads=[1], warmup=0, iterations=2))
@@ -93,8 +93,8 @@ def test_interleaved_ratios_are_steadier_than_absolute_times(tmp_path):
             procs = _burners(n_burners, cpu)
             try:
                 out = tmp_path / f"bench{n_burners}.json"
-                result = invoke("bench", str(big), str(small), "--batch-sizes", "1024", "--iterations", "7",
-                                "--warmup", "1", "--json", str(out))  # fmt: skip
+                settings = ["--batch-sizes", "1024", "--iterations", "7", "--warmup", "1"]
+                result = invoke("bench", str(big), str(small), *settings, "--json", str(out))
             finally:
                 for p in procs:
                     p.kill()

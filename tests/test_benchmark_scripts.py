@@ -26,9 +26,16 @@ def test_deploy_speed_resnet_part_runs_end_to_end(tmp_path, capsys):
     # benchmarked and compared (the figures come from the real run, docs/deployment-and-speed.md)
     deploy_speed.resnet_part(epochs=1, samples=128, iterations=1, out=tmp_path)
     printed = capsys.readouterr().out
-    for label in ("compact speedup vs dense, batch 64", "compact.int8 speedup vs dense, batch 1",
-                  "compact.plain, without space_to_depth", "compact accuracy - torch"):  # fmt: skip
+    for label in (
+        "compact speedup vs dense, batch 64",
+        "compact.int8 speedup vs dense, batch 1",
+        "compact.plain, without space_to_depth",
+        "compact accuracy - torch",
+    ):
         assert label in printed
     assert sorted(p.name for p in tmp_path.glob("*.onnx")) == [
-        "compact.int8.onnx", "compact.onnx", "compact.plain.onnx", "dense.onnx",
-    ]  # fmt: skip
+        "compact.int8.onnx",
+        "compact.onnx",
+        "compact.plain.onnx",
+        "dense.onnx",
+    ]

@@ -257,10 +257,12 @@ def test_validate_with_an_unrunnable_reference_is_bad_input(tiny_run, tmp_path):
     out, _, _ = tiny_run
     weight = numpy_helper.from_array(np.ones((7, 4), np.float32), "W")
     graph = helper.make_graph(
-        [helper.make_node("MatMul", ["input", "W"], ["logits"])], "g",
+        [helper.make_node("MatMul", ["input", "W"], ["logits"])],
+        "g",
         [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["n", 7])],
-        [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["n", 4])], [weight],
-    )  # fmt: skip
+        [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["n", 4])],
+        [weight],
+    )
     wrong = tmp_path / "wrong.onnx"
     onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)]), str(wrong))
     result = invoke("validate", str(out / "model.onnx"), "--data", "synthetic", "--reference", str(wrong))

@@ -41,26 +41,33 @@ def channel_masks(model: nn.Module, g: torch.Generator, single: str) -> dict[str
 
 def conv2d_bn(shape: tuple[int, ...]) -> nn.Module:
     layers = {
-        "conv1": nn.Conv2d(shape[0], 8, 3, padding=1, bias=False), "bn1": nn.BatchNorm2d(8),
-        "relu1": nn.ReLU(), "conv2": nn.Conv2d(8, 8, 3, padding=1, bias=False),
-        "bn2": nn.BatchNorm2d(8), "relu2": nn.ReLU(), "pool": nn.MaxPool2d(2),
-        "flatten": nn.Flatten(), "out": nn.Linear(8 * 4 * 4, 5),
-    }  # fmt: skip
+        "conv1": nn.Conv2d(shape[0], 8, 3, padding=1, bias=False),
+        "bn1": nn.BatchNorm2d(8),
+        "relu1": nn.ReLU(),
+        "conv2": nn.Conv2d(8, 8, 3, padding=1, bias=False),
+        "bn2": nn.BatchNorm2d(8),
+        "relu2": nn.ReLU(),
+        "pool": nn.MaxPool2d(2),
+        "flatten": nn.Flatten(),
+        "out": nn.Linear(8 * 4 * 4, 5),
+    }
     return nn.Sequential(OrderedDict(layers))
 
 
 CASES = {
     "mlp": (lambda s: build_model(ModelName.mlp, {"hidden": [32, 16]}, s, 10), (1, 40), "fc2.weight"),
     "conv1d_bn": (
-        lambda s: build_model(ModelName.cnn1d, {"channels": [8, 8, 8], "hidden": 16}, s, 10), (1, 40),
+        lambda s: build_model(ModelName.cnn1d, {"channels": [8, 8, 8], "hidden": 16}, s, 10),
+        (1, 40),
         "conv2.weight",
     ),
     "conv2d_bn": (conv2d_bn, (3, 8, 8), "conv1.weight"),
     "residual": (
-        lambda s: build_model(ModelName.resnet20, {"width": 4, "blocks_per_stage": 2}, s, 10), (3, 16, 16),
+        lambda s: build_model(ModelName.resnet20, {"width": 4, "blocks_per_stage": 2}, s, 10),
+        (3, 16, 16),
         "blocks.3.conv1.weight",
     ),
-}  # fmt: skip
+}
 
 
 def ort_run(model: nn.Module, shape: tuple[int, ...], x: np.ndarray) -> np.ndarray:

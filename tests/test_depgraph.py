@@ -228,9 +228,11 @@ def test_attention_heads_are_a_prunable_group() -> None:
     assert group.prunable and group.size == 4 and group.note == ""
     # q, k, v row blocks of 2 per head at offsets 0, 8, 16, and the head's out_proj columns
     assert {(m.param, m.role, m.offset, m.per) for m in group.members} == {
-        ("in_proj_weight", "qkv", 0, 2), ("in_proj_weight", "qkv", 8, 2), ("in_proj_weight", "qkv", 16, 2),
+        ("in_proj_weight", "qkv", 0, 2),
+        ("in_proj_weight", "qkv", 8, 2),
+        ("in_proj_weight", "qkv", 16, 2),
         ("weight", "in", 0, 2),
-    }  # fmt: skip
+    }
 
 
 @pytest.mark.parametrize(

@@ -24,9 +24,13 @@ from paiexport.verify.validate import FileValidation
 
 runner = CliRunner()
 FILES = {
-    "dense": "model.onnx", "sparse": "model.sparse.onnx", "compact": "model.compact.onnx",
-    "int8": "model.int8.onnx", "compact.int8": "model.compact.int8.onnx", "deploy": "model.deploy.onnx",
-}  # fmt: skip
+    "dense": "model.onnx",
+    "sparse": "model.sparse.onnx",
+    "compact": "model.compact.onnx",
+    "int8": "model.int8.onnx",
+    "compact.int8": "model.compact.int8.onnx",
+    "deploy": "model.deploy.onnx",
+}
 
 
 def invoke(*args: str):
@@ -190,13 +194,13 @@ def test_export_command_reexports_without_training(channel_run, tmp_path):
 
 def _mnist1d_mlp_file(tmp_path):
     torch.manual_seed(0)
-    model = nn.Sequential(OrderedDict(flatten=nn.Flatten(), fc=nn.Linear(40, 16), relu=nn.ReLU(),
-                                      out=nn.Linear(16, 10))).eval()  # fmt: skip
+    layers = OrderedDict(flatten=nn.Flatten(), fc=nn.Linear(40, 16), relu=nn.ReLU(), out=nn.Linear(16, 10))
+    model = nn.Sequential(layers).eval()
     with torch.no_grad():
         model.fc.weight[:, ::2] = 0
     path = tmp_path / "plain.onnx"
-    torch.onnx.export(model, (torch.zeros(1, 1, 40),), str(path), dynamo=True,
-                      dynamic_shapes=({0: torch.export.Dim("batch")},))  # fmt: skip
+    batch = torch.export.Dim("batch")
+    torch.onnx.export(model, (torch.zeros(1, 1, 40),), str(path), dynamo=True, dynamic_shapes=({0: batch},))
     return path
 
 
@@ -220,8 +224,8 @@ def test_inspect_plain_torch_onnx_export(tmp_path):
 
 def test_validate_fails_with_exit_1_on_perturbed_weights(channel_run, tmp_path):
     out, _ = channel_run
-    ok = invoke("validate", str(out / "model.compact.onnx"), "--data", "synthetic", "--reference",
-                str(out / "model.onnx"))  # fmt: skip
+    reference = str(out / "model.onnx")
+    ok = invoke("validate", str(out / "model.compact.onnx"), "--data", "synthetic", "--reference", reference)
     assert ok.exit_code == 0, ok.output
     assert "parity" in ok.output
     model = onnx.load(str(out / "model.onnx"))
@@ -255,8 +259,8 @@ def test_export_restores_every_method(method, tmp_path, write_recipe, tiny_recip
     tiny_recipe_dict["method"] = {"name": method}
     tiny_recipe_dict["export"]["formats"] = ["dense"]
     run_dir = tmp_path / "run"
-    assert invoke("run", str(write_recipe(tiny_recipe_dict)), "--out", str(run_dir),
-                  "--set", "train.epochs=1").exit_code == 0  # fmt: skip
+    recipe = str(write_recipe(tiny_recipe_dict))
+    assert invoke("run", recipe, "--out", str(run_dir), "--set", "train.epochs=1").exit_code == 0
     result = invoke("export", str(run_dir), "--formats", "dense")
     assert result.exit_code == 0, result.output
     first = onnx.load(str(run_dir / "model.onnx")).graph.initializer
@@ -279,8 +283,8 @@ def test_an_unshrunk_compact_graph_is_quantized_once(tmp_path, write_recipe, tin
     tiny_recipe_dict["sparsity"] = {"target": 0.5, "distribution": "uniform", "exclude": ["out.*"]}
     tiny_recipe_dict["method"] = {"name": "random"}  # no whole row dies at 50% (SNIP drops dead units)
     run_dir = tmp_path / "run"
-    assert invoke("run", str(write_recipe(tiny_recipe_dict)), "--out", str(run_dir),
-                  "--set", "train.epochs=1").exit_code == 0  # fmt: skip
+    recipe = str(write_recipe(tiny_recipe_dict))
+    assert invoke("run", recipe, "--out", str(run_dir), "--set", "train.epochs=1").exit_code == 0
     report = json.loads((run_dir / "report.json").read_text())
     assert report["compact"]["params_after"] == report["compact"]["params_before"]
     assert len(calls) == 1

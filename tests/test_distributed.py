@@ -31,12 +31,11 @@ def test_torchrun_two_ranks_rigl90(tmp_path: Path) -> None:
     out, hashes = tmp_path / "run", tmp_path / "hashes"
     hashes.mkdir()
     env = {**os.environ, "OMP_NUM_THREADS": "1", distributed.HASH_DIR_ENV: str(hashes)}
-    cmd = [
-        sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
-        "--master_port", str(_free_port()), "-m", "paiexport", "run", "rigl90", "--out", str(out),
-        "--set", "train.epochs=2", "--set", "method.update_every=10", "--set", "bench.iterations=2",
-        "--set", "bench.warmup=1", "--set", "bench.batch_sizes=[1]", "--set", "export.formats=[dense]",
-    ]  # fmt: skip
+    torchrun = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2"]
+    run = ["-m", "paiexport", "run", "rigl90", "--out", str(out)]
+    sets = ["train.epochs=2", "method.update_every=10", "bench.iterations=2", "bench.warmup=1"]
+    sets += ["bench.batch_sizes=[1]", "export.formats=[dense]"]
+    cmd = [*torchrun, "--master_port", str(_free_port()), *run, *(a for s in sets for a in ("--set", s))]
     done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=240, cwd=tmp_path)
     assert done.returncode == 0, done.stderr[-3000:]
     report = json.loads((out / "report.json").read_text())

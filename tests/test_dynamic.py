@@ -95,9 +95,16 @@ def test_one_rigl_update_by_hand(optimizer):
         assert torch.all(value[grown] == 0) and torch.all(value[dropped] == 0)
         assert torch.all(value[~(grown | dropped)] == 1)
     assert records == [
-        {"event": "mask_update", "update": 1, "step": 1, "epoch": 1, "drop_fraction": 0.5,
-         "dropped": {"0.weight": 3}, "regrown": {"0.weight": 3}}
-    ]  # fmt: skip
+        {
+            "event": "mask_update",
+            "update": 1,
+            "step": 1,
+            "epoch": 1,
+            "drop_fraction": 0.5,
+            "dropped": {"0.weight": 3},
+            "regrown": {"0.weight": 3},
+        }
+    ]
 
 
 def test_rigl_the_optimizer_never_sees_the_dense_gradient():
@@ -190,9 +197,15 @@ def train_dynamic(tmp_path, config: DynamicConfig, epochs: int = 3, optimizer: s
     cfg = TrainConfig(epochs=epochs, optimizer=OptimizerConfig(name=optimizer, lr=0.05))
     callbacks = method.callbacks(ctx)
     result = train(
-        model, data, cfg, batch_size=32, seed=0, metrics_path=tmp_path / "m.jsonl",
-        checkpoint_dir=tmp_path / "ck", callbacks=[KeepPrunedZero(), *callbacks, probe],
-    )  # fmt: skip
+        model,
+        data,
+        cfg,
+        batch_size=32,
+        seed=0,
+        metrics_path=tmp_path / "m.jsonl",
+        checkpoint_dir=tmp_path / "ck",
+        callbacks=[KeepPrunedZero(), *callbacks, probe],
+    )
     return method.details(callbacks), masks, probe, result
 
 

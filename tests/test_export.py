@@ -48,11 +48,12 @@ def tiny_graph(weight: np.ndarray) -> onnx.ModelProto:
     init = numpy_helper.from_array(weight, name="W")
     node = helper.make_node("MatMul", ["x", "W"], ["y"])
     graph = helper.make_graph(
-        [node], "g",
+        [node],
+        "g",
         [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["n", weight.shape[0]])],
         [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["n", weight.shape[1]])],
         [init],
-    )  # fmt: skip
+    )
     return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
 
 

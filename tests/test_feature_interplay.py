@@ -42,8 +42,17 @@ def test_resumed_training_keeps_the_divergence_reference_loss(tmp_path, monkeypa
         torch.manual_seed(0)
         model = build_model(ModelName.mlp, {"hidden": [8]}, data.input_shape, 4)
         cfg = loop.TrainConfig(epochs=3)
-        loop.train(model, data, cfg, batch_size=64, seed=0, metrics_path=tmp_path / "m",
-                   checkpoint_dir=tmp_path / "ck", callbacks=callbacks, session=session)  # fmt: skip
+        loop.train(
+            model,
+            data,
+            cfg,
+            batch_size=64,
+            seed=0,
+            metrics_path=tmp_path / "m",
+            checkpoint_dir=tmp_path / "ck",
+            callbacks=callbacks,
+            session=session,
+        )
 
     log = MetricsLog(tmp_path / "m")
     with pytest.raises(Interrupted):

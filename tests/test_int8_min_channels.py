@@ -25,9 +25,14 @@ def narrow_then_wide() -> nn.Module:
     """conv 3->4 (narrow), relu, conv 4->16 (wide), relu, pool, linear 16->5 (narrow)."""
     torch.manual_seed(0)
     return nn.Sequential(
-        nn.Conv2d(3, 4, 3, padding=1), nn.ReLU(), nn.Conv2d(4, 16, 3, padding=1), nn.ReLU(),
-        nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(16, 5),
-    ).eval()  # fmt: skip
+        nn.Conv2d(3, 4, 3, padding=1),
+        nn.ReLU(),
+        nn.Conv2d(4, 16, 3, padding=1),
+        nn.ReLU(),
+        nn.AdaptiveAvgPool2d(1),
+        nn.Flatten(),
+        nn.Linear(16, 5),
+    ).eval()
 
 
 def _ops(proto: onnx.ModelProto) -> list[str]:

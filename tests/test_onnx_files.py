@@ -41,9 +41,12 @@ def one_line_error(result, *needles):
 
 
 def test_bench_two_inputs(tmp_path):
-    f = save(tmp_path / "two.onnx", [helper.make_node("Add", ["a", "b"], ["y"])],
-             [vi("a", TensorProto.FLOAT, ["n", 4]), vi("b", TensorProto.FLOAT, ["n", 4])],
-             [vi("y", TensorProto.FLOAT, ["n", 4])])  # fmt: skip
+    f = save(
+        tmp_path / "two.onnx",
+        [helper.make_node("Add", ["a", "b"], ["y"])],
+        [vi("a", TensorProto.FLOAT, ["n", 4]), vi("b", TensorProto.FLOAT, ["n", 4])],
+        [vi("y", TensorProto.FLOAT, ["n", 4])],
+    )
     out = tmp_path / "b.json"
     result = invoke("bench", str(f), "--batch-sizes", "1,8", "--json", str(out), *FAST)
     assert result.exit_code == 0, result.output
@@ -53,8 +56,10 @@ def test_bench_two_inputs(tmp_path):
 def test_int64_and_bool_inputs_get_valid_values(tmp_path):
     """Token ids index a 2-row table (Gather fails on an id >= 2); a bool mask is cast."""
     table = numpy_helper.from_array(np.arange(8, dtype=np.float32).reshape(2, 4), "table")
-    nodes = [helper.make_node("Gather", ["table", "ids"], ["e"]),
-             helper.make_node("Cast", ["mask"], ["m"], to=TensorProto.FLOAT)]  # fmt: skip
+    nodes = [
+        helper.make_node("Gather", ["table", "ids"], ["e"]),
+        helper.make_node("Cast", ["mask"], ["m"], to=TensorProto.FLOAT),
+    ]
     f = save(
         tmp_path / "ids.onnx",
         nodes,
@@ -71,8 +76,12 @@ def test_int64_and_bool_inputs_get_valid_values(tmp_path):
 
 
 def test_string_input_and_no_input_are_refused(tmp_path):
-    s = save(tmp_path / "s.onnx", [helper.make_node("Identity", ["text"], ["y"])],
-             [vi("text", TensorProto.STRING, ["n"])], [vi("y", TensorProto.STRING, ["n"])])  # fmt: skip
+    s = save(
+        tmp_path / "s.onnx",
+        [helper.make_node("Identity", ["text"], ["y"])],
+        [vi("text", TensorProto.STRING, ["n"])],
+        [vi("y", TensorProto.STRING, ["n"])],
+    )
     one_line_error(invoke("bench", str(s), *FAST), "s.onnx", "'text'", "string")
     one_line_error(invoke("validate", str(s), "--data", "synthetic"), "'text'", "string")
     const = helper.make_node("Constant", [], ["y"], value=numpy_helper.from_array(np.ones(2, np.float32)))
@@ -100,8 +109,12 @@ def test_dynamic_non_batch_dimension_needs_shape(tmp_path):
 
 
 def test_fixed_batch_refuses_other_batch_sizes(tmp_path):
-    f = save(tmp_path / "b1.onnx", [helper.make_node("Relu", ["x"], ["y"])],
-             [vi("x", TensorProto.FLOAT, [1, 4])], [vi("y", TensorProto.FLOAT, [1, 4])])  # fmt: skip
+    f = save(
+        tmp_path / "b1.onnx",
+        [helper.make_node("Relu", ["x"], ["y"])],
+        [vi("x", TensorProto.FLOAT, [1, 4])],
+        [vi("y", TensorProto.FLOAT, [1, 4])],
+    )
     one_line_error(invoke("bench", str(f), "--batch-sizes", "1,8", *FAST), "fixed batch dimension of 1", "8")
     out = tmp_path / "b.json"
     assert invoke("bench", str(f), "--batch-sizes", "1", "--json", str(out), *FAST).exit_code == 0
@@ -115,8 +128,13 @@ def test_validate_a_foreign_file_with_a_fixed_batch(tmp_path, batch):
     """Samples go `batch` at a time (the last chunk padded); the accuracy is numpy's, computed here."""
     w = np.random.default_rng(1).standard_normal((40, 4)).astype(np.float32)
     nodes = [helper.make_node("Flatten", ["x"], ["f"]), helper.make_node("MatMul", ["f", "W"], ["y"])]
-    f = save(tmp_path / "fb.onnx", nodes, [vi("x", TensorProto.FLOAT, [batch, 1, 40])],
-             [vi("y", TensorProto.FLOAT, [batch, 4])], [numpy_helper.from_array(w, "W")])  # fmt: skip
+    f = save(
+        tmp_path / "fb.onnx",
+        nodes,
+        [vi("x", TensorProto.FLOAT, [batch, 1, 40])],
+        [vi("y", TensorProto.FLOAT, [batch, 4])],
+        [numpy_helper.from_array(w, "W")],
+    )
     test = load_data(DatasetName.synthetic, seed=0, val_fraction=0.1).test
     x, labels = test.x.numpy().reshape(len(test), 40), test.y.numpy()
     expected = float(((x @ w).argmax(axis=1) == labels).mean())
@@ -127,9 +145,12 @@ def test_validate_a_foreign_file_with_a_fixed_batch(tmp_path, batch):
 
 
 def test_validate_refuses_two_inputs_and_a_contradicting_shape(tmp_path):
-    two = save(tmp_path / "two.onnx", [helper.make_node("Add", ["a", "b"], ["y"])],
-               [vi("a", TensorProto.FLOAT, ["n", 40]), vi("b", TensorProto.FLOAT, ["n", 40])],
-               [vi("y", TensorProto.FLOAT, ["n", 40])])  # fmt: skip
+    two = save(
+        tmp_path / "two.onnx",
+        [helper.make_node("Add", ["a", "b"], ["y"])],
+        [vi("a", TensorProto.FLOAT, ["n", 40]), vi("b", TensorProto.FLOAT, ["n", 40])],
+        [vi("y", TensorProto.FLOAT, ["n", 40])],
+    )
     one_line_error(invoke("validate", str(two), "--data", "synthetic"), "two.onnx", "takes 2 (a, b)")
     dyn = save(
         tmp_path / "dyn.onnx",
@@ -155,8 +176,13 @@ def test_huge_inputs_are_refused_before_allocating(tmp_path):
 def _sparse_file(tmp_path, name, values, indices, dims):
     sparse = helper.make_sparse_tensor(values, indices, dims)
     node = helper.make_node("MatMul", ["x", sparse.values.name], ["y"])
-    return save(tmp_path / name, [node], [vi("x", TensorProto.FLOAT, ["n", 3])],
-                [vi("y", TensorProto.FLOAT, ["n", 2])], sparse=[sparse])  # fmt: skip
+    return save(
+        tmp_path / name,
+        [node],
+        [vi("x", TensorProto.FLOAT, ["n", 3])],
+        [vi("y", TensorProto.FLOAT, ["n", 2])],
+        sparse=[sparse],
+    )
 
 
 def test_malformed_sparse_initializers_are_refused(tmp_path):
@@ -196,6 +222,12 @@ def test_empty_and_non_onnx_files_are_refused(tmp_path):
 def test_validate_refuses_a_dataset_other_than_the_recorded_one(tmp_path):
     w = numpy_helper.from_array(np.ones((40, 4), np.float32), "W")
     nodes = [helper.make_node("Flatten", ["x"], ["f"]), helper.make_node("MatMul", ["f", "W"], ["y"])]
-    f = save(tmp_path / "m.onnx", nodes, [vi("x", TensorProto.FLOAT, ["n", 1, 40])],
-             [vi("y", TensorProto.FLOAT, ["n", 4])], [w], meta={"paiexport.dataset": "mnist1d"})  # fmt: skip
+    f = save(
+        tmp_path / "m.onnx",
+        nodes,
+        [vi("x", TensorProto.FLOAT, ["n", 1, 40])],
+        [vi("y", TensorProto.FLOAT, ["n", 4])],
+        [w],
+        meta={"paiexport.dataset": "mnist1d"},
+    )
     one_line_error(invoke("validate", str(f), "--data", "synthetic"), "--data synthetic", "mnist1d", "m.onnx")

@@ -44,8 +44,16 @@ def _masked_run(tmp_path: Path, precision: str, device: str = "cpu", **train_arg
     cfg = TrainConfig(
         epochs=1, optimizer=OptimizerConfig(lr=0.05), precision=precision, device=device, **train_args
     )
-    train(model, data, cfg, batch_size=32, seed=0, metrics_path=tmp_path / "m.jsonl",
-          checkpoint_dir=tmp_path / "ck", callbacks=[KeepPrunedZero(), check])  # fmt: skip
+    train(
+        model,
+        data,
+        cfg,
+        batch_size=32,
+        seed=0,
+        metrics_path=tmp_path / "m.jsonl",
+        checkpoint_dir=tmp_path / "ck",
+        callbacks=[KeepPrunedZero(), check],
+    )
     assert check.steps == 10  # 307 training samples (512 - 128 test - 77 val) / 32 per batch
     changed = [not torch.equal(w.cpu(), before[n]) for n, w in prunable_weights(model).items()]
     assert all(changed), "every layer trained"

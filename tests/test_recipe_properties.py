@@ -19,12 +19,17 @@ SETTINGS = settings(
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture],
 )
-KEYS = ["name", "seed", "data", "model", "sparsity", "method", "train", "export", "bench", "validate",
-        "target", "epochs", "lr", "batch_size", "args", "hidden", "formats", "exclude"]  # fmt: skip
+SECTIONS = ["name", "seed", "data", "model", "sparsity", "method", "train", "export", "bench", "validate"]
+FIELDS = ["target", "epochs", "lr", "batch_size", "args", "hidden", "formats", "exclude"]
+KEYS = SECTIONS + FIELDS  # recipe keys, so random documents hit real fields too
 SCALARS = st.one_of(
-    st.none(), st.booleans(), st.integers(min_value=-(2**70), max_value=2**70),
-    st.floats(allow_nan=True, allow_infinity=True), st.text(max_size=12), st.sampled_from(KEYS),
-)  # fmt: skip
+    st.none(),
+    st.booleans(),
+    st.integers(min_value=-(2**70), max_value=2**70),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.text(max_size=12),
+    st.sampled_from(KEYS),
+)
 VALUES = st.recursive(
     SCALARS,
     lambda inner: (

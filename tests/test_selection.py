@@ -17,6 +17,20 @@ from paiexport.training.config import OptimizerConfig, TrainConfig
 from paiexport.training.loop import train
 
 
+def _train(model, data, cfg, callbacks, tmp_path):
+    """Batches of 32, seed 0, metrics and checkpoints under `tmp_path`."""
+    return train(
+        model,
+        data,
+        cfg,
+        batch_size=32,
+        seed=0,
+        metrics_path=tmp_path / "m.jsonl",
+        checkpoint_dir=tmp_path / "ck",
+        callbacks=callbacks,
+    )
+
+
 def fit(tmp_path, config, target=0.5, distribution="uniform"):
     torch.manual_seed(0)
     data = load_data(DatasetName.synthetic, seed=0, val_fraction=0.2)
@@ -27,8 +41,7 @@ def fit(tmp_path, config, target=0.5, distribution="uniform"):
     def trainer(model, callbacks, *, epochs=None, tag=""):
         seen["before"] = {n: p.detach().clone() for n, p in model.named_parameters()}
         cfg = TrainConfig(epochs=3, optimizer=OptimizerConfig(lr=0.1, weight_decay=5e-4))
-        result = train(model, data, cfg, batch_size=32, seed=0, metrics_path=tmp_path / "m.jsonl",
-                       checkpoint_dir=tmp_path / "ck", callbacks=callbacks)  # fmt: skip
+        result = _train(model, data, cfg, callbacks, tmp_path)
         seen["after"] = {n: p.detach().clone() for n, p in model.named_parameters()}
         return result
 
@@ -131,8 +144,7 @@ def test_supermask_recomputes_batchnorm_statistics_under_the_exported_mask(tmp_p
 
     def trainer(model, callbacks, *, epochs=None, tag=""):
         cfg = TrainConfig(epochs=1, optimizer=OptimizerConfig(lr=0.1))
-        return train(model, data, cfg, batch_size=32, seed=0, metrics_path=tmp_path / "m.jsonl",
-                     checkpoint_dir=tmp_path / "ck", callbacks=callbacks)  # fmt: skip
+        return _train(model, data, cfg, callbacks, tmp_path)
 
     make_method(SupermaskConfig()).fit(ctx, trainer)
     # The first BN sees conv1's output directly: its running mean must be the average of the

@@ -123,7 +123,8 @@ def test_nothing_to_relay_leaves_the_graph_alone():
 
 def test_run_with_space_to_depth_ships_a_relaid_compact_file(tmp_path, write_recipe):
     recipe = {
-        "name": "s2d", "seed": 0,
+        "name": "s2d",
+        "seed": 0,
         "data": {"name": "digits", "batch_size": 64, "val_fraction": 0.1},
         "model": {"name": "resnet20", "args": {"width": 8, "blocks_per_stage": 1}},
         "sparsity": {"target": 0.5, "distribution": "uniform", "structure": "channel"},
@@ -131,7 +132,7 @@ def test_run_with_space_to_depth_ships_a_relaid_compact_file(tmp_path, write_rec
         "train": {"epochs": 1},
         "export": {"formats": ["dense", "compact"], "space_to_depth": 16},
         "bench": {"batch_sizes": [1], "threads": [1], "warmup": 1, "iterations": 2},
-    }  # fmt: skip
+    }
     out = tmp_path / "run"
     result = CliRunner().invoke(
         app, ["run", str(write_recipe(recipe)), "--out", str(out)], catch_exceptions=False
@@ -154,12 +155,13 @@ def test_an_omitted_optional_input_stays_omitted(tmp_path):
     rng = np.random.default_rng(0)
     w = onnx.numpy_helper.from_array(rng.standard_normal((4, 3, 3, 3)).astype(np.float32), "w")
     top = onnx.numpy_helper.from_array(np.array(0.5, np.float32), "top")
-    graph = onnx.helper.make_graph(
-        [onnx.helper.make_node("Conv", ["x", "w"], ["c"], name="conv", pads=[1] * 4, kernel_shape=[3, 3]),
-         onnx.helper.make_node("Clip", ["c", "", "top"], ["y"], name="clip")],
-        "g", [onnx.helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, [2, 3, 4, 4])],
-        [onnx.helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, [2, 4, 4, 4])], [w, top],
-    )  # fmt: skip
+    nodes = [
+        onnx.helper.make_node("Conv", ["x", "w"], ["c"], name="conv", pads=[1] * 4, kernel_shape=[3, 3]),
+        onnx.helper.make_node("Clip", ["c", "", "top"], ["y"], name="clip"),
+    ]
+    x = onnx.helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, [2, 3, 4, 4])
+    y = onnx.helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, [2, 4, 4, 4])
+    graph = onnx.helper.make_graph(nodes, "g", [x], [y], [w, top])
     proto = onnx.helper.make_model(graph, opset_imports=[onnx.helper.make_opsetid("", 18)])
     blocked, count = space_to_depth(proto, 16)
     clip = next(n for n in blocked.graph.node if n.op_type == "Clip")

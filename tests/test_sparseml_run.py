@@ -19,8 +19,13 @@ from paiexport.training.callbacks import KeepPrunedZero, TrainCallback, TrainSta
 from paiexport.training.loop import train
 
 # 307 synthetic training samples, batch 77: S = 4 steps per epoch (update_frequency 0.5 = 2 steps).
-SET_TEXTS = ["data.name=synthetic", "data.batch_size=77", "data.val_fraction=0.2",
-        "model.name=mlp", "model.args={hidden: [32, 16]}"]  # fmt: skip
+SET_TEXTS = [
+    "data.name=synthetic",
+    "data.batch_size=77",
+    "data.val_fraction=0.2",
+    "model.name=mlp",
+    "model.args={hidden: [32, 16]}",
+]
 SETS = parse_overrides(SET_TEXTS)
 SPARSEML = r"""
 lr: &lr 0.1
@@ -66,8 +71,16 @@ def _run(path: Path, tmp_path: Path) -> tuple[torch.nn.Module, LRLog, list[dict]
     attach_masks(model, method.select(ctx))
     callbacks = [KeepPrunedZero(), *method.callbacks(ctx), lr_log]
     metrics = tmp_path / "metrics.jsonl"
-    train(model, data, recipe.train, batch_size=77, seed=0, metrics_path=metrics,
-          checkpoint_dir=tmp_path / "ck", callbacks=callbacks)  # fmt: skip
+    train(
+        model,
+        data,
+        recipe.train,
+        batch_size=77,
+        seed=0,
+        metrics_path=metrics,
+        checkpoint_dir=tmp_path / "ck",
+        callbacks=callbacks,
+    )
     records = [json.loads(line) for line in metrics.read_text().splitlines()]
     assert effective_sparsity(recipe).target == 0.0  # groups carry their own targets
     return model, lr_log, [r for r in records if r.get("event") == "mask_update"]
@@ -134,8 +147,10 @@ def test_markdown_recipe_runs_end_to_end_with_targets_and_notes(tmp_path: Path) 
 
 
 def test_group_targets_weight_layers_by_size() -> None:
-    groups = [GMPGroup(params=["fc1.weight"], final_sparsity=0.8, start_epoch=0, end_epoch=1,
-                       update_frequency=1), GMPGroup(kind="constant", params=["re:fc2"])]  # fmt: skip
+    groups = [
+        GMPGroup(params=["fc1.weight"], final_sparsity=0.8, start_epoch=0, end_epoch=1, update_frequency=1),
+        GMPGroup(kind="constant", params=["re:fc2"]),
+    ]
     numels = {"fc1.weight": 1280, "fc2.weight": 512, "out.weight": 64}
     reached = {"fc1.weight": 0.8, "fc2.weight": 0.25, "out.weight": 0.0}
     overall, per_layer = group_targets(groups, numels, reached)
@@ -155,8 +170,14 @@ def test_hostile_sparseml_yaml_is_refused(tmp_path: Path) -> None:
 
 
 def test_group_notes_name_short_and_released_schedules() -> None:
-    group = GMPGroup(params=["fc1.weight"], final_sparsity=0.8, start_epoch=0, end_epoch=2,
-                     update_frequency=1, leave_enabled=False)  # fmt: skip
+    group = GMPGroup(
+        params=["fc1.weight"],
+        final_sparsity=0.8,
+        start_epoch=0,
+        end_epoch=2,
+        update_frequency=1,
+        leave_enabled=False,
+    )
     # 2 steps per epoch, 2 epochs: updates at epochs 0 and 1 only (cubic: 0.8 * (1 - 0.5^3) = 0.7).
     pruning = GroupedPruning([group])
     plan = pruning._plan(group, 2, 4)

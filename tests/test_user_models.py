@@ -88,10 +88,17 @@ def test_channel_structured_on_png_folder_normalized(tmp_path):
 
 @pytest.mark.parametrize(
     "method",
-    [{"name": "dense"}, {"name": "synflow"}, {"name": "lth", "levels": 1}, {"name": "gmp", "update_every": 1},
-     {"name": "magnitude_after_training"}, {"name": "set"}, {"name": "edge_popup"}],
+    [
+        {"name": "dense"},
+        {"name": "synflow"},
+        {"name": "lth", "levels": 1},
+        {"name": "gmp", "update_every": 1},
+        {"name": "magnitude_after_training"},
+        {"name": "set"},
+        {"name": "edge_popup"},
+    ],
     ids=lambda m: m["name"],
-)  # fmt: skip
+)
 def test_every_method_family_with_a_factory_model(tmp_path, method):
     fixed = {"sparsity": {"distribution": "uniform"}} if method["name"] == "edge_popup" else {}
     data = {"name": "npz", "path": str(write_npz(tmp_path / "d.npz"))}

@@ -143,11 +143,14 @@ class MaskUpdater(TrainCallback, ABC):
         attach_masks(state.model, {n: (masks[n] & ~dropped[n]) | grown[n] for n in masks})
         check_masks_agree(state.model, f"mask update {len(self.updates) + 1} (step {state.step})")
         record = {
-            "event": "mask_update", "update": len(self.updates) + 1, "step": state.step,
-            "epoch": state.epoch + 1, "drop_fraction": fraction,
+            "event": "mask_update",
+            "update": len(self.updates) + 1,
+            "step": state.step,
+            "epoch": state.epoch + 1,
+            "drop_fraction": fraction,
             "dropped": {n: int(d.sum()) for n, d in dropped.items()},
             "regrown": {n: int(g.sum()) for n, g in grown.items()},
-        }  # fmt: skip
+        }
         state.log(record)
         self.updates.append(record)
         return record

@@ -35,7 +35,7 @@ __all__ = [
     "resolve_params",
     "sparsity_at",
     "total_epochs",
-]  # fmt: skip
+]
 
 
 def sparsity_at(mod: GradualSchedule, final_sparsity: float, epoch: float, steps_per_epoch: int) -> float:

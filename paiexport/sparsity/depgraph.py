@@ -94,6 +94,11 @@ class _Space:
     members: list[Member] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
 
+    def group(self) -> ChannelGroup:
+        """Prunable when nothing blocked it and a member produces its channels."""
+        prunable = not self.notes and any(m.role in ("out", "qkv") for m in self.members)
+        return ChannelGroup(tuple(self.members), self.size, prunable, "; ".join(self.notes))
+
 
 class Builder:
     """Channel spaces with union-find; rules add members, merge and block spaces."""
@@ -131,13 +136,7 @@ class Builder:
             root = merged.setdefault(self.find(i), _Space(space.size))
             root.members.extend(space.members)
             root.notes.extend(n for n in space.notes if n not in root.notes)
-        return [
-            ChannelGroup(
-                tuple(s.members), s.size, not s.notes and any(m.role in ("out", "qkv") for m in s.members),
-                "; ".join(s.notes),
-            )
-            for s in merged.values()
-        ]  # fmt: skip
+        return [s.group() for s in merged.values()]
 
 
 def build_graph(model: nn.Module, example: torch.Tensor) -> DependencyGraph:

@@ -112,17 +112,22 @@ def _run_checks(report: FileReport, path: Path, data: str, x: np.ndarray) -> np.
 def _accuracy_checks(logits: np.ndarray, labels: np.ndarray, data: str) -> list[Check]:
     """Test accuracy (information) and the chance-level check (a file no better than guessing)."""
     acc, chance, classes = accuracy(logits, labels), chance_level(labels, logits.shape[1]), logits.shape[1]
+    versus = f"{acc:.2%} vs chance level {chance:.2%} ({classes} classes, {len(labels)} samples)"
     return [
         Check("accuracy", True, f"{acc:.2%} on the {data} test split ({len(labels)} samples)"),
-        Check("chance_level", acc > chance, f"{acc:.2%} vs chance level {chance:.2%} "
-              f"({classes} classes, {len(labels)} samples)"),
-    ]  # fmt: skip
+        Check("chance_level", acc > chance, versus),
+    ]
 
 
 def _compare(
-    report: FileReport, model: onnx.ModelProto, logits: np.ndarray, reference: Path,
-    labels: np.ndarray, x: np.ndarray, max_accuracy_drop: float,
-) -> None:  # fmt: skip
+    report: FileReport,
+    model: onnx.ModelProto,
+    logits: np.ndarray,
+    reference: Path,
+    labels: np.ndarray,
+    x: np.ndarray,
+    max_accuracy_drop: float,
+) -> None:
     """Parity and equal accuracy vs `reference`; for an int8 file of a float reference, the drop."""
     try:
         ref_logits = _logits(reference, x)
