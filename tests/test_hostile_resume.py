@@ -15,7 +15,6 @@ import threading
 import time
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
 import yaml
@@ -202,19 +201,29 @@ def test_sweep_resume_refuses_a_planted_checkpoint(tmp_path):
     assert not marker.exists() and hashes(staging) == before
 
 
-def png_folder(root: Path, fifos: int) -> list[Path]:
-    """An image folder whose last training images are FIFOs nobody writes."""
-    from PIL import Image
+def fifo_dataset(root: Path) -> Path:
+    """A factory dataset whose samples after the first read a FIFO nobody writes (a stuck read).
 
-    for split, n in (("train", 6), ("test", 3)):
-        for label, shade in (("a", 40), ("b", 200)):
-            (root / split / label).mkdir(parents=True)
-            for i in range(n):
-                Image.fromarray(np.full((4, 4), shade, np.uint8)).save(root / split / label / f"{i}.png")
-    paths = [root / "train" / "b" / f"9{i}.png" for i in range(fifos)]
-    for path in paths:
-        os.mkfifo(path)
-    return paths
+    Image folders refuse FIFOs without opening them, so the stuck read here is the user's own code.
+    """
+    fifo = root / "stuck.fifo"
+    os.mkfifo(fifo)
+    (root / "fifodata.py").write_text(
+        "import torch\n"
+        "from torch.utils.data import Dataset\n\n"
+        "class Stuck(Dataset):\n"
+        "    targets = [i % 2 for i in range(16)]\n\n"
+        "    def __len__(self):\n"
+        "        return 16\n\n"
+        "    def __getitem__(self, i):\n"
+        "        if i > 0:\n"
+        f"            with open({str(fifo)!r}, 'rb') as f:\n"
+        "                f.read()\n"
+        "        return torch.full((8,), float(i % 2)), i % 2\n\n"
+        "def make():\n"
+        "    return Stuck(), Stuck()\n"
+    )
+    return fifo
 
 
 def _blocked_in_fifo(tid: int) -> bool:
@@ -232,8 +241,8 @@ def _feed(fifos: list[Path]) -> None:
 
 
 def test_sigterm_stops_a_run_stuck_reading_a_fifo(tmp_path, write_recipe):
-    fifos = png_folder(tmp_path / "images", fifos=3)
-    raw = tiny(name="imagefolder", path=str(tmp_path / "images"), batch_size=4)
+    fifos = [fifo_dataset(tmp_path)]
+    raw = tiny(name="fifodata:make", path=None, batch_size=4)
     recipe, out, main = write_recipe(raw), tmp_path / "run", threading.main_thread()
     sent, done = [], threading.Event()
 
