@@ -11,7 +11,7 @@ import pytest
 import benchmarks.deploy_speed as deploy_speed
 
 SCRIPTS = sorted(
-    p.stem for p in (Path(__file__).parents[1] / "benchmarks").glob("*.py") if p.stem != "__init__"
+    p.stem for p in (Path(__file__).parents[2] / "benchmarks").glob("*.py") if p.stem != "__init__"
 )
 
 

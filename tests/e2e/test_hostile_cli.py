@@ -13,7 +13,7 @@ import onnx
 import pytest
 import torch
 import yaml
-from conftest import TINY_RECIPE
+from tiny import TINY_RECIPE
 from typer.testing import CliRunner
 
 from paiexport.cli import app

@@ -94,7 +94,7 @@ def test_sparseml_recipe_trains_to_its_schedule(tmp_path: Path) -> None:
 
 
 def test_convert_writes_an_equivalent_native_recipe(tmp_path: Path) -> None:
-    src = Path(__file__).parent / "data" / "sparseml" / "resnet20.pruned_quant.md"
+    src = Path(__file__).parents[1] / "fixtures" / "sparseml" / "resnet20.pruned_quant.md"
     native = tmp_path / "native.yaml"
     done = CliRunner().invoke(app, ["recipes", "convert", str(src), "-o", str(native)])
     assert done.exit_code == 0, done.output
@@ -105,7 +105,7 @@ def test_convert_writes_an_equivalent_native_recipe(tmp_path: Path) -> None:
 
 
 def test_unsupported_modifier_exits_2_naming_it(tmp_path: Path) -> None:
-    src = Path(__file__).parent / "data" / "sparseml" / "unsupported_mfac.yaml"
+    src = Path(__file__).parents[1] / "fixtures" / "sparseml" / "unsupported_mfac.yaml"
     done = CliRunner().invoke(app, ["run", str(src), "--out", str(tmp_path / "run")])
     assert done.exit_code == 2
     assert "MFACPruningModifier" in done.output and "unsupported_mfac.yaml" in done.output
@@ -113,7 +113,7 @@ def test_unsupported_modifier_exits_2_naming_it(tmp_path: Path) -> None:
 
 
 def test_markdown_recipe_runs_end_to_end_with_targets_and_notes(tmp_path: Path) -> None:
-    src = Path(__file__).parent / "data" / "sparseml" / "resnet20.pruned_quant.md"
+    src = Path(__file__).parents[1] / "fixtures" / "sparseml" / "resnet20.pruned_quant.md"
     fast = ["data.batch_size=16", "bench.iterations=5", "bench.warmup=1", "bench.batch_sizes=[1]"]
     sets = [a for o in [*SET_TEXTS, *fast, "train.epochs=3"] for a in ("--set", o)]
     done = CliRunner().invoke(app, ["run", str(src), "--out", str(tmp_path / "run"), *sets])

@@ -21,7 +21,7 @@ runner = CliRunner()
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory):
     """One tiny run (non-TTY, as under CliRunner): its folder, report and terminal output."""
-    from conftest import TINY_RECIPE
+    from tiny import TINY_RECIPE
 
     tmp = tmp_path_factory.mktemp("terminal")
     recipe = tmp / "recipe.yaml"

@@ -120,7 +120,7 @@ def test_python_api_takes_a_module_and_datasets(tmp_path, tiny_recipe_dict):
 def test_bundled_example_runs(tmp_path):
     from pathlib import Path
 
-    example = Path(__file__).resolve().parents[1] / "examples" / "custom_model" / "recipe.yaml"
+    example = Path(__file__).resolve().parents[2] / "examples" / "custom_model" / "recipe.yaml"
     args = ["--set", "train.epochs=1", "--set", "bench.iterations=3", "--set", "model.args.width=8"]
     result = CliRunner().invoke(app, ["run", str(example), "--out", str(tmp_path / "run"), *args])
     assert result.exit_code == 0, result.output

@@ -137,7 +137,7 @@ def test_documented_ci_example_is_valid(report_file):
 
     import yaml
 
-    page = (Path(__file__).resolve().parent.parent / "docs" / "gates-and-sweeps.md").read_text()
+    page = (Path(__file__).resolve().parents[2] / "docs" / "gates-and-sweeps.md").read_text()
     command = re.search(r"paiexport check models/snip90\n(.*?)\n\s+- uses", page, re.S).group(1)
     options = shlex.split(command)
     snip90 = {

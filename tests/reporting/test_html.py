@@ -16,7 +16,7 @@ from paiexport.reporting.html import FIG_PIXELS, write_html_report
 from paiexport.reporting.schema import RunReport
 
 runner = CliRunner()
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 FIGURES = ("training", "sparsity", "latency", "size")
 
 
@@ -28,7 +28,7 @@ def png_size(blob: bytes) -> tuple[int, int]:
 @pytest.fixture(scope="module")
 def run_dir(tmp_path_factory):
     import yaml
-    from conftest import TINY_RECIPE
+    from tiny import TINY_RECIPE
 
     tmp = tmp_path_factory.mktemp("html")
     recipe = tmp / "recipe.yaml"

@@ -21,8 +21,8 @@ from paiexport.sparseml.modifiers import (
 from paiexport.sparseml.safe_eval import safe_eval
 from paiexport.sparseml.schedule import pruned_count, resolve_params, total_epochs
 
-DATA = Path(__file__).parent / "data" / "sparseml"
-RECIPES = Path(__file__).resolve().parent.parent / "recipes"
+DATA = Path(__file__).parents[1] / "fixtures" / "sparseml"
+RECIPES = Path(__file__).resolve().parents[2] / "recipes"
 # resnet20's prunable weights (paiexport.models), in model order
 NAMES = [
     "conv1.weight",

@@ -2,7 +2,7 @@ import json
 
 import pytest
 import torch
-from conftest import train_briefly
+from tiny import train_briefly
 from torch import nn
 
 from paiexport.data import DatasetName, load_data

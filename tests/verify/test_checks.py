@@ -30,7 +30,7 @@ from paiexport.verify.checks import is_quantized
 from paiexport.verify.file_checks import check_file
 from paiexport.verify.validate import onnx_weight_sparsity, validate_file
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 runner = CliRunner()
 
 

@@ -31,7 +31,7 @@ from paiexport.data import DataConfig, load_dataset
 from paiexport.data.formats import cifar, idx, imagefolder
 from paiexport.errors import UserError
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[3]
 
 
 def cfg(**kw) -> DataConfig:
