@@ -1,3 +1,5 @@
+"""The bundled datasets: procedural MNIST-1D split by seed, scikit-learn digits as images."""
+
 import torch
 
 from paiexport.data import DatasetName, load_data
@@ -18,9 +20,3 @@ def test_digits_images():
     assert d.input_shape == (1, 8, 8) and d.num_classes == 10
     assert len(d.train) + len(d.val) + len(d.test) == 1797
     assert float(d.train.x.min()) >= 0.0 and float(d.train.x.max()) <= 1.0
-
-
-def test_batches_cover_the_split_once():
-    d = load_data(DatasetName.synthetic, seed=0, val_fraction=0.2)
-    seen = torch.cat([y for _, y in d.train.batches(50, torch.Generator().manual_seed(0))])
-    assert len(seen) == len(d.train) and torch.equal(seen.sort().values, d.train.y.sort().values)

@@ -107,3 +107,17 @@ def test_convert_refuses_a_huge_expression_in_one_line(tmp_path):
     lines = done.output.strip().splitlines()
     assert len(lines) == 1 and len(lines[0]) < 200 + len(str(path)), lines[0][:300]
     assert "r.yaml" in lines[0] and "end_epoch" in lines[0]
+
+
+def test_safe_eval_arithmetic_on_variables() -> None:
+    assert safe_eval("a + b * 2 - (c / 4)", {"a": 1, "b": 3, "c": 2}) == 6.5
+    assert safe_eval("-x + 1.5", {"x": 0.5}) == 1.0
+
+
+@pytest.mark.parametrize(
+    "expression", ["__import__('os')", "x.real", "abs(x)", "x ** 2", "[x]", "x if x else 1", "unknown + 1"]
+)
+def test_safe_eval_rejects_anything_but_arithmetic(expression: str) -> None:
+    with pytest.raises(UserError, match=r"^eval\(") as err:
+        safe_eval(expression, {"x": 2.0})
+    assert "\n" not in str(err.value)

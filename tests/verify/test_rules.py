@@ -6,6 +6,7 @@ import numpy as np
 
 from paiexport.reporting.gates import GatesConfig, evaluate_gates
 from paiexport.reporting.schema import RunReport
+from paiexport.verify import rules
 from paiexport.verify.rules import (
     PARITY_BATCH,
     accuracies_match,
@@ -50,3 +51,15 @@ def test_validation_and_gate_agree_at_the_limit() -> None:
     report = {"accuracy": {"torch": 0.9, "onnx": {"int8": 0.89, "dense": 0.9}}}
     (gate,) = evaluate_gates(GatesConfig(max_accuracy_drop=1.0), RunReport.from_dict(report))
     assert gate.passed and gate.measured == accuracy_drop_points(0.9, 0.89)
+
+
+def test_min_sparsity_tolerance_is_owned_by_rules(monkeypatch):
+    from paiexport.reporting.gates import sparsity_gate
+
+    assert rules.reaches_sparsity(899, 1000, 0.9) and not rules.reaches_sparsity(898, 1000, 0.9)
+    assert rules.reaches_sparsity(900, 1000, 0.9)
+    per_layer = {"a.weight": {"numel": 1000}}
+    report = RunReport.model_validate({"sparsity": {"target": 0.9, "reached": 0.899, "per_layer": per_layer}})
+    assert sparsity_gate(report, 0.9).passed
+    monkeypatch.setattr(rules, "SPARSITY_SLACK_WEIGHTS", 0)
+    assert not sparsity_gate(report, 0.9).passed
