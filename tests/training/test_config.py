@@ -11,13 +11,8 @@ from paiexport.training.lr_piecewise import FunctionLR, SetLR, TorchLR
 
 def test_defaults():
     cfg = TrainConfig()
-    assert (cfg.epochs, cfg.threads, cfg.device, cfg.checkpoint, cfg.checkpoint_every) == (
-        30,
-        "auto",
-        "cpu",
-        "best",
-        1,
-    )
+    assert (cfg.epochs, cfg.threads, cfg.device, cfg.checkpoint) == (30, "auto", "cpu", "best")
+    assert cfg.checkpoint_every == 1 and cfg.log_to == [] and not cfg.compact
     assert (cfg.optimizer.name, cfg.optimizer.lr, cfg.optimizer.momentum) == ("sgd", 0.1, 0.9)
     assert cfg.lr_schedule.name == "cosine" and cfg.lr_schedule.segments == []
 
