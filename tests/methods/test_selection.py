@@ -8,8 +8,8 @@ import torch
 from paiexport.data import DatasetName, load_data
 from paiexport.errors import UserError
 from paiexport.methods import SelectionContext, make_method
-from paiexport.methods.edge_popup import EdgePopupConfig, EdgePopupSelector
-from paiexport.methods.supermask import SupermaskConfig, SupermaskSelector
+from paiexport.methods.edge_popup import EdgePopupConfig
+from paiexport.methods.supermask import SupermaskConfig
 from paiexport.models import ModelName, build_model
 from paiexport.sparsity.masks import get_masks, prunable_weights
 from paiexport.sparsity.types import SparsityConfig
@@ -66,39 +66,6 @@ def test_signed_constant_init(tmp_path):
         w = seen["before"][f"{name}.parametrizations.weight.original"]
         assert torch.allclose(w.abs(), torch.full_like(w, math.sqrt(2.0 / w.shape[1])))
         assert (w > 0).any() and (w < 0).any()
-
-
-def test_edge_popup_straight_through_by_hand():
-    w = torch.tensor([[1.0, -2.0, 0.5]])
-    selector = EdgePopupSelector(w, keep=2, generator=torch.Generator().manual_seed(0))
-    with torch.no_grad():
-        selector.scores.copy_(torch.tensor([[0.1, -0.3, 0.2]]))
-    x = torch.tensor([1.0, 2.0, 3.0])
-    effective = selector(w)
-    assert effective.tolist() == [[0.0, -2.0, 0.5]]  # top-2 |score|: positions 1 and 2
-    (effective[0] * x).sum().backward()
-    # Straight-through: every score, selected or not, gets d loss / d|s| = w · x, times sign(s).
-    assert selector.scores.grad.tolist() == [[1.0, 4.0, 1.5]]
-    assert selector.final_mask().tolist() == [[False, True, True]]
-
-
-def test_supermask_samples_in_training_thresholds_in_eval():
-    w = torch.tensor([[1.0, -2.0, 0.5, 4.0]])
-    selector = SupermaskSelector(w, keep=2, generator=torch.Generator().manual_seed(0))
-    scores = torch.tensor([[2.0, -1.0, 0.0, 1.0]])
-    with torch.no_grad():
-        selector.scores.copy_(scores)
-    x = torch.tensor([1.0, 2.0, 3.0, -1.0])
-    torch.manual_seed(0)
-    (selector(w)[0] * x).sum().backward()
-    t = 1 / math.sqrt(40)  # temperature 1/√(10 · fan_in), fan_in 4
-    p = torch.sigmoid(scores / t)
-    assert torch.allclose(selector.scores.grad, w * x * p * (1 - p) / t)  # through the sample
-    samples = torch.stack([selector.mask().detach() for _ in range(2000)])
-    assert torch.allclose(samples.mean(0), p, atol=0.05)
-    selector.eval()
-    assert selector(w).tolist() == [[1.0, 0.0, 0.0, 4.0]]  # thresholded expectation: top-2 p
-    assert selector.final_mask().tolist() == [[True, False, False, True]]
 
 
 def test_global_distribution_is_a_user_error(tmp_path):
