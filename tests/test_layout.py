@@ -47,7 +47,6 @@ NOT_YET = {
     "training/trainer",
     "verify/eval_data",
     "verify/file_checks",
-    "verify/inspect",
     "verify/validate",
     "verify/variants",
 }
