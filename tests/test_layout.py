@@ -45,7 +45,6 @@ NOT_YET = {
     "sparsity/shrink_attention",
     "training/checkpoint",
     "training/trainer",
-    "verify/eval_data",
     "verify/file_checks",
     "verify/validate",
     "verify/variants",
