@@ -37,7 +37,6 @@ NOT_YET = {
     "methods/snfs",
     "methods/synflow",
     "reporting/assemble",
-    "reporting/report",
     "sparsity/attention",
     "sparsity/channels",
     "sparsity/dep_rules",
