@@ -8,8 +8,8 @@ import onnx
 import pytest
 import torch
 import yaml
-from conftest import TINY_RECIPE
 from onnx import numpy_helper
+from tiny import TINY_RECIPE
 from torch import nn
 from typer.testing import CliRunner
 

@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
+from tiny import TINY_RECIPE
 from typer.testing import CliRunner
 from userdata import write_npz
 
@@ -31,7 +32,6 @@ from paiexport.training.checkpoint import atomic_save
 from paiexport.training.metrics_log import MetricsLog
 from paiexport.training.resumable import resumable_runs
 from paiexport.training.resume_file import FORMAT
-from tests.conftest import TINY_RECIPE
 
 
 class Killed(KeyboardInterrupt):

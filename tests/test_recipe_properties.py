@@ -7,11 +7,11 @@ from pathlib import Path
 import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from tiny import TINY_RECIPE
 
 from paiexport.cli.overrides import parse_overrides
 from paiexport.errors import UserError
 from paiexport.recipe import Recipe, load_recipe
-from tests.conftest import TINY_RECIPE
 
 SETTINGS = settings(
     derandomize=True,

@@ -13,8 +13,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-
-from tests.conftest import TINY_RECIPE
+from tiny import TINY_RECIPE
 
 METHODS = {
     "rigl": {"name": "rigl", "update_every": 3},

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from tiny import TINY_RECIPE
 from typer.testing import CliRunner
 
 from paiexport.cli import app
@@ -18,7 +19,6 @@ from paiexport.paths import recover_interrupted
 from paiexport.pipeline import run_recipe
 from paiexport.recipe import Recipe
 from paiexport.training.metrics_log import MetricsLog
-from tests.conftest import TINY_RECIPE
 
 METHODS = {
     "snip": {"name": "snip"},

@@ -1,6 +1,6 @@
 import pytest
 import torch
-from conftest import train_briefly
+from tiny import train_briefly
 from torch import nn
 
 from paiexport import pipeline
