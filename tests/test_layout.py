@@ -37,7 +37,6 @@ NOT_YET = {
     "methods/set",  # methods/test_dynamic.py
     "methods/snfs",  # methods/test_dynamic.py
     "methods/synflow",  # methods/test_score.py
-    "reporting/assemble",  # e2e/test_bundled_recipes.py
     "sparsity/attention",  # sparsity/test_depgraph.py
     "sparsity/channels",  # sparsity/test_structure.py
     "sparsity/dep_rules",  # sparsity/test_depgraph.py

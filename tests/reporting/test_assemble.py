@@ -25,7 +25,7 @@ from paiexport.reporting.schema import RunReport, needed
 from paiexport.sparsity.masks import prunable_weights
 from paiexport.sparsity.types import LayerTargets, SparsityConfig
 
-REPORTING = Path(__file__).resolve().parents[1] / "paiexport" / "reporting"
+REPORTING = Path(__file__).resolve().parents[2] / "paiexport" / "reporting"
 
 
 class MLP(nn.Module):
