@@ -1,5 +1,5 @@
 """Run folders are staged in a hidden sibling and published atomically; what killed runs left
-is recovered. Every name involved (run files, staging and swap folders) is `paiexport.paths`'."""
+is recovered. The names of every file and folder involved come from `paiexport.paths`."""
 
 from __future__ import annotations
 
