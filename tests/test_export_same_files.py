@@ -144,3 +144,15 @@ def test_export_of_a_bundled_recipe_gives_the_run_files(tmp_path, steady_latency
     assert result.exit_code == 0, result.output
     assert (out / "model.deploy.onnx").is_file()
     assert_same_files(out, export(out, tmp_path / "re"))
+
+
+def test_export_of_an_edge_popup_run_keeps_the_runs_initializer_order(
+    tmp_path, write_recipe, tiny_recipe_dict
+):
+    """Edge-popup trains scores through a parametrization; removing it registers each weight
+    again, after its bias: the run's graph lists `fc.bias` first, and so must the export's."""
+    tiny_recipe_dict["method"] = {"name": "edge_popup"}
+    tiny_recipe_dict["train"]["epochs"] = 1
+    tiny_recipe_dict["export"]["formats"] = ["dense", "sparse"]
+    out = run(write_recipe, tiny_recipe_dict, tmp_path / "run")
+    assert_same_files(out, export(out, tmp_path / "re"))

@@ -93,6 +93,21 @@ def load_into(model: nn.Module, state: dict[str, torch.Tensor], mismatch: str) -
             problem = first_line(exc)
     if problem is not None:
         raise UserError(f"{mismatch}: {problem}")
+    follow_order(model, list(state))
+
+
+def follow_order(model: nn.Module, keys: list[str]) -> None:
+    """Each module's parameters and buffers registered in the order of `keys` (a saved state
+    dict's): the exported graph lists its initializers in that order. A run's model may differ
+    from a fresh one there: removing a parametrization (edge-popup, supermask) registers the
+    weight again, after the bias."""
+    index = {key: i for i, key in enumerate(keys)}
+    for prefix, module in model.named_modules():
+        for own in (module._parameters, module._buffers):
+            position = {n: index.get(f"{prefix}.{n}" if prefix else n, len(index)) for n in own}
+            ordered = sorted(own.items(), key=lambda item: position[item[0]])
+            own.clear()
+            own.update(ordered)
 
 
 def _first_mismatch(state: dict[str, torch.Tensor], expected: dict[str, torch.Tensor]) -> str | None:
