@@ -150,9 +150,15 @@ def test_export_of_an_edge_popup_run_keeps_the_runs_initializer_order(
     tmp_path, write_recipe, tiny_recipe_dict
 ):
     """Edge-popup trains scores through a parametrization; removing it registers each weight
-    again, after its bias: the run's graph lists `fc.bias` first, and so must the export's."""
+    again, after its bias (a conv's bias slot too, which the compact graph fills): the run's
+    graphs list `fc1.bias` and `conv2.bias` first, and so must the export's."""
+    tiny_recipe_dict["model"] = {"name": "cnn1d", "args": {"channels": [8, 8, 8], "hidden": 16}}
     tiny_recipe_dict["method"] = {"name": "edge_popup"}
-    tiny_recipe_dict["train"]["epochs"] = 1
-    tiny_recipe_dict["export"]["formats"] = ["dense", "sparse"]
+    tiny_recipe_dict["sparsity"] = {
+        "target": 0.75,
+        "distribution": "uniform",
+    }  # dead channels: the compact graph gets conv biases
+    tiny_recipe_dict["train"]["epochs"] = 2
+    tiny_recipe_dict["export"]["formats"] = ["dense", "compact", "sparse"]
     out = run(write_recipe, tiny_recipe_dict, tmp_path / "run")
     assert_same_files(out, export(out, tmp_path / "re"))

@@ -16,6 +16,7 @@ from torch import nn
 
 from paiexport.data import DataSplits
 from paiexport.errors import UserError, first_line, shorten
+from paiexport.methods import make_method
 from paiexport.paths import RunPaths
 from paiexport.recipe import Recipe
 from paiexport.runs.stages import build, fit_threads
@@ -44,6 +45,7 @@ def restore_model(recipe: Recipe, root: Path, checkpoint: Path) -> Restored:
     if masks is not None:
         compacted = compact_architecture(masks_file, masks, model, data)
         model, selection = compacted.model, compacted.report()["selection_sparsity"]
+    make_method(recipe.method).replay_layout(model, recipe.sparsity)
     load_into(model, state, f"{checkpoint}: does not fit the model of {RunPaths(root).recipe}")
     return Restored(strip_masks(model).eval(), data, threads, selection)
 
@@ -93,21 +95,6 @@ def load_into(model: nn.Module, state: dict[str, torch.Tensor], mismatch: str) -
             problem = first_line(exc)
     if problem is not None:
         raise UserError(f"{mismatch}: {problem}")
-    follow_order(model, list(state))
-
-
-def follow_order(model: nn.Module, keys: list[str]) -> None:
-    """Each module's parameters and buffers registered in the order of `keys` (a saved state
-    dict's): the exported graph lists its initializers in that order. A run's model may differ
-    from a fresh one there: removing a parametrization (edge-popup, supermask) registers the
-    weight again, after the bias."""
-    index = {key: i for i, key in enumerate(keys)}
-    for prefix, module in model.named_modules():
-        for own in (module._parameters, module._buffers):
-            position = {n: index.get(f"{prefix}.{n}" if prefix else n, len(index)) for n in own}
-            ordered = sorted(own.items(), key=lambda item: position[item[0]])
-            own.clear()
-            own.update(ordered)
 
 
 def _first_mismatch(state: dict[str, torch.Tensor], expected: dict[str, torch.Tensor]) -> str | None:
