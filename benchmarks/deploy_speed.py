@@ -40,8 +40,8 @@ from paiexport.export.quantize import to_int8
 from paiexport.export.space_to_depth import space_to_depth
 from paiexport.export.torch_export import save_onnx, to_onnx
 from paiexport.export.variants import Int8Mode
-from paiexport.pipeline import run_recipe
 from paiexport.recipe import bundled_recipes_dir, load_recipe
+from paiexport.runs.pipeline import run_recipe
 from paiexport.sparsity.masks import strip_masks
 from paiexport.training.loop import evaluate
 from paiexport.verify.rules import PARITY_ATOL

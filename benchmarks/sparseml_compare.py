@@ -85,8 +85,8 @@ print(json.dumps(rows))
 
 def paiexport_side() -> list[dict[str, int]]:
     """Zero counts after each optimizer step of paiexport's own run of RECIPE."""
-    from paiexport.pipeline import prepare
     from paiexport.recipe import load_recipe
+    from paiexport.runs.stages import prepare
     from paiexport.sparsity.masks import attach_masks, prunable_weights
     from paiexport.training.callbacks import KeepPrunedZero, TrainCallback, TrainState
     from paiexport.training.loop import train

@@ -15,11 +15,6 @@ TESTS = ROOT / "tests"
 # Folders of tests/ that mirror no package.
 NOT_A_PACKAGE = {"e2e", "fixtures"}
 
-# Being moved into a `paiexport/runs/` package in parallel; their tests (test_out_dir.py,
-# test_resume*.py, test_hostile_resume.py, test_verdicts.py, test_post_training.py,
-# test_deploy.py) stay at the root of tests/ until then, and these entries go with the move.
-MOVING_TO_RUNS = {"pipeline", "reexport", "verdict", "paths", "training/resumable"}
-
 # Modules without a test file of their own yet (the comment says which tests exercise them now):
 # remove an entry when its test file arrives.
 NOT_YET = {
@@ -27,26 +22,28 @@ NOT_YET = {
     "bench/files",  # bench/test_latency.py
     "cli/files",  # verify/test_inputs.py, bench/test_latency.py
     "cli/sweep",  # sweep/test_run.py, sweep/test_backends.py
-    "export/build",  # test_deploy.py
-    "methods/gmp",  # test_post_training.py
+    "export/build",  # runs/test_ship.py
+    "methods/gmp",  # methods/test_post_training.py
     "methods/grasp",  # methods/test_score.py
-    "methods/lth",  # test_post_training.py
-    "methods/magnitude_after_training",  # test_post_training.py
-    "methods/post_training",  # test_post_training.py, sparsity/test_structure.py
+    "methods/lth",  # methods/test_post_training.py
+    "methods/magnitude_after_training",  # methods/test_post_training.py
     "methods/rigl",  # methods/test_dynamic.py
     "methods/set",  # methods/test_dynamic.py
     "methods/snfs",  # methods/test_dynamic.py
     "methods/synflow",  # methods/test_score.py
+    "runs/pipeline",  # e2e/test_bundled_recipes_cli.py, e2e/test_resume_kill.py
+    "runs/restore",  # runs/test_export.py
+    "runs/stages",  # methods/test_random_pruning.py, e2e/test_resume_methods.py
     "sparsity/attention",  # sparsity/test_depgraph.py
     "sparsity/channels",  # sparsity/test_structure.py
     "sparsity/dep_rules",  # sparsity/test_depgraph.py
     "sparsity/shrink",  # sparsity/test_depgraph.py, export/test_compact.py
     "sparsity/shrink_attention",  # export/test_compact.py
-    "training/checkpoint",  # test_resume*.py, test_hostile_resume.py
+    "training/checkpoint",  # runs/test_resume.py, e2e/test_resume_*.py
     "training/trainer",  # test_threads.py
     "verify/file_checks",  # verify/test_checks.py, verify/test_inputs.py
-    "verify/validate",  # verify/test_checks.py, test_verdicts.py
-    "verify/variants",  # test_verdicts.py
+    "verify/validate",  # verify/test_checks.py, runs/test_verdict.py
+    "verify/variants",  # runs/test_verdict.py
 }
 
 
@@ -66,8 +63,7 @@ def expected_test_file(module: str) -> Path:
 
 
 def test_every_module_has_its_test_file_or_is_listed_as_not_yet() -> None:
-    checked = {m for m in modules() if m not in MOVING_TO_RUNS and not m.startswith("runs/")}
-    lacking = {m for m in checked if not expected_test_file(m).is_file()}
+    lacking = {m for m in modules() if not expected_test_file(m).is_file()}
     assert not lacking - NOT_YET, f"no tests/<path>/test_<name>.py: {sorted(lacking - NOT_YET)}"
     assert not NOT_YET - lacking, f"tested (or gone) now, remove from NOT_YET: {sorted(NOT_YET - lacking)}"
 

@@ -175,7 +175,7 @@ def validate_cmd(
     trust_code: Annotated[bool, TrustCodeOption] = False,
 ) -> None:
     """Checker, load, parity with a reference file, accuracy, sparsity per initializer; exit 1 on failure."""
-    from paiexport.reexport import check_trusted, factory_modules
+    from paiexport.runs.export import check_trusted, factory_modules
     from paiexport.verify.eval_data import validation_data
     from paiexport.verify.file_checks import check_file
     from paiexport.verify.inputs import parse_shapes

@@ -124,6 +124,12 @@ class Method(ABC):
         report; None (here): `sparsity.target` and its distribution set them."""
         return None
 
+    def replay_layout(self, model: nn.Module, sparsity: SparsityConfig) -> None:
+        """Lay a freshly built `model` out as `fit` leaves it: the order its modules register their
+        parameters in, which the exported graph follows. `paiexport export` calls it before it
+        loads the run's weights; nothing to do for methods that keep the model's layout."""
+        return None
+
 
 @contextmanager
 def preserved_state(model: nn.Module) -> Iterator[nn.Module]:

@@ -129,8 +129,8 @@ class GroupedPruning(TrainCallback):
             return {} if first is None else {first: -1.0}
         plan = {}
         for e in pruning_update_epochs(group, spe, total):
-            s = interpolate(e, group.start_epoch, group.end_epoch, group.init_sparsity,
-                            group.final_sparsity, group.inter_func)  # fmt: skip
+            start, end = group.start_epoch, group.end_epoch
+            s = interpolate(e, start, end, group.init_sparsity, group.final_sparsity, group.inter_func)
             plan[round(e * spe)] = s
         return plan
 
@@ -139,6 +139,20 @@ class GroupedPruning(TrainCallback):
             target = self.steps[i].get(state.step)
             if target is not None:
                 self._update(state, i, group, target)
+
+    @staticmethod
+    def _record(
+        state: TrainState, i: int, group: GMPGroup, target: float, masks: dict[str, torch.Tensor]
+    ) -> dict[str, Any]:
+        """The metrics.jsonl line of one group update."""
+        return {
+            "event": "mask_update",
+            "group": i,
+            "step": state.step,
+            "epoch": epoch_of_step(state.step, max(state.steps_per_epoch, 1)),
+            "target": None if group.kind == "constant" else target,
+            "zeros": {n: int((~m).sum()) for n, m in masks.items()},
+        }
 
     def _update(self, state: TrainState, i: int, group: GMPGroup, target: float) -> None:
         weights = prunable_weights(state.model)
@@ -162,12 +176,7 @@ class GroupedPruning(TrainCallback):
             masks = dict(zip(names, torch.split(keep, [weights[n].numel() for n in names]), strict=True))
             masks = {n: m.view_as(weights[n]) for n, m in masks.items()}
         attach_masks(state.model, masks)
-        record = {
-            "event": "mask_update", "group": i, "step": state.step,
-            "epoch": epoch_of_step(state.step, max(state.steps_per_epoch, 1)),
-            "target": None if group.kind == "constant" else target,
-            "zeros": {n: int((~m).sum()) for n, m in masks.items()},
-        }  # fmt: skip
+        record = self._record(state, i, group, target, masks)
         state.log(record)
         self.updates.append(record)
         if not group.leave_enabled and state.step == max(self.steps[i]):

@@ -113,7 +113,7 @@ def training_section(facts: RunFacts, fit: FitResult) -> dict[str, Any]:
         "best_epoch": result.best_epoch,
         "exported_epoch": result.exported_epoch,
         "threads": result.threads,
-        "final": result.history[-1] if result.history else None,
+        "final": result.history[-1].to_dict() if result.history else None,
     }
 
 

@@ -20,7 +20,7 @@ from paiexport.paths import RunPaths
 from paiexport.reporting.details import method_details
 from paiexport.reporting.report import percent, summary_rows, validation_rows, verdict_lines
 from paiexport.reporting.schema import RunReport
-from paiexport.training.loop import read_epoch_records
+from paiexport.training.metrics_log import EpochRecord, read_epoch_records
 
 FIG_INCHES = (9.0, 4.0)
 DPI = 100  # every PNG is 900 x 400 pixels
@@ -39,16 +39,16 @@ def _empty(fig: Figure, text: str) -> Figure:
     return fig
 
 
-def training_figure(metrics: list[dict[str, Any]]) -> Figure:
+def training_figure(metrics: list[EpochRecord]) -> Figure:
     """Loss and accuracy per epoch; a method that trains more than once gets dashed separators."""
     fig = _figure()
     if not metrics:
         return _empty(fig, "no training epochs (weights not trained)")
     x = list(range(1, len(metrics) + 1))
-    restarts = [i + 0.5 for i in range(1, len(metrics)) if metrics[i]["epoch"] <= metrics[i - 1]["epoch"]]
+    restarts = [i + 0.5 for i in range(1, len(metrics)) if metrics[i].epoch <= metrics[i - 1].epoch]
     for ax, what in zip(fig.subplots(1, 2), ("loss", "acc"), strict=True):
         for split, style in (("train", "-"), ("val", "--")):
-            ax.plot(x, [m[f"{split}_{what}"] for m in metrics], style, marker="o", ms=3, label=split)
+            ax.plot(x, [getattr(m, f"{split}_{what}") for m in metrics], style, marker="o", ms=3, label=split)
         for r in restarts:
             ax.axvline(r, color="#999", ls=":", lw=1)
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
@@ -147,7 +147,7 @@ def png_bytes(fig: Figure) -> bytes:
     return buffer.getvalue()
 
 
-def figures(report: RunReport, metrics: list[dict[str, Any]]) -> dict[str, bytes]:
+def figures(report: RunReport, metrics: list[EpochRecord]) -> dict[str, bytes]:
     """PNG bytes by name, in page order."""
     return {
         "training": png_bytes(training_figure(metrics)),

@@ -28,7 +28,7 @@ def run_one(raw: dict[str, Any], folder: str, torch_threads: int | None, quiet: 
     import torch
     from rich.console import Console
 
-    from paiexport.pipeline import run_recipe
+    from paiexport.runs.pipeline import run_recipe
 
     if torch_threads is not None:
         torch.set_num_threads(torch_threads)

@@ -13,8 +13,8 @@ from typing import Any
 from paiexport.errors import UserError
 from paiexport.reporting.schema import RunReport, needed
 from paiexport.reporting.sweep_report import OK
+from paiexport.runs.verdict import run_verdict
 from paiexport.sweep.plan import PlannedRun
-from paiexport.verdict import run_verdict
 
 
 def is_complete(run: PlannedRun, out_dir: Path) -> bool:

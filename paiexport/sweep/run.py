@@ -13,9 +13,10 @@ from pathlib import Path
 from typing import Any
 
 from paiexport.out_path import check_out_path
-from paiexport.paths import default_run_dir, recover_interrupted
+from paiexport.paths import default_run_dir
 from paiexport.recipe import Override, read_recipe_file, resolve_recipe_path
 from paiexport.reporting.sweep_report import write_outputs
+from paiexport.runs.staging import recover_interrupted
 from paiexport.sweep.backends import Backend, LocalBackend, Progress, RayBackend
 from paiexport.sweep.collect import collect, is_complete
 from paiexport.sweep.plan import PlannedRun, extra_axes, parse_grid, parse_shard, plan_sweep, shard

@@ -4,7 +4,6 @@ import pytest
 
 from paiexport.cli.overrides import parse_overrides
 from paiexport.paths import RunPaths
-from paiexport.pipeline import prepare, recipe_trainer
 from paiexport.recipe import (
     apply_overrides,
     bundled_recipes_dir,
@@ -13,6 +12,7 @@ from paiexport.recipe import (
     validate_recipe,
 )
 from paiexport.reporting.assemble import planned_layer_sparsity
+from paiexport.runs.stages import prepare, recipe_trainer
 from paiexport.sparsity.masks import layer_sparsity, overall_sparsity, prunable_weights
 from paiexport.sparsity.types import Distribution, StructureKind
 

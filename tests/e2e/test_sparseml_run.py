@@ -12,8 +12,8 @@ from typer.testing import CliRunner
 from paiexport.cli import app
 from paiexport.cli.overrides import parse_overrides
 from paiexport.methods.gmp_groups import GMPGroup, GroupedPruning, _group_notes, group_targets
-from paiexport.pipeline import effective_sparsity, prepare
 from paiexport.recipe import load_recipe
+from paiexport.runs.stages import effective_sparsity, prepare
 from paiexport.sparsity.masks import attach_masks, prunable_weights
 from paiexport.training.callbacks import KeepPrunedZero, TrainCallback, TrainState
 from paiexport.training.loop import train

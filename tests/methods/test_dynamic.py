@@ -274,8 +274,8 @@ def test_bundled_rigl90_runs_and_reports_mask_updates(tmp_path):
     import json
 
     from paiexport.cli.overrides import parse_overrides
-    from paiexport.pipeline import run_recipe
     from paiexport.recipe import bundled_recipes_dir, load_recipe
+    from paiexport.runs.pipeline import run_recipe
 
     recipe = load_recipe(
         bundled_recipes_dir() / "rigl90.yaml",

@@ -23,8 +23,8 @@ def test_random_masks_are_independent_of_the_initial_weights():
     from pathlib import Path
 
     from paiexport.cli.overrides import parse_overrides
-    from paiexport.pipeline import prepare
     from paiexport.recipe import bundled_recipes_dir, load_recipe
+    from paiexport.runs.stages import prepare
 
     path = Path(bundled_recipes_dir() / "random90.yaml")
     recipe = load_recipe(path, parse_overrides(["sparsity.target=0.5", "data.name=synthetic"]))

@@ -61,7 +61,7 @@ def test_weights_bit_identical_while_scores_change(tmp_path, config):
         assert torch.equal(before[name], after[name]), name
     for name in scores:
         assert not torch.equal(before[name], after[name]), f"{name} did not train"
-    assert result.train.history[-1]["val_acc"] > 0.35  # selection alone beats chance (4 classes: 0.25)
+    assert result.train.history[-1].val_acc > 0.35  # selection alone beats chance (4 classes: 0.25)
     # Afterwards: plain modules, mask attached, exported weights = frozen init × mask.
     masks = get_masks(model)
     for name, w in prunable_weights(model).items():
@@ -88,8 +88,8 @@ def test_global_distribution_is_a_user_error(tmp_path):
 
 def test_edgepopup50_report_says_weights_not_trained(tmp_path):
     from paiexport.cli.overrides import parse_overrides
-    from paiexport.pipeline import run_recipe
     from paiexport.recipe import bundled_recipes_dir, load_recipe
+    from paiexport.runs.pipeline import run_recipe
 
     recipe = load_recipe(
         bundled_recipes_dir() / "edgepopup50.yaml", parse_overrides(["train.epochs=1", "bench.iterations=5"])

@@ -93,13 +93,18 @@ def test_report_renders_in_headless_chromium(run_dir, tmp_path):
 
 
 def test_only_epoch_rows_are_plotted_as_epochs(tmp_path):
-    from paiexport.training.loop import read_epoch_records
+    from paiexport.training.metrics_log import read_epoch_records
 
     path = tmp_path / "metrics.jsonl"
+
+    def epoch(n: int, loss: float, acc: float) -> str:
+        fields = {"epoch": n, "step": 5 * n, "train_loss": loss, "train_acc": acc, "val_loss": loss}
+        return json.dumps({**fields, "val_acc": acc, "lr": 0.1, "seconds": 0.5}) + "\n"
+
     path.write_text(
-        '{"epoch": 1, "train_loss": 1.0, "val_loss": 1.1, "train_acc": 0.5, "val_acc": 0.4}\n'
-        '{"level": 1, "sparsity": 0.5, "test_acc": 0.9}\n'
-        '{"event": "mask_update", "step": 100, "dropped": 3, "regrown": 3}\n'
-        '{"epoch": 2, "train_loss": 0.8, "val_loss": 0.9, "train_acc": 0.6, "val_acc": 0.5}\n'
+        epoch(1, 1.0, 0.5)
+        + '{"level": 1, "sparsity": 0.5, "test_acc": 0.9}\n'
+        + '{"event": "mask_update", "step": 100, "dropped": 3, "regrown": 3}\n'
+        + epoch(2, 0.8, 0.6)
     )
-    assert [row["epoch"] for row in read_epoch_records(path)] == [1, 2]
+    assert [row.epoch for row in read_epoch_records(path)] == [1, 2]

@@ -9,7 +9,8 @@ from typer.testing import CliRunner
 
 from paiexport.cli import app
 from paiexport.errors import UserError
-from paiexport.paths import MARKER_TEXT, RUN_MARKER, staged_run_dir
+from paiexport.paths import MARKER_TEXT, RUN_MARKER
+from paiexport.runs.staging import staged_run_dir
 
 runner = CliRunner()
 DEAD_PID = 999999999  # above any pid_max

@@ -25,12 +25,12 @@ from userdata import write_npz
 from paiexport.cli import app
 from paiexport.errors import UserError
 from paiexport.paths import MARKER_TEXT, RUN_MARKER
-from paiexport.pipeline import run_recipe
 from paiexport.recipe import Recipe
+from paiexport.runs.pipeline import run_recipe
+from paiexport.runs.resume import resumable_runs
 from paiexport.sweep import run_one
 from paiexport.training.checkpoint import atomic_save
 from paiexport.training.metrics_log import MetricsLog
-from paiexport.training.resumable import resumable_runs
 from paiexport.training.resume_file import FORMAT
 
 
@@ -281,7 +281,7 @@ def no_space(*args: object) -> None:
 def test_a_full_disk_after_training_is_one_line_and_keeps_the_checkpoint(tmp_path, write_recipe, monkeypatch):
     recipe, out = write_recipe(tiny()), tmp_path / "run"
     with monkeypatch.context() as m:  # the disk fills while exporting
-        m.setattr("paiexport.pipeline.export_variants", no_space)
+        m.setattr("paiexport.runs.ship.export_variants", no_space)
         code, output = cli(recipe, "--out", out)
     assert code == 1, output
     line = " ".join(output.split())

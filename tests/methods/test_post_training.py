@@ -10,8 +10,8 @@ from paiexport.errors import UserError
 from paiexport.methods.gmp import GMPConfig, cubic_sparsity, resolve_end_epoch
 from paiexport.methods.lth import level_densities, rewind, snapshot
 from paiexport.paths import RunPaths
-from paiexport.pipeline import prepare, recipe_trainer
 from paiexport.recipe import validate_recipe
+from paiexport.runs.stages import prepare, recipe_trainer
 from paiexport.sparsity.masks import get_masks, overall_sparsity, prunable_weights
 
 

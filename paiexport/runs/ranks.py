@@ -9,8 +9,8 @@ from rich.console import Console
 
 from paiexport.errors import UserError
 from paiexport.paths import RunPaths
-from paiexport.pipeline import Timer, select_and_train
 from paiexport.recipe import Recipe
+from paiexport.runs.stages import Timer, select_and_train
 from paiexport.training import distributed
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import glob
 import shutil
 from pathlib import Path
 from typing import Any
@@ -11,12 +10,13 @@ import yaml
 
 from paiexport.errors import UserError
 from paiexport.out_path import short
-from paiexport.paths import _PARTIAL, RunPaths, _folder_lock, _staged_by_live_run
+from paiexport.paths import RunPaths, staged, staging_glob
+from paiexport.runs.staging import folder_lock, staged_by_live_run
 
 
 def resumable_runs(final: Path) -> list[Path]:
     """Staging folders of interrupted runs of `final` that hold a resume file, newest first."""
-    found = [p for p in final.parent.glob(f".{glob.escape(final.name)}.partial-*") if _PARTIAL.match(p.name)]
+    found = [p for p in final.parent.glob(staging_glob(final)) if staged(p.name)]
     found = [p for p in found if RunPaths(p).resume_state.is_file()]
     return sorted(found, key=lambda p: RunPaths(p).resume_state.stat().st_mtime, reverse=True)
 
@@ -25,9 +25,9 @@ def drop_resumable(final: Path) -> None:
     """A published run supersedes the interrupted ones of its folder (live runs are left alone)."""
     if not final.parent.is_dir():
         return
-    with _folder_lock(final.parent):  # the same lock and liveness test as the stale-staging cleanup
+    with folder_lock(final.parent):  # the same lock and liveness test as the stale-staging cleanup
         for path in resumable_runs(final):
-            if not _staged_by_live_run(path, int(_PARTIAL.match(path.name)[2])):
+            if not staged_by_live_run(path, staged(path.name)[1]):
                 shutil.rmtree(path, ignore_errors=True)
 
 

@@ -15,9 +15,9 @@ from tiny import TINY_RECIPE
 from typer.testing import CliRunner
 
 from paiexport.cli import app
-from paiexport.paths import recover_interrupted
-from paiexport.pipeline import run_recipe
 from paiexport.recipe import Recipe
+from paiexport.runs.pipeline import run_recipe
+from paiexport.runs.staging import recover_interrupted
 from paiexport.training.metrics_log import MetricsLog
 
 METHODS = {
@@ -134,7 +134,7 @@ def test_a_kill_after_training_resumes_without_training_again(tmp_path, monkeypa
     r = recipe("snfs")
     run_recipe(r, tmp_path / "ref")
     with monkeypatch.context() as m:
-        m.setattr("paiexport.pipeline.export_variants", lambda *a: (_ for _ in ()).throw(Killed()))
+        m.setattr("paiexport.runs.ship.export_variants", lambda *a: (_ for _ in ()).throw(Killed()))
         with pytest.raises(Killed):
             run_recipe(r, tmp_path / "run")
 

@@ -16,7 +16,7 @@ from paiexport.cli import app
 from paiexport.data import Split
 from paiexport.export.torch_export import save_onnx, to_onnx
 from paiexport.reporting.schema import RunReport
-from paiexport.verdict import run_verdict
+from paiexport.runs.verdict import run_verdict
 from paiexport.verify.rules import chance_level, points
 from paiexport.verify.validate import FileValidation, validate_file
 
