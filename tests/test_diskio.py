@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 
 from paiexport import diskio
-from paiexport.diskio import out_of_space, remove_temporary_files, rename_noreplace, temporary
+from paiexport.diskio import out_of_space, remove_temporary_files, rename_noreplace
+from paiexport.paths import temporary
 
 
 def test_temporary_is_a_hidden_sibling_named_after_this_process():

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 from tiny import TINY_RECIPE
 
-from paiexport import ranks
 from paiexport.errors import UserError
 from paiexport.recipe import validate_recipe
+from paiexport.runs import ranks
 from paiexport.training import distributed
 
 
