@@ -28,8 +28,8 @@ def sha(path: Path) -> str:
 
 def paiexport(*args: str, **kw) -> subprocess.Popen:
     env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
-    return subprocess.Popen([sys.executable, "-m", "paiexport", "run", *args, *FORMATS], env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **kw)  # fmt: skip
+    command = [sys.executable, "-m", "paiexport", "run", *args, *FORMATS]
+    return subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **kw)
 
 
 def recipe_for(tmp_path: Path, method: str) -> Path:

@@ -71,9 +71,9 @@ def test_html_shows_environment_and_parity_per_file(tiny):
     out, report, _ = tiny
     page = (out / "report.html").read_text()
     machine, versions = report["machine"], report["versions"]
-    for text in (machine["cpu"], machine["date"], f"{machine['logical_cpus']} logical cores",
-                 f"onnxruntime {versions['onnxruntime']}", f"torch {versions['torch']}",
-                 "onnxruntime threads 1"):  # fmt: skip
+    cores = f"{machine['logical_cpus']} logical cores"
+    runtimes = [f"onnxruntime {versions['onnxruntime']}", f"torch {versions['torch']}"]
+    for text in (machine["cpu"], machine["date"], cores, *runtimes, "onnxruntime threads 1"):
         assert text in page, text
     assert "max abs diff vs PyTorch" in page
     for variant, check in report["validation"].items():
@@ -95,13 +95,19 @@ def test_inspect_lists_inputs_outputs_and_opset_domains(tiny):
 
 METHOD_DETAILS = {
     "gmp": ("mask_updates", [{"step": 0, "sparsity": 0.0}, {"step": 10, "sparsity": 0.8}], "| 10 | 0.8 |"),
-    "rigl": ("mask_updates", {"count": 3, "per_layer": {"fc1.weight": {"dropped": 7, "regrown": 5}}},
-             "| fc1.weight | 7 | 5 |"),
+    "rigl": (
+        "mask_updates",
+        {"count": 3, "per_layer": {"fc1.weight": {"dropped": 7, "regrown": 5}}},
+        "| fc1.weight | 7 | 5 |",
+    ),
     "lth": ("levels", [{"level": 1, "sparsity": 0.5, "test_acc": 0.875}], "| 1 | 0.5 | 0.875 |"),
     "magnitude_after_training": ("phases", [{"phase": "finetune", "epochs": 2}], "| finetune | 2 |"),
-    "edge_popup": ("sparse_selection", {"weight_init": "kaiming", "keep_per_layer": {"fc1.weight": 9}},
-                   "keep_per_layer: fc1.weight=9"),
-}  # fmt: skip
+    "edge_popup": (
+        "sparse_selection",
+        {"weight_init": "kaiming", "keep_per_layer": {"fc1.weight": 9}},
+        "keep_per_layer: fc1.weight=9",
+    ),
+}
 
 
 @pytest.mark.parametrize("method", list(METHOD_DETAILS))

@@ -67,8 +67,8 @@ def test_each_gate_passes_and_fails_at_its_limit(report_file, option, passing, f
 
 def test_one_line_per_gate_with_measured_and_limit(report_file):
     path = report_file(fabricated_report())
-    result = runner.invoke(app, ["check", path, "--min-accuracy", "0.8", "--max-latency-ms", "1=0.45",
-                                 "--max-latency-ms", "64=10", "--min-speedup", "int8=2"])  # fmt: skip
+    gates = "--min-accuracy 0.8 --max-latency-ms 1=0.45 --max-latency-ms 64=10 --min-speedup int8=2"
+    result = runner.invoke(app, ["check", path, *gates.split()])
     assert result.exit_code == 1
     lines = result.output.strip().splitlines()
     assert len(lines) == 5  # four gates and the tally

@@ -103,8 +103,8 @@ def test_latency_rows_equal_the_nested_tables():
     report = RunReport.from_dict(version1_report())
     rows = {(r.variant, r.batch, r.threads): r for r in report.latency_rows}
     assert len(rows) == 4
-    assert rows["int8", 1, 2] == LatencyRow(variant="int8", batch=1, threads=2, median_ms=0.6, p90_ms=0.8,
-                                            p99_ms=1.0, throughput=1666.0, speedup=2.5)  # fmt: skip
+    timings = {"median_ms": 0.6, "p90_ms": 0.8, "p99_ms": 1.0, "throughput": 1666.0, "speedup": 2.5}
+    assert rows["int8", 1, 2] == LatencyRow(variant="int8", batch=1, threads=2, **timings)
     assert rows["dense", 1, 1].p99_ms == 3.0 and rows["dense", 1, 1].speedup == 1.0
     for (v, b, t), row in rows.items():
         assert row.median_ms == report.latency_ms[v][str(b)][str(t)]

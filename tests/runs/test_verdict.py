@@ -113,8 +113,8 @@ def test_lossy_int8_over_the_limit_exits_0_marked_not_deployable(lossy_run):
 
 def test_validate_lossy_int8_over_the_limit_exits_0(lossy_run):
     _result, out, _report = lossy_run
-    result = invoke("validate", str(out / "model.int8.onnx"), "--data", "synthetic",
-                    "--reference", str(out / "model.onnx"), "--max-accuracy-drop", "0")  # fmt: skip
+    reference = ["--reference", str(out / "model.onnx"), "--max-accuracy-drop", "0"]
+    result = invoke("validate", str(out / "model.int8.onnx"), "--data", "synthetic", *reference)
     assert result.exit_code == 0, result.output
     assert "pt > 0.0: not deployable" in result.output and "broken" not in result.output
 
