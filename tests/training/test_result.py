@@ -4,22 +4,35 @@ from __future__ import annotations
 
 import pytest
 
+from paiexport.training.metrics_log import EpochRecord
 from paiexport.training.result import TrainResult
+
+ROW = {
+    "epoch": 1,
+    "step": 8,
+    "train_loss": 0.5,
+    "train_acc": 0.75,
+    "val_loss": 0.6,
+    "val_acc": 0.7,
+    "lr": 0.1,
+    "seconds": 2.0,
+}
 
 
 def test_plain_form_round_trips_and_is_a_copy():
-    result = TrainResult(history=[{"epoch": 1, "loss": 0.5}], best_epoch=1, exported_epoch=1, seconds=2.5)
+    history = [EpochRecord.from_dict(ROW)]
+    result = TrainResult(history=history, best_epoch=1, exported_epoch=1, seconds=2.5)
     plain = result.to_dict()
     assert plain == {
-        "history": [{"epoch": 1, "loss": 0.5}],
+        "history": [ROW],
         "best_epoch": 1,
         "exported_epoch": 1,
         "seconds": 2.5,
         "compact": None,
         "threads": 0,
     }
-    plain["history"][0]["loss"] = 9.0
-    assert result.history[0]["loss"] == 0.5
+    plain["history"][0]["train_loss"] = 9.0
+    assert result.history[0].train_loss == 0.5
     assert TrainResult.from_dict(result.to_dict()) == result
 
 
