@@ -6,8 +6,8 @@ resnet20 on 32x32 RGB (`benchmarks/synthetic_images.py`), SynFlow at 75% channel
 (uniform per group); every group's kept count is rounded up to the multiple (capped at the
 group's size). Untrained weights: latency does not depend on their values. Files are
 benchmarked in one interleaved run (1 thread, onnxruntime defaults, medians), float and static
-int8, batch 64 and 1; ratios vs the dense file. The answer on AVX-512 (README, "Deployable
-speed, measured"): no, rounding up is slower, so the allocation does not round.
+int8, batch 64 and 1; ratios vs the dense file. The answer on AVX-512 (docs/deployment-and-speed.md,
+"Deployable speed, measured"): no, rounding up is slower, so the allocation does not round.
 """
 
 from __future__ import annotations
@@ -53,8 +53,10 @@ def files_for(multiple: int, out: Path) -> dict[str, Path]:
     widths = sorted({m.out_channels for m in small.model.modules() if hasattr(m, "out_channels")})
     print(f"multiple {multiple}: params {small.params_before} -> {small.params_after}, widths {widths}")
     compact = to_onnx(small.model, SHAPE, 18)
-    protos = {f"compact/{multiple}": compact,
-              f"int8/{multiple}": to_int8(compact, Int8Mode.static, data.train.x[:256].numpy())}  # fmt: skip
+    protos = {
+        f"compact/{multiple}": compact,
+        f"int8/{multiple}": to_int8(compact, Int8Mode.static, data.train.x[:256].numpy()),
+    }
     if multiple == 1:
         protos["dense"] = to_onnx(model, SHAPE, 18)
     for name, proto in protos.items():

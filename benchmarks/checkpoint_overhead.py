@@ -23,8 +23,8 @@ import torch
 
 from paiexport.cli.overrides import parse_overrides
 from paiexport.paths import RunPaths
-from paiexport.pipeline import prepare, recipe_trainer, training_session
 from paiexport.recipe import bundled_recipes_dir, load_recipe
+from paiexport.runs.stages import prepare, recipe_trainer, training_session
 from paiexport.training.checkpoint import TrainSession
 
 WRITES = {"seconds": 0.0, "count": 0}

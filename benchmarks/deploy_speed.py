@@ -40,8 +40,8 @@ from paiexport.export.quantize import to_int8
 from paiexport.export.space_to_depth import space_to_depth
 from paiexport.export.torch_export import save_onnx, to_onnx
 from paiexport.export.variants import Int8Mode
-from paiexport.pipeline import run_recipe
 from paiexport.recipe import bundled_recipes_dir, load_recipe
+from paiexport.runs.pipeline import run_recipe
 from paiexport.sparsity.masks import strip_masks
 from paiexport.training.loop import evaluate
 from paiexport.verify.rules import PARITY_ATOL
@@ -73,11 +73,16 @@ def line(label: str, value: float, goal: str, ok: bool) -> None:
     print(f"  {label:<46} {value:10.3g}   goal {goal:<8} {'PASS' if ok else 'FAIL'}")
 
 
+def heading(report: dict, sparsity: str) -> str:
+    """The run's name, method, `sparsity` (as worded by the caller) and PyTorch accuracy."""
+    torch_acc = report["accuracy"]["torch"]
+    return f"\n{report['recipe']['name']} ({report['method']}, {sparsity}, torch acc {torch_acc:.2%})"
+
+
 def channel_part(run: Path, iterations: int) -> bool:
     report = json.loads((run / "report.json").read_text())
     ms = bench(run, ["dense", "compact", "compact.int8"], iterations)
-    print(f"\n{report['recipe']['name']} ({report['method']}, {report['sparsity']['reached']:.1%} sparsity, "
-          f"torch acc {report['accuracy']['torch']:.2%})")  # fmt: skip
+    print(heading(report, f"{report['sparsity']['reached']:.1%} sparsity"))
     for key, value in ms.items():
         print(f"  median {key:<20} {value:.4f} ms")
     dense = ms[f"dense@{BATCH}"]
@@ -89,8 +94,8 @@ def channel_part(run: Path, iterations: int) -> bool:
     for label, value, goal, need in checks:
         line(label, value, goal, value >= need)
         ok &= value >= need
-    print(f"  (batch 1: compact {ms['dense@1'] / ms['compact@1']:.2f}x, "
-          f"compact+int8 {ms['dense@1'] / ms['compact.int8@1']:.2f}x)")  # fmt: skip
+    compact_1, int8_1 = ms["dense@1"] / ms["compact@1"], ms["dense@1"] / ms["compact.int8@1"]
+    print(f"  (batch 1: compact {compact_1:.2f}x, compact+int8 {int8_1:.2f}x)")
     for variant in ("compact", "compact.int8"):
         drop = accuracy_drop(report, variant)
         line(f"{variant} accuracy drop (points)", drop, "<= 1", drop <= 1.0)
@@ -103,11 +108,10 @@ def unstructured_part(run: Path, iterations: int) -> bool:
     ms = bench(run, ["dense", "compact", "int8"], iterations)
     test = load_data(load_recipe(run / "recipe.yaml").data.name, seed=0, val_fraction=0.1).test
     x = test.x.numpy()
-    diff = float(np.abs(run_session(make_session(run / "model.compact.onnx"), x)
-                        - run_session(make_session(run / "model.onnx"), x)).max())  # fmt: skip
-    sparsity = report["sparsity"]["reached"]
-    print(f"\n{report['recipe']['name']} ({report['method']}, unstructured {sparsity:.1%}, "
-          f"torch acc {report['accuracy']['torch']:.2%})")  # fmt: skip
+    compact_out = run_session(make_session(run / "model.compact.onnx"), x)
+    dense_out = run_session(make_session(run / "model.onnx"), x)
+    diff = float(np.abs(compact_out - dense_out).max())
+    print(heading(report, f"unstructured {report['sparsity']['reached']:.1%}"))
     ok = True
     for b in (1, BATCH):
         ratio = ms[f"dense@{b}"] / ms[f"compact@{b}"]
@@ -137,8 +141,12 @@ def resnet_files(epochs: int, samples: int, out: Path) -> tuple[dict[str, Path],
     # on 2x2 pixel blocks (16 and 32 channels), exact, and wide enough for int8 to pay
     compact, relaid = space_to_depth(plain, 16)
     print(f"  space_to_depth: {relaid} convolutions on 2x2 blocks")
-    protos = {"dense": to_onnx(model, SHAPE, 18), "compact": compact, "compact.plain": plain,
-              "compact.int8": to_int8(compact, Int8Mode.static, data.train.x[:256].numpy())}  # fmt: skip
+    protos = {
+        "dense": to_onnx(model, SHAPE, 18),
+        "compact": compact,
+        "compact.plain": plain,
+        "compact.int8": to_int8(compact, Int8Mode.static, data.train.x[:256].numpy()),
+    }
     files = {v: out / f"{v}.onnx" for v in protos}
     for v, proto in protos.items():
         save_onnx(proto, files[v])

@@ -64,8 +64,10 @@ def main() -> None:
         small.append(result.files["small"].latency[args.batch][1].median_ms)
         ratio.append(result.speedup("small", args.batch, 1))
         print(f"{n} busy loops: big {big[-1]:8.2f} ms  small {small[-1]:8.2f} ms  speedup {ratio[-1]:.3f}x")
-    print(f"coefficient of variation over the 3 calls: big {cv(big):.3f}, small {cv(small):.3f}, "
-          f"speedup {cv(ratio):.3f}")  # fmt: skip
+    print(
+        f"coefficient of variation over the 3 calls: big {cv(big):.3f}, small {cv(small):.3f}, "
+        f"speedup {cv(ratio):.3f}"
+    )
 
 
 if __name__ == "__main__":

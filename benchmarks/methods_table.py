@@ -26,7 +26,6 @@ from typing import Any
 
 import torch
 
-from paiexport import pipeline
 from paiexport.errors import UserError
 from paiexport.methods import BASELINE_METHOD, METHODS
 from paiexport.paths import RunPaths
@@ -37,8 +36,10 @@ from paiexport.recipe import (
     read_recipe_file,
     validate_recipe,
 )
+from paiexport.runs import stages
 from paiexport.sparsity.masks import overall_sparsity
-from paiexport.training.loop import evaluate, read_epoch_records
+from paiexport.training.loop import evaluate
+from paiexport.training.metrics_log import read_epoch_records
 
 TARGET = 0.9
 BASELINE = BASELINE_METHOD
@@ -84,10 +85,10 @@ def shortened(raw: dict[str, Any], epochs: int, seed: int) -> dict[str, Any]:
 def run_once(raw: dict[str, Any], source: str) -> dict[str, Any]:
     recipe = validate_recipe(raw, source)
     start = time.perf_counter()
-    data, model, method, ctx = pipeline.prepare(recipe)
+    data, model, method, ctx = stages.prepare(recipe)
     with tempfile.TemporaryDirectory() as tmp:
         paths = RunPaths(Path(tmp))
-        method.fit(ctx, pipeline.recipe_trainer(recipe, data, paths))
+        method.fit(ctx, stages.recipe_trainer(recipe, data, paths))
         epochs = len(read_epoch_records(paths.metrics))
     _, acc = evaluate(model, data.test, device=recipe.train.device)
     return {
@@ -151,9 +152,11 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=20, help="training epochs per run (default 20)")
     parser.add_argument("--methods", default=",".join(TABLE_METHODS), help="comma-separated method names")
     parser.add_argument(
-        "--threads", type=int, default=1,
+        "--threads",
+        type=int,
+        default=1,
         help="torch threads (default 1: on a shared 2-core machine, 2 threads ran 30x slower)",
-    )  # fmt: skip
+    )
     parser.add_argument("--json", type=Path, help="also write every run's figures here")
     args = parser.parse_args()
     methods = [m.strip() for m in args.methods.split(",") if m.strip()]

@@ -55,8 +55,14 @@ modifiers:
 STEPS_PER_EPOCH, EPOCHS = 4, 4
 LAYERS = ["fc1.weight", "fc2.weight", "out.weight"]
 # 307 synthetic training samples in batches of 77: 4 optimizer steps per epoch, as SparseML's side.
-SETS = ["data.name=synthetic", "data.batch_size=77", "data.val_fraction=0.2", "train.threads=1",
-        "model.name=mlp", "model.args={hidden: [32, 16]}"]  # fmt: skip
+SETS = [
+    "data.name=synthetic",
+    "data.batch_size=77",
+    "data.val_fraction=0.2",
+    "train.threads=1",
+    "model.name=mlp",
+    "model.args={hidden: [32, 16]}",
+]
 
 SPARSEML_SIDE = f"""
 import json, torch
@@ -79,8 +85,8 @@ print(json.dumps(rows))
 
 def paiexport_side() -> list[dict[str, int]]:
     """Zero counts after each optimizer step of paiexport's own run of RECIPE."""
-    from paiexport.pipeline import prepare
     from paiexport.recipe import load_recipe
+    from paiexport.runs.stages import prepare
     from paiexport.sparsity.masks import attach_masks, prunable_weights
     from paiexport.training.callbacks import KeepPrunedZero, TrainCallback, TrainState
     from paiexport.training.loop import train
@@ -101,8 +107,16 @@ def paiexport_side() -> list[dict[str, int]]:
         data, model, method, ctx = prepare(recipe)
         attach_masks(model, method.select(ctx))
         callbacks = [KeepPrunedZero(), *method.callbacks(ctx), Zeros()]
-        train(model, data, recipe.train, batch_size=77, seed=0, metrics_path=Path(tmp) / "m.jsonl",
-              checkpoint_dir=Path(tmp) / "ck", callbacks=callbacks)  # fmt: skip
+        train(
+            model,
+            data,
+            recipe.train,
+            batch_size=77,
+            seed=0,
+            metrics_path=Path(tmp) / "m.jsonl",
+            checkpoint_dir=Path(tmp) / "ck",
+            callbacks=callbacks,
+        )
     return rows
 
 

@@ -54,7 +54,13 @@ def fit(
     with tempfile.TemporaryDirectory(prefix="paiexport-bench-") as tmp:
         start = time.perf_counter()
         result = train(
-            model, data, cfg, batch_size=64, seed=seed, metrics_path=Path(tmp) / "m.jsonl",
-            checkpoint_dir=Path(tmp) / "ckpt", callbacks=[KeepPrunedZero()] if masked else [],
-        )  # fmt: skip
+            model,
+            data,
+            cfg,
+            batch_size=64,
+            seed=seed,
+            metrics_path=Path(tmp) / "m.jsonl",
+            checkpoint_dir=Path(tmp) / "ckpt",
+            callbacks=[KeepPrunedZero()] if masked else [],
+        )
     return result, (time.perf_counter() - start) / max(epochs, 1)

@@ -26,8 +26,8 @@ from rich.console import Console
 
 from paiexport.cli.overrides import parse_overrides
 from paiexport.paths import RunPaths
-from paiexport.pipeline import Timer, select_and_train
 from paiexport.recipe import bundled_recipes_dir, load_recipe
+from paiexport.runs.stages import Timer, select_and_train
 
 
 def fit_seconds(threads: str, epochs: int) -> tuple[float, int]:

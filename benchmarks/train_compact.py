@@ -45,10 +45,12 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--samples", type=int, default=2048)
     parser.add_argument(
-        "--data", choices=["synthetic", "digits"], default="synthetic",
+        "--data",
+        choices=["synthetic", "digits"],
+        default="synthetic",
         help="synthetic 32x32 RGB (timing; every variant solves it) or the bundled 8x8 digits "
         "(a task with real accuracy differences)",
-    )  # fmt: skip
+    )
     args = parser.parse_args()
     torch.set_num_threads(1)
     data = (
@@ -76,8 +78,10 @@ def main() -> None:
     ok_speed, ok_acc = speedup >= 3.0, gap <= spread
     print(f"\ncompact vs dense epoch time: {speedup:.2f}x (goal >= 3) {'PASS' if ok_speed else 'FAIL'}")
     print(f"compact vs masked epoch time: {vs_masked:.2f}x")
-    print(f"accuracy gap compact-masked {gap * 100:.2f} points, seed spread {spread * 100:.2f} "
-          f"{'PASS' if ok_acc else 'FAIL'}")  # fmt: skip
+    print(
+        f"accuracy gap compact-masked {gap * 100:.2f} points, seed spread {spread * 100:.2f} "
+        f"{'PASS' if ok_acc else 'FAIL'}"
+    )
     sys.exit(0 if ok_speed and ok_acc else 1)
 
 

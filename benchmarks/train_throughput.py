@@ -34,8 +34,8 @@ def build(kind: str, model_name: ModelName, data, device: str) -> tuple[nn.Modul
     model = build_model(model_name, {}, data.input_shape, data.num_classes)
     weights = prunable_weights(model)
     if kind == "masked":
-        attach_masks(model, allocate_masks({n: torch.rand(w.shape) for n, w in weights.items()}, 0.9,
-                                           Distribution.erk))  # fmt: skip
+        scores = {n: torch.rand(w.shape) for n, w in weights.items()}
+        attach_masks(model, allocate_masks(scores, 0.9, Distribution.erk))
     if kind == "compact":
         last = list(weights)[-1]  # the classifier keeps every output
         rows = {n: torch.rand(w.shape[0]) < 0.25 for n, w in weights.items() if n != last}
@@ -94,8 +94,10 @@ def main() -> None:
     print(f"{'device':<10} {'precision':<9} {'dense':>10} {'masked':>10} {'compact':>10}")
     for device, precision in targets:
         rate = measure(device, precision, args, data)
-        print(f"{device:<10} {precision.value:<9} {rate['dense']:>10.0f} {rate['masked']:>10.0f} "
-              f"{rate['compact']:>10.0f}")  # fmt: skip
+        print(
+            f"{device:<10} {precision.value:<9} {rate['dense']:>10.0f} {rate['masked']:>10.0f} "
+            f"{rate['compact']:>10.0f}"
+        )
 
 
 if __name__ == "__main__":

@@ -20,11 +20,11 @@ from rich.console import Console
 from torch import nn
 from torch.utils.data import Dataset
 
-from paiexport import pipeline
 from paiexport.importing import register
 from paiexport.recipe import Override, Recipe, apply_overrides, load_recipe, validate_recipe
 from paiexport.reporting.schema import RunReport
-from paiexport.verdict import print_verdict
+from paiexport.runs import pipeline
+from paiexport.runs.verdict import print_verdict
 
 __all__ = ["Recipe", "RunReport", "load_recipe", "run_recipe"]
 

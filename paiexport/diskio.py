@@ -6,24 +6,18 @@ from __future__ import annotations
 import ctypes
 import errno
 import os
-import re
 from pathlib import Path
 
-# `.NAME.tmp-PID`: a file being written before its atomic rename; a kill can leave one behind.
-_TEMPORARY = re.compile(r"^\..+\.tmp-\d+$")
+from paiexport.paths import TEMPORARY_GLOB, is_temporary
+
 _NO_SPACE = (errno.ENOSPC, errno.EDQUOT)
 _ALMOST_FULL = 1 << 20  # bytes: torch reports a full disk without an errno; this little room left says it
 
 
-def temporary(path: Path) -> Path:
-    """Where `path` is written before it is renamed into place (this process's own name)."""
-    return path.with_name(f".{path.name}.tmp-{os.getpid()}")
-
-
 def remove_temporary_files(root: Path) -> None:
     """Delete what killed atomic writes left under `root` (never part of a finished run)."""
-    for path in root.rglob(".*.tmp-*"):
-        if _TEMPORARY.match(path.name) and path.is_file() and not path.is_symlink():
+    for path in root.rglob(TEMPORARY_GLOB):
+        if is_temporary(path.name) and path.is_file() and not path.is_symlink():
             path.unlink(missing_ok=True)
 
 

@@ -45,10 +45,16 @@ class _StepsOnly(ProgressColumn):
 
 def _progress(console: Console) -> Progress:
     return Progress(
-        SpinnerColumn(), TextColumn("{task.description}"), _StepsOnly(BarColumn()),
-        _StepsOnly(MofNCompleteColumn()), TimeElapsedColumn(), _StepsOnly(TextColumn("ETA")),
-        _StepsOnly(TimeRemainingColumn()), console=console, transient=True,
-    )  # fmt: skip
+        SpinnerColumn(),
+        TextColumn("{task.description}"),
+        _StepsOnly(BarColumn()),
+        _StepsOnly(MofNCompleteColumn()),
+        TimeElapsedColumn(),
+        _StepsOnly(TextColumn("ETA")),
+        _StepsOnly(TimeRemainingColumn()),
+        console=console,
+        transient=True,
+    )
 
 
 class Display:

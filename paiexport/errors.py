@@ -37,12 +37,15 @@ class Interrupted(KeyboardInterrupt):
         self.signum = signum
 
 
-def first_line(exc: BaseException, limit: int = 150) -> str:
+def first_line(exc: BaseException, limit: int = 150, *, kind: bool = True) -> str:
     """`Kind: first line of the message` of an exception, shortened: the one line an error shows.
 
+    `kind=False` gives the first line alone (the kind's name when the message is empty).
     Safe for any message: empty, whitespace only, or a single huge line.
     """
     text = str(exc).strip()
     first = text.splitlines()[0] if text else ""
-    kind = type(exc).__name__
-    return f"{kind}: {shorten(first, limit)}" if first else kind
+    name = type(exc).__name__
+    if not first:
+        return name
+    return f"{name}: {shorten(first, limit)}" if kind else shorten(first, limit)

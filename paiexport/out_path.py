@@ -6,10 +6,9 @@ import os
 from pathlib import Path
 
 from paiexport.errors import UserError
+from paiexport.paths import SIBLING_ROOM
 
 _FORBIDDEN_ROOTS = (Path("/proc"), Path("/sys"), Path("/dev"))
-# Siblings ".NAME.partial-PID-TOKEN" and ".NAME.replaced-PID-TOKEN" must fit the name limit too.
-_SIBLING_ROOM = len("..replaced--") + 10 + 8
 
 
 def short(path: Path, limit: int = 80) -> str:
@@ -34,10 +33,10 @@ def check_out_path(final: Path) -> None:
     if not existing.is_dir():
         raise UserError(f"--out {short(final)}: {short(existing)} is a file, not a folder")
     name_max = os.pathconf(existing, "PC_NAME_MAX")
-    new_names = [*resolved.relative_to(existing).parts, resolved.name + "x" * _SIBLING_ROOM]
+    new_names = [*resolved.relative_to(existing).parts, resolved.name + "x" * SIBLING_ROOM]
     too_long = max(len(os.fsencode(n)) for n in new_names) > name_max
-    if too_long or len(os.fsencode(str(resolved))) + _SIBLING_ROOM >= os.pathconf(existing, "PC_PATH_MAX"):
-        limit = f"at most {name_max - _SIBLING_ROOM} bytes for the run folder's name"
+    if too_long or len(os.fsencode(str(resolved))) + SIBLING_ROOM >= os.pathconf(existing, "PC_PATH_MAX"):
+        limit = f"at most {name_max - SIBLING_ROOM} bytes for the run folder's name"
         raise UserError(f"--out {short(final)}: name longer than the filesystem allows ({limit})")
     if not os.access(existing, os.W_OK | os.X_OK):
         raise UserError(f"--out {short(final)}: {short(existing)} is not writable")

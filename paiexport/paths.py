@@ -1,21 +1,16 @@
-"""Every on-disk path of a run, owned here; runs are staged and published atomically."""
+"""Every name of a run folder, owned here: names only, nothing is read or written.
+
+Staging, locking, publishing and recovery of run folders live in `paiexport.runs.staging`.
+"""
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
+import glob
 import os
 import re
-import secrets
-import shutil
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from paiexport.diskio import out_of_space, remove_temporary_files, rename_noreplace
-from paiexport.errors import DiskFull, UserError
-from paiexport.out_path import check_out_path, short
 from paiexport.variant import Variant
 
 DEFAULT_OUTPUT_ROOT = Path("models")
@@ -26,13 +21,59 @@ RUN_MARKER = ".paiexport-run"
 MARKER_TEXT = "paiexport run folder: `--force` may replace it\n"
 # Runs written before the marker existed are recognised by these two files.
 LEGACY_RUN_FILES = ("report.json", "recipe.yaml")
+CHECKPOINTS = "checkpoints"
+BEST, LAST = "best.pt", "last.pt"
+
+# Siblings of a run folder NAME: `.NAME.partial-PID-TOKEN` while a run is staged,
+# `.NAME.replaced-PID-TOKEN` while --force swaps an old run for a new one (older versions
+# wrote them without the token).
 _PARTIAL = re.compile(r"^\.(.+)\.partial-(\d+)(-[0-9a-f]+)?$")
 _REPLACED = re.compile(r"^\.(.+)\.replaced-(\d+)(-[0-9a-f]+)?$")
+# Room these siblings take beyond the run folder's own name (PID up to 10 digits, 8 hex digits).
+SIBLING_ROOM = len("..replaced--") + 10 + 8
+# `.NAME.tmp-PID`: a file being written before its atomic rename; a kill can leave one behind.
+_TEMPORARY = re.compile(r"^\..+\.tmp-\d+$")
+TEMPORARY_GLOB = ".*.tmp-*"
+
+
+def level_phase(level: int) -> str:
+    """The training phase (and checkpoint folder) of LTH level `level`: `level0`, `level1`, ..."""
+    return f"level{level}"
+
+
+@dataclass(frozen=True)
+class PhaseCheckpoints:
+    """The checkpoints one training phase writes: `best.pt` and `last.pt` in `folder`."""
+
+    folder: Path
+
+    @property
+    def best(self) -> Path:
+        return self.folder / BEST
+
+    @property
+    def last(self) -> Path:
+        return self.folder / LAST
+
+    def chosen(self, best: bool) -> Path:
+        """The checkpoint `train.checkpoint` exports: best or last."""
+        return self.best if best else self.last
 
 
 @dataclass(frozen=True)
 class RunPaths:
     root: Path
+
+    @classmethod
+    def holding(cls, file: Path) -> RunPaths:
+        """The run folder a file of a run lies in: `RUN/model.pt`, `RUN/checkpoints/best.pt` or a
+        phase's `RUN/checkpoints/level2/best.pt` (by the names alone)."""
+        folder = file.parent
+        if folder.name == CHECKPOINTS:
+            return cls(folder.parent)
+        if folder.parent.name == CHECKPOINTS:
+            return cls(folder.parent.parent)
+        return cls(folder)
 
     @property
     def recipe(self) -> Path:
@@ -44,15 +85,20 @@ class RunPaths:
 
     @property
     def checkpoints(self) -> Path:
-        return self.root / "checkpoints"
+        return self.root / CHECKPOINTS
+
+    def phase(self, tag: str = "") -> PhaseCheckpoints:
+        """The checkpoints of a training phase: `checkpoints/` itself for a method that trains
+        once, `checkpoints/TAG/` for tagged phases (`level_phase(n)`, `dense`, `finetune`)."""
+        return PhaseCheckpoints(self.checkpoints / tag if tag else self.checkpoints)
 
     @property
     def best_checkpoint(self) -> Path:
-        return self.checkpoints / "best.pt"
+        return self.phase().best
 
     @property
     def last_checkpoint(self) -> Path:
-        return self.checkpoints / "last.pt"
+        return self.phase().last
 
     @property
     def resume_state(self) -> Path:
@@ -84,6 +130,15 @@ class RunPaths:
     def plots(self) -> Path:
         return self.root / "plots"
 
+    @property
+    def export(self) -> Path:
+        """Where `paiexport export` writes by default."""
+        return self.root / "export"
+
+    @property
+    def marker(self) -> Path:
+        return self.root / RUN_MARKER
+
     def plot(self, name: str) -> Path:
         """The PNG of one report.html figure (training, sparsity, latency, size)."""
         return self.plots / f"{name}.png"
@@ -97,203 +152,38 @@ def default_run_dir(name: str) -> Path:
     return DEFAULT_OUTPUT_ROOT / name
 
 
-def is_run_folder(path: Path) -> bool:
-    """A folder paiexport wrote: it has the marker, or (older runs) report.json and recipe.yaml."""
-    return (path / RUN_MARKER).is_file() or all((path / f).is_file() for f in LEGACY_RUN_FILES)
+def staging_folder(final: Path, token: str) -> Path:
+    """Where this process stages the run folder `final`."""
+    return final.parent / f".{final.name}.partial-{os.getpid()}-{token}"
 
 
-def check_replaceable(final: Path) -> None:
-    """--force replaces a paiexport run folder or an empty folder, never anything else."""
-    if final.is_symlink() or not final.is_dir():
-        raise UserError(f"--out {short(final)}: not a folder; --force replaces only run folders")
-    if not is_run_folder(final) and any(final.iterdir()):
-        raise UserError(
-            f"--out {short(final)}: not a paiexport run folder (no {RUN_MARKER}); "
-            "--force replaces only run folders and empty folders"
-        )
+def replaced_folder(final: Path, token: str) -> Path:
+    """Where this process keeps the old run `final` while --force moves the new one in."""
+    return final.parent / f".{final.name}.replaced-{os.getpid()}-{token}"
 
 
-def check_writable(final: Path, force: bool) -> None:
-    """Fail before any work when the output is unusable, exists without --force, or is no run."""
-    check_out_path(final)
-    resolved, cwd = final.resolve(), Path.cwd().resolve()
-    if resolved == cwd or resolved in cwd.parents:
-        raise UserError(f"output folder {final} is the current folder or contains it; choose another --out")
-    if not (final.exists() or final.is_symlink()):
-        return
-    if final.is_dir() and not force:
-        raise UserError(f"--out {short(final)} exists; pass --force to replace it")
-    check_replaceable(final)
+def staging_glob(final: Path) -> str:
+    """A glob pattern for the staging folders of `final` (in `final.parent`)."""
+    return f".{glob.escape(final.name)}.partial-*"
 
 
-@contextmanager
-def _folder_lock(folder: Path) -> Iterator[None]:
-    """Serialises staging, cleanup and publishing of the runs in `folder` (flock on the folder)."""
-    fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        yield
-    finally:
-        os.close(fd)  # releases the lock
+def staged(name: str) -> tuple[str, int] | None:
+    """(run folder name, PID) of a staging folder's name, or None for any other name."""
+    found = _PARTIAL.match(name)
+    return (found[1], int(found[2])) if found else None
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+def replaced(name: str) -> tuple[str, int] | None:
+    """(run folder name, PID) of an old run kept during a swap, or None for any other name."""
+    found = _REPLACED.match(name)
+    return (found[1], int(found[2])) if found else None
 
 
-def _staged_by_live_run(staging: Path, pid: int) -> bool:
-    """Its marker is locked by the run that writes it (a reused PID does not fool this)."""
-    try:
-        fd = os.open(staging / RUN_MARKER, os.O_RDONLY)
-    except FileNotFoundError:  # killed before the marker was written, or an older version
-        return _alive(pid)
-    except OSError:
-        return True  # unreadable: not ours to judge
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        return True
-    finally:
-        os.close(fd)
-    return False
+def temporary(path: Path) -> Path:
+    """Where `path` is written before it is renamed into place (this process's own name)."""
+    return path.with_name(f".{path.name}.tmp-{os.getpid()}")
 
 
-def recover_interrupted(folder: Path) -> list[str]:
-    """Remove staging folders of dead runs and finish swaps cut short by a kill: the old run
-    is restored where the new one never arrived, else dropped. Returns one line per action."""
-    if not folder.is_dir():
-        return []
-    done = []
-    with _folder_lock(folder):
-        for path in sorted(folder.iterdir()):
-            found = _PARTIAL.match(path.name)
-            if found and path.is_dir() and not _staged_by_live_run(path, int(found[2])):
-                if RunPaths(path).resume_state.is_file():
-                    continue  # resumable: `run --resume` continues it, a published run drops it
-                shutil.rmtree(path, ignore_errors=True)
-                done.append(f"removed {path.name} (left by an interrupted run)")
-        # Newest first: with several, the most recent old run is the one restored.
-        for path in sorted(folder.iterdir(), key=lambda p: p.lstat().st_mtime, reverse=True):
-            found = _REPLACED.match(path.name)
-            if not found or not path.is_dir():
-                continue
-            final = folder / found[1]
-            if final.exists() or final.is_symlink():
-                shutil.rmtree(path, ignore_errors=True)
-                done.append(f"removed {path.name} (an interrupted run had already replaced it)")
-            else:
-                path.rename(final)
-                done.append(f"restored {final.name} from {path.name} (a replacement was interrupted)")
-    return done
-
-
-def prepare_output(final: Path, force: bool, note: Callable[[str], None] = lambda line: None) -> None:
-    """Everything `run` checks before any work; `note` gets one line per leftover cleaned up."""
-    check_out_path(final)
-    for line in recover_interrupted(final.parent):
-        note(line)
-    check_writable(final, force)
-
-
-def _make_parents(folder: Path) -> list[Path]:
-    """mkdir -p that returns the folders it created, deepest first."""
-    missing = [p for p in [folder, *folder.parents] if not p.exists()]
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise UserError(f"--out: cannot create {short(folder)} ({exc.strerror})") from None
-    return missing
-
-
-def _publish(staging: Path, final: Path, force: bool) -> None:
-    """Move the complete run into place; replace only what --force may replace, never silently."""
-    previous = None
-    appeared = f"--out {short(final)} appeared while this run worked; pass --force to replace it"
-    with _folder_lock(final.parent):
-        if final.exists() or final.is_symlink():
-            if not force:
-                raise UserError(appeared)
-            check_replaceable(final)
-            previous = final.parent / f".{final.name}.replaced-{os.getpid()}-{secrets.token_hex(4)}"
-            final.rename(previous)  # a kill from here on is undone by recover_interrupted
-        try:
-            rename_noreplace(staging, final)
-        except FileExistsError:  # someone else's folder appeared in the last instant
-            if previous is not None:
-                previous.rename(final)
-            raise UserError(appeared) from None
-    if previous is not None:
-        shutil.rmtree(previous, ignore_errors=True)
-
-
-def _stage(final: Path, resume_from: Path | None) -> tuple[Path, int]:
-    """The staging folder (new, or the interrupted run's) and its marker, locked for this run."""
-    with _folder_lock(final.parent):  # cleanup never sees a staging folder without its lock
-        staging = resume_from or final.parent / f".{final.name}.partial-{os.getpid()}-{secrets.token_hex(4)}"
-        if resume_from is None:
-            staging.mkdir()
-        elif not staging.is_dir() or _staged_by_live_run(staging, int(_PARTIAL.match(staging.name)[2])):
-            raise UserError(f"--resume: {short(staging)} is in use by a running paiexport")
-        marker = os.open(staging / RUN_MARKER, os.O_WRONLY | os.O_CREAT, 0o644)
-        fcntl.flock(marker, fcntl.LOCK_EX)  # held until published: marks this run as alive
-    return staging, marker
-
-
-def _keeps(exc: BaseException, staging: Path, resuming: bool) -> bool:
-    """A failed run with a checkpoint keeps it for `run --resume` when it was interrupted, ran out
-    of space, or was itself a resume (a failed resume never loses its checkpoint)."""
-    kept_for = isinstance(exc, (KeyboardInterrupt, DiskFull)) or resuming
-    return kept_for and RunPaths(staging).resume_state.is_file()
-
-
-def _disk_full(exc: BaseException, final: Path, staging: Path) -> BaseException:
-    """`exc`, or the one-line DiskFull it stands for (exit 1)."""
-    if not isinstance(exc, Exception) or not out_of_space(exc, staging):
-        return exc
-    kept = RunPaths(staging).resume_state.is_file()
-    then = "the training checkpoint is kept: free space, then add --resume" if kept else "nothing was written"
-    return DiskFull(f"--out {short(final)}: no space left on the device; {then}")
-
-
-@contextmanager
-def staged_run_dir(final: Path, force: bool, resume_from: Path | None = None) -> Iterator[RunPaths]:
-    """Write into a hidden sibling folder and move it into place only on success.
-
-    A failed or interrupted run leaves no half-written output (nor parent folders it made),
-    an existing run is replaced (with --force) only once the new one is complete, and a
-    folder that appeared meanwhile is never replaced without --force. `resume_from`: the
-    staging folder of an interrupted run to continue in; an interrupted run (Ctrl-C, SIGTERM)
-    that wrote a resume file leaves its staging folder for `run --resume`, and so does a
-    failed resume. A full disk is one line (DiskFull), whatever write found it.
-    """
-    prepare_output(final, force)
-    created = _make_parents(final.parent)
-    try:
-        staging, marker = _stage(final, resume_from)
-        keep = False
-        try:
-            os.write(marker, MARKER_TEXT.encode())
-            yield RunPaths(staging)
-            remove_temporary_files(staging)  # what killed writes left is no part of the run
-            _publish(staging, final, force)
-        except BaseException as exc:
-            failure = _disk_full(exc, final, staging)
-            keep = _keeps(failure, staging, resume_from is not None)
-            if failure is exc:
-                raise
-            raise failure from None
-        finally:
-            os.close(marker)
-            if not keep:
-                shutil.rmtree(staging, ignore_errors=True)  # gone already when published
-    except BaseException:
-        for folder in created:  # deepest first; a folder someone else filled stays
-            with contextlib.suppress(OSError):
-                folder.rmdir()
-        raise
+def is_temporary(name: str) -> bool:
+    """A name `temporary` gives (any process's)."""
+    return _TEMPORARY.match(name) is not None

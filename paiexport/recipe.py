@@ -26,7 +26,7 @@ from paiexport.export.metadata import tagged
 from paiexport.methods import METHODS
 from paiexport.methods.compact_training import check_compact_training
 from paiexport.methods.score import Ablation
-from paiexport.models import ModelConfig
+from paiexport.models.config import ModelConfig
 from paiexport.reporting.gates import GatesConfig
 from paiexport.sparseml.load import is_sparseml_recipe
 from paiexport.sparseml.native import sparseml_to_native

@@ -26,11 +26,9 @@ def screenshot(html: Path, out: Path, width: int = 1100, height: int = 3400) -> 
     if browser is None:
         raise SystemExit("no chromium binary on PATH (apt-get install chromium)")
     out.parent.mkdir(parents=True, exist_ok=True)
-    subprocess.run(
-        [browser, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
-         f"--window-size={width},{height}", f"--screenshot={out.resolve()}", html.resolve().as_uri()],
-        check=True, capture_output=True, timeout=120,
-    )  # fmt: skip
+    flags = ["--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars"]
+    page = [f"--window-size={width},{height}", f"--screenshot={out.resolve()}", html.resolve().as_uri()]
+    subprocess.run([browser, *flags, *page], check=True, capture_output=True, timeout=120)
     if not out.is_file() or out.stat().st_size == 0:
         raise SystemExit(f"chromium wrote no screenshot to {out}")
     return out

@@ -6,6 +6,7 @@ import ast
 import shutil
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -48,3 +49,11 @@ def _long_functions(path: Path) -> list[str]:
 def test_no_function_over_50_lines() -> None:
     long = [f for p in _modules() for f in _long_functions(p)]
     assert not long, "functions over 50 lines:\n" + "\n".join(long)
+
+
+def test_requires_python_and_ruff_target_cover_strenum():
+    """`enum.StrEnum` (paiexport/variant.py and the config enums) exists from Python 3.11."""
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    assert project["project"]["requires-python"] == ">=3.11"
+    assert project["tool"]["ruff"]["target-version"] == "py311"
+    assert "StrEnum" in (ROOT / "paiexport" / "variant.py").read_text()

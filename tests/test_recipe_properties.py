@@ -7,11 +7,11 @@ from pathlib import Path
 import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from tiny import TINY_RECIPE
 
 from paiexport.cli.overrides import parse_overrides
 from paiexport.errors import UserError
 from paiexport.recipe import Recipe, load_recipe
-from tests.conftest import TINY_RECIPE
 
 SETTINGS = settings(
     derandomize=True,
@@ -19,12 +19,17 @@ SETTINGS = settings(
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture],
 )
-KEYS = ["name", "seed", "data", "model", "sparsity", "method", "train", "export", "bench", "validate",
-        "target", "epochs", "lr", "batch_size", "args", "hidden", "formats", "exclude"]  # fmt: skip
+SECTIONS = ["name", "seed", "data", "model", "sparsity", "method", "train", "export", "bench", "validate"]
+FIELDS = ["target", "epochs", "lr", "batch_size", "args", "hidden", "formats", "exclude"]
+KEYS = SECTIONS + FIELDS  # recipe keys, so random documents hit real fields too
 SCALARS = st.one_of(
-    st.none(), st.booleans(), st.integers(min_value=-(2**70), max_value=2**70),
-    st.floats(allow_nan=True, allow_infinity=True), st.text(max_size=12), st.sampled_from(KEYS),
-)  # fmt: skip
+    st.none(),
+    st.booleans(),
+    st.integers(min_value=-(2**70), max_value=2**70),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.text(max_size=12),
+    st.sampled_from(KEYS),
+)
 VALUES = st.recursive(
     SCALARS,
     lambda inner: (

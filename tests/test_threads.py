@@ -1,14 +1,14 @@
 import pytest
 import torch
-from conftest import train_briefly
+from tiny import train_briefly
 from torch import nn
 
-from paiexport import pipeline
 from paiexport.data import DatasetName, load_data
 from paiexport.errors import UserError
 from paiexport.models import ModelName, build_model
 from paiexport.paths import RunPaths
 from paiexport.recipe import bundled_recipes_dir, load_recipe, validate_recipe
+from paiexport.runs import stages
 from paiexport.threads import forward_macs, resolve_threads, torch_threads
 from paiexport.training import trainer as trainer_module
 from paiexport.training.callbacks import TrainCallback
@@ -24,7 +24,7 @@ def test_forward_macs_hand_computed():
 
 def test_auto_is_one_thread_for_the_bundled_cnn_and_more_for_big_models(monkeypatch):
     recipe = load_recipe(bundled_recipes_dir() / "rigl90.yaml")
-    data, model, _, _ = pipeline.prepare(recipe)
+    data, model, _, _ = stages.prepare(recipe)
     assert resolve_threads("auto", model, data.input_shape, recipe.data.batch_size) == 1
     assert resolve_threads(3, model, data.input_shape, recipe.data.batch_size) == 3
     big = nn.Linear(4096, 4096)  # 16.8M MACs x 6 x 128 = 12.9 GFLOP per step
@@ -64,8 +64,8 @@ def test_threads_apply_during_selection_and_training_and_are_restored(
     )
     before = torch.get_num_threads()
     assert before != 3
-    _, _, result, _ = pipeline.select_and_train(
-        recipe, RunPaths(tmp_path), pipeline.Timer(pipeline.Console(quiet=True))
+    _, _, result, _ = stages.select_and_train(
+        recipe, RunPaths(tmp_path), stages.Timer(stages.Console(quiet=True))
     )
     assert recorder.seen == {3} and result.train.threads == 3
     assert torch.get_num_threads() == before

@@ -43,8 +43,12 @@ def write_idx(folder: Path, gz: bool, n_train: int = 300, n_test: int = 100, siz
     rng = np.random.default_rng(RNG_SEED)
     x, y = _images(n_train, (size, size), 10, rng)
     xt, yt = _images(n_test, (size, size), 10, rng)
-    names = {"train-images-idx3-ubyte": x, "train-labels-idx1-ubyte": y,
-             "t10k-images-idx3-ubyte": xt, "t10k-labels-idx1-ubyte": yt}  # fmt: skip
+    names = {
+        "train-images-idx3-ubyte": x,
+        "train-labels-idx1-ubyte": y,
+        "t10k-images-idx3-ubyte": xt,
+        "t10k-labels-idx1-ubyte": yt,
+    }
     for name, array in names.items():
         blob = _idx(array)
         (folder / (name + ".gz" if gz else name)).write_bytes(gzip.compress(blob) if gz else blob)

@@ -44,9 +44,11 @@ def choose_deploy(
         # Every check, parity included: a broken file must never ship, however fast it is.
         eligible = check.passed and check.within_limit(max_accuracy_drop)
         candidates[variant] = {
-            "geomean_latency_ms": _geomean_ms(by_batch), "accuracy": check.accuracy,
-            "accuracy_drop_points": drop, "eligible": eligible,
-        }  # fmt: skip
+            "geomean_latency_ms": _geomean_ms(by_batch),
+            "accuracy": check.accuracy,
+            "accuracy_drop_points": drop,
+            "eligible": eligible,
+        }
     eligible = [v for v, c in candidates.items() if c["eligible"]]
     chosen = min(eligible, key=lambda v: candidates[v]["geomean_latency_ms"]) if eligible else None
     return chosen, {
@@ -68,9 +70,13 @@ class DeployResult:
 
 
 def write_deploy(
-    files: dict[str, Path], stats: Stats, checks: dict[str, FileValidation], torch_accuracy: float,
-    max_accuracy_drop: float, target: Path,
-) -> DeployResult:  # fmt: skip
+    files: dict[str, Path],
+    stats: Stats,
+    checks: dict[str, FileValidation],
+    torch_accuracy: float,
+    max_accuracy_drop: float,
+    target: Path,
+) -> DeployResult:
     """`auto`: copy the fastest variant within `max_accuracy_drop` to `target` (model.deploy.onnx).
 
     The copy is the chosen graph with two metadata keys changed, so it runs and scores as the
@@ -79,11 +85,7 @@ def write_deploy(
     if chosen is None:
         return DeployResult(section)
     source = onnx.load(str(files[chosen]))
-    save_onnx(
-        set_metadata(
-            source, {"paiexport.variant": Variant.deploy.value, "paiexport.deploy_source": str(chosen)}
-        ),
-        target,
-    )
+    metadata = {"paiexport.variant": Variant.deploy.value, "paiexport.deploy_source": str(chosen)}
+    save_onnx(set_metadata(source, metadata), target)
     check = dataclasses.replace(checks[chosen], variant=Variant.deploy)
     return DeployResult(section, target, stats[chosen], check)

@@ -98,10 +98,8 @@ def session_memory(
         arrays = Path(tmp) / "feeds.npz"
         np.savez(arrays, *feeds.values())
         names = json.dumps(list(feeds))
-        done = subprocess.run(
-            [sys.executable, "-c", _MEMORY_PROBE, str(path), str(threads), names, str(arrays)],
-            capture_output=True, text=True, check=False,
-        )  # fmt: skip
+        probe = [sys.executable, "-c", _MEMORY_PROBE, str(path), str(threads), names, str(arrays)]
+        done = subprocess.run(probe, capture_output=True, text=True, check=False)
     if done.returncode != 0:
         last = (done.stderr.strip().splitlines() or ["no output"])[-1]
         raise RuntimeError(f"memory probe failed for {path}: {last}")

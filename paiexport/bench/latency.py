@@ -35,6 +35,15 @@ class LatencyStats:
             batch / (median / 1e3) if median > 0 else float("inf"),
         )
 
+    def cells(self) -> list[str]:
+        """p50, p90, p99 (ms) and samples/s, as the bench table prints them."""
+        return [
+            f"{self.median_ms:.3f}",
+            f"{self.p90_ms:.3f}",
+            f"{self.p99_ms:.3f}",
+            f"{self.throughput:,.0f}",
+        ]
+
 
 def benchmark_files(
     files: dict[str, Path], settings: BenchSettings, shapes: dict[str, tuple[int, ...]] | None = None
@@ -93,30 +102,28 @@ class BenchResult:
         return base / self.files[label].latency[batch][threads].median_ms
 
     def to_dict(self) -> dict[str, Any]:
-        base = self.files[self.baseline]
         return {
             "baseline": self.baseline,
             "settings": self.settings.model_dump(),
-            "files": {
-                label: {
-                    "path": str(f.path),
-                    "size_bytes": f.size_bytes,
-                    "size_ratio": {k: f.size_bytes[k] / base.size_bytes[k] for k in f.size_bytes},
-                    "session_create_ms": f.session_create_ms,
-                    "session_create_ratio": f.session_create_ms / base.session_create_ms,
-                    "memory": None if f.memory is None
-                    else {**asdict(f.memory), "method": f.memory.method},
-                    "latency": {
-                        str(b): {
-                            str(t): {**asdict(s), "speedup": self.speedup(label, b, t)}
-                            for t, s in by_t.items()
-                        }
-                        for b, by_t in f.latency.items()
-                    },
-                }
-                for label, f in self.files.items()
-            },
-        }  # fmt: skip
+            "files": {label: self._file_dict(label, f) for label, f in self.files.items()},
+        }
+
+    def _file_dict(self, label: str, f: FileBench) -> dict[str, Any]:
+        base = self.files[self.baseline]
+        memory = None if f.memory is None else {**asdict(f.memory), "method": f.memory.method}
+        latency = {
+            str(b): {str(t): {**asdict(s), "speedup": self.speedup(label, b, t)} for t, s in by_t.items()}
+            for b, by_t in f.latency.items()
+        }
+        return {
+            "path": str(f.path),
+            "size_bytes": f.size_bytes,
+            "size_ratio": {k: f.size_bytes[k] / base.size_bytes[k] for k in f.size_bytes},
+            "session_create_ms": f.session_create_ms,
+            "session_create_ratio": f.session_create_ms / base.session_create_ms,
+            "memory": memory,
+            "latency": latency,
+        }
 
 
 def bench(files: dict[str, Path], baseline: str, settings: FileBenchSettings) -> BenchResult:
@@ -167,9 +174,8 @@ def bench_table(result: BenchResult) -> Table:
     for label, f in result.files.items():
         for b, by_t in f.latency.items():
             for t, s in by_t.items():
-                table.add_row(label, str(b), str(t), f"{s.median_ms:.3f}", f"{s.p90_ms:.3f}",
-                              f"{s.p99_ms:.3f}", f"{s.throughput:,.0f}",
-                              f"{result.speedup(label, b, t):.2f}×")  # fmt: skip
+                speedup = f"{result.speedup(label, b, t):.2f}×"
+                table.add_row(label, str(b), str(t), *s.cells(), speedup)
     return table
 
 

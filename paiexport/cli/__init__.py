@@ -80,7 +80,7 @@ def user_errors() -> Iterator[None]:
 def resume_messages(target: Path, resume: bool, recipe: str, out_dir: Path | None) -> Iterator[None]:
     """Say when resumable state exists; Ctrl-C / SIGTERM: say how to resume, exit 130 / 143."""
     from paiexport.errors import Interrupted
-    from paiexport.training.resumable import resumable_runs, resume_hint
+    from paiexport.runs.resume import resumable_runs, resume_hint
 
     hint = None if resume else resume_hint(target)
     if hint:
@@ -116,12 +116,14 @@ def run(
 ) -> None:
     """Select masks, train, export ONNX (every export.formats variant), validate, benchmark, report."""
     from paiexport.cli.overrides import parse_overrides
-    from paiexport.paths import default_run_dir, prepare_output
-    from paiexport.pipeline import run_recipe
-    from paiexport.ranks import start_ranks
+    from paiexport.paths import default_run_dir
     from paiexport.recipe import load_recipe, resolve_recipe_path
     from paiexport.reporting.report import summary_table
-    from paiexport.verdict import print_verdict
+    from paiexport.reporting.schema import needed
+    from paiexport.runs.pipeline import run_recipe
+    from paiexport.runs.ranks import start_ranks
+    from paiexport.runs.staging import prepare_output
+    from paiexport.runs.verdict import print_verdict
 
     with user_errors():
         parsed = load_recipe(resolve_recipe_path(recipe), parse_overrides(overrides))
@@ -135,7 +137,7 @@ def run(
     wide_out().print(summary_table(report))
     listed = ", ".join(["report.json", "report.md", "report.html", *report.files.values()])
     out.print(f"run folder: {target}  ({listed})", highlight=False, soft_wrap=True)
-    for gate in report.require("gates").results:
+    for gate in needed(report.gates, "gates").results:
         out.print(gate.line, style="green" if gate.passed else "red", highlight=False, markup=False)
     exit_code = print_verdict(out, report, target)  # broken files, failed gates: not to ship
     if exit_code:
@@ -160,7 +162,7 @@ def export_cmd(
 ) -> None:
     """Re-export a trained run's ONNX files without retraining; validates each file."""
     from paiexport.recipe import Override
-    from paiexport.reexport import default_export_dir, locate_run, reexport
+    from paiexport.runs.export import default_export_dir, locate_run, reexport
 
     overrides = []
     if formats:

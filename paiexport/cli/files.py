@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from pydantic import ValidationError
@@ -11,6 +11,9 @@ from pydantic import ValidationError
 from paiexport.bench.settings import FileBenchSettings
 from paiexport.cli import ShapeOption, TrustCodeOption, app, err, out, user_errors, wide_out
 from paiexport.errors import UserError
+
+if TYPE_CHECKING:
+    from paiexport.reporting.gates import GateResult
 
 
 @app.command("bench")
@@ -119,9 +122,13 @@ def check_command(
     with user_errors():
         report = load_report(run_or_report)
         options = _gate_options(
-            max_latency_ms, min_speedup, max_size_mb,
-            min_accuracy=min_accuracy, max_accuracy_drop=max_accuracy_drop, min_sparsity=min_sparsity,
-        )  # fmt: skip
+            max_latency_ms,
+            min_speedup,
+            max_size_mb,
+            min_accuracy=min_accuracy,
+            max_accuracy_drop=max_accuracy_drop,
+            min_sparsity=min_sparsity,
+        )
         cli_gates = gates_from_dict(options, "options")
         gates = recipe_gates(report, str(run_or_report)).merged(cli_gates)
         if gates.is_empty():
@@ -129,11 +136,16 @@ def check_command(
                 "no gates: pass options such as --min-accuracy or add a gates: section to the recipe"
             )
         results = evaluate_gates(gates, report)
+    raise typer.Exit(1 if _print_gate_results(results) else 0)
+
+
+def _print_gate_results(results: list[GateResult]) -> int:
+    """One line per gate, green or red, then the totals; the count of failed gates."""
     for r in results:
         out.print(r.line(), style="green" if r.passed else "red", highlight=False, markup=False)
     failed = sum(not r.passed for r in results)
     out.print(f"{len(results) - failed} passed, {failed} failed", highlight=False)
-    raise typer.Exit(1 if failed else 0)
+    return failed
 
 
 @app.command("validate")
@@ -163,7 +175,7 @@ def validate_cmd(
     trust_code: Annotated[bool, TrustCodeOption] = False,
 ) -> None:
     """Checker, load, parity with a reference file, accuracy, sparsity per initializer; exit 1 on failure."""
-    from paiexport.reexport import check_trusted, factory_modules
+    from paiexport.runs.export import check_trusted, factory_modules
     from paiexport.verify.eval_data import validation_data
     from paiexport.verify.file_checks import check_file
     from paiexport.verify.inputs import parse_shapes

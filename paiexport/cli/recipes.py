@@ -10,6 +10,7 @@ import typer
 
 from paiexport.cli import app, out, user_errors
 from paiexport.errors import UserError
+from paiexport.paths import temporary
 
 recipes_app = typer.Typer(help="List the bundled recipes; convert SparseML recipes.")
 app.add_typer(recipes_app, name="recipes")
@@ -74,7 +75,7 @@ def check_output(source: Path, output: Path) -> None:
 
 def write_atomically(path: Path, text: str) -> None:
     """`text` into `path` via a temporary sibling and a rename: never a half-written file."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp = temporary(path)
     try:
         tmp.write_text(text)
         os.replace(tmp, path)

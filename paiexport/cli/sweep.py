@@ -53,7 +53,7 @@ def sweep_command(
     """Run a grid of recipes x seeds (resumable), then write sweep.csv, sweep.md and sweep.png."""
     from paiexport.cli.overrides import parse_overrides
     from paiexport.reporting.sweep_report import failed_runs
-    from paiexport.sweep_backends import collect_sweep, make_backend, run_sweep
+    from paiexport.sweep import collect_sweep, make_backend, run_sweep
 
     with user_errors():
         if collect_dir is not None:
@@ -64,8 +64,7 @@ def sweep_command(
             runner = make_backend(backend, address, jobs, cpus, gpus)
             progress = lambda line: err.print(line, highlight=False, markup=False)  # noqa: E731
             sets = parse_overrides(overrides)
-            target, rows = run_sweep(recipe, grid or [], seeds, sets, out_dir, runner,
-                                     shard_text, progress)  # fmt: skip
+            target, rows = run_sweep(recipe, grid or [], seeds, sets, out_dir, runner, shard_text, progress)
             if rows is None:
                 out.print(f"shard done in {target}; when every shard is: paiexport sweep --collect {target}")
                 return

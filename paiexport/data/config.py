@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from enum import Enum
+from enum import StrEnum
 from typing import Annotated, Literal
 
 from pydantic import Field, field_validator, model_validator
@@ -15,13 +15,13 @@ MAX_BATCH = 65_536  # a larger batch of even the smallest model is an input mist
 FACTORY = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")  # "package.module:callable"
 
 
-class DatasetName(str, Enum):
+class DatasetName(StrEnum):
     digits = "digits"
     mnist1d = "mnist1d"
     synthetic = "synthetic"
 
 
-class FileFormat(str, Enum):
+class FileFormat(StrEnum):
     """Datasets read from `data.path`."""
 
     mnist = "mnist"

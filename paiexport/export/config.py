@@ -11,22 +11,26 @@ from paiexport.export.variants import ExportFormat, Int8Mode
 class ExportConfig(StrictModel):
     opset: int = Field(default=18, ge=17, le=21)
     sparse_threshold: float = Field(
-        default=0.7, ge=0.0, le=1.0,
+        default=0.7,
+        ge=0.0,
+        le=1.0,
         description="initializers at least this sparse are stored as sparse initializers",
-    )  # fmt: skip
+    )
     formats: list[ExportFormat] = Field(default_factory=lambda: list(ExportFormat), min_length=1)
     int8: Int8Mode = Int8Mode.dynamic
     calibration_samples: int = Field(default=300, ge=1, description="training samples for static int8")
     space_to_depth: int = Field(
-        default=0, ge=0,
+        default=0,
+        ge=0,
         description="in the compact file, stride-1 convolutions with fewer output channels than "
         "this run on 2x2 pixel blocks (an exact relayout: wider, smaller convolutions); 0: off",
-    )  # fmt: skip
+    )
     int8_min_channels: int = Field(
-        default=0, ge=0,
+        default=0,
+        ge=0,
         description="ops whose output has fewer channels stay float in int8 files "
         "(onnxruntime's int8 convolutions are slower than float below 16 channels on AVX-512)",
-    )  # fmt: skip
+    )
 
     @field_validator("formats")
     @classmethod

@@ -140,10 +140,14 @@ def to_int8(
                 raise ValueError("static int8 needs calibration samples")
             reader = _Samples(model.graph.input[0].name, calibration.astype(np.float32))
             quantize_static(
-                src, dst, reader, quant_format=QuantFormat.QOperator,
-                activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
+                src,
+                dst,
+                reader,
+                quant_format=QuantFormat.QOperator,
+                activation_type=QuantType.QUInt8,
+                weight_type=QuantType.QInt8,
                 nodes_to_exclude=exclude,
-            )  # fmt: skip
+            )
         out = onnx.load(str(dst))
     del out.metadata_props[:]
     out.metadata_props.extend(model.metadata_props)

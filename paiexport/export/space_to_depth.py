@@ -122,12 +122,15 @@ class _Pass:
         """A stride-2 convolution of a tensor that exists as blocks reads the blocks directly."""
         return node.input[0] in self.produced_blocked and self.plain_conv(node, 2)
 
+    def add(self, op: str, inputs: list[str], output: str, name: str, **attrs: object) -> None:
+        """Append an `op` node named `name`, with one output."""
+        self.nodes.append(helper.make_node(op, inputs, [output], name=name, **attrs))
+
     def to_blocks(self, name: str) -> str:
         """The blocked twin of `name`, adding a SpaceToDepth when it has none yet."""
         if name not in self.blocked:
             self.blocked[name] = f"{name}__s2d"
-            self.nodes.append(helper.make_node("SpaceToDepth", [name], [self.blocked[name]],
-                                               name=f"{name}__s2d", blocksize=BLOCK))  # fmt: skip
+            self.add("SpaceToDepth", [name], self.blocked[name], f"{name}__s2d", blocksize=BLOCK)
         return self.blocked[name]
 
     def constant(self, name: str, value: np.ndarray) -> str:
@@ -147,8 +150,7 @@ class _Pass:
         size = kernel.shape[2]
         pads = [1, 1, 0, 0] if strided and k == 3 else [size // 2] * 4
         out = node.output[0] if strided else self._blocked_output(node.output[0])
-        self.nodes.append(helper.make_node("Conv", inputs, [out], name=f"{node.name}__s2d", group=1,
-                                           kernel_shape=[size] * 2, pads=pads))  # fmt: skip
+        self.add("Conv", inputs, out, f"{node.name}__s2d", group=1, kernel_shape=[size] * 2, pads=pads)
         self.relaid += 1
 
     def _blocked_output(self, name: str) -> str:
@@ -164,8 +166,8 @@ class _Pass:
         if not blocked or any(self.shapes.get(i) != self.shapes.get(blocked[0]) for i in tensors):
             return False
         channels = self.shapes[tensors[0]][1]
-        constants = {n: blocked_constant(numpy_helper.to_array(self.weights[n]), channels)
-                     for n in node.input if n in self.weights}  # fmt: skip
+        weights = {n: numpy_helper.to_array(self.weights[n]) for n in node.input if n in self.weights}
+        constants = {n: blocked_constant(value, channels) for n, value in weights.items()}
         if any(value is None for value in constants.values()):
             return False  # decided before anything is added to the graph
         inputs = []
@@ -188,8 +190,7 @@ class _Pass:
         """Make the original layout of a blocked-only tensor exist again, under its own name."""
         if name in self.produced_blocked:
             self.produced_blocked.discard(name)
-            self.nodes.append(helper.make_node("DepthToSpace", [self.blocked[name]], [name],
-                                               name=f"{name}__d2s", blocksize=BLOCK, mode="DCR"))  # fmt: skip
+            self.add("DepthToSpace", [self.blocked[name]], name, f"{name}__d2s", blocksize=BLOCK, mode="DCR")
 
     def run(self) -> None:
         for node in self.model.graph.node:

@@ -29,10 +29,15 @@ def to_onnx(model: nn.Module, input_shape: tuple[int, ...], opset: int) -> Model
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         program = torch.onnx.export(
-            model, (example,), dynamo=True, opset_version=opset,
-            input_names=[INPUT_NAME], output_names=[OUTPUT_NAME],
-            dynamic_shapes=({0: batch},), verbose=False,
-        )  # fmt: skip
+            model,
+            (example,),
+            dynamo=True,
+            opset_version=opset,
+            input_names=[INPUT_NAME],
+            output_names=[OUTPUT_NAME],
+            dynamic_shapes=({0: batch},),
+            verbose=False,
+        )
     proto = program.model_proto
     onnx.checker.check_model(proto, full_check=True)
     return proto

@@ -5,12 +5,12 @@ The variants themselves (report.json keys, file names, flags) are `paiexport.var
 
 from __future__ import annotations
 
-from enum import Enum
+from enum import StrEnum
 
 from paiexport.variant import Variant
 
 
-class ExportFormat(str, Enum):
+class ExportFormat(StrEnum):
     dense = "dense"
     sparse = "sparse"
     compact = "compact"
@@ -18,7 +18,7 @@ class ExportFormat(str, Enum):
     auto = "auto"
 
 
-class Int8Mode(str, Enum):
+class Int8Mode(StrEnum):
     dynamic = "dynamic"  # weights int8 ahead of time, activations quantized per batch
     static = "static"  # activations' ranges calibrated on training samples
 

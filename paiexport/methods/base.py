@@ -16,7 +16,7 @@ from paiexport.data import DataSplits
 from paiexport.seeding import stream
 from paiexport.sparsity.collapse import check_collapse
 from paiexport.sparsity.masks import attach_masks, prunable_weights
-from paiexport.sparsity.types import Masks, SparsityConfig
+from paiexport.sparsity.types import LayerTargets, Masks, SparsityConfig
 from paiexport.training.callbacks import KeepPrunedZero, TrainCallback
 from paiexport.training.config import CheckpointChoice
 from paiexport.training.loop import TrainResult
@@ -118,6 +118,17 @@ class Method(ABC):
     def details(self, callbacks: list[TrainCallback]) -> dict[str, Any]:
         """report.json keys from the callbacks `callbacks(ctx)` made and training ran (none here)."""
         return {}
+
+    def layer_targets(self, model: nn.Module, sparsity: SparsityConfig) -> LayerTargets | None:
+        """The per-layer targets this method set itself, read off the trained `model`, for the
+        report; None (here): `sparsity.target` and its distribution set them."""
+        return None
+
+    def replay_layout(self, model: nn.Module, sparsity: SparsityConfig) -> None:
+        """Lay a freshly built `model` out as `fit` leaves it: the order its modules register their
+        parameters in, which the exported graph follows. `paiexport export` calls it before it
+        loads the run's weights; nothing to do for methods that keep the model's layout."""
+        return None
 
 
 @contextmanager

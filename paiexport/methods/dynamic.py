@@ -24,6 +24,7 @@ from pydantic import Field, field_validator
 
 from paiexport.methods.base import Method, MethodConfig, SelectionContext
 from paiexport.methods.score import ScoreMethod
+from paiexport.sparsity.counts import removed
 from paiexport.sparsity.masks import MASK_BUFFER, attach_masks, prunable_modules
 from paiexport.sparsity.schedules import DropSchedule, dynamic_drop_fraction
 from paiexport.sparsity.topk import top_k_mask
@@ -80,9 +81,9 @@ def top_k_among(scores: torch.Tensor, allowed: torch.Tensor, k: int) -> torch.Te
 
 
 def drop_count(mask: torch.Tensor, fraction: float) -> int:
-    """round(fraction · active), but never more than there are inactive positions to regrow into."""
+    """`counts.removed(active, fraction)`, but never more than there are inactive positions to regrow into."""
     active = int(mask.sum())
-    return min(math.floor(fraction * active + 0.5), mask.numel() - active)
+    return min(removed(active, fraction), mask.numel() - active)
 
 
 @torch.no_grad()
@@ -142,11 +143,14 @@ class MaskUpdater(TrainCallback, ABC):
         attach_masks(state.model, {n: (masks[n] & ~dropped[n]) | grown[n] for n in masks})
         check_masks_agree(state.model, f"mask update {len(self.updates) + 1} (step {state.step})")
         record = {
-            "event": "mask_update", "update": len(self.updates) + 1, "step": state.step,
-            "epoch": state.epoch + 1, "drop_fraction": fraction,
+            "event": "mask_update",
+            "update": len(self.updates) + 1,
+            "step": state.step,
+            "epoch": state.epoch + 1,
+            "drop_fraction": fraction,
             "dropped": {n: int(d.sum()) for n, d in dropped.items()},
             "regrown": {n: int(g.sum()) for n, g in grown.items()},
-        }  # fmt: skip
+        }
         state.log(record)
         self.updates.append(record)
         return record

@@ -20,14 +20,15 @@ from typing import Annotated, Any, Literal
 
 import torch
 from pydantic import Field
+from torch import nn
 
 from paiexport.errors import UserError
 from paiexport.methods.base import FitResult, Method, MethodConfig, SelectionContext, Trainer
-from paiexport.methods.gmp_groups import GMPGroup, GroupedPruning
+from paiexport.methods.gmp_groups import GMPGroup, GroupedPruning, group_targets
 from paiexport.methods.post_training import magnitude_masks
-from paiexport.sparsity.masks import attach_masks
+from paiexport.sparsity.masks import attach_masks, layer_sparsity, prunable_weights
 from paiexport.sparsity.schedules import cubic_sparsity, gmp_update_due
-from paiexport.sparsity.types import Masks, SparsityConfig
+from paiexport.sparsity.types import LayerTargets, Masks, SparsityConfig
 from paiexport.training.callbacks import KeepPrunedZero, TrainCallback, TrainState
 from paiexport.training.config import CheckpointChoice
 from paiexport.training.distributed import check_masks_agree
@@ -123,3 +124,13 @@ class GradualMagnitudePruning(Method):
     def details(self, callbacks: list[TrainCallback]) -> dict[str, Any]:
         schedules = [c for c in callbacks if isinstance(c, GradualPruning | GroupedPruning)]
         return {"mask_updates": schedules[0].updates if schedules else []}
+
+    def layer_targets(self, model: nn.Module, sparsity: SparsityConfig) -> LayerTargets | None:
+        """With `groups`: each group's final_sparsity and the overall target they imply
+        (`group_targets`); without, the recipe's `sparsity` sets the targets."""
+        cfg: GMPConfig = self.config
+        if cfg.groups is None:
+            return None
+        numels = {n: w.numel() for n, w in prunable_weights(model, sparsity.exclude).items()}
+        target, per_layer = group_targets(cfg.groups, numels, layer_sparsity(model, sparsity.exclude))
+        return LayerTargets(target, per_layer, "groups")

@@ -10,7 +10,7 @@
 
 Weights in no group stay dense. Updates fall on the steps sparsity/gradual.py gives
 (fractional epochs, SparseML's update_ready); each sets interpolate(e, ...) and zeroes
-exactly round(numel·s) weights of a layer (kind layer) or of the group stacked (global).
+exactly counts.removed(numel, s) weights of a layer (kind layer) or of the group stacked (global).
 They run after backward, before the optimizer step, where SparseML's manager ran.
 """
 
@@ -23,14 +23,15 @@ from pydantic import Field, model_validator
 
 from paiexport.config import StrictModel
 from paiexport.errors import UserError
+from paiexport.sparsity.counts import removed
 from paiexport.sparsity.gradual import (
     epoch_of_step,
     interpolate,
-    pruned_count,
     pruning_update_epochs,
     resolve_params,
 )
 from paiexport.sparsity.masks import attach_masks, get_masks, prunable_weights
+from paiexport.sparsity.topk import top_k_mask
 from paiexport.training.callbacks import TrainCallback, TrainState
 
 
@@ -89,13 +90,12 @@ def group_targets(
 
 
 def _layer_mask(weight: torch.Tensor, old: torch.Tensor | None, zeros: int) -> torch.Tensor:
-    """Keep all but the `zeros` smallest |w|; weights already pruned go first."""
+    """Keep all but the `zeros` smallest |w| (`top_k_mask`: among equal |w| the lower index
+    stays); weights already pruned go first."""
     score = weight.detach().abs().double().flatten()
     if old is not None:
         score = score.masked_fill(~old.flatten(), -1.0)
-    mask = torch.ones_like(score, dtype=torch.bool)
-    mask[torch.topk(score, zeros, largest=False).indices] = False
-    return mask.view_as(weight)
+    return top_k_mask(score, score.numel() - zeros).view_as(weight)
 
 
 class GroupedPruning(TrainCallback):
@@ -129,8 +129,8 @@ class GroupedPruning(TrainCallback):
             return {} if first is None else {first: -1.0}
         plan = {}
         for e in pruning_update_epochs(group, spe, total):
-            s = interpolate(e, group.start_epoch, group.end_epoch, group.init_sparsity,
-                            group.final_sparsity, group.inter_func)  # fmt: skip
+            start, end = group.start_epoch, group.end_epoch
+            s = interpolate(e, start, end, group.init_sparsity, group.final_sparsity, group.inter_func)
             plan[round(e * spe)] = s
         return plan
 
@@ -140,6 +140,20 @@ class GroupedPruning(TrainCallback):
             if target is not None:
                 self._update(state, i, group, target)
 
+    @staticmethod
+    def _record(
+        state: TrainState, i: int, group: GMPGroup, target: float, masks: dict[str, torch.Tensor]
+    ) -> dict[str, Any]:
+        """The metrics.jsonl line of one group update."""
+        return {
+            "event": "mask_update",
+            "group": i,
+            "step": state.step,
+            "epoch": epoch_of_step(state.step, max(state.steps_per_epoch, 1)),
+            "target": None if group.kind == "constant" else target,
+            "zeros": {n: int((~m).sum()) for n, m in masks.items()},
+        }
+
     def _update(self, state: TrainState, i: int, group: GMPGroup, target: float) -> None:
         weights = prunable_weights(state.model)
         old = get_masks(state.model)
@@ -148,8 +162,7 @@ class GroupedPruning(TrainCallback):
             masks = {n: weights[n].detach() != 0 for n in names}
         elif group.kind == "layer":
             masks = {
-                n: _layer_mask(weights[n], old.get(n), pruned_count(weights[n].numel(), target))
-                for n in names
+                n: _layer_mask(weights[n], old.get(n), removed(weights[n].numel(), target)) for n in names
             }
         else:
             flat = torch.cat([weights[n].detach().flatten() for n in names])
@@ -159,16 +172,11 @@ class GroupedPruning(TrainCallback):
                     for n in names
                 ]
             )
-            keep = _layer_mask(flat, prior, pruned_count(flat.numel(), target))
+            keep = _layer_mask(flat, prior, removed(flat.numel(), target))
             masks = dict(zip(names, torch.split(keep, [weights[n].numel() for n in names]), strict=True))
             masks = {n: m.view_as(weights[n]) for n, m in masks.items()}
         attach_masks(state.model, masks)
-        record = {
-            "event": "mask_update", "group": i, "step": state.step,
-            "epoch": epoch_of_step(state.step, max(state.steps_per_epoch, 1)),
-            "target": None if group.kind == "constant" else target,
-            "zeros": {n: int((~m).sum()) for n, m in masks.items()},
-        }  # fmt: skip
+        record = self._record(state, i, group, target, masks)
         state.log(record)
         self.updates.append(record)
         if not group.leave_enabled and state.step == max(self.steps[i]):

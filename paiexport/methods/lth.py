@@ -28,6 +28,7 @@ from torch import nn
 from paiexport.errors import UserError
 from paiexport.methods.base import FitResult, Method, MethodConfig, SelectionContext, Trainer
 from paiexport.methods.post_training import magnitude_masks, stage_record
+from paiexport.paths import level_phase
 from paiexport.sparsity.masks import MASK_BUFFER, attach_masks
 from paiexport.sparsity.schedules import level_densities
 from paiexport.sparsity.types import Masks
@@ -41,9 +42,11 @@ class LTHConfig(MethodConfig):
     name: Literal["lth"] = "lth"
     levels: int = Field(default=3, ge=1, description="prune-rewind-retrain rounds after the dense training")
     rate: float | None = Field(
-        default=None, gt=0.0, lt=1.0,
+        default=None,
+        gt=0.0,
+        lt=1.0,
         description="fraction of the remaining weights pruned per level (default: d^(1/levels))",
-    )  # fmt: skip
+    )
     rewind_step: int = Field(default=0, ge=0, description="rewind to the weights after this many steps")
 
 
@@ -100,14 +103,14 @@ class LotteryTicket(Method):
         cfg: LTHConfig = self.config
         densities = level_densities(1.0 - ctx.sparsity.target, cfg.levels, cfg.rate)
         point = RewindPoint(cfg.rewind_step)
-        result = trainer(ctx.model, [point], tag="level0")
+        result = trainer(ctx.model, [point], tag=level_phase(0))
         levels = [_record(0, ctx, result, point)]
         for level, density in enumerate(densities, start=1):
             masks = magnitude_masks(
                 ctx.model, ctx.sparsity, 1.0 - density, f"lth level {level}", ctx.data.train.x
             )
             rewind(ctx.model, point.stored, masks)
-            result = trainer(ctx.model, [KeepPrunedZero()], tag=f"level{level}")
+            result = trainer(ctx.model, [KeepPrunedZero()], tag=level_phase(level))
             levels.append(_record(level, ctx, result, point))
         return FitResult(result, {"levels": levels})
 

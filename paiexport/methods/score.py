@@ -21,7 +21,7 @@ import copy
 import dataclasses
 from abc import abstractmethod
 from collections.abc import Callable
-from enum import Enum
+from enum import StrEnum
 
 import torch
 from pydantic import Field
@@ -34,7 +34,7 @@ from paiexport.sparsity.structure import select_structured
 from paiexport.sparsity.types import Masks, Scores
 
 
-class Ablation(str, Enum):
+class Ablation(StrEnum):
     none = "none"
     random_ticket = "random_ticket"
     reinit = "reinit"

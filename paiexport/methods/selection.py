@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import math
 from abc import abstractmethod
-from enum import Enum
+from enum import StrEnum
 from typing import Any, ClassVar
 
 import torch
@@ -28,10 +28,10 @@ from paiexport.methods.base import FitResult, Method, MethodConfig, SelectionCon
 from paiexport.sparsity.allocation import layer_keep_counts
 from paiexport.sparsity.masks import attach_masks, holders, prunable_modules
 from paiexport.sparsity.topk import top_k_mask
-from paiexport.sparsity.types import Distribution, Masks
+from paiexport.sparsity.types import Distribution, Masks, SparsityConfig
 
 
-class WeightInit(str, Enum):
+class WeightInit(StrEnum):
     signed_constant = "signed_constant"  # ±σ of Kaiming normal, random sign (best in the paper)
     kaiming = "kaiming"  # Kaiming normal, fan_in, ReLU gain
 
@@ -143,6 +143,17 @@ class SparseSelection(Method):
             p.requires_grad_(True)
         attach_masks(ctx.model, masks)
         return FitResult(result, self.details_for(keep))
+
+    def replay_layout(self, model: nn.Module, sparsity: SparsityConfig) -> None:
+        """`fit`'s parametrizations, on and off again: each selected weight is registered anew,
+        after its module's other parameters (a Linear's bias comes first in the exported graph)."""
+        held = []
+        for module in prunable_modules(model, sparsity.exclude).values():
+            for holder in holders(model, module.weight):
+                parametrize.register_parametrization(*holder, nn.Identity())
+                held.append(holder)
+        for holder in held:
+            parametrize.remove_parametrizations(*holder, leave_parametrized=False)
 
     def finalize(self, ctx: SelectionContext) -> None:
         """Last adjustments with the trained scores in place (the parametrizations still attached)."""

@@ -15,7 +15,9 @@ from torch import nn
 
 from paiexport.errors import UserError, first_line, shorten
 from paiexport.importing import import_callable
-from paiexport.models import ModelConfig, build_model, check_model_size
+from paiexport.models.checks import check_model_size
+from paiexport.models.config import ModelConfig
+from paiexport.models.registry import build_model
 
 SHORTHANDS = ("torchvision:", "timm:")
 
@@ -44,8 +46,11 @@ def _defaults(fn: Callable[..., Any], input_shape: tuple[int, ...], num_classes:
         params = inspect.signature(fn).parameters
     except (TypeError, ValueError):
         return {}
-    values = {"num_classes": num_classes, "in_channels": input_shape[0] if input_shape else 1,
-              "input_shape": tuple(input_shape)}  # fmt: skip
+    values = {
+        "num_classes": num_classes,
+        "in_channels": input_shape[0] if input_shape else 1,
+        "input_shape": tuple(input_shape),
+    }
     return {k: v for k, v in values.items() if k in params}
 
 

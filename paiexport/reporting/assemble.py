@@ -14,7 +14,6 @@ from paiexport import __version__
 from paiexport.bench.deploy import Stats
 from paiexport.bench.latency import file_size
 from paiexport.methods import FitResult
-from paiexport.methods.gmp_groups import GMPGroup, group_targets
 from paiexport.reporting.report import (
     SPARSE_STORAGE_NOTE,
     UNTRAINED_WEIGHTS_NOTE,
@@ -28,12 +27,12 @@ from paiexport.sparsity.allocation import layer_keep_counts
 from paiexport.sparsity.collapse import find_collapse
 from paiexport.sparsity.masks import layer_sparsity, overall_sparsity, prunable_weights
 from paiexport.sparsity.structure import structure_notes
-from paiexport.sparsity.types import Distribution, SparsityConfig, StructureKind
+from paiexport.sparsity.types import Distribution, LayerTargets, SparsityConfig, StructureKind
 from paiexport.training.compact import TRAIN_COMPACT_NOTE
 from paiexport.verify.validate import FileValidation, onnx_weight_sparsity
 
 
-@dataclass
+@dataclass(kw_only=True)
 class RunFacts:
     """What the recipe says about the run: its dict and hash, method, epochs and the sparsity
     it asked for (`sparsity.target` already the effective one: 0 for dense)."""
@@ -43,10 +42,10 @@ class RunFacts:
     method: str
     epochs: int
     sparsity: SparsityConfig
-    groups: list[GMPGroup] | None = None  # gmp's per-group schedules set their own targets
+    layer_targets: LayerTargets | None = None  # `Method.layer_targets`: set by the method, not `sparsity`
 
 
-@dataclass
+@dataclass(kw_only=True)
 class RunOutcome:
     """What the stages produced: the masked model, the fit, and the files with their checks."""
 
@@ -74,26 +73,36 @@ def planned_layer_sparsity(
 
 
 def sparsity_section(
-    model: nn.Module, sparsity: SparsityConfig, files: dict[str, Path], groups: list[GMPGroup] | None = None
+    model: nn.Module,
+    sparsity: SparsityConfig,
+    files: dict[str, Path],
+    targets: LayerTargets | None = None,
 ) -> dict[str, Any]:
+    """report.json `sparsity`; `targets` (the method's own, e.g. gmp groups) replace the
+    recipe's target and the per-layer targets its distribution implies."""
     reached = layer_sparsity(model, sparsity.exclude)
     weights = prunable_weights(model, sparsity.exclude)
-    planned = planned_layer_sparsity(weights, sparsity)
-    target, distribution = sparsity.target, sparsity.distribution.value
-    if groups is not None:  # e.g. a converted SparseML recipe: the overall target the groups imply
-        numels = {n: w.numel() for n, w in weights.items()}
-        (target, planned), distribution = group_targets(groups, numels, reached), "groups"
+    if targets is None:
+        target, distribution = sparsity.target, sparsity.distribution.value
+        planned = planned_layer_sparsity(weights, sparsity)
+    else:
+        target, distribution, planned = targets.target, targets.distribution, targets.per_layer
     in_files = {v: onnx_weight_sparsity(p, list(weights)) for v, p in files.items()}
+    per_layer = {
+        n: {
+            "numel": w.numel(),
+            "target": planned[n],
+            "reached": reached[n],
+            "onnx": {v: found.get(n) for v, found in in_files.items()},
+        }
+        for n, w in weights.items()
+    }
     return {
         "target": target,
         "reached": overall_sparsity(model, sparsity.exclude),
         "distribution": distribution,
-        "per_layer": {
-            n: {"numel": weights[n].numel(), "target": planned[n], "reached": reached[n],
-                "onnx": {v: found.get(n) for v, found in in_files.items()}}
-            for n in weights
-        },
-    }  # fmt: skip
+        "per_layer": per_layer,
+    }
 
 
 def training_section(facts: RunFacts, fit: FitResult) -> dict[str, Any]:
@@ -104,7 +113,7 @@ def training_section(facts: RunFacts, fit: FitResult) -> dict[str, Any]:
         "best_epoch": result.best_epoch,
         "exported_epoch": result.exported_epoch,
         "threads": result.threads,
-        "final": result.history[-1] if result.history else None,
+        "final": result.history[-1].to_dict() if result.history else None,
     }
 
 
@@ -122,7 +131,7 @@ def build_report(facts: RunFacts, run: RunOutcome) -> RunReport:
         method=facts.method,
         weights_trained=run.trains_weights,
         accuracy={"torch": run.torch_accuracy, "onnx": {v: c.accuracy for v, c in run.checks.items()}},
-        sparsity=sparsity_section(run.model, facts.sparsity, run.files, facts.groups),
+        sparsity=sparsity_section(run.model, facts.sparsity, run.files, facts.layer_targets),
         layer_collapse=find_collapse({n: w != 0 for n, w in weights.items()}),
         validation={v: c.to_dict() for v, c in run.checks.items()},
         **latency_sections(run.stats),

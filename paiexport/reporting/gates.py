@@ -16,8 +16,8 @@ from pydantic import Field, PositiveFloat, PositiveInt, ValidationError
 
 from paiexport.config import StrictModel
 from paiexport.errors import UserError
-from paiexport.reporting.schema import RunReport
-from paiexport.verify.rules import accuracy_drop_points, within_drop_limit
+from paiexport.reporting.schema import RunReport, needed
+from paiexport.verify.rules import accuracy_drop_points, reaches_sparsity, within_drop_limit
 
 
 class GatesConfig(StrictModel):
@@ -27,10 +27,12 @@ class GatesConfig(StrictModel):
         default=None, ge=0.0, le=1.0, description="every ONNX variant's test accuracy at least this"
     )
     max_accuracy_drop: float | None = Field(
-        default=None, ge=0.0, le=100.0,
+        default=None,
+        ge=0.0,
+        le=100.0,
         description="every ONNX variant at most this many points (1.0 = one percentage point) below "
-                    "the PyTorch model's test accuracy; the same unit as validate.max_accuracy_drop",
-    )  # fmt: skip
+        "the PyTorch model's test accuracy; the same unit as validate.max_accuracy_drop",
+    )
     max_latency_ms: dict[PositiveInt, PositiveFloat] = Field(
         default_factory=dict, description="batch size -> median ms, for every variant and thread count"
     )
@@ -117,7 +119,17 @@ def _worst(values: dict[str, float], largest: bool) -> tuple[str, float]:
 
 def evaluate_gates(gates: GatesConfig, report: RunReport) -> list[GateResult]:
     """One result per gate, measured at its worst variant/setting; a gate the report cannot
-    measure (unknown variant, batch size not benchmarked) is a `UserError`."""
+    measure (a section it lacks, unknown variant, batch size not benchmarked) is a `UserError`."""
+    results = _accuracy_gates(gates, report)
+    results += [_latency_gate(report, batch, limit) for batch, limit in gates.max_latency_ms.items()]
+    results += [_speedup_gate(report, variant, limit) for variant, limit in gates.min_speedup.items()]
+    results += [_size_gate(report, variant, limit) for variant, limit in gates.max_size_mb.items()]
+    if gates.min_sparsity is not None:
+        results.append(sparsity_gate(report, gates.min_sparsity))
+    return results
+
+
+def _accuracy_gates(gates: GatesConfig, report: RunReport) -> list[GateResult]:
     results: list[GateResult] = []
     if gates.min_accuracy is not None:
         where, acc = _worst(_onnx_accuracy(report), largest=False)
@@ -125,52 +137,54 @@ def evaluate_gates(gates: GatesConfig, report: RunReport) -> list[GateResult]:
             GateResult("min_accuracy", acc, gates.min_accuracy, acc >= gates.min_accuracy, where, "%")
         )
     if gates.max_accuracy_drop is not None:
-        torch_acc = report.require("accuracy").torch
+        torch_acc = needed(report.accuracy, "accuracy").torch
         drops = {v: accuracy_drop_points(torch_acc, a) for v, a in _onnx_accuracy(report).items()}
         where, drop = _worst(drops, largest=True)
         limit = gates.max_accuracy_drop
         passed = within_drop_limit(drop, limit)
         results.append(GateResult("max_accuracy_drop", drop, limit, passed, f"{where} vs torch", "pt"))
-    for batch, limit in gates.max_latency_ms.items():
-        latency = report.require("latency_ms")
-        found = {
-            f"{v}, {t} thread(s)": ms
-            for v, by_b in latency.items()
-            for t, ms in by_b.get(str(batch), {}).items()
-        }
-        if not found:
-            raise UserError(f"max_latency_ms[{batch}]: batch size {batch} was not benchmarked in the report")
-        where, ms = _worst(found, largest=True)
-        results.append(GateResult(f"max_latency_ms[{batch}]", ms, limit, ms <= limit, where, "ms"))
-    for variant, limit in gates.min_speedup.items():
-        by_b = _variant(report.require("speedup_vs_dense"), variant, f"min_speedup[{variant}]")
-        found = {f"batch {b}, {t} thread(s)": r for b, by_t in by_b.items() for t, r in by_t.items()}
-        where, ratio = _worst(found, largest=False)
-        results.append(GateResult(f"min_speedup[{variant}]", ratio, limit, ratio >= limit, where, "x"))
-    for variant, limit in gates.max_size_mb.items():
-        mb = _variant(report.require("size_bytes"), variant, f"max_size_mb[{variant}]").raw / 1e6
-        results.append(GateResult(f"max_size_mb[{variant}]", mb, limit, mb <= limit, "raw file size", "MB"))
-    if gates.min_sparsity is not None:
-        results.append(sparsity_gate(report, gates.min_sparsity))
     return results
 
 
+def _latency_gate(report: RunReport, batch: int, limit: float) -> GateResult:
+    latency = needed(report.latency_ms, "latency_ms")
+    found = {
+        f"{v}, {t} thread(s)": ms for v, by_b in latency.items() for t, ms in by_b.get(str(batch), {}).items()
+    }
+    if not found:
+        raise UserError(f"max_latency_ms[{batch}]: batch size {batch} was not benchmarked in the report")
+    where, ms = _worst(found, largest=True)
+    return GateResult(f"max_latency_ms[{batch}]", ms, limit, ms <= limit, where, "ms")
+
+
+def _speedup_gate(report: RunReport, variant: str, limit: float) -> GateResult:
+    by_b = _variant(needed(report.speedup_vs_dense, "speedup_vs_dense"), variant, f"min_speedup[{variant}]")
+    found = {f"batch {b}, {t} thread(s)": r for b, by_t in by_b.items() for t, r in by_t.items()}
+    where, ratio = _worst(found, largest=False)
+    return GateResult(f"min_speedup[{variant}]", ratio, limit, ratio >= limit, where, "x")
+
+
+def _size_gate(report: RunReport, variant: str, limit: float) -> GateResult:
+    mb = _variant(needed(report.size_bytes, "size_bytes"), variant, f"max_size_mb[{variant}]").raw / 1e6
+    return GateResult(f"max_size_mb[{variant}]", mb, limit, mb <= limit, "raw file size", "MB")
+
+
 def _onnx_accuracy(report: RunReport) -> dict[str, float]:
-    if not report.require("accuracy").onnx:
+    onnx = needed(report.accuracy, "accuracy").onnx
+    if not onnx:
         raise UserError("report has no accuracy.onnx")
-    return report.accuracy.onnx
+    return onnx
 
 
 def sparsity_gate(report: RunReport, limit: float) -> GateResult:
-    """Compared in weights, with a tolerance of one: the allocator rounds a 90% target to
-    whole weights, so a 90% run may reach 0.899998 of them."""
-    sparsity = report.require("sparsity")
+    """Compared in weights, with `rules.reaches_sparsity`'s tolerance of whole weights."""
+    sparsity = needed(report.sparsity, "sparsity")
     reached = sparsity.reached
     total = sum(layer.numel for layer in sparsity.per_layer.values())
     if total <= 0:  # a report without weight counts: compare the fractions
         return GateResult("min_sparsity", reached, limit, reached >= limit, "prunable weights", "%4")
-    zeros, needed = round(reached * total), limit * total
-    passed = zeros >= needed - 1 - 1e-9  # one weight short of the limit passes
+    zeros = round(reached * total)
+    passed = reaches_sparsity(zeros, total, limit)
     return GateResult("min_sparsity", reached, limit, passed, f"{zeros} of {total} zero", "%4")
 
 

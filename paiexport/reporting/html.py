@@ -17,9 +17,10 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
 from paiexport.paths import RunPaths
-from paiexport.reporting.report import method_details, percent, summary_rows, validation_rows, verdict_lines
+from paiexport.reporting.details import method_details
+from paiexport.reporting.report import percent, summary_rows, validation_rows, verdict_lines
 from paiexport.reporting.schema import RunReport
-from paiexport.training.loop import read_epoch_records
+from paiexport.training.metrics_log import EpochRecord, read_epoch_records
 
 FIG_INCHES = (9.0, 4.0)
 DPI = 100  # every PNG is 900 x 400 pixels
@@ -38,16 +39,16 @@ def _empty(fig: Figure, text: str) -> Figure:
     return fig
 
 
-def training_figure(metrics: list[dict[str, Any]]) -> Figure:
+def training_figure(metrics: list[EpochRecord]) -> Figure:
     """Loss and accuracy per epoch; a method that trains more than once gets dashed separators."""
     fig = _figure()
     if not metrics:
         return _empty(fig, "no training epochs (weights not trained)")
     x = list(range(1, len(metrics) + 1))
-    restarts = [i + 0.5 for i in range(1, len(metrics)) if metrics[i]["epoch"] <= metrics[i - 1]["epoch"]]
+    restarts = [i + 0.5 for i in range(1, len(metrics)) if metrics[i].epoch <= metrics[i - 1].epoch]
     for ax, what in zip(fig.subplots(1, 2), ("loss", "acc"), strict=True):
         for split, style in (("train", "-"), ("val", "--")):
-            ax.plot(x, [m[f"{split}_{what}"] for m in metrics], style, marker="o", ms=3, label=split)
+            ax.plot(x, [getattr(m, f"{split}_{what}") for m in metrics], style, marker="o", ms=3, label=split)
         for r in restarts:
             ax.axvline(r, color="#999", ls=":", lw=1)
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
@@ -79,8 +80,9 @@ def sparsity_figure(report: RunReport) -> Figure:
     )
     ax.set_ylim(0, 1.1)
     ax.set_ylabel("sparsity (fraction removed)")
-    ax.set_title(f"per-layer sparsity, {s.distribution or ''}: overall target {s.target:.1%}, "
-                 f"reached {s.reached:.1%}")  # fmt: skip
+    ax.set_title(
+        f"per-layer sparsity, {s.distribution or ''}: overall target {s.target:.1%}, reached {s.reached:.1%}"
+    )
     ax.legend(loc="upper left")
     ax.grid(axis="y", alpha=0.3)
     return fig
@@ -92,8 +94,10 @@ def _bars_with_ratios(
     bars = ax.bar(labels, values, color=[COLORS[i % len(COLORS)] for i in range(len(labels))])
     for bar, value, ratio in zip(bars, values, ratios, strict=True):
         text = f"{value:.3g} {unit}" + ("" if ratio is None else f"\n{ratio:.2f}×")
-        ax.annotate(text, (bar.get_x() + bar.get_width() / 2, bar.get_height()), ha="center", va="bottom",
-                    fontsize=8, xytext=(0, 2), textcoords="offset points")  # fmt: skip
+        top = (bar.get_x() + bar.get_width() / 2, bar.get_height())
+        ax.annotate(
+            text, top, ha="center", va="bottom", fontsize=8, xytext=(0, 2), textcoords="offset points"
+        )
     ax.set_ylim(0, max(values, default=1) * 1.35 or 1)
     ax.grid(axis="y", alpha=0.3)
 
@@ -143,7 +147,7 @@ def png_bytes(fig: Figure) -> bytes:
     return buffer.getvalue()
 
 
-def figures(report: RunReport, metrics: list[dict[str, Any]]) -> dict[str, bytes]:
+def figures(report: RunReport, metrics: list[EpochRecord]) -> dict[str, bytes]:
     """PNG bytes by name, in page order."""
     return {
         "training": png_bytes(training_figure(metrics)),

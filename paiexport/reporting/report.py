@@ -6,7 +6,6 @@ import json
 import os
 import platform
 import sys
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
@@ -15,7 +14,8 @@ from typing import Any
 from rich.table import Table
 
 from paiexport.bench.latency import LatencyStats
-from paiexport.reporting.schema import FileCheck, RunReport
+from paiexport.reporting.details import method_details
+from paiexport.reporting.schema import FileCheck, RunReport, needed
 from paiexport.variant import Variant
 
 SPARSE_STORAGE_NOTE = (
@@ -121,16 +121,29 @@ def summary_rows(report: RunReport, *, files: bool = False) -> tuple[list[str], 
     """
     latency, speedup = report.latency_ms, report.speedup_vs_dense
     onnx_acc = report.accuracy.onnx if report.accuracy else {}
-    settings = sorted({(b, t) for by_b in latency.values() for b, by_t in by_b.items() for t in by_t},
-                      key=lambda s: (int(s[0]), int(s[1])))  # fmt: skip
-    headers = ["variant", *(["file"] if files else []), "test acc", "size (vs dense)", "gzip",
-               *(f"b{b} t{t}" for b, t in settings), "verdict"]  # fmt: skip
+    settings = sorted(
+        {(b, t) for by_b in latency.values() for b, by_t in by_b.items() for t in by_t},
+        key=lambda s: (int(s[0]), int(s[1])),
+    )
+    headers = [
+        "variant",
+        *(["file"] if files else []),
+        "test acc",
+        "size (vs dense)",
+        "gzip",
+        *(f"b{b} t{t}" for b, t in settings),
+        "verdict",
+    ]
     rows = []
     for v, size in report.size_bytes.items():
         ratio = report.size_ratio_vs_dense.get(v, {}).get("raw", float("nan"))
-        row = [variant_label(report, v), *([report.files.get(v, "-")] if files else []),
-               percent(onnx_acc.get(v)),
-               f"{size.raw / 1024:.1f} KiB ({ratio:.3g}×)", f"{size.gzip / 1024:.1f} KiB"]  # fmt: skip
+        row = [
+            variant_label(report, v),
+            *([report.files.get(v, "-")] if files else []),
+            percent(onnx_acc.get(v)),
+            f"{size.raw / 1024:.1f} KiB ({ratio:.3g}×)",
+            f"{size.gzip / 1024:.1f} KiB",
+        ]
         for b, t in settings:
             ms = latency.get(v, {}).get(b, {}).get(t)
             r = speedup.get(v, {}).get(b, {}).get(t)
@@ -148,79 +161,32 @@ def variant_label(report: RunReport, variant: str) -> str:
 
 def validation_rows(report: RunReport) -> tuple[list[str], list[list[str]]]:
     """One row per file: the checks of `validation`, parity as the max abs diff vs PyTorch."""
-    headers = ["variant", "file", "checker", "loads", "max abs diff vs PyTorch", "parity", "test acc",
-               "verdict"]  # fmt: skip
+    headers = [
+        "variant",
+        "file",
+        "checker",
+        "loads",
+        "max abs diff vs PyTorch",
+        "parity",
+        "test acc",
+        "verdict",
+    ]
     mark = {True: "ok", False: "BROKEN"}
     rows = []
     for v, c in report.validation.items():
         parity = mark[c.parity] if c.parity_required else "not required (int8)"
-        rows.append([variant_label(report, v), report.files.get(v, "-"), mark[c.checker],
-                     mark[c.loads], f"{c.max_abs_diff:.3g}", parity, percent(c.accuracy),
-                     verdict_cell(c)])  # fmt: skip
+        label, file = variant_label(report, v), report.files.get(v, "-")
+        checks = [mark[c.checker], mark[c.loads], f"{c.max_abs_diff:.3g}", parity]
+        rows.append([label, file, *checks, percent(c.accuracy), verdict_cell(c)])
     return headers, rows
 
 
-# method_details keys -> section title; every method's details render in report.md/html.
-METHOD_SECTIONS = {
-    "mask_updates": "mask updates",
-    "levels": "lottery-ticket levels",
-    "phases": "training phases",
-    "sparse_selection": "sparse selection",
-}
-MAX_DETAIL_ROWS = 20  # long update logs stay readable; report.json keeps every row
-
-
-@dataclass
-class DetailSection:
-    title: str
-    lines: list[str] = field(default_factory=list)
-    tables: list[tuple[str, list[str], list[list[str]]]] = field(default_factory=list)
-
-
-def _cell(value: Any) -> str:
-    if isinstance(value, float):
-        return f"{value:.4g}"
-    if isinstance(value, dict):
-        return ", ".join(f"{k}={_cell(v)}" for k, v in value.items()) or "-"
-    if isinstance(value, list):
-        return ", ".join(_cell(v) for v in value) or "-"
-    return str(value)
-
-
-def _records_table(caption: str, records: list[dict[str, Any]]) -> tuple[str, list[str], list[list[str]]]:
-    headers = list(dict.fromkeys(k for r in records for k in r))
-    shown = records[:MAX_DETAIL_ROWS]
-    if len(records) > len(shown):
-        caption += f" (first {len(shown)} of {len(records)}; all in report.json)"
-    return caption, headers, [[_cell(r.get(h, "-")) for h in headers] for r in shown]
-
-
-def method_details(report: RunReport) -> list[DetailSection]:
-    """The method's own report keys, whatever their shape (dict, list of records, value):
-    records become tables, everything else one line each."""
-    sections = []
-    for key, title in METHOD_SECTIONS.items():
-        value = report.method_details.get(key)
-        if not value:
-            continue
-        section = DetailSection(f"{report.method or 'method'}: {title}")
-        for name, v in value.items() if isinstance(value, dict) else [("", value)]:
-            if isinstance(v, list) and v and all(isinstance(r, dict) for r in v):
-                section.tables.append(_records_table(name, v))
-            elif isinstance(v, dict) and v and all(isinstance(r, dict) for r in v.values()):
-                section.tables.append(_records_table(name, [{"layer": n, **r} for n, r in v.items()]))
-            else:
-                section.lines.append(f"{name}: {_cell(v)}" if name else _cell(v))
-        sections.append(section)
-    return sections
-
-
 def summary_table(report: RunReport) -> Table:
-    s, recipe = report.require("sparsity"), report.require("recipe")
+    s, recipe = needed(report.sparsity, "sparsity"), needed(report.recipe, "recipe")
     table = Table(
         title=f"{recipe['name']}: {report.method} · sparsity "
         f"{s.reached:.2%} (target {s.target:.2%}) · torch acc "
-        f"{report.require('accuracy').torch:.2%}"
+        f"{needed(report.accuracy, 'accuracy').torch:.2%}"
     )
     headers, rows = summary_rows(report)
     for header in headers:
@@ -240,8 +206,8 @@ def verdict_lines(report: RunReport) -> list[str]:
 
 
 def markdown(report: RunReport) -> str:
-    s, acc, recipe = report.require("sparsity"), report.require("accuracy"), report.require("recipe")
-    training = report.require("training")
+    s, acc = needed(report.sparsity, "sparsity"), needed(report.accuracy, "accuracy")
+    recipe, training = needed(report.recipe, "recipe"), needed(report.training, "training")
     headers, rows = summary_rows(report)
     lines = [
         f"# {recipe['name']}",

@@ -11,16 +11,17 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
 
 from paiexport.errors import UserError
 
 SCHEMA_VERSION = 2
-# Method.fit details that version 1 wrote as top-level keys (the README documents them there).
+# Method.fit details that version 1 wrote as top-level keys (docs/outputs-and-verdicts.md documents them).
 METHOD_KEYS = ("mask_updates", "levels", "phases", "sparse_selection")
 Nested = dict[str, dict[str, dict[str, float]]]  # variant -> batch -> threads -> value
+S = TypeVar("S")
 
 
 class Section(BaseModel):
@@ -203,23 +204,23 @@ class RunReport(BaseModel):
     def latency_rows(self) -> list[LatencyRow]:
         """`latency` and `speedup_vs_dense` as one row per (variant, batch, threads)."""
         return [
-            LatencyRow(variant=v, batch=int(b), threads=int(t), **s.model_dump(),
-                       speedup=self.speedup_vs_dense.get(v, {}).get(b, {}).get(t))
-            for v, by_b in self.latency.items() for b, by_t in by_b.items() for t, s in by_t.items()
-        ]  # fmt: skip
+            LatencyRow(
+                variant=v,
+                batch=int(b),
+                threads=int(t),
+                **s.model_dump(),
+                speedup=self.speedup_vs_dense.get(v, {}).get(b, {}).get(t),
+            )
+            for v, by_b in self.latency.items()
+            for b, by_t in by_b.items()
+            for t, s in by_t.items()
+        ]
 
     @property
     def ok(self) -> bool:
         """True when the run's verdict exit code is 0 (no broken file, gates passed, a deploy file
         where `auto` asked for one); False when it failed or the report records no verdict."""
         return self.verdict is not None and self.verdict.exit_code == 0
-
-    def require(self, name: str) -> Any:
-        """A section a reader cannot do without (an old or partial report may lack it)."""
-        value = getattr(self, name)
-        if value is None or value == {}:
-            raise UserError(f"report has no {name}")
-        return value
 
     def to_json_dict(self) -> dict[str, Any]:
         """report.json: version 1's keys in their order, `latency_rows` after the latency
@@ -241,9 +242,12 @@ class RunReport(BaseModel):
     def from_dict(cls, raw: Any, source: str = "report") -> RunReport:
         if not isinstance(raw, dict):
             raise UserError(f"{source}: a report is a JSON object")
-        if isinstance(raw.get("schema_version"), int) and raw["schema_version"] > SCHEMA_VERSION:
-            raise UserError(f"{source}: schema_version {raw['schema_version']} is newer than this "
-                            f"paiexport reads ({SCHEMA_VERSION}); upgrade paiexport")  # fmt: skip
+        version = raw.get("schema_version")
+        if isinstance(version, int) and version > SCHEMA_VERSION:
+            raise UserError(
+                f"{source}: schema_version {version} is newer than this paiexport reads "
+                f"({SCHEMA_VERSION}); upgrade paiexport"
+            )
         try:
             return cls.model_validate(raw)
         except ValidationError as exc:
@@ -262,3 +266,12 @@ class RunReport(BaseModel):
         except (json.JSONDecodeError, UnicodeDecodeError, OSError):
             raise UserError(f"{file}: not a readable JSON report") from None
         return cls.from_dict(raw, str(file))
+
+
+def needed(section: S | None, name: str) -> S:
+    """`section` (a `RunReport` attribute) for a reader that cannot do without it. A report of a
+    run that stopped early, or an older report.json, may lack it (None, or an empty table):
+    a `UserError` "report has no NAME"."""
+    if section is None or section == {}:
+        raise UserError(f"report has no {name}")
+    return section

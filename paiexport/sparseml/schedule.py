@@ -16,11 +16,11 @@ from collections.abc import Iterable, Sequence
 
 from paiexport.errors import UserError
 from paiexport.sparseml.modifiers import SparseMLModifier
+from paiexport.sparsity.counts import removed as pruned_count
 from paiexport.sparsity.gradual import (
     GradualSchedule,
     epoch_of_step,
     interpolate,
-    pruned_count,
     pruning_update_epochs,
     resolve_params,
 )
@@ -35,7 +35,7 @@ __all__ = [
     "resolve_params",
     "sparsity_at",
     "total_epochs",
-]  # fmt: skip
+]
 
 
 def sparsity_at(mod: GradualSchedule, final_sparsity: float, epoch: float, steps_per_epoch: int) -> float:

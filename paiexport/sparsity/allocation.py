@@ -10,12 +10,14 @@ from math import prod
 
 import torch
 
+from paiexport.sparsity.counts import kept
 from paiexport.sparsity.topk import top_k_mask
 from paiexport.sparsity.types import Distribution, Masks
 
 
 def total_keep(sizes: dict[str, int], target: float) -> int:
-    return round((1.0 - target) * sum(sizes.values()))
+    """Weights a `target` keeps of all the layers together (`counts.kept`)."""
+    return kept(sum(sizes.values()), target)
 
 
 def erk_densities(shapes: dict[str, tuple[int, ...]], density: float) -> dict[str, float]:

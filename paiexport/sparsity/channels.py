@@ -28,6 +28,7 @@ import torch
 
 from paiexport.errors import UserError
 from paiexport.sparsity.allocation import erk_densities
+from paiexport.sparsity.counts import kept_at_density
 from paiexport.sparsity.depgraph import ChannelGroup, DependencyGraph, Member
 from paiexport.sparsity.groups import group_masks, group_score, zeroed_members
 from paiexport.sparsity.topk import top_k_mask
@@ -59,10 +60,10 @@ def channel_counts(
     """Channels to keep per group so that about `density` of the weights stay (at least 1 each)."""
     channels = {n: len(r) for n, r in rows.items()}
     if distribution is Distribution.uniform:
-        return {n: max(1, round(density * c)) for n, c in channels.items()}
+        return {n: max(1, kept_at_density(c, density)) for n, c in channels.items()}
     if distribution is Distribution.erk:
         dens = erk_densities({str(n): (channels[n], row_sizes[n]) for n in rows}, density)
-        return {n: max(1, round(dens[str(n)] * channels[n])) for n in rows}
+        return {n: max(1, kept_at_density(channels[n], dens[str(n)])) for n in rows}
     # global: best channels across groups until the weight budget is spent
     budget = density * sum(channels[n] * row_sizes[n] for n in rows)
     flat = sorted(((float(s), n) for n, r in rows.items() for s in r), key=lambda t: -t[0])

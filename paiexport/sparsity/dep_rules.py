@@ -15,29 +15,16 @@ from torch import fx, nn
 
 from paiexport.sparsity.attention import attention_rule, encoder_rule
 from paiexport.sparsity.depgraph import FIXED, Builder, Member, Seg, State
-
-_F = nn.functional
-_ELEMENTWISE_MODULES = (
-    nn.ReLU, nn.ReLU6, nn.GELU, nn.SiLU, nn.Sigmoid, nn.Tanh, nn.Hardswish, nn.Hardsigmoid,
-    nn.LeakyReLU, nn.ELU, nn.Mish, nn.Dropout, nn.Dropout1d, nn.Dropout2d, nn.Identity,
-)  # fmt: skip
-_SPATIAL_MODULES = (
-    nn.MaxPool1d, nn.MaxPool2d, nn.AvgPool1d, nn.AvgPool2d, nn.AdaptiveAvgPool1d,
-    nn.AdaptiveAvgPool2d, nn.AdaptiveMaxPool1d, nn.AdaptiveMaxPool2d, nn.Upsample,
-)  # fmt: skip
-_ELEMENTWISE_FUNCTIONS = {
-    torch.relu, _F.relu, _F.relu6, _F.gelu, _F.silu, torch.sigmoid, _F.sigmoid, torch.tanh,
-    _F.hardswish, _F.hardsigmoid, _F.leaky_relu, _F.elu, _F.dropout, torch.nn.functional.mish,
-}  # fmt: skip
-_ELEMENTWISE_METHODS = {"relu", "relu_", "sigmoid", "tanh", "contiguous", "clone", "detach"}
-_SPATIAL_FUNCTIONS = {
-    _F.max_pool1d, _F.max_pool2d, _F.avg_pool1d, _F.avg_pool2d, _F.adaptive_avg_pool1d,
-    _F.adaptive_avg_pool2d, _F.adaptive_max_pool2d, _F.interpolate,
-}  # fmt: skip
-_JOIN_FUNCTIONS = {operator.add, operator.iadd, operator.sub, operator.isub, operator.mul, operator.imul}
-_JOIN_FUNCTIONS |= {torch.add, torch.sub, torch.mul}
-_JOIN_METHODS = {"add", "add_", "sub", "sub_", "mul", "mul_"}
-_REDUCE = {torch.mean, torch.sum, torch.amax, "mean", "sum", "amax"}
+from paiexport.sparsity.op_kinds import (
+    ELEMENTWISE_FUNCTIONS,
+    ELEMENTWISE_METHODS,
+    ELEMENTWISE_MODULES,
+    JOIN_FUNCTIONS,
+    JOIN_METHODS,
+    REDUCE,
+    SPATIAL_FUNCTIONS,
+    SPATIAL_MODULES,
+)
 
 
 def shape(node: fx.Node) -> tuple[int, ...]:
@@ -101,9 +88,9 @@ def _module_rule(b: Builder, node: fx.Node, m: nn.Module, st: object, states: di
         # Statistics run over the channels: removing a constant channel changes every output.
         b.block(st.spaces, f"{type(m).__name__} ({name}) normalizes over channels")
         return st
-    if isinstance(m, _ELEMENTWISE_MODULES):
+    if isinstance(m, ELEMENTWISE_MODULES):
         return st
-    if isinstance(m, _SPATIAL_MODULES):
+    if isinstance(m, SPATIAL_MODULES):
         return st if not st.spaces or st.dim == 1 else None
     if isinstance(m, nn.Flatten):
         return _flatten(node, st, m.start_dim, m.end_dim)
@@ -174,12 +161,12 @@ def _flatten(node: fx.Node, st: State, start: int, end: int) -> State | None:
 
 def _function_rule(b: Builder, node: fx.Node, st: object, states: dict) -> object:
     target = node.target
-    joins = target in _JOIN_FUNCTIONS or target in _JOIN_METHODS
+    joins = target in JOIN_FUNCTIONS or target in JOIN_METHODS
     if not isinstance(st, State) and target is not torch.cat and not joins:
         return None
-    if target in _ELEMENTWISE_FUNCTIONS or target in _ELEMENTWISE_METHODS:
+    if target in ELEMENTWISE_FUNCTIONS or target in ELEMENTWISE_METHODS:
         return st
-    if target in _SPATIAL_FUNCTIONS:
+    if target in SPATIAL_FUNCTIONS:
         return st if not st.spaces or st.dim == 1 else None
     if target in (torch.flatten, "flatten"):
         start = node.kwargs.get("start_dim", node.args[1] if len(node.args) > 1 else 0)
@@ -187,7 +174,7 @@ def _function_rule(b: Builder, node: fx.Node, st: object, states: dict) -> objec
         return _flatten(node, st, start, end)
     if target in ("view", "reshape"):
         return _reshape(node, st)
-    if target in _REDUCE:
+    if target in REDUCE:
         return _reduce(node, st)
     if joins:
         return _join(b, node, states)

@@ -27,6 +27,8 @@ import torch
 from torch import fx, nn
 from torch.fx.passes.shape_prop import ShapeProp
 
+from paiexport.errors import first_line
+
 ROLES = ("out", "in", "norm", "dw", "qkv")  # producer rows, consumer columns, norm, depthwise, heads
 
 
@@ -92,6 +94,11 @@ class _Space:
     members: list[Member] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
 
+    def group(self) -> ChannelGroup:
+        """Prunable when nothing blocked it and a member produces its channels."""
+        prunable = not self.notes and any(m.role in ("out", "qkv") for m in self.members)
+        return ChannelGroup(tuple(self.members), self.size, prunable, "; ".join(self.notes))
+
 
 class Builder:
     """Channel spaces with union-find; rules add members, merge and block spaces."""
@@ -129,13 +136,7 @@ class Builder:
             root = merged.setdefault(self.find(i), _Space(space.size))
             root.members.extend(space.members)
             root.notes.extend(n for n in space.notes if n not in root.notes)
-        return [
-            ChannelGroup(
-                tuple(s.members), s.size, not s.notes and any(m.role in ("out", "qkv") for m in s.members),
-                "; ".join(s.notes),
-            )
-            for s in merged.values()
-        ]  # fmt: skip
+        return [s.group() for s in merged.values()]
 
 
 def build_graph(model: nn.Module, example: torch.Tensor) -> DependencyGraph:
@@ -149,8 +150,7 @@ def build_graph(model: nn.Module, example: torch.Tensor) -> DependencyGraph:
         with torch.no_grad():
             ShapeProp(gm.eval()).propagate(example)
     except Exception as exc:  # fx cannot trace data-dependent control flow, etc.
-        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        return DependencyGraph([], [f"cannot trace: {reason}"])
+        return DependencyGraph([], [f"cannot trace: {first_line(exc)}"])
     finally:
         for m, mode in modes.items():
             m.training = mode

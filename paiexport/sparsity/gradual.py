@@ -96,8 +96,3 @@ def pruning_update_epochs(
         if end_pending:
             break
     return updates
-
-
-def pruned_count(numel: int, sparsity: float) -> int:
-    """Weights an unstructured mask zeroes in a tensor (or, global, in all stacked)."""
-    return round(numel * sparsity)

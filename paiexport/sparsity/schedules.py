@@ -14,17 +14,17 @@ Frankle & Carbin 2019, https://arxiv.org/abs/1803.03635
 from __future__ import annotations
 
 import math
-from enum import Enum
+from enum import StrEnum
 
 from paiexport.errors import UserError
 
 
-class RoundSchedule(str, Enum):
+class RoundSchedule(StrEnum):
     exponential = "exponential"  # density d^(k/n): each round removes the same fraction of the rest
     linear = "linear"  # density 1 - (1 - d) k/n: each round removes the same count
 
 
-class DropSchedule(str, Enum):
+class DropSchedule(StrEnum):
     cosine = "cosine"
     constant = "constant"
     linear = "linear"

@@ -7,7 +7,8 @@ other for a type. "N:M" is parsed once into `NMPattern`; nothing downstream sees
 from __future__ import annotations
 
 import re
-from enum import Enum
+from dataclasses import dataclass
+from enum import StrEnum
 from typing import Any
 
 import torch
@@ -19,18 +20,28 @@ Masks = dict[str, torch.Tensor]  # parameter name ("0.weight") -> bool tensor of
 Scores = dict[str, torch.Tensor]  # parameter name -> one score per weight (higher is kept)
 
 
-class Distribution(str, Enum):
+@dataclass(frozen=True)
+class LayerTargets:
+    """Targets a method sets itself in place of `sparsity.target` and its distribution (gmp's
+    `method.groups`): report.json's `sparsity.target`, `distribution` and per-layer `target`."""
+
+    target: float  # overall, weighted by layer sizes
+    per_layer: dict[str, float | None]  # None: the layer has no target of its own
+    distribution: str  # names where the targets come from, e.g. "groups"
+
+
+class Distribution(StrEnum):
     uniform = "uniform"
     erk = "erk"
     global_ = "global"  # trailing underscore: `global` is a keyword
 
 
-class StructureKind(str, Enum):
+class StructureKind(StrEnum):
     unstructured = "unstructured"
     channel = "channel"
 
 
-class ChannelReduce(str, Enum):
+class ChannelReduce(StrEnum):
     """How per-weight scores become one score per output channel/neuron."""
 
     sum = "sum"

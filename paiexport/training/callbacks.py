@@ -13,6 +13,7 @@ import torch
 from torch import nn
 
 from paiexport.sparsity.masks import enforce_after_step
+from paiexport.training.metrics_log import Record
 
 
 @dataclass
@@ -24,7 +25,7 @@ class TrainState:
     loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
     steps_per_epoch: int
     total_steps: int
-    log: Callable[[dict[str, Any]], None]
+    log: Callable[[Record], None]  # an EpochRecord, or a method's own record (a dict)
     step: int = 0
     epoch: int = 0
     batch: tuple[torch.Tensor, torch.Tensor] | None = None

@@ -26,9 +26,9 @@ from typing import Any
 import torch
 from torch import nn
 
-from paiexport.diskio import temporary
 from paiexport.errors import UserError, first_line, shorten
 from paiexport.out_path import short
+from paiexport.paths import temporary
 from paiexport.training import resume_file
 from paiexport.training.callbacks import TrainCallback, TrainState
 from paiexport.training.metrics_log import MetricsLog

@@ -25,6 +25,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from paiexport.data.splits import SplitLike
 from paiexport.errors import UserError
 from paiexport.sparsity.depgraph import build_graph
 from paiexport.sparsity.masks import attach_masks, get_masks, prunable_weights, strip_masks, tied_weights
@@ -79,8 +80,13 @@ def shrink_for_training(model: nn.Module, example: torch.Tensor) -> CompactTrain
     return CompactTraining(result.model, masks, result.params_before, result.params_after)
 
 
-def rebuild_compact(model: nn.Module, masks: Masks, example: torch.Tensor) -> nn.Module:
-    """The architecture `shrink_for_training` made from a freshly built `model` and its masks."""
+def compact_example(split: SplitLike) -> torch.Tensor:
+    """The sample batch the shrink is traced on: the first two training samples."""
+    return split.head(2)
+
+
+def rebuild_compact(model: nn.Module, masks: Masks, example: torch.Tensor) -> CompactTraining:
+    """What `shrink_for_training` made from a freshly built `model` and its masks."""
     names = prunable_weights(model)
     attach_masks(model, {n: m for n, m in masks.items() if n in names})
-    return shrink_for_training(model, example).model
+    return shrink_for_training(model, example)

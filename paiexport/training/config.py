@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from enum import Enum
+from enum import StrEnum
 from typing import Annotated, Any
 
 from pydantic import Field, field_validator, model_validator
@@ -13,20 +13,20 @@ from paiexport.training.precision import PrecisionName
 from paiexport.training.trackers import Tracker
 
 
-class OptimizerName(str, Enum):
+class OptimizerName(StrEnum):
     sgd = "sgd"
     adam = "adam"
     adamw = "adamw"
 
 
-class ScheduleName(str, Enum):
+class ScheduleName(StrEnum):
     constant = "constant"
     step = "step"
     cosine = "cosine"
     piecewise = "piecewise"  # absolute LRs from `segments` (SparseML's LR modifiers)
 
 
-class CheckpointChoice(str, Enum):
+class CheckpointChoice(StrEnum):
     best = "best"  # highest validation accuracy
     last = "last"
 

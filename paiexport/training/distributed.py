@@ -28,7 +28,7 @@ from torch import nn
 
 from paiexport.errors import UserError
 
-# Test hook: each rank appends its mask hashes to <dir>/rank<R>.txt (see tests/test_distributed.py).
+# Test hook: each rank appends its mask hashes to <dir>/rank<R>.txt (see tests/training/test_distributed.py).
 HASH_DIR_ENV = "PAIEXPORT_MASK_HASH_DIR"
 Batch = tuple[torch.Tensor, torch.Tensor]
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import math
 import time
 from dataclasses import dataclass
@@ -15,6 +14,7 @@ from torch import nn
 from paiexport.data import DataSplits, Split
 from paiexport.display import current
 from paiexport.errors import UserError
+from paiexport.paths import PhaseCheckpoints
 from paiexport.seeding import stream
 from paiexport.training import distributed, stop
 from paiexport.training.callbacks import TrainCallback, TrainState
@@ -28,7 +28,7 @@ from paiexport.training.config import (
     TrainConfig,
 )
 from paiexport.training.lr_piecewise import PiecewiseLR, piecewise_trace, weight_decay_trace
-from paiexport.training.metrics_log import MetricsLog
+from paiexport.training.metrics_log import EpochRecord, MetricsLog
 from paiexport.training.precision import Precision, maybe_compile, prepare_input, prepare_model
 from paiexport.training.result import TrainResult
 
@@ -92,18 +92,6 @@ def evaluate(
     return loss_sum / n, correct / n
 
 
-def read_epoch_records(path: Path) -> list[dict[str, Any]]:
-    """The per-epoch rows of a metrics.jsonl written by `train`.
-
-    Methods log other records to the same file (LTH levels, mask updates); those carry no
-    training loss, so they are not epochs.
-    """
-    if not path.is_file():
-        return []
-    rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-    return [row for row in rows if "epoch" in row and "train_loss" in row]
-
-
 def divergence_limit(first_loss: float) -> float:
     """Largest loss a healthy run reaches: 1000x its first step's loss, and at least 1e4.
 
@@ -138,26 +126,34 @@ class _Loop:
     schedule: Any
     generator: torch.Generator
     callbacks: list[TrainCallback]
-    checkpoint_dir: Path
+    checkpoints: PhaseCheckpoints
 
 
 def _start(
-    model: nn.Module, data: DataSplits, cfg: TrainConfig, batch_size: int, seed: int,
-    log: MetricsLog, checkpoint_dir: Path, callbacks: list[TrainCallback],
-) -> _Loop:  # fmt: skip
+    model: nn.Module,
+    data: DataSplits,
+    cfg: TrainConfig,
+    batch_size: int,
+    seed: int,
+    log: MetricsLog,
+    checkpoints: PhaseCheckpoints,
+    callbacks: list[TrainCallback],
+) -> _Loop:
     device = distributed.local_device(cfg.device)
     model.to(device)
     # Scale-out hooks (training/precision.py, training/distributed.py): no-ops by default.
     net = distributed.wrap(maybe_compile(prepare_model(model, cfg.channels_last), cfg.compile), device)
     amp = Precision(cfg.precision, device)
-    checkpoint_dir.mkdir(parents=True, exist_ok=True)
+    checkpoints.folder.mkdir(parents=True, exist_ok=True)
     optimizer = make_optimizer(model.parameters(), cfg.optimizer)
     steps_per_epoch = distributed.steps_per_epoch(len(data.train), batch_size)
     total = cfg.epochs * steps_per_epoch
     schedule = make_scheduler(optimizer, cfg, steps_per_epoch, total)
     state = TrainState(model, optimizer, nn.functional.cross_entropy, steps_per_epoch, total, log.write)
-    return _Loop(cfg, data, batch_size, device, net, amp, state, schedule, stream(seed, "batches"),
-                 list(callbacks), checkpoint_dir)  # fmt: skip
+    batches = stream(seed, "batches")
+    return _Loop(
+        cfg, data, batch_size, device, net, amp, state, schedule, batches, list(callbacks), checkpoints
+    )
 
 
 def _step(loop: _Loop, x: torch.Tensor, y: torch.Tensor, progress: Progress) -> tuple[float, int]:
@@ -185,7 +181,7 @@ def _step(loop: _Loop, x: torch.Tensor, y: torch.Tensor, progress: Progress) -> 
     return loss_value, int((logits.argmax(1) == state.batch[1]).sum())
 
 
-def _epoch(loop: _Loop, epoch: int, progress: Progress, display: Any) -> dict[str, Any]:
+def _epoch(loop: _Loop, epoch: int, progress: Progress, display: Any) -> EpochRecord:
     """Train one epoch, validate, and return its metrics.jsonl record."""
     state = loop.state
     state.epoch = epoch
@@ -198,26 +194,29 @@ def _epoch(loop: _Loop, epoch: int, progress: Progress, display: Any) -> dict[st
         seen += len(y)
         display.step()
     val_loss, val_acc = evaluate(state.model, loop.data.val, device=loop.device)
-    return {
-        "epoch": epoch + 1, "step": state.step,
-        "train_loss": loss_sum / max(seen, 1), "train_acc": correct / max(seen, 1),
-        "val_loss": val_loss, "val_acc": val_acc,
-        "lr": state.optimizer.param_groups[0]["lr"],
-        "seconds": round(time.perf_counter() - progress.start, 3),
-    }  # fmt: skip
+    return EpochRecord(
+        epoch=epoch + 1,
+        step=state.step,
+        train_loss=loss_sum / max(seen, 1),
+        train_acc=correct / max(seen, 1),
+        val_loss=val_loss,
+        val_acc=val_acc,
+        lr=state.optimizer.param_groups[0]["lr"],
+        seconds=round(time.perf_counter() - progress.start, 3),
+    )
 
 
-def _keep_epoch(loop: _Loop, record: dict[str, Any], progress: Progress) -> None:
+def _keep_epoch(loop: _Loop, record: EpochRecord, progress: Progress) -> None:
     """Callbacks, the metrics line and the last/best checkpoints of a finished epoch."""
     model, result = loop.state.model, progress.result
     for cb in loop.callbacks:
         cb.on_epoch_end(loop.state)
     loop.state.log(record)
     result.history.append(record)
-    torch.save(model.state_dict(), loop.checkpoint_dir / "last.pt")
-    if record["val_acc"] > progress.best_acc:
-        progress.best_acc, result.best_epoch = record["val_acc"], record["epoch"]
-        torch.save(model.state_dict(), loop.checkpoint_dir / "best.pt")
+    torch.save(model.state_dict(), loop.checkpoints.last)
+    if record.val_acc > progress.best_acc:
+        progress.best_acc, result.best_epoch = record.val_acc, record.epoch
+        torch.save(model.state_dict(), loop.checkpoints.best)
 
 
 def _finish(loop: _Loop, progress: Progress) -> TrainResult:
@@ -226,10 +225,10 @@ def _finish(loop: _Loop, progress: Progress) -> TrainResult:
     for cb in loop.callbacks:
         cb.on_train_end(loop.state)
     if cfg.epochs == 0:
-        torch.save(model.state_dict(), loop.checkpoint_dir / "last.pt")
-        torch.save(model.state_dict(), loop.checkpoint_dir / "best.pt")
+        torch.save(model.state_dict(), loop.checkpoints.last)
+        torch.save(model.state_dict(), loop.checkpoints.best)
     best = cfg.checkpoint is CheckpointChoice.best
-    chosen = loop.checkpoint_dir / ("best.pt" if best else "last.pt")
+    chosen = loop.checkpoints.chosen(best)
     model.load_state_dict(torch.load(chosen, weights_only=True))
     result.exported_epoch = result.best_epoch if best else cfg.epochs
     result.seconds = time.perf_counter() - progress.start
@@ -254,7 +253,8 @@ def train(
     `session`, the phase is checkpointed every `cfg.checkpoint_every` epochs and resumed.
     """
     log = session.log if session else MetricsLog(metrics_path)
-    loop = _start(model, data, cfg, batch_size, seed, log, checkpoint_dir, callbacks)
+    checkpoints = PhaseCheckpoints(checkpoint_dir)
+    loop = _start(model, data, cfg, batch_size, seed, log, checkpoints, callbacks)
     phase = session.begin(checkpoint_dir.name) if session else None
     for cb in loop.callbacks:
         cb.on_train_begin(loop.state)
@@ -272,7 +272,7 @@ def train(
                 _keep_epoch(loop, record, progress)
                 if phase is not None:
                     phase.epoch_end(loop.state, saved, loop.callbacks, progress, cfg.epochs)
-            display.epoch_done(record)
+            display.epoch_done(record.to_dict())  # display is a leaf: plain data
     result = _finish(loop, progress)
     if phase is not None:
         phase.complete(model, loop.callbacks, result)

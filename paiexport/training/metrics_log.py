@@ -1,4 +1,5 @@
-"""metrics.jsonl, owned by one object: every record of a run is written through `MetricsLog`.
+"""metrics.jsonl, owned by one module: every record of a run is written through `MetricsLog`,
+and the epoch records are read back here too (`read_epoch_records`).
 
 A resumed run truncates the file to the line count its checkpoint saw, then replays the
 work since the start of training: records the file already holds (the first `replay_until`
@@ -8,8 +9,48 @@ writes) are counted but not written again, so no line is duplicated or lost.
 from __future__ import annotations
 
 import json
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
+
+
+@dataclass(frozen=True)
+class EpochRecord:
+    """One finished epoch of a training phase: one metrics.jsonl line, keys in this order."""
+
+    epoch: int  # 1-based, within its phase (an LTH level, a fine-tuning, ...)
+    step: int
+    train_loss: float
+    train_acc: float
+    val_loss: float
+    val_acc: float
+    lr: float
+    seconds: float  # since the start of the phase
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, row: dict[str, Any]) -> EpochRecord:
+        """A metrics.jsonl row (or a resume file's) with exactly these keys; else a ValueError."""
+        names = [f.name for f in fields(cls)]
+        if sorted(row) != sorted(names):
+            raise ValueError(f"not an epoch record: keys {sorted(row)}")
+        return cls(**row)
+
+    @staticmethod
+    def is_epoch(row: dict[str, Any]) -> bool:
+        """Methods log other records to the same file (LTH levels, mask updates); those carry no
+        training loss, so they are not epochs."""
+        return "epoch" in row and "train_loss" in row
+
+
+Record = EpochRecord | dict[str, Any]
+
+
+def as_dict(record: Record) -> dict[str, Any]:
+    """A record as the plain dict its metrics.jsonl line holds."""
+    return record.to_dict() if isinstance(record, EpochRecord) else record
 
 
 class MetricsLog:
@@ -19,13 +60,13 @@ class MetricsLog:
         self.replay_until = 0
         self._cut: str | None = None  # the kept records, written over the file before the next new one
 
-    def write(self, record: dict[str, Any]) -> None:
+    def write(self, record: Record) -> None:
         if self.position >= self.replay_until:
             if self._cut is not None:
                 self.path.write_text(self._cut)
                 self._cut = None
             with self.path.open("a") as f:
-                f.write(json.dumps(record) + "\n")
+                f.write(json.dumps(as_dict(record)) + "\n")
         self.position += 1
 
     def resume(self, lines: int) -> None:
@@ -41,3 +82,11 @@ class MetricsLog:
     def seek(self, position: int) -> None:
         """A training phase restored from its checkpoint wrote these records already."""
         self.position = position
+
+
+def read_epoch_records(path: Path) -> list[EpochRecord]:
+    """The epoch records of a metrics.jsonl (every phase's, in order); none when it is missing."""
+    if not path.is_file():
+        return []
+    rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    return [EpochRecord.from_dict(row) for row in rows if EpochRecord.is_epoch(row)]

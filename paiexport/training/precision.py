@@ -13,13 +13,13 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext
-from enum import Enum
+from enum import StrEnum
 
 import torch
 from torch import nn
 
 
-class PrecisionName(str, Enum):
+class PrecisionName(StrEnum):
     fp32 = "fp32"
     bf16 = "bf16"
     fp16 = "fp16"

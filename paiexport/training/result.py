@@ -5,10 +5,12 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
+from paiexport.training.metrics_log import EpochRecord
+
 
 @dataclass
 class TrainResult:
-    history: list[dict[str, Any]] = field(default_factory=list)
+    history: list[EpochRecord] = field(default_factory=list)
     best_epoch: int = 0
     exported_epoch: int = 0  # the epoch whose weights the model holds after `train`
     seconds: float = 0.0
@@ -26,4 +28,5 @@ class TrainResult:
         odd = sorted(set(saved) ^ names)
         if odd:
             raise ValueError(f"result field {odd[0]!r} is {'unknown' if odd[0] in saved else 'missing'}")
-        return cls(**saved)
+        history = [EpochRecord.from_dict(row) for row in saved["history"]]
+        return cls(**{**saved, "history": history})

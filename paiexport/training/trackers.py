@@ -7,15 +7,16 @@ stores inside the run folder (`tensorboard/`, `mlflow.db`); metrics.jsonl is alw
 from __future__ import annotations
 
 from collections.abc import Callable
-from enum import Enum
+from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
 from paiexport.errors import UserError
 from paiexport.training.callbacks import TrainCallback, TrainState
+from paiexport.training.metrics_log import Record, as_dict
 
 
-class Tracker(str, Enum):
+class Tracker(StrEnum):
     tensorboard = "tensorboard"
     mlflow = "mlflow"
 
@@ -78,7 +79,7 @@ class TrackerCallback(TrainCallback):
     def on_train_begin(self, state: TrainState) -> None:
         inner = state.log
 
-        def log(record: dict[str, Any]) -> None:
+        def log(record: Record) -> None:
             inner(record)
             self.log(record)
 
@@ -90,8 +91,9 @@ class TrackerCallback(TrainCallback):
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.records = state["records"]
 
-    def log(self, record: dict[str, Any], prefix: str | None = None) -> None:
+    def log(self, record: Record, prefix: str | None = None) -> None:
         self.records += 1
+        record = as_dict(record)
         group = prefix or record.get("event") or ("level" if "level" in record else "epoch")
         values = flatten({k: v for k, v in record.items() if k != "event"}, f"{group}/")
         for sink in self.sinks:

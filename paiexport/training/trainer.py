@@ -10,7 +10,7 @@ from paiexport.data import DataSplits
 from paiexport.paths import RunPaths
 from paiexport.training.callbacks import TrainCallback
 from paiexport.training.checkpoint import TrainSession
-from paiexport.training.compact import CompactTraining, shrink_for_training
+from paiexport.training.compact import CompactTraining, compact_example, shrink_for_training
 from paiexport.training.config import CheckpointChoice, TrainConfig
 from paiexport.training.loop import TrainResult, train
 from paiexport.training.trackers import TrackerCallback
@@ -42,11 +42,18 @@ class RecipeTrainer:
         if checkpoint is not None:
             cfg = cfg.model_copy(update={"checkpoint": checkpoint})
         if cfg.compact:  # static masks were just attached: train the exactly equivalent small model
-            self.compacted = shrink_for_training(model, self.data.train.x[:2])
+            self.compacted = shrink_for_training(model, compact_example(self.data.train))
             model = self.compacted.model
-        result = train(model, self.data, cfg, batch_size=self.batch_size, seed=self.seed,
-                       metrics_path=self.paths.metrics, checkpoint_dir=self.paths.checkpoints / tag,
-                       callbacks=[*([self.trackers] if self.trackers else []), *callbacks],
-                       session=self.session)  # fmt: skip
+        result = train(
+            model,
+            self.data,
+            cfg,
+            batch_size=self.batch_size,
+            seed=self.seed,
+            metrics_path=self.paths.metrics,
+            checkpoint_dir=self.paths.phase(tag).folder,
+            callbacks=[*([self.trackers] if self.trackers else []), *callbacks],
+            session=self.session,
+        )
         result.compact = self.compacted.report() if self.compacted else None
         return result

@@ -9,6 +9,7 @@ import onnx
 import yaml
 from pydantic import ValidationError
 
+from paiexport import recipe_yaml
 from paiexport.data import DataConfig, Split, load_dataset
 from paiexport.data.transforms import normalize
 from paiexport.errors import UserError, shorten
@@ -41,7 +42,9 @@ def validation_data(name: str | None, path: str | None = None, recipe: Path | No
 
 def _recipe_data(recipe: Path) -> dict[str, Any]:
     try:
-        loaded = yaml.safe_load(recipe.read_text())
+        loaded = recipe_yaml.safe_load(recipe.read_text())  # bounded: the file is the user's
+    except recipe_yaml.RecipeYAMLError as exc:
+        raise UserError(f"--recipe {recipe}: recipe refused: {exc}") from None
     except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
         raise UserError(f"--recipe {recipe}: cannot read it ({type(exc).__name__})") from None
     section = loaded.get("data") if isinstance(loaded, dict) else None

@@ -9,11 +9,11 @@ import numpy as np
 import onnx
 
 from paiexport.data import DataConfig
-from paiexport.errors import UserError
-from paiexport.export.transforms import array_sparsity
+from paiexport.errors import UserError, first_line
+from paiexport.verify.checks import is_quantized, make_session, open_checked, stored_zeros
 from paiexport.verify.eval_data import eval_split, validation_data
 from paiexport.verify.inputs import check_data_shape, data_input, graph_inputs
-from paiexport.verify.inspect import load_model, weights
+from paiexport.verify.inspect import load_model
 from paiexport.verify.rules import (
     PARITY_ATOL,
     accuracies_match,
@@ -24,11 +24,9 @@ from paiexport.verify.rules import (
     within_drop_limit,
     within_parity,
 )
-from paiexport.verify.validate import accuracy, make_session, run_session
+from paiexport.verify.validate import accuracy, run_session
 
 DATASET_KEY = "paiexport.dataset"  # set by deploy.run_metadata
-QUANTIZED_OPS = {"DynamicQuantizeLinear", "QuantizeLinear", "MatMulInteger", "ConvInteger", "QLinearConv",
-                 "QLinearMatMul"}  # fmt: skip
 
 
 @dataclass
@@ -43,10 +41,6 @@ class FileReport:
     checks: list[Check] = field(default_factory=list)
     sparsity: dict[str, float] = field(default_factory=dict)
     not_deployable: str | None = None  # a lossy file over the accuracy limit: not an error
-
-
-def is_quantized(model: onnx.ModelProto) -> bool:
-    return any(n.op_type in QUANTIZED_OPS for n in model.graph.node)
 
 
 def _logits(path: Path, x: np.ndarray) -> np.ndarray:
@@ -85,7 +79,7 @@ def check_file(
     _check_dataset(model, path, data)
     name = data_input(graph_inputs(model, str(path)), shapes or {}, str(path))
     report = FileReport(
-        sparsity={n: array_sparsity(w) for n, (w, _) in weights(model, str(path)).items() if w.ndim >= 2}
+        sparsity={n: s.sparsity for n, s in stored_zeros(model, str(path)).items() if s.ndim >= 2}
     )
     test = eval_split(model, cfg, split_seed(model, seed))
     check_data_shape(name, shapes or {}, tuple(test.x.shape[1:]))
@@ -101,23 +95,16 @@ def check_file(
 
 def _run_checks(report: FileReport, path: Path, data: str, x: np.ndarray) -> np.ndarray | None:
     """checker, load and one run on the test inputs: the logits, or None when it cannot run."""
-    try:
-        onnx.checker.check_model(str(path))
-        report.checks.append(Check("checker", True, "onnx.checker passed"))
-    except Exception as exc:
-        report.checks.append(
-            Check("checker", False, str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
-        )
-    try:
-        session = make_session(path)
-    except Exception as exc:
-        report.checks.append(Check("load", False, f"onnxruntime cannot load it: {str(exc).splitlines()[0]}"))
+    opened = open_checked(path)
+    report.checks.append(Check("checker", opened.checker, opened.checker_error or "onnx.checker passed"))
+    if opened.session is None:
+        report.checks.append(Check("load", False, f"onnxruntime cannot load it: {opened.load_error}"))
         return None
     report.checks.append(Check("load", True, "onnxruntime loads it"))
     try:
-        return run_session(session, x)
+        return run_session(opened.session, x)
     except Exception as exc:
-        detail = f"cannot run on {data} inputs of shape {list(x.shape[1:])}: {str(exc).splitlines()[0]}"
+        detail = f"cannot run on {data} inputs of shape {list(x.shape[1:])}: {first_line(exc)}"
         report.checks.append(Check("input", False, detail))
         return None
 
@@ -125,17 +112,22 @@ def _run_checks(report: FileReport, path: Path, data: str, x: np.ndarray) -> np.
 def _accuracy_checks(logits: np.ndarray, labels: np.ndarray, data: str) -> list[Check]:
     """Test accuracy (information) and the chance-level check (a file no better than guessing)."""
     acc, chance, classes = accuracy(logits, labels), chance_level(labels, logits.shape[1]), logits.shape[1]
+    versus = f"{acc:.2%} vs chance level {chance:.2%} ({classes} classes, {len(labels)} samples)"
     return [
         Check("accuracy", True, f"{acc:.2%} on the {data} test split ({len(labels)} samples)"),
-        Check("chance_level", acc > chance, f"{acc:.2%} vs chance level {chance:.2%} "
-              f"({classes} classes, {len(labels)} samples)"),
-    ]  # fmt: skip
+        Check("chance_level", acc > chance, versus),
+    ]
 
 
 def _compare(
-    report: FileReport, model: onnx.ModelProto, logits: np.ndarray, reference: Path,
-    labels: np.ndarray, x: np.ndarray, max_accuracy_drop: float,
-) -> None:  # fmt: skip
+    report: FileReport,
+    model: onnx.ModelProto,
+    logits: np.ndarray,
+    reference: Path,
+    labels: np.ndarray,
+    x: np.ndarray,
+    max_accuracy_drop: float,
+) -> None:
     """Parity and equal accuracy vs `reference`; for an int8 file of a float reference, the drop."""
     try:
         ref_logits = _logits(reference, x)

@@ -29,9 +29,20 @@ from paiexport.errors import UserError
 
 INT_HIGH = 2  # integer inputs are 0 or 1: in range for every axis of size >= 2
 MEMORY_FRACTION = 0.5  # of the available memory, for all inputs of all files at the largest batch
-_MAKEABLE = {TensorProto.FLOAT, TensorProto.FLOAT16, TensorProto.DOUBLE, TensorProto.BOOL,
-             TensorProto.INT8, TensorProto.INT16, TensorProto.INT32, TensorProto.INT64,
-             TensorProto.UINT8, TensorProto.UINT16, TensorProto.UINT32, TensorProto.UINT64}  # fmt: skip
+_MAKEABLE = {
+    TensorProto.FLOAT,
+    TensorProto.FLOAT16,
+    TensorProto.DOUBLE,
+    TensorProto.BOOL,
+    TensorProto.INT8,
+    TensorProto.INT16,
+    TensorProto.INT32,
+    TensorProto.INT64,
+    TensorProto.UINT8,
+    TensorProto.UINT16,
+    TensorProto.UINT32,
+    TensorProto.UINT64,
+}
 
 Dim = int | str  # a fixed size, or the symbolic name ("?" when unnamed) of a dynamic one
 
@@ -76,7 +87,7 @@ def graph_inputs(model: ModelProto, source: str) -> list[InputSpec]:
         )
     if not specs:
         raise UserError(f"{source}: the graph has no inputs to feed")
-    return specs  # fmt: skip
+    return specs
 
 
 def parse_shapes(texts: list[str], option: str = "--shape") -> dict[str, tuple[int, ...]]:
@@ -93,7 +104,7 @@ def parse_shapes(texts: list[str], option: str = "--shape") -> dict[str, tuple[i
                 f"{option} {text[:80]!r}: expected NAME=DIMS with positive sizes, e.g. x=1x3x32x32"
             )
         shapes[name] = shape
-    return shapes  # fmt: skip
+    return shapes
 
 
 def _resolve_one(spec: InputSpec, batch: int, given: tuple[int, ...] | None, source: str) -> tuple[int, ...]:
@@ -106,8 +117,10 @@ def _resolve_one(spec: InputSpec, batch: int, given: tuple[int, ...] | None, sou
     for i, dim in enumerate(dims):
         if i == 0:
             if isinstance(dim, int) and dim != batch:
-                raise UserError(f"{source}: input {spec.name!r} has a fixed batch dimension of {dim}; "
-                                f"batch size {batch} is not possible (use --batch-sizes {dim})")  # fmt: skip
+                raise UserError(
+                    f"{source}: input {spec.name!r} has a fixed batch dimension of {dim}; "
+                    f"batch size {batch} is not possible (use --batch-sizes {dim})"
+                )
             shape.append(batch)
         elif isinstance(dim, int):
             if given is not None and given[i] != dim:
@@ -116,8 +129,10 @@ def _resolve_one(spec: InputSpec, batch: int, given: tuple[int, ...] | None, sou
                 )
             shape.append(dim)
         elif given is None:
-            raise UserError(f"{source}: input {spec.name!r} dimension {i} ({dim}) is dynamic; "
-                            f"pass --shape {spec.name}=DIMS to choose it")  # fmt: skip
+            raise UserError(
+                f"{source}: input {spec.name!r} dimension {i} ({dim}) is dynamic; "
+                f"pass --shape {spec.name}=DIMS to choose it"
+            )
         else:
             shape.append(given[i])
     return tuple(shape)
@@ -170,7 +185,7 @@ def random_feeds(
             feeds[s.name] = rng.integers(0, 2, shape).astype(bool)
         else:
             feeds[s.name] = rng.integers(0, INT_HIGH, shape).astype(s.dtype)
-    return feeds  # fmt: skip
+    return feeds
 
 
 def data_input(specs: list[InputSpec], shapes: dict[str, tuple[int, ...]], source: str) -> str:

@@ -22,9 +22,14 @@ from paiexport.verify.inputs import MEMORY_FRACTION, available_memory
 
 # op type -> position of the weight among the node's inputs
 WEIGHT_INPUT = {
-    "Conv": 1, "ConvInteger": 1, "QLinearConv": 3,
-    "Gemm": 1, "MatMul": 1, "MatMulInteger": 1, "QLinearMatMul": 3,
-}  # fmt: skip
+    "Conv": 1,
+    "ConvInteger": 1,
+    "QLinearConv": 3,
+    "Gemm": 1,
+    "MatMul": 1,
+    "MatMulInteger": 1,
+    "QLinearMatMul": 3,
+}
 CONV_OPS = {"Conv", "ConvInteger", "QLinearConv"}
 
 
@@ -171,10 +176,12 @@ def inspect_model(path: Path) -> dict[str, Any]:
     inits = {}
     for name, (w, storage) in weights(model, str(path)).items():
         inits[name] = {
-            "shape": list(w.shape), "dtype": str(w.dtype),
+            "shape": list(w.shape),
+            "dtype": str(w.dtype),
             "sparsity": array_sparsity(w),
-            "storage": storage, "bytes": stored.get(name, 0),
-        }  # fmt: skip
+            "storage": storage,
+            "bytes": stored.get(name, 0),
+        }
     return {
         "file": str(path),
         "bytes": path.stat().st_size,
@@ -197,8 +204,8 @@ def render(found: dict[str, Any]) -> list[Any]:
     for header in ("initializer", "shape", "dtype", "sparsity", "storage", "bytes"):
         inits.add_column(header, justify="left" if header == "initializer" else "right")
     for name, i in found["initializers"].items():
-        inits.add_row(name, "×".join(map(str, i["shape"])) or "scalar", i["dtype"], f"{i['sparsity']:.2%}",
-                      i["storage"], str(i["bytes"]))  # fmt: skip
+        shape = "×".join(map(str, i["shape"])) or "scalar"
+        inits.add_row(name, shape, i["dtype"], f"{i['sparsity']:.2%}", i["storage"], str(i["bytes"]))
     f = found["flops_per_sample"]
     ratio = f"{f['dense'] / f['effective']:.2f}×" if f["effective"] else "-"
 

@@ -1,8 +1,8 @@
-"""Accuracy and parity tolerances and the comparison rules, written once.
+"""Accuracy, parity and sparsity tolerances and the comparison rules, written once.
 
 `validate_file` (a run's files), `paiexport validate` (one file), the deploy choice and the
-`max_accuracy_drop` gate all judge a file with these functions, so a file is never within a
-limit in one place and over it in another.
+`max_accuracy_drop` and `min_sparsity` gates all judge with these functions, so a file is
+never within a limit in one place and over it in another.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ PARITY_ATOL = 1e-4  # float32 reassociation between runtimes stays far below thi
 PARITY_BATCH = 256  # parity is measured on the first PARITY_BATCH test samples
 CHANCE_SIGMAS = 3.0  # a guesser beats its expected accuracy by 3 standard errors 1 time in 740
 DROP_SLACK = 1e-9  # points come from a difference of two fractions: float noise must not fail the limit
+SPARSITY_SLACK_WEIGHTS = 1  # a target is rounded to whole weights: a 90% run may reach 0.899998
 
 
 def parity_diff(logits: np.ndarray, reference: np.ndarray) -> float:
@@ -64,3 +65,9 @@ def chance_level(labels: np.ndarray, num_classes: int) -> float:
     majority = np.bincount(labels).max() / n if len(labels) else 0.0
     p = max(1.0 / max(num_classes, 1), float(majority))
     return p + CHANCE_SIGMAS * float(np.sqrt(p * (1.0 - p) / n))
+
+
+def reaches_sparsity(zeros: int, total: int, limit: float) -> bool:
+    """`zeros` of `total` weights meet the minimum sparsity `limit`, up to
+    `SPARSITY_SLACK_WEIGHTS` weights short (and float noise in `limit * total`)."""
+    return zeros >= limit * total - SPARSITY_SLACK_WEIGHTS - 1e-9

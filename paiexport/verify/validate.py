@@ -12,7 +12,8 @@ import torch
 from torch import nn
 
 from paiexport.data import Split
-from paiexport.export.transforms import FLOAT_TYPES
+from paiexport.verify.checks import is_quantized, open_checked, stored_zeros
+from paiexport.verify.checks import make_session as make_session  # where bench and tests import it
 from paiexport.verify.rules import (
     accuracies_match,
     accuracy_drop_points,
@@ -91,15 +92,6 @@ class FileValidation:
         }
 
 
-def make_session(path: Path, threads: int = 1) -> ort.InferenceSession:
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = threads
-    options.inter_op_num_threads = 1
-    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-    options.log_severity_level = 3
-    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-
-
 def run_session(session: ort.InferenceSession, x: np.ndarray, batch_size: int = 512) -> np.ndarray:
     """Logits of the file's one input fed `x` in chunks.
 
@@ -136,7 +128,6 @@ def validate_file(
     model: nn.Module,
     test: Split,
     *,
-    quantized: bool = False,
     max_accuracy_drop: float = 1.0,
     reference: np.ndarray | None = None,
     zeros: dict[str, tuple[int, int]] | None = None,
@@ -144,56 +135,44 @@ def validate_file(
     """Checker, load, output parity on a held-out batch, test accuracy vs PyTorch, chance level,
     and the zeros stored per weight vs `zeros` (name -> (zeros, numel) of the masked model).
 
-    A `quantized` file needs no parity and no equal accuracy: it is deployable when its accuracy
-    is at most `max_accuracy_drop` points below PyTorch's, and not broken otherwise.
-    `reference` is the model's logits on `test` when the caller has them already (one forward
-    pass serves every file of a run).
+    A quantized file (`checks.is_quantized`, as `paiexport validate` decides) needs no parity
+    and no equal accuracy: it is deployable when its accuracy is at most `max_accuracy_drop`
+    points below PyTorch's, and not broken otherwise. `reference` is the model's logits on
+    `test` when the caller has them already (one forward pass serves every file of a run).
     """
     labels = test.y.numpy()
     if reference is None:
         reference = torch_logits(model, test.x)
     acc_torch = accuracy(reference, labels)
     result = FileValidation(variant, False, False, float("inf"), False, 0.0, acc_torch, False)
-    result.parity_required = not quantized
     result.max_accuracy_drop = max_accuracy_drop
     result.chance_level = chance_level(labels, reference.shape[1])
-    try:
-        onnx.checker.check_model(str(path))
-        result.checker = True
-        session = make_session(path)
-        result.loads = True
-    except Exception as exc:  # report, don't crash: validation is a verdict on the file
-        result.error = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+    opened = open_checked(path)
+    result.checker = opened.checker
+    result.loads = opened.checker and opened.session is not None
+    if not result.loads:  # report, don't crash: validation is a verdict on the file
+        result.error = opened.checker_error or opened.load_error
         return result
-    logits = run_session(session, test.x.numpy())
+    stored = onnx.load(str(path))
+    result.parity_required = not is_quantized(stored)
+    logits = run_session(opened.session, test.x.numpy())
     result.max_abs_diff = parity_diff(logits, reference)
     result.parity = within_parity(result.max_abs_diff)
     result.accuracy = accuracy(logits, labels)
     result.accuracy_match = accuracies_match(result.accuracy, acc_torch, len(labels))
-    stored = stored_zeros(path, list(zeros or {}))
+    found = float_zeros(stored, list(zeros or {}))
     # Only a tensor of the weight's own size can be compared (a compact graph drops rows).
     result.sparsity_mismatch = [
-        n for n, (z, size) in stored.items() if size == zeros[n][1] and z != zeros[n][0]
+        n for n, (z, size) in found.items() if size == zeros[n][1] and z != zeros[n][0]
     ]
     return result
 
 
-def stored_zeros(path: Path, names: list[str]) -> dict[str, tuple[int, int]]:
+def float_zeros(model: onnx.ModelProto, names: list[str]) -> dict[str, tuple[int, int]]:
     """(zeros, numel) of the named float weights as stored in the file (dense or sparse initializers)."""
-    model = onnx.load(str(path))
-    found: dict[str, tuple[int, int]] = {}
-    for tensor in model.graph.initializer:
-        if tensor.name in names and tensor.data_type in FLOAT_TYPES:
-            values = onnx.numpy_helper.to_array(tensor)
-            found[tensor.name] = (values.size - int(np.count_nonzero(values)), values.size)
-    for sparse in model.graph.sparse_initializer:
-        if sparse.values.name in names:
-            total = int(np.prod(sparse.dims))
-            nnz = int(np.count_nonzero(onnx.numpy_helper.to_array(sparse.values)))
-            found[sparse.values.name] = (total - nnz, total)
-    return found
+    return {n: (s.zeros, s.size) for n, s in stored_zeros(model).items() if n in names and s.is_float}
 
 
 def onnx_weight_sparsity(path: Path, names: list[str]) -> dict[str, float]:
     """Sparsity of the named weights as stored in the file (dense or sparse initializers)."""
-    return {n: z / max(size, 1) for n, (z, size) in stored_zeros(path, names).items()}
+    return {n: z / max(size, 1) for n, (z, size) in float_zeros(onnx.load(str(path)), names).items()}

@@ -13,18 +13,14 @@ from paiexport.verify.validate import FileValidation, torch_logits, validate_fil
 
 
 def validate_variants(
-    files: dict[Variant, Path],
-    model: nn.Module,
-    test: Split,
-    max_accuracy_drop: float,
-    sources: dict[Variant, Variant] | None = None,
+    files: dict[Variant, Path], model: nn.Module, test: Split, max_accuracy_drop: float
 ) -> dict[Variant, FileValidation]:
-    """`sources` maps a copied variant (deploy) to the variant it was copied from."""
-    sources = sources or {}
+    """Every file checked against `model`; a quantized file is recognized by its graph."""
     reference = torch_logits(model, test.x)
     zeros = {n: (int((w == 0).sum()), w.numel()) for n, w in prunable_weights(model).items()}
     return {
-        v: validate_file(p, v, model, test, quantized=sources.get(v, v).quantized,
-                         max_accuracy_drop=max_accuracy_drop, reference=reference, zeros=zeros)
+        v: validate_file(
+            p, v, model, test, max_accuracy_drop=max_accuracy_drop, reference=reference, zeros=zeros
+        )
         for v, p in files.items()
-    }  # fmt: skip
+    }

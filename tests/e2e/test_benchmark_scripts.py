@@ -1,0 +1,41 @@
+"""The benchmark scripts still run against the library (they are not in the import graph
+that the rest of the suite exercises, so an API change can break them silently)."""
+
+from __future__ import annotations
+
+import importlib
+from pathlib import Path
+
+import pytest
+
+import benchmarks.deploy_speed as deploy_speed
+
+SCRIPTS = sorted(
+    p.stem for p in (Path(__file__).parents[2] / "benchmarks").glob("*.py") if p.stem != "__init__"
+)
+
+
+@pytest.mark.parametrize("name", SCRIPTS)
+def test_benchmark_imports(name):
+    module = importlib.import_module(f"benchmarks.{name}")
+    assert module.__doc__, f"benchmarks/{name}.py says what it measures"
+
+
+def test_deploy_speed_resnet_part_runs_end_to_end(tmp_path, capsys):
+    # tiny and untimed: the verdict is not asserted, only that every file is built,
+    # benchmarked and compared (the figures come from the real run, docs/deployment-and-speed.md)
+    deploy_speed.resnet_part(epochs=1, samples=128, iterations=1, out=tmp_path)
+    printed = capsys.readouterr().out
+    for label in (
+        "compact speedup vs dense, batch 64",
+        "compact.int8 speedup vs dense, batch 1",
+        "compact.plain, without space_to_depth",
+        "compact accuracy - torch",
+    ):
+        assert label in printed
+    assert sorted(p.name for p in tmp_path.glob("*.onnx")) == [
+        "compact.int8.onnx",
+        "compact.onnx",
+        "compact.plain.onnx",
+        "dense.onnx",
+    ]

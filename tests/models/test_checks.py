@@ -1,0 +1,23 @@
+"""Checks before training: a bundled model fits in memory, a model takes a sample batch."""
+
+import pytest
+import torch
+
+from paiexport.errors import UserError
+from paiexport.models import ModelName, build_model, check_model_size, check_sample_batch
+
+
+def test_a_model_too_big_for_memory_is_refused_before_it_is_allocated():
+    with pytest.raises(UserError, match=r"^model\.args: model cnn1d needs about \d+\.\d GiB to train"):
+        check_model_size(ModelName.cnn1d, {"channels": [65536] * 3}, (1, 40), 10, 64)
+    check_model_size(ModelName.cnn1d, {}, (1, 40), 10, 128)  # the default model fits
+
+
+def test_sample_batch_check_names_model_args_and_leaves_the_model_unchanged():
+    torch.manual_seed(0)
+    model = build_model(ModelName.cnn1d, {"channels": [4, 4], "hidden": 8}, (1, 40), 4)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    check_sample_batch(model, torch.randn(2, 1, 40))
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())  # BN stats untouched
+    with pytest.raises(UserError, match=r"^model\.args: the model fails on a sample batch: .*channels"):
+        check_sample_batch(model, torch.randn(2, 3, 40))  # 3 input channels, the conv expects 1
