@@ -4,6 +4,7 @@ import math
 
 import pytest
 import torch
+from tiny import train_briefly
 from torch import nn
 
 from paiexport.data import DatasetName, load_data
@@ -24,7 +25,6 @@ from paiexport.sparsity.masks import (
 )
 from paiexport.training.callbacks import KeepPrunedZero, TrainCallback, TrainState
 from paiexport.training.config import OptimizerConfig, TrainConfig
-from paiexport.training.loop import train
 
 W = torch.tensor([[0.9, 0.0, -0.05, 0.0], [0.0, 0.4, 0.0, -0.2], [0.1, 0.0, 0.0, 0.7]])
 # Dense gradient: the largest entries at ACTIVE positions (9 at the dropped (0,2), 8 at the kept
@@ -196,16 +196,7 @@ def train_dynamic(tmp_path, config: DynamicConfig, epochs: int = 3, optimizer: s
     probe = Probe()
     cfg = TrainConfig(epochs=epochs, optimizer=OptimizerConfig(name=optimizer, lr=0.05))
     callbacks = method.callbacks(ctx)
-    result = train(
-        model,
-        data,
-        cfg,
-        batch_size=32,
-        seed=0,
-        metrics_path=tmp_path / "m.jsonl",
-        checkpoint_dir=tmp_path / "ck",
-        callbacks=[KeepPrunedZero(), *callbacks, probe],
-    )
+    result = train_briefly(model, data, cfg, tmp_path, [KeepPrunedZero(), *callbacks, probe])
     return method.details(callbacks), masks, probe, result
 
 

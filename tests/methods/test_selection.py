@@ -4,6 +4,7 @@ import math
 
 import pytest
 import torch
+from tiny import train_briefly
 
 from paiexport.data import DatasetName, load_data
 from paiexport.errors import UserError
@@ -14,21 +15,6 @@ from paiexport.models import ModelName, build_model
 from paiexport.sparsity.masks import get_masks, prunable_weights
 from paiexport.sparsity.types import SparsityConfig
 from paiexport.training.config import OptimizerConfig, TrainConfig
-from paiexport.training.loop import train
-
-
-def _train(model, data, cfg, callbacks, tmp_path):
-    """Batches of 32, seed 0, metrics and checkpoints under `tmp_path`."""
-    return train(
-        model,
-        data,
-        cfg,
-        batch_size=32,
-        seed=0,
-        metrics_path=tmp_path / "m.jsonl",
-        checkpoint_dir=tmp_path / "ck",
-        callbacks=callbacks,
-    )
 
 
 def fit(tmp_path, config, target=0.5, distribution="uniform"):
@@ -41,7 +27,7 @@ def fit(tmp_path, config, target=0.5, distribution="uniform"):
     def trainer(model, callbacks, *, epochs=None, tag=""):
         seen["before"] = {n: p.detach().clone() for n, p in model.named_parameters()}
         cfg = TrainConfig(epochs=3, optimizer=OptimizerConfig(lr=0.1, weight_decay=5e-4))
-        result = _train(model, data, cfg, callbacks, tmp_path)
+        result = train_briefly(model, data, cfg, tmp_path, callbacks)
         seen["after"] = {n: p.detach().clone() for n, p in model.named_parameters()}
         return result
 
@@ -111,7 +97,7 @@ def test_supermask_recomputes_batchnorm_statistics_under_the_exported_mask(tmp_p
 
     def trainer(model, callbacks, *, epochs=None, tag=""):
         cfg = TrainConfig(epochs=1, optimizer=OptimizerConfig(lr=0.1))
-        return _train(model, data, cfg, callbacks, tmp_path)
+        return train_briefly(model, data, cfg, tmp_path, callbacks)
 
     make_method(SupermaskConfig()).fit(ctx, trainer)
     # The first BN sees conv1's output directly: its running mean must be the average of the

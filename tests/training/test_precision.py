@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from tiny import train_briefly
 from torch import nn
 
 from paiexport.data import DatasetName, load_data
@@ -14,7 +15,6 @@ from paiexport.models import ModelName, build_model
 from paiexport.sparsity.masks import attach_masks, enforce_after_step, prunable_weights
 from paiexport.training.callbacks import KeepPrunedZero, TrainCallback, TrainState
 from paiexport.training.config import OptimizerConfig, TrainConfig
-from paiexport.training.loop import train
 from paiexport.training.precision import Precision, PrecisionName, prepare_input, prepare_model
 
 CUDA = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device (none here)")
@@ -44,16 +44,7 @@ def _masked_run(tmp_path: Path, precision: str, device: str = "cpu", **train_arg
     cfg = TrainConfig(
         epochs=1, optimizer=OptimizerConfig(lr=0.05), precision=precision, device=device, **train_args
     )
-    train(
-        model,
-        data,
-        cfg,
-        batch_size=32,
-        seed=0,
-        metrics_path=tmp_path / "m.jsonl",
-        checkpoint_dir=tmp_path / "ck",
-        callbacks=[KeepPrunedZero(), check],
-    )
+    train_briefly(model, data, cfg, tmp_path, [KeepPrunedZero(), check])
     assert check.steps == 10  # 307 training samples (512 - 128 test - 77 val) / 32 per batch
     changed = [not torch.equal(w.cpu(), before[n]) for n, w in prunable_weights(model).items()]
     assert all(changed), "every layer trained"
