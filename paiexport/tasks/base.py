@@ -1,0 +1,128 @@
+"""What a task is: its loss, its metrics (one of them primary), the targets it reads, its baseline.
+
+Every stage asks the task rather than assuming classification: the training loop and the
+methods take its `loss`, evaluation and validation its `meter`, the data loaders its
+`targets` check, the verdict its `baseline`. One module per task; `tasks.TASKS` lists them.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from typing import Any, ClassVar
+
+import torch
+from pydantic import Field
+
+from paiexport.config import StrictModel
+from paiexport.errors import UserError, shorten
+
+OUTPUT = Field(
+    default=None,
+    max_length=200,
+    description="the model output the task reads (a name of a dict output, or an index); default: the first",
+)
+
+
+class TaskConfig(StrictModel):
+    name: str
+    output: str | None = OUTPUT
+
+
+class Meter(ABC):
+    """Accumulates a split batch by batch; `result` gives every metric over the whole split."""
+
+    @abstractmethod
+    def add(self, outputs: torch.Tensor, targets: torch.Tensor) -> None: ...
+
+    @abstractmethod
+    def result(self) -> dict[str, float]: ...
+
+
+class Task(ABC):
+    """A task, configured by its recipe section (`task:`)."""
+
+    config_class: ClassVar[type[TaskConfig]]
+    primary: ClassVar[str]  # the metric `checkpoint: best`, verdicts, gates and `auto` use
+    higher_is_better: ClassVar[bool] = True
+    short: ClassVar[str]  # the primary metric in a line of text: "val acc", "val r2", "val ppl"
+    percent: ClassVar[bool] = False  # shown as a percentage (accuracy, F1, IoU)
+    default_max_drop: ClassVar[float]  # validate.max_metric_drop when unset, in the metric's unit
+
+    def __init__(self, config: TaskConfig) -> None:
+        self.config = config
+
+    @property
+    def name(self) -> str:
+        return self.config.name
+
+    @abstractmethod
+    def loss(self, outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        """A scalar to minimise, averaged over the batch."""
+
+    @abstractmethod
+    def meter(self) -> Meter: ...
+
+    @abstractmethod
+    def targets(self, y: torch.Tensor, where: str) -> torch.Tensor:
+        """`y` as the loss reads it, or a UserError naming `task.name` and `where`: never a silent cast."""
+
+    @abstractmethod
+    def output_size(self, train_y: torch.Tensor, test_y: torch.Tensor, declared: int | None) -> int:
+        """The width of the model's last output dimension the targets ask for (classes, labels, ...)."""
+
+    @abstractmethod
+    def baseline(self, train_y: torch.Tensor, test_y: torch.Tensor, width: int) -> float:
+        """The primary metric on the test targets of a useless model fit on the training targets."""
+
+    def check_outputs(self, outputs: torch.Tensor, targets: torch.Tensor, where: str) -> None:
+        """Refuse outputs this task cannot read against these targets (one line naming the shape)."""
+        if outputs.shape[0] != targets.shape[0]:
+            self.refuse(where, f"output of shape {tuple(outputs.shape)} for {targets.shape[0]} targets")
+
+    def at_baseline(self, value: float, baseline: float) -> bool:
+        """No better than the baseline: the verdict's "at baseline" (a useless model)."""
+        return value <= baseline if self.higher_is_better else value >= baseline
+
+    def drop(self, reference: float, value: float) -> float:
+        """How much worse `value` is than `reference`, in the metric's unit (negative: better)."""
+        return reference - value if self.higher_is_better else value - reference
+
+    def metrics_match(self, a: dict[str, float], b: dict[str, float], samples: int) -> bool:
+        """A float file's primary metric equals PyTorch's up to float noise."""
+        x, y = a[self.primary], b[self.primary]
+        return abs(x - y) <= 1e-4 * max(1.0, abs(y))
+
+    def refuse(self, where: str, what: str) -> None:
+        raise UserError(f"task.name {self.name}: {where}: {shorten(what, 160)}")
+
+    def describe(self) -> dict[str, Any]:
+        return {"name": self.name, "primary": self.primary, "higher_is_better": self.higher_is_better}
+
+
+def shape_text(t: torch.Tensor) -> str:
+    return f"{str(t.dtype).removeprefix('torch.')}{tuple(t.shape)}"
+
+
+def require_integer(task: Task, y: torch.Tensor, where: str, what: str) -> torch.Tensor:
+    if y.dtype.is_floating_point or y.dtype.is_complex or y.dtype == torch.bool:
+        task.refuse(where, f"targets are {shape_text(y)}; {what} are integers (nothing is cast)")
+    return y.to(torch.int64)
+
+
+def require_float(task: Task, y: torch.Tensor, where: str, what: str) -> torch.Tensor:
+    if not y.dtype.is_floating_point:
+        task.refuse(where, f"targets are {shape_text(y)}; {what} are floats (nothing is cast)")
+    if not bool(torch.isfinite(y).all()):
+        task.refuse(where, "targets hold NaN/inf")
+    return y.to(torch.float32)
+
+
+def in_range(task: Task, y: torch.Tensor, where: str, limit: int | None, ignore: int | None = None) -> None:
+    """Class indices in [0, limit) (`ignore` allowed anywhere)."""
+    kept = y if ignore is None else y[y != ignore]
+    if not kept.numel():
+        return
+    low, high = int(kept.min()), int(kept.max())
+    if low < 0 or (limit is not None and high >= limit):
+        bad = low if low < 0 else high
+        task.refuse(where, f"target {bad} outside [0, {limit or 'inf'})")
