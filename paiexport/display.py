@@ -99,17 +99,21 @@ class Display:
         if self.progress is not None and self.bar is not None:
             self.progress.advance(self.bar)
 
-    def epoch_done(self, record: dict[str, Any]) -> None:
-        epoch, n, acc = record["epoch"], self.epochs, record["val_acc"]
+    def epoch_done(self, record: dict[str, Any], percent: bool = True) -> None:
+        """A finished epoch's metrics.jsonl record; `percent`: the primary metric is a fraction."""
+        name = next(k for k in record if k.startswith("val_") and k != "val_loss")
+        epoch, n, value = record["epoch"], self.epochs, record[name]
+        label = name.replace("_", " ")
+        shown = f"{label} {value:.2%}" if percent else f"{label} {value:.4g}"
         took, self.seconds = record["seconds"] - self.seconds, record["seconds"]  # cumulative in record
         if self.progress is None:
             self.console.print(
-                f"epoch {epoch}/{n}  loss {record['train_loss']:.4f}  val acc {acc:.2%}  {took:.1f} s",
+                f"epoch {epoch}/{n}  loss {record['train_loss']:.4f}  {shown}  {took:.1f} s",
                 highlight=False,
                 markup=False,
             )
         elif self.bar is not None:
-            now = f"  train epoch {min(epoch + 1, n)}/{n} · val acc {acc:.2%} (epoch {epoch})"
+            now = f"  train epoch {min(epoch + 1, n)}/{n} · {shown} (epoch {epoch})"
             self.progress.update(self.bar, description=now)
 
 

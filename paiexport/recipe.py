@@ -31,6 +31,8 @@ from paiexport.reporting.gates import GatesConfig
 from paiexport.sparseml.load import is_sparseml_recipe
 from paiexport.sparseml.native import sparseml_to_native
 from paiexport.sparsity.types import ChannelReduce, NMPattern, SparsityConfig, StructureKind
+from paiexport.tasks import TASKS, Task, TaskSection, make_task
+from paiexport.tasks.classification import ClassificationConfig
 from paiexport.training.config import CheckpointChoice, TrainConfig
 
 MAX_NM_GROUP = 1024  # N:M groups wider than any layer's input keep every weight
@@ -43,8 +45,27 @@ MethodSection = Annotated[
 
 class ValidateConfig(StrictModel):
     max_accuracy_drop: float = Field(
-        default=1.0, ge=0.0, le=100.0, description="points of test accuracy a variant may lose vs PyTorch"
+        default=1.0,
+        ge=0.0,
+        le=100.0,
+        description="classification: points of test accuracy a variant may lose vs PyTorch",
     )
+    max_metric_drop: float | None = Field(
+        default=None,
+        ge=0.0,
+        description="how much of the task's primary metric (in its own unit; points for accuracy) "
+        "an int8 file may lose vs PyTorch; default: max_accuracy_drop for classification, else the task's",
+    )
+
+
+# Fields added after recipes were first hashed: while they hold these defaults they are left out
+# of `Recipe.digest`, so a recipe that does not use them keeps the hash (and the file bytes) it had.
+HASH_NEUTRAL: dict[tuple[str, ...], object] = {
+    ("task",): ClassificationConfig().model_dump(mode="json"),
+    ("validate", "max_metric_drop"): None,
+    ("gates", "min_metric"): None,
+    ("gates", "max_metric_drop"): None,
+}
 
 
 # `validate` shadows the deprecated BaseModel.validate classmethod; the recipe key is public.
@@ -54,6 +75,7 @@ warnings.filterwarnings("ignore", message='Field name "validate"', category=User
 class Recipe(StrictModel):
     name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", max_length=100)
     seed: int = Field(default=0, ge=0, le=2**32 - 1, description="numpy's seed range")
+    task: TaskSection = Field(default_factory=ClassificationConfig)
     data: DataConfig = Field(default_factory=DataConfig)
     model: ModelConfig = Field(default_factory=ModelConfig)
     sparsity: SparsityConfig = Field(default_factory=SparsityConfig)
@@ -67,6 +89,15 @@ class Recipe(StrictModel):
 
     def search_folders(self) -> list[Path]:
         return [self._folder] if self._folder is not None else []
+
+    @model_validator(mode="before")
+    @classmethod
+    def _classification_by_default(cls, data: Any) -> Any:
+        """`task: {label_smoothing: 0.1}` (no name) configures the default task."""
+        task = data.get("task") if isinstance(data, dict) else None
+        if isinstance(task, dict) and "name" not in task:
+            data = {**data, "task": {"name": "classification", **task}}
+        return data
 
     @model_validator(mode="after")
     def _best_needs_validation_data(self) -> Recipe:
@@ -108,7 +139,21 @@ class Recipe(StrictModel):
     def to_dict(self) -> dict[str, Any]:
         return self.model_dump(mode="json")
 
-    def metadata(self, reached_sparsity: float, torch_accuracy: float) -> dict[str, str]:
+    def make_task(self) -> Task:
+        """The recipe's task, its user callables (a custom task's) looked up from the recipe's folder."""
+        task = make_task(self.task)
+        bind = getattr(task, "bind", None)
+        if callable(bind):
+            bind(self.search_folders())
+        return task
+
+    def max_metric_drop(self, task: Task) -> float:
+        """How much of the primary metric an int8 file may lose (validate.max_metric_drop)."""
+        if self.validate.max_metric_drop is not None:
+            return self.validate.max_metric_drop
+        return self.validate.max_accuracy_drop if task.name == "classification" else task.default_max_drop
+
+    def metadata(self, reached_sparsity: float, task_keys: dict[str, object]) -> dict[str, str]:
         """`metadata_props` shared by every file of a run of this recipe."""
         return tagged(
             {
@@ -120,24 +165,45 @@ class Recipe(StrictModel):
                 "structure": self.to_dict()["sparsity"]["structure"],
                 "target_sparsity": self.effective_target(),
                 "reached_sparsity": round(reached_sparsity, 6),
-                "torch_accuracy": torch_accuracy,
+                **task_keys,  # classification: torch_accuracy, as it always was
                 "version": __version__,
             }
         )
 
     def digest(self) -> str:
         """Short hash of the validated recipe (stable across key order and formatting)."""
-        blob = json.dumps(self.to_dict(), sort_keys=True).encode()
+        blob = json.dumps(_hashed(self.to_dict()), sort_keys=True).encode()
         return hashlib.sha256(blob).hexdigest()[:16]
+
+
+def _hashed(data: dict[str, Any]) -> dict[str, Any]:
+    """`data` without the HASH_NEUTRAL fields that hold their defaults."""
+    data = copy.deepcopy(data)
+    for path, default in HASH_NEUTRAL.items():
+        *parents, last = path
+        node = data
+        for part in parents:
+            node = node.get(part, {})
+        if node.get(last, default) == default:
+            node.pop(last, None)
+    return data
 
 
 MAX_ERRORS = 5  # lines of validation errors shown; the rest are counted
 
 
+def _unions() -> dict[str, dict[str, Any]]:
+    """The recipe's tagged sections: section -> {tag: config class}."""
+    return {
+        "method": {k: v.config_class for k, v in METHODS.items()},
+        "task": {k: v.config_class for k, v in TASKS.items()},
+    }
+
+
 def _format_loc(loc: tuple[Any, ...]) -> str:
     parts = [shorten(p) for p in loc]
     # Discriminated unions put the tag in the path ("method.snip.batches"): drop it.
-    if len(parts) > 1 and parts[0] == "method" and parts[1] in METHODS:
+    if len(parts) > 1 and parts[1] in _unions().get(parts[0], {}):
         parts.pop(1)
     return ".".join(parts) or "<root>"
 
@@ -145,11 +211,12 @@ def _format_loc(loc: tuple[Any, ...]) -> str:
 def _section_fields(loc: tuple[Any, ...]) -> list[str]:
     """Field names of the section holding `loc`'s last part (for 'did you mean')."""
     section: Any = Recipe
+    unions = _unions()
     for part in loc[:-1]:
-        if section is Recipe and part == "method":
-            continue  # the next part is the method's tag
-        if section is Recipe and len(loc) > 2 and loc[0] == "method" and part in METHODS:
-            section = METHODS[part].config_class
+        if section is Recipe and part in unions:
+            continue  # the next part is the section's tag
+        if section is Recipe and len(loc) > 2 and part in unions.get(loc[0], {}):
+            section = unions[loc[0]][part]
             continue
         field = section.model_fields.get(part) if isinstance(part, str) else None
         inner = field.annotation if field else None
@@ -161,11 +228,12 @@ def _section_fields(loc: tuple[Any, ...]) -> list[str]:
 
 def _format_error(err: dict[str, Any]) -> str:
     loc = _format_loc(err["loc"])
+    tags = _unions().get(str(err["loc"][0]) if err["loc"] else "", METHODS)
     if err["type"] == "union_tag_invalid":
         name = shorten(err["input"].get("name"))
-        return f"{loc}.name: unknown method {name!r} (choose from {', '.join(METHODS)})"
+        return f"{loc}.name: unknown {loc} {name!r} (choose from {', '.join(tags)})"
     if err["type"] == "union_tag_not_found":
-        return f"{loc}.name: missing (choose from {', '.join(METHODS)})"
+        return f"{loc}.name: missing (choose from {', '.join(tags)})"
     if err["type"] == BOOL_FOR_NUMBER:  # raised by a section, about one of its fields
         field = ".".join([*([loc] if err["loc"] else []), shorten(err["ctx"]["field"])])
         return f"{field}: expected a number, got {err['ctx']['value']}"

@@ -14,7 +14,6 @@ from paiexport.bench.latency import LatencyStats
 from paiexport.export.torch_export import save_onnx
 from paiexport.export.transforms import set_metadata
 from paiexport.variant import Variant
-from paiexport.verify.rules import accuracy_drop_points
 from paiexport.verify.validate import FileValidation
 
 Stats = dict[str, dict[int, dict[int, LatencyStats]]]
@@ -28,35 +27,42 @@ def _geomean_ms(by_batch: dict[int, dict[int, LatencyStats]]) -> float:
 def choose_deploy(
     stats: dict[Variant, dict[int, dict[int, LatencyStats]]],
     checks: dict[Variant, FileValidation],
-    torch_accuracy: float,
-    max_accuracy_drop: float,
+    max_metric_drop: float,
 ) -> tuple[Variant | None, dict[str, Any]]:
     """The fastest variant (geometric mean of its median latencies over the benchmark
-    settings of this run) whose file is not broken and, for a lossy file, whose test accuracy
-    is at most `max_accuracy_drop` points below PyTorch's. The sparse file is no candidate: onnxruntime
-    densifies it at load, so it is never faster than model.onnx."""
+    settings of this run) whose file is not broken and, for a lossy file, whose primary metric
+    is at most `max_metric_drop` worse than PyTorch's (points for accuracy). The sparse file is
+    no candidate: onnxruntime densifies it at load, so it is never faster than model.onnx."""
     candidates: dict[str, dict[str, Any]] = {}
     for variant, by_batch in stats.items():
         if not Variant(variant).deploy_candidate or variant not in checks:
             continue
         check = checks[variant]
-        drop = accuracy_drop_points(torch_accuracy, check.accuracy)
         # Every check, parity included: a broken file must never ship, however fast it is.
-        eligible = check.passed and check.within_limit(max_accuracy_drop)
-        candidates[variant] = {
-            "geomean_latency_ms": _geomean_ms(by_batch),
-            "accuracy": check.accuracy,
-            "accuracy_drop_points": drop,
-            "eligible": eligible,
-        }
+        eligible = check.passed and check.within_limit(max_metric_drop)
+        latency = _geomean_ms(by_batch)
+        candidates[variant] = {"geomean_latency_ms": latency, **_scores(check), "eligible": eligible}
     eligible = [v for v, c in candidates.items() if c["eligible"]]
     chosen = min(eligible, key=lambda v: candidates[v]["geomean_latency_ms"]) if eligible else None
+    limit = {"max_accuracy_drop": max_metric_drop} if _classification(checks) else {}
     return chosen, {
         "variant": chosen,
-        "max_accuracy_drop": max_accuracy_drop,
+        **limit,
+        "max_metric_drop": max_metric_drop,
         "criterion": "lowest geometric mean of median latency over the run's bench settings",
         "candidates": candidates,
     }
+
+
+def _classification(checks: dict[Variant, FileValidation]) -> bool:
+    return all(c.task == "classification" for c in checks.values())
+
+
+def _scores(check: FileValidation) -> dict[str, float]:
+    """A candidate's primary metric and its drop (classification: accuracy and points, as always)."""
+    if check.task == "classification":
+        return {"accuracy": check.metric, "accuracy_drop_points": check.metric_drop}
+    return {"metric": check.metric, "metric_drop": check.metric_drop}
 
 
 @dataclass(frozen=True)
@@ -73,15 +79,14 @@ def write_deploy(
     files: dict[str, Path],
     stats: Stats,
     checks: dict[str, FileValidation],
-    torch_accuracy: float,
-    max_accuracy_drop: float,
+    max_metric_drop: float,
     target: Path,
 ) -> DeployResult:
-    """`auto`: copy the fastest variant within `max_accuracy_drop` to `target` (model.deploy.onnx).
+    """`auto`: copy the fastest variant within `max_metric_drop` to `target` (model.deploy.onnx).
 
     The copy is the chosen graph with two metadata keys changed, so it runs and scores as the
     chosen file does: its stats and validation are the chosen file's, not measured again."""
-    chosen, section = choose_deploy(stats, checks, torch_accuracy, max_accuracy_drop)
+    chosen, section = choose_deploy(stats, checks, max_metric_drop)
     if chosen is None:
         return DeployResult(section)
     source = onnx.load(str(files[chosen]))

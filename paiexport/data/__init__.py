@@ -6,6 +6,7 @@ path); image folders and factory datasets stream through a DataLoader (`splits.D
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -18,6 +19,7 @@ from paiexport.data.formats import factory as dataset_factory
 from paiexport.data.splits import DatasetSplit, DataSplits, Split
 from paiexport.data.transforms import channel_stats, make_augment, normalize
 from paiexport.errors import UserError
+from paiexport.tasks import Task, make_task
 
 __all__ = ["DataConfig", "DataSplits", "DatasetName", "DatasetSplit", "Split", "load_data", "load_dataset"]
 
@@ -47,31 +49,88 @@ def load_data(
     return from_arrays(arrays, seed=seed, val_fraction=val_fraction)
 
 
-def load_dataset(cfg: DataConfig, *, seed: int, folders: list[Path] = ()) -> DataSplits:
-    """The dataset `cfg` names, split, normalized and augmented as it says.
+def load_dataset(
+    cfg: DataConfig, *, seed: int, folders: list[Path] = (), task: Task | None = None
+) -> DataSplits:
+    """The dataset `cfg` names, split, normalized and augmented as it says, its targets checked by
+    `task` (classification when None): a target that does not fit the task is a UserError.
 
     Relative `data.path`s and factory modules are looked up in `folders` (the recipe's) first.
     """
+    task = task or make_task()
     if cfg.name in BUNDLED:
         raw = load_data(DatasetName(cfg.name), seed=seed, val_fraction=cfg.val_fraction)
-        return _finish(raw, cfg, seed)
+        return _finish(_retarget(raw, task, f"data.name {cfg.name}"), cfg, seed)
     if cfg.name not in {f.value for f in FileFormat}:
         train, test = dataset_factory.load(cfg.name, list(folders))
-        return _finish(streamed.splits(train, test, cfg, seed), cfg, seed)
+        return _finish(streamed.splits(train, test, cfg, seed, task=task), cfg, seed)
     fmt, path = FileFormat(cfg.name), _resolve(cfg.path or "", list(folders))
     if fmt is FileFormat.imagefolder:
         train, test, classes = imagefolder.load(path, cfg.image_size, cfg.grayscale)
-        return _finish(streamed.splits(train, test, cfg, seed, len(classes)), cfg, seed)
+        data = streamed.splits(train, test, cfg, seed, len(classes))
+        return _finish(_retarget(data, task, f"data.path {path}"), cfg, seed)
     count = cfg.num_classes or FIXED_CLASSES.get(fmt)
+    if fmt is FileFormat.npz and not is_classification(task):
+        return _finish(_task_arrays(npz.load(path, labels=False), cfg, seed, task, str(path)), cfg, seed)
     if fmt in (FileFormat.mnist, FileFormat.fashion_mnist):
         arrays = idx.load(path, count)
     elif fmt is FileFormat.npz:
         arrays = npz.load(path, count)
     else:
         arrays = cifar.load(path, hundred=fmt is FileFormat.cifar100, num_classes=count)
-    return _finish(
-        from_arrays(arrays, seed=seed, val_fraction=cfg.val_fraction, num_classes=count), cfg, seed
+    data = from_arrays(arrays, seed=seed, val_fraction=cfg.val_fraction, num_classes=count)
+    return _finish(_retarget(data, task, f"data.path {path}"), cfg, seed)
+
+
+def is_classification(task: Task) -> bool:
+    return task.name == "classification"
+
+
+def _retarget(data: DataSplits, task: Task, where: str) -> DataSplits:
+    """Class-labelled data (bundled, IDX, CIFAR, image folders) for `task`: classification keeps it
+    as it is; another task checks the labels as its targets (regression refuses them)."""
+    if is_classification(task):
+        return replace(data, task=task)
+    task.targets(torch.zeros(1, dtype=torch.int64), where)  # int64 class labels: does the task read them?
+    return replace(data, task=task)
+
+
+def _task_arrays(
+    arrays: tuple[np.ndarray, ...], cfg: DataConfig, seed: int, task: Task, where: str
+) -> DataSplits:
+    """npz arrays for a task other than classification: targets as the task reads them."""
+    x, y, x_test, y_test = arrays
+    order = np.random.default_rng(seed).permutation(len(y))
+    n_val = round(cfg.val_fraction * len(y))
+    val, train = order[:n_val], order[n_val:]
+    if len(train) == 0:
+        raise UserError(f"data.val_fraction: {cfg.val_fraction} leaves no training samples")
+    ys = {
+        n: task.targets(torch.from_numpy(np.ascontiguousarray(a)), f"{where}: {n}")
+        for n, a in (("y_train", y[train]), ("y_val", y[val]), ("y_test", y_test))
+    }
+    task_fit(task, ys["y_train"])
+    width = task.output_size(ys["y_train"], ys["y_test"], cfg.num_classes)
+    return DataSplits(
+        train=Split(_inputs(x[train]), ys["y_train"]),
+        val=Split(_inputs(x[val]), ys["y_val"]),
+        test=Split(_inputs(x_test), ys["y_test"]),
+        input_shape=tuple(x.shape[1:]),
+        num_classes=width,
+        task=task,
     )
+
+
+def task_fit(task: Task, train_y: torch.Tensor) -> None:
+    """Statistics a task takes from the training targets (regression's standardization)."""
+    fit = getattr(task, "fit", None)
+    if callable(fit):
+        fit(train_y)
+
+
+def _inputs(a: np.ndarray) -> torch.Tensor:
+    """Signed integer inputs (token ids) stay integer, as int64; everything else is float32."""
+    return _i64(a) if a.dtype.kind == "i" else _f32(a)
 
 
 def _resolve(text: str, folders: list[Path]) -> Path:
@@ -121,7 +180,7 @@ def _finish(data: DataSplits, cfg: DataConfig, seed: int) -> DataSplits:
     else:
         parts = streamed.with_transforms(data, mean_std, augment)
     mean, std = mean_std or (None, None)
-    return DataSplits(*parts, data.input_shape, data.num_classes, mean, std)
+    return DataSplits(*parts, data.input_shape, data.num_classes, mean, std, data.task)
 
 
 def _mean_std(spec: str | MeanStd, data: DataSplits) -> tuple[tuple[float, ...], tuple[float, ...]] | None:

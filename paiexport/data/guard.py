@@ -14,14 +14,19 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from paiexport.data.splits import as_input
 from paiexport.errors import UserError, shorten
 from paiexport.importing import user_code
 
 
 def class_index(y: Any) -> int:
-    """`y` as a class index; ValueError unless it is an integer (an integral float counts)."""
-    if isinstance(y, str | bytes):
-        raise ValueError("a string")
+    """`y` as a class index; ValueError unless it is an integer (a float never is: 3.0 is refused,
+    nothing is cast)."""
+    if isinstance(y, str | bytes | float | bool):
+        raise ValueError(type(y).__name__)
+    dtype = getattr(y, "dtype", None)
+    if dtype is not None and (np.dtype(str(dtype).removeprefix("torch.")).kind not in "iu"):
+        raise ValueError(str(dtype))
     try:
         label = int(y)
         integral = bool(label == y)
@@ -45,6 +50,7 @@ class Guarded(Dataset):
         self.classes: int | None = None
         self.classes_from = ""  # what set `classes`, said when a label falls outside
         self.had_targets = False  # `labels` came from `.targets`
+        self.target: tuple[torch.dtype, tuple[int, ...]] | None = None  # a non-classification task's
 
     def __len__(self) -> int:
         return len(self.base)  # type: ignore[arg-type]
@@ -65,25 +71,61 @@ class Guarded(Dataset):
             raise UserError(f"{self.where}: __getitems__ gave {len(samples)} samples for {len(indices)}")
         return [self.check(s, i) for s, i in zip(samples, indices, strict=True)]
 
-    def check(self, sample: Any, index: int) -> tuple[torch.Tensor, int]:
-        """`sample` as (float32 x, int y), or the one line that says what is wrong with it."""
+    def check(self, sample: Any, index: int) -> tuple[torch.Tensor, int | torch.Tensor]:
+        """`sample` as (x, y): x float32 (int64 for integer inputs such as token ids), y an int
+        class index or, for another task, a tensor of the first target's dtype and shape; or
+        the one line that says what is wrong with it."""
         at = f"{self.where} sample {index}"
         if not isinstance(sample, tuple | list) or len(sample) != 2:
             raise UserError(f"{at} is a {type(sample).__name__}, not an (x, y) pair")
         try:
-            x = torch.as_tensor(sample[0], dtype=torch.float32)
+            x = as_input(sample[0])
         except Exception:
             raise UserError(f"{at}: x is a {type(sample[0]).__name__}, not an array of numbers") from None
         if self.shape is not None and tuple(x.shape) != self.shape:
             raise UserError(f"{at} has shape {tuple(x.shape)}, the first sample {self.shape}")
+        if self.target is not None:
+            return x, self._target(sample[1], at)
         try:
             y = class_index(sample[1])
         except ValueError:
             text = shorten(repr(sample[1]), 40)
-            raise UserError(f"{at} has label {text}: labels must be integer class indices") from None
+            raise UserError(
+                f"{at} has label {text}: task.name classification needs integer class indices "
+                "(nothing is cast; set task.name for another task)"
+            ) from None
         if self.classes is not None and not 0 <= y < self.classes:
             raise UserError(f"{at} has label {y} outside [0, {self.classes}) ({self.classes_from})")
         return x, y
+
+    def _target(self, y: Any, at: str) -> torch.Tensor:
+        """A target of a task other than classification: the first target's dtype and shape."""
+        try:
+            t = torch.as_tensor(y)
+        except Exception:
+            raise UserError(f"{at}: y is a {type(y).__name__}, not an array of numbers") from None
+        dtype, shape = self.target
+        if t.dtype != dtype or tuple(t.shape) != shape:
+            found = f"{str(t.dtype).removeprefix('torch.')}{tuple(t.shape)}"
+            raise UserError(
+                f"{at} has target {found}, the first sample {str(dtype).removeprefix('torch.')}{shape}"
+            )
+        return t
+
+    def targets(self) -> torch.Tensor:
+        """Every target of a task other than classification (`target` set), read once; each
+        sample's x is checked too."""
+        return torch.stack([self[i][1] for i in range(len(self))])  # type: ignore[misc]
+
+    def base_target(self, index: int) -> torch.Tensor:
+        with user_code(f"{self.where} sample {index}"):
+            sample = self.base[index]
+        if not isinstance(sample, tuple | list) or len(sample) != 2:
+            raise UserError(f"{self.where} sample {index} is a {type(sample).__name__}, not an (x, y) pair")
+        try:
+            return torch.as_tensor(sample[1])
+        except Exception:
+            raise UserError(f"{self.where} sample {index}: y is not an array of numbers") from None
 
     def labels(self) -> np.ndarray:
         """Every label: from `.targets` when the dataset has them, else by reading each sample once."""
@@ -96,7 +138,6 @@ class Guarded(Dataset):
             array = np.asarray(targets)
         except Exception:
             array = np.asarray(None)
-        integral = array.dtype.kind in "iub" or (array.dtype.kind == "f" and bool(np.all(array % 1 == 0)))
-        if array.ndim != 1 or not integral:
+        if array.ndim != 1 or array.dtype.kind not in "iu":
             raise UserError(f"{self.where}: .targets must hold one integer class index per sample")
         return array.astype(np.int64)

@@ -15,6 +15,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from paiexport.errors import UserError
+from paiexport.tasks import Task, make_task
 
 Batch = tuple[torch.Tensor, torch.Tensor]
 Augment = Callable[[torch.Tensor, torch.Generator], torch.Tensor]
@@ -128,11 +129,19 @@ def _unwrapped(loader: DataLoader) -> Iterator[Batch]:
         raise UserError(message if found else "data: a DataLoader worker failed reading a sample") from None
 
 
+def as_input(x: object) -> torch.Tensor:
+    """A sample's input as a tensor: integers (token ids) as int64, anything else float32."""
+    t = torch.as_tensor(x)
+    integer = not (t.dtype.is_floating_point or t.dtype.is_complex or t.dtype == torch.bool)
+    return t.to(torch.int64 if integer and t.dtype != torch.uint8 else torch.float32)
+
+
 def _collate(samples: list[tuple[torch.Tensor, int | torch.Tensor]]) -> Batch:
     xs, ys = zip(*samples, strict=True)
-    return torch.stack([torch.as_tensor(x, dtype=torch.float32) for x in xs]), torch.as_tensor(
-        [int(y) for y in ys], dtype=torch.int64
-    )
+    inputs = torch.stack([as_input(x) for x in xs])
+    if all(isinstance(y, int) for y in ys):  # class indices
+        return inputs, torch.as_tensor(ys, dtype=torch.int64)
+    return inputs, torch.stack([torch.as_tensor(y) for y in ys])
 
 
 @dataclass(frozen=True)
@@ -144,3 +153,4 @@ class DataSplits:
     num_classes: int
     mean: tuple[float, ...] | None = None  # per-channel normalization applied to every split
     std: tuple[float, ...] | None = None
+    task: Task = field(default_factory=make_task)  # what the targets are; every stage asks it

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import torch
 from torch.utils.data import Dataset, Subset
@@ -11,6 +13,7 @@ from paiexport.data.guard import Guarded
 from paiexport.data.splits import Augment, DatasetSplit, DataSplits
 from paiexport.data.transforms import normalize
 from paiexport.errors import UserError, shorten
+from paiexport.tasks import Task, make_task
 
 
 class Normalized(Dataset):
@@ -28,11 +31,19 @@ class Normalized(Dataset):
 
 
 def splits(
-    train: Dataset, test: Dataset, cfg: DataConfig, seed: int, num_classes: int | None = None
+    train: Dataset,
+    test: Dataset,
+    cfg: DataConfig,
+    seed: int,
+    num_classes: int | None = None,
+    task: Task | None = None,
 ) -> DataSplits:
     """Seeded train/val split; without `num_classes` (a factory) the datasets are read through guards."""
     if num_classes is None:
-        return _factory_splits(train, test, cfg, seed)
+        task = task or make_task()
+        if task.name != "classification":
+            return _task_splits(train, test, cfg, seed, task)
+        return replace(_factory_splits(train, test, cfg, seed), task=task)
     try:
         first, _ = train[0]
     except UserError:
@@ -61,6 +72,26 @@ def _factory_splits(train: Dataset, test: Dataset, cfg: DataConfig, seed: int) -
         guard.classes = classes
         guard.classes_from = "set by data.num_classes" if cfg.num_classes else f"counted {counted}"
     return _split(guards[0], guards[1], cfg, seed, shape, classes)
+
+
+def _task_splits(train: Dataset, test: Dataset, cfg: DataConfig, seed: int, task: Task) -> DataSplits:
+    """A factory's datasets for a task other than classification: every target read once and
+    checked by the task (its dtype and shape then hold for every sample)."""
+    where = f"data.name: {shorten(cfg.name)}"
+    guards = Guarded(train, f"{where}: train"), Guarded(test, f"{where}: test")
+    first = guards[0].base_target(0)
+    for guard in guards:
+        guard.target = (first.dtype, tuple(first.shape))  # every sample's target, train and test
+    shape = tuple(guards[0][0][0].shape)
+    found = []
+    for guard in guards:
+        guard.shape = shape
+        found.append(task.targets(guard.targets(), guard.where))
+    fit = getattr(task, "fit", None)
+    if callable(fit):
+        fit(found[0])  # the whole training set's targets (validation samples included)
+    width = task.output_size(found[0], found[1], cfg.num_classes)
+    return replace(_split(guards[0], guards[1], cfg, seed, shape, width), task=task)
 
 
 def _split(

@@ -6,6 +6,8 @@ from typing import Any
 
 import onnx
 
+from paiexport.tasks import Task
+
 PREFIX = "paiexport."
 VARIANT = f"{PREFIX}variant"
 INT8 = f"{PREFIX}int8"
@@ -45,3 +47,20 @@ def read_normalization(props: dict[str, str]) -> tuple[tuple[float, ...], tuple[
     except ValueError:
         return None
     return mean, std
+
+
+def task_metadata(task: Task, torch_metrics: dict[str, float]) -> dict[str, object]:
+    """The task's keys of a run's files (tagged with the recipe's): classification writes
+    `torch_accuracy` as it always has; another task names itself, its primary metric and
+    PyTorch's value of it, and regression with `standardize` the targets' mean and std."""
+    if task.name == "classification":
+        return {"torch_accuracy": torch_metrics["accuracy"]}
+    keys: dict[str, object] = {
+        "task": task.name,
+        "primary_metric": task.primary,
+        f"torch_{task.primary}": torch_metrics[task.primary],
+    }
+    extra = getattr(task, "metadata", None)
+    for name, values in (extra() if callable(extra) else {}).items():
+        keys[name] = ",".join(repr(float(v)) for v in values)
+    return keys

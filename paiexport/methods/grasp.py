@@ -20,6 +20,7 @@ from torch import nn
 
 from paiexport.methods.base import SelectionContext, preserved_state
 from paiexport.methods.score import ScoreConfig, ScoreMethod
+from paiexport.tasks import Task
 
 
 class GraspConfig(ScoreConfig):
@@ -28,8 +29,9 @@ class GraspConfig(ScoreConfig):
     temperature: float = Field(default=200.0, gt=0.0, description="logits are divided by it (paper: 200)")
 
 
-def _loss(model: nn.Module, x: torch.Tensor, y: torch.Tensor, temperature: float) -> torch.Tensor:
-    return nn.functional.cross_entropy(model(x) / temperature, y)
+def _loss(model: nn.Module, task: Task, x: torch.Tensor, y: torch.Tensor, temperature: float) -> torch.Tensor:
+    """The task's loss on the outputs divided by the temperature (the paper's logits / T)."""
+    return task.loss(task.pick(model(x)) / temperature, y)
 
 
 class Grasp(ScoreMethod):
@@ -44,12 +46,14 @@ class Grasp(ScoreMethod):
             batches = ctx.train_batches(cfg.batches)
             g = [torch.zeros_like(p) for p in params]
             for x, y in batches:
-                grads = torch.autograd.grad(_loss(model, x, y, cfg.temperature), params)
+                grads = torch.autograd.grad(_loss(model, ctx.data.task, x, y, cfg.temperature), params)
                 for acc, grad in zip(g, grads, strict=True):
                     acc += grad
             hg = [torch.zeros_like(p) for p in params]
             for x, y in batches:
-                grads = torch.autograd.grad(_loss(model, x, y, cfg.temperature), params, create_graph=True)
+                grads = torch.autograd.grad(
+                    _loss(model, ctx.data.task, x, y, cfg.temperature), params, create_graph=True
+                )
                 dot = sum((gr * gc).sum() for gr, gc in zip(grads, g, strict=True))
                 for acc, h in zip(hg, torch.autograd.grad(dot, params), strict=True):
                     acc += h

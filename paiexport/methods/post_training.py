@@ -42,11 +42,12 @@ def magnitude_masks(
 def stage_record(ctx: SelectionContext, result: TrainResult) -> dict[str, Any]:
     """Sparsity and accuracy of the model a training stage left behind (its chosen checkpoint)."""
     device = str(next(ctx.model.parameters()).device)  # cuda:1 stays cuda:1
-    _, val_acc = evaluate(ctx.model, ctx.data.val, device=device)
-    _, test_acc = evaluate(ctx.model, ctx.data.test, device=device)
+    task = ctx.data.task
+    _, val = evaluate(ctx.model, ctx.data.val, device=device, task=task)
+    _, test = evaluate(ctx.model, ctx.data.test, device=device, task=task)
     return {
         "sparsity": overall_sparsity(ctx.model, ctx.sparsity.exclude),
         "epochs": len(result.history),
-        "val_acc": val_acc,
-        "test_acc": test_acc,
+        f"val_{task.short}": val[task.primary],
+        f"test_{task.short}": test[task.primary],
     }

@@ -8,7 +8,6 @@ from typing import Literal
 
 import torch
 from pydantic import Field
-from torch import nn
 
 from paiexport.methods.base import SelectionContext, preserved_state
 from paiexport.methods.score import ScoreConfig, ScoreMethod
@@ -25,11 +24,12 @@ class Snip(ScoreMethod):
     def scores(self, ctx: SelectionContext) -> dict[str, torch.Tensor]:
         weights = ctx.prunable()
         grads = {n: torch.zeros_like(w) for n, w in weights.items()}
+        task = ctx.data.task
         with preserved_state(ctx.model) as model:
             model.train()
             for x, y in ctx.train_batches(self.config.batches):
                 model.zero_grad(set_to_none=True)
-                nn.functional.cross_entropy(model(x), y).backward()
+                task.loss(task.pick(model(x)), y).backward()
                 for n, w in weights.items():
                     grads[n] += w.grad
         return {n: (w.detach() * grads[n]).abs() for n, w in weights.items()}

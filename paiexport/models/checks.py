@@ -11,6 +11,7 @@ from torch import nn
 
 from paiexport.errors import UserError, first_line
 from paiexport.models.registry import ModelName, build_model
+from paiexport.tasks import Task
 
 
 def _available_bytes() -> int:
@@ -62,7 +63,13 @@ def check_model_size(
         )
 
 
-def check_sample_batch(model: nn.Module, sample: torch.Tensor, num_classes: int | None = None) -> None:
+def check_sample_batch(
+    model: nn.Module,
+    sample: torch.Tensor,
+    num_classes: int | None = None,
+    task: Task | None = None,
+    targets: torch.Tensor | None = None,
+) -> None:
     """One training-mode forward before any selection or training; the model is left unchanged.
 
     Shapes the model cannot take fail here as a one-line `model.args` error, not mid-run; so
@@ -76,6 +83,9 @@ def check_sample_batch(model: nn.Module, sample: torch.Tensor, num_classes: int 
         raise UserError(f"model.args: the model fails on a sample batch: {first_line(exc, 200)}") from None
     finally:
         model.load_state_dict(state)
+    if task is not None and targets is not None and task.name != "classification":
+        task.check_outputs(task.pick(out), targets, "model.name: the output on a sample batch")
+        return
     want = (len(sample), num_classes)
     if num_classes is not None and (not isinstance(out, torch.Tensor) or tuple(out.shape) != want):
         got = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from math import prod
 from pathlib import Path
 from typing import Any
@@ -28,6 +28,7 @@ from paiexport.sparsity.collapse import find_collapse
 from paiexport.sparsity.masks import layer_sparsity, overall_sparsity, prunable_weights
 from paiexport.sparsity.structure import structure_notes
 from paiexport.sparsity.types import Distribution, LayerTargets, SparsityConfig, StructureKind
+from paiexport.tasks import Task, make_task
 from paiexport.training.compact import TRAIN_COMPACT_NOTE
 from paiexport.verify.validate import FileValidation, onnx_weight_sparsity
 
@@ -52,13 +53,15 @@ class RunOutcome:
     model: nn.Module
     fit: FitResult
     trains_weights: bool
-    torch_accuracy: float
+    torch_accuracy: float  # the task's primary metric (classification: accuracy)
     files: dict[str, Path]
     checks: dict[str, FileValidation]
     stats: Stats
     compact: dict[str, Any] | None = None
     deploy: dict[str, Any] | None = None
     example: torch.Tensor | None = None  # a sample batch: the channel graph is traced on it
+    task: Task = field(default_factory=make_task)
+    torch_metrics: dict[str, float] = field(default_factory=dict)
 
 
 def planned_layer_sparsity(
@@ -117,6 +120,22 @@ def training_section(facts: RunFacts, fit: FitResult) -> dict[str, Any]:
     }
 
 
+def task_sections(run: RunOutcome) -> dict[str, Any]:
+    """report.json `task` and `metrics`; classification keeps its `accuracy` section."""
+    task = run.task
+    baseline = next((c.baseline for c in run.checks.values()), None)
+    sections: dict[str, Any] = {
+        "task": {**task.describe(), "baseline": baseline},
+        "metrics": {"torch": run.torch_metrics, "onnx": {v: c.metrics for v, c in run.checks.items()}},
+    }
+    if task.name == "classification":
+        sections["accuracy"] = {
+            "torch": run.torch_accuracy,
+            "onnx": {v: c.metric for v, c in run.checks.items()},
+        }
+    return sections
+
+
 def build_report(facts: RunFacts, run: RunOutcome) -> RunReport:
     """report.json's content but `gates`, `verdict` and `timings_s`, which come after it."""
     sizes = {v: file_size(p) for v, p in run.files.items()}
@@ -130,7 +149,7 @@ def build_report(facts: RunFacts, run: RunOutcome) -> RunReport:
         recipe_hash=facts.recipe_hash,
         method=facts.method,
         weights_trained=run.trains_weights,
-        accuracy={"torch": run.torch_accuracy, "onnx": {v: c.accuracy for v, c in run.checks.items()}},
+        **task_sections(run),
         sparsity=sparsity_section(run.model, facts.sparsity, run.files, facts.layer_targets),
         layer_collapse=find_collapse({n: w != 0 for n, w in weights.items()}),
         validation={v: c.to_dict() for v, c in run.checks.items()},

@@ -17,7 +17,7 @@ from pydantic import Field, PositiveFloat, PositiveInt, ValidationError
 from paiexport.config import StrictModel
 from paiexport.errors import UserError
 from paiexport.reporting.schema import RunReport, needed
-from paiexport.verify.rules import accuracy_drop_points, reaches_sparsity, within_drop_limit
+from paiexport.verify.rules import accuracy_drop_points, metric_drop, reaches_sparsity, within_drop_limit
 
 
 class GatesConfig(StrictModel):
@@ -32,6 +32,16 @@ class GatesConfig(StrictModel):
         le=100.0,
         description="every ONNX variant at most this many points (1.0 = one percentage point) below "
         "the PyTorch model's test accuracy; the same unit as validate.max_accuracy_drop",
+    )
+    min_metric: float | None = Field(
+        default=None,
+        description="every ONNX variant's primary metric at least this (at most, lower-is-better)",
+    )
+    max_metric_drop: float | None = Field(
+        default=None,
+        ge=0.0,
+        description="every ONNX variant at most this much worse than PyTorch in the primary metric "
+        "(its own unit; points for accuracy), like validate.max_metric_drop",
     )
     max_latency_ms: dict[PositiveInt, PositiveFloat] = Field(
         default_factory=dict, description="batch size -> median ms, for every variant and thread count"
@@ -143,6 +153,29 @@ def _accuracy_gates(gates: GatesConfig, report: RunReport) -> list[GateResult]:
         limit = gates.max_accuracy_drop
         passed = within_drop_limit(drop, limit)
         results.append(GateResult("max_accuracy_drop", drop, limit, passed, f"{where} vs torch", "pt"))
+    return results + _metric_gates(gates, report)
+
+
+def _metric_gates(gates: GatesConfig, report: RunReport) -> list[GateResult]:
+    """min_metric and max_metric_drop: the primary metric in its direction and unit."""
+    results: list[GateResult] = []
+    name, higher = report.primary
+    onnx = report.onnx_metric()
+    if (gates.min_metric is not None or gates.max_metric_drop is not None) and not onnx:
+        raise UserError("report has no ONNX metrics")
+    if gates.min_metric is not None:
+        where, value = _worst(onnx, largest=not higher)
+        passed = value >= gates.min_metric if higher else value <= gates.min_metric
+        results.append(GateResult("min_metric", value, gates.min_metric, passed, where, name))
+    if gates.max_metric_drop is not None:
+        torch_value, task = report.torch_metric, report.task.name if report.task else "classification"
+        drops = {v: metric_drop(torch_value, m, higher, task) for v, m in onnx.items()}
+        where, drop = _worst(drops, largest=True)
+        passed = within_drop_limit(drop, gates.max_metric_drop)
+        unit = "pt" if task == "classification" else name
+        results.append(
+            GateResult("max_metric_drop", drop, gates.max_metric_drop, passed, f"{where} vs torch", unit)
+        )
     return results
 
 

@@ -18,7 +18,7 @@ from matplotlib.ticker import MaxNLocator
 
 from paiexport.paths import RunPaths
 from paiexport.reporting.details import method_details
-from paiexport.reporting.report import percent, summary_rows, validation_rows, verdict_lines
+from paiexport.reporting.report import metric_text, percent, summary_rows, validation_rows, verdict_lines
 from paiexport.reporting.schema import RunReport
 from paiexport.training.metrics_log import EpochRecord, read_epoch_records
 
@@ -39,6 +39,9 @@ def _empty(fig: Figure, text: str) -> Figure:
     return fig
 
 
+METRIC_TITLES = {"acc": "accuracy"}
+
+
 def training_figure(metrics: list[EpochRecord]) -> Figure:
     """Loss and accuracy per epoch; a method that trains more than once gets dashed separators."""
     fig = _figure()
@@ -46,14 +49,15 @@ def training_figure(metrics: list[EpochRecord]) -> Figure:
         return _empty(fig, "no training epochs (weights not trained)")
     x = list(range(1, len(metrics) + 1))
     restarts = [i + 0.5 for i in range(1, len(metrics)) if metrics[i].epoch <= metrics[i - 1].epoch]
-    for ax, what in zip(fig.subplots(1, 2), ("loss", "acc"), strict=True):
+    metric = metrics[-1].metric
+    for ax, what in zip(fig.subplots(1, 2), ("loss", "metric"), strict=True):
         for split, style in (("train", "-"), ("val", "--")):
             ax.plot(x, [getattr(m, f"{split}_{what}") for m in metrics], style, marker="o", ms=3, label=split)
         for r in restarts:
             ax.axvline(r, color="#999", ls=":", lw=1)
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_xlabel("epoch" + (" (all training phases)" if restarts else ""))
-        ax.set_title("cross-entropy loss" if what == "loss" else "accuracy")
+        ax.set_title("loss" if what == "loss" else METRIC_TITLES.get(metric, metric))
         ax.grid(alpha=0.3)
         # A fixed corner: loc="best" is slow (and warns on the terminal) on a busy CPU.
         ax.legend(loc="upper right" if what == "loss" else "lower right")
@@ -210,11 +214,11 @@ def details(report: RunReport) -> str:
 
 def render_html(report: RunReport, pngs: dict[str, bytes]) -> str:
     name = html.escape(str((report.recipe or {}).get("name", "run")))
-    s, acc, training = report.sparsity, report.accuracy, report.training
+    s, training = report.sparsity, report.training
     facts = [
         f"method <b>{html.escape(report.method or '-')}</b>",
         f"sparsity target {percent(s and s.target)}, reached {percent(s and s.reached)}",
-        f"PyTorch test accuracy {percent(acc and acc.torch)}",
+        f"PyTorch test {html.escape(metric_text(report))}",
         f"{training.epochs if training else '-'} epochs in {training.seconds if training else 0:.1f} s",
     ]
     env = environment(report)

@@ -113,6 +113,27 @@ def verdict_cell(check: FileCheck | None) -> str:
     return "pass" if check.deployable else check.reason
 
 
+def metric_name(report: RunReport) -> str:
+    """The primary metric's name ("accuracy", "r2", "perplexity")."""
+    return report.primary[0]
+
+
+def metric_short(report: RunReport) -> str:
+    return "acc" if metric_name(report) == "accuracy" else metric_name(report)
+
+
+def metric_value(report: RunReport, value: float | None) -> str:
+    """A primary metric's value: accuracy as a percentage, other metrics as numbers."""
+    if value is None:
+        return "-"
+    return percent(value) if metric_name(report) == "accuracy" else f"{value:.4g}"
+
+
+def metric_text(report: RunReport) -> str:
+    """ "acc 91.20%" or "r2 0.4312": the PyTorch model's primary metric in a title."""
+    return f"{metric_short(report)} {metric_value(report, report.torch_metric)}"
+
+
 def summary_rows(report: RunReport, *, files: bool = False) -> tuple[list[str], list[list[str]]]:
     """Headers and one row per variant (accuracy, size, latency with ratios, verdict).
 
@@ -120,7 +141,7 @@ def summary_rows(report: RunReport, *, files: bool = False) -> tuple[list[str], 
     keys a report lacks show as "-".
     """
     latency, speedup = report.latency_ms, report.speedup_vs_dense
-    onnx_acc = report.accuracy.onnx if report.accuracy else {}
+    onnx_acc = report.onnx_metric() if (report.accuracy or report.metrics) else {}
     settings = sorted(
         {(b, t) for by_b in latency.values() for b, by_t in by_b.items() for t in by_t},
         key=lambda s: (int(s[0]), int(s[1])),
@@ -128,7 +149,7 @@ def summary_rows(report: RunReport, *, files: bool = False) -> tuple[list[str], 
     headers = [
         "variant",
         *(["file"] if files else []),
-        "test acc",
+        f"test {metric_short(report)}",
         "size (vs dense)",
         "gzip",
         *(f"b{b} t{t}" for b, t in settings),
@@ -140,7 +161,7 @@ def summary_rows(report: RunReport, *, files: bool = False) -> tuple[list[str], 
         row = [
             variant_label(report, v),
             *([report.files.get(v, "-")] if files else []),
-            percent(onnx_acc.get(v)),
+            metric_value(report, onnx_acc.get(v)),
             f"{size.raw / 1024:.1f} KiB ({ratio:.3g}×)",
             f"{size.gzip / 1024:.1f} KiB",
         ]
@@ -168,7 +189,7 @@ def validation_rows(report: RunReport) -> tuple[list[str], list[list[str]]]:
         "loads",
         "max abs diff vs PyTorch",
         "parity",
-        "test acc",
+        f"test {metric_short(report)}",
         "verdict",
     ]
     mark = {True: "ok", False: "BROKEN"}
@@ -177,7 +198,8 @@ def validation_rows(report: RunReport) -> tuple[list[str], list[list[str]]]:
         parity = mark[c.parity] if c.parity_required else "not required (int8)"
         label, file = variant_label(report, v), report.files.get(v, "-")
         checks = [mark[c.checker], mark[c.loads], f"{c.max_abs_diff:.3g}", parity]
-        rows.append([label, file, *checks, percent(c.accuracy), verdict_cell(c)])
+        value = c.metric if c.metric is not None else c.accuracy
+        rows.append([label, file, *checks, metric_value(report, value), verdict_cell(c)])
     return headers, rows
 
 
@@ -185,8 +207,7 @@ def summary_table(report: RunReport) -> Table:
     s, recipe = needed(report.sparsity, "sparsity"), needed(report.recipe, "recipe")
     table = Table(
         title=f"{recipe['name']}: {report.method} · sparsity "
-        f"{s.reached:.2%} (target {s.target:.2%}) · torch acc "
-        f"{needed(report.accuracy, 'accuracy').torch:.2%}"
+        f"{s.reached:.2%} (target {s.target:.2%}) · torch {metric_text(report)}"
     )
     headers, rows = summary_rows(report)
     for header in headers:
@@ -206,7 +227,7 @@ def verdict_lines(report: RunReport) -> list[str]:
 
 
 def markdown(report: RunReport) -> str:
-    s, acc = needed(report.sparsity, "sparsity"), needed(report.accuracy, "accuracy")
+    s = needed(report.sparsity, "sparsity")
     recipe, training = needed(report.recipe, "recipe"), needed(report.training, "training")
     headers, rows = summary_rows(report)
     lines = [
@@ -215,8 +236,8 @@ def markdown(report: RunReport) -> str:
         f"- method: `{report.method}`, distribution `{recipe['sparsity']['distribution']}`",
         *([] if report.weights_trained else ["- weights: **not trained** (see Notes)"]),
         f"- sparsity of prunable weights: target {s.target:.2%}, reached {s.reached:.2%}",
-        f"- test accuracy: PyTorch {acc.torch:.2%}; "
-        + ", ".join(f"{v} {a:.2%}" for v, a in acc.onnx.items()),
+        f"- test {metric_name(report)}: PyTorch {metric_value(report, report.torch_metric)}; "
+        + ", ".join(f"{v} {metric_value(report, a)}" for v, a in report.onnx_metric().items()),
         f"- training: {training.epochs} epochs in {training.seconds:.1f} s "
         f"(exported checkpoint: epoch {training.exported_epoch})",
         "",

@@ -67,6 +67,33 @@ class FileCheck(Section):
     chance_level: float = 0.0
     sparsity_mismatch: list[str] = []
     max_accuracy_drop: float = 1.0
+    # Every task: its metrics for this file and for PyTorch, the primary one's values.
+    task: str = "classification"
+    primary: str = "accuracy"
+    higher_is_better: bool = True
+    metrics: dict[str, float] = {}
+    metrics_torch: dict[str, float] = {}
+    metric: float | None = None
+    metric_torch: float | None = None
+    metric_match: bool = True
+    baseline: float | None = None
+    max_metric_drop: float | None = None
+
+
+class TaskInfo(Section):
+    """report.json `task`: what the run learned and how it is judged."""
+
+    name: str
+    primary: str
+    higher_is_better: bool
+    baseline: float | None = None
+
+
+class Metrics(Section):
+    """report.json `metrics`: every metric of the task for the PyTorch model (and each file)."""
+
+    torch: dict[str, float]
+    onnx: dict[str, dict[str, float]] = {}
 
 
 class Stats(Section):
@@ -110,14 +137,17 @@ class Compact(Section):
 
 class DeployCandidate(Section):
     geomean_latency_ms: float
-    accuracy: float
-    accuracy_drop_points: float
+    accuracy: float | None = None  # classification
+    accuracy_drop_points: float | None = None
+    metric: float | None = None  # another task's primary metric and its drop
+    metric_drop: float | None = None
     eligible: bool
 
 
 class Deploy(Section):
     variant: str | None
     max_accuracy_drop: float | None = None
+    max_metric_drop: float | None = None
     criterion: str = ""
     candidates: dict[str, DeployCandidate] = {}
 
@@ -165,7 +195,9 @@ class RunReport(BaseModel):
     recipe_hash: str | None = None
     method: str | None = None
     weights_trained: bool = True
-    accuracy: Accuracy | None = None
+    task: TaskInfo | None = None
+    metrics: Metrics | None = None
+    accuracy: Accuracy | None = None  # classification
     sparsity: Sparsity | None = None
     layer_collapse: Collapse | None = None
     validation: dict[str, FileCheck] = {}
@@ -221,6 +253,25 @@ class RunReport(BaseModel):
         """True when the run's verdict exit code is 0 (no broken file, gates passed, a deploy file
         where `auto` asked for one); False when it failed or the report records no verdict."""
         return self.verdict is not None and self.verdict.exit_code == 0
+
+    @property
+    def primary(self) -> tuple[str, bool]:
+        """(name, higher is better) of the primary metric (accuracy for reports without `task`)."""
+        return (self.task.primary, self.task.higher_is_better) if self.task else ("accuracy", True)
+
+    @property
+    def torch_metric(self) -> float:
+        """The PyTorch model's primary metric."""
+        if self.task is not None and self.metrics is not None:
+            return self.metrics.torch[self.task.primary]
+        return needed(self.accuracy, "accuracy").torch
+
+    def onnx_metric(self) -> dict[str, float]:
+        """Each file's primary metric."""
+        if self.task is not None and self.metrics is not None:
+            name = self.task.primary
+            return {v: m[name] for v, m in self.metrics.onnx.items() if name in m}
+        return dict(needed(self.accuracy, "accuracy").onnx)
 
     def to_json_dict(self) -> dict[str, Any]:
         """report.json: version 1's keys in their order, `latency_rows` after the latency

@@ -110,7 +110,8 @@ def reexport(source: RunSource, out_dir: Path, console: Console, *, force: bool 
         timer = Timer(console)
         shipped = ship(recipe, model, data, paths, timer, restored.threads, restored.selection, bench=False)
     return {
-        "torch_accuracy": shipped.torch_accuracy,
+        "torch_accuracy": shipped.torch_accuracy,  # the primary metric (classification: accuracy)
+        "torch_metrics": shipped.torch_metrics,
         "files": {v: str(out_dir / p.name) for v, p in shipped.files.items()},
         "validation": {v: c.to_dict() for v, c in shipped.checks.items()},
         "deploy": shipped.deploy,

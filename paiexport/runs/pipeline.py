@@ -78,6 +78,8 @@ def assemble(
         compact=shipped.compact,
         deploy=shipped.deploy,
         example=data.test.x,
+        task=data.task,
+        torch_metrics=shipped.torch_metrics,
     )
     return build_report(facts, outcome)
 

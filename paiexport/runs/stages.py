@@ -61,9 +61,13 @@ def check_fits_model(
     model: nn.Module,
     sample: torch.Tensor | None = None,
     num_classes: int | None = None,
+    data: DataSplits | None = None,
 ) -> None:
     """What the recipe can only be checked against once the model exists."""
-    if sample is not None:
+    if data is not None and data.task.name != "classification":
+        n = min(recipe.data.batch_size, 2)
+        check_sample_batch(model, data.test.x[:n], num_classes, data.task, data.test.y[:n])
+    elif sample is not None:
         check_sample_batch(model, sample, num_classes)
     names = list(prunable_weights(model))
     if not names:
@@ -88,7 +92,7 @@ def build(recipe: Recipe) -> tuple[DataSplits, nn.Module]:
     """Seeded data and the untrained model: the same recipe gives the same starting point."""
     seed_everything(recipe.seed)
     folders = recipe.search_folders()
-    data = load_dataset(recipe.data, seed=recipe.seed, folders=folders)
+    data = load_dataset(recipe.data, seed=recipe.seed, folders=folders, task=recipe.make_task())
     model = make_model(recipe.model, data.input_shape, data.num_classes, recipe.data.batch_size, folders)
     return data, model
 
@@ -96,7 +100,7 @@ def build(recipe: Recipe) -> tuple[DataSplits, nn.Module]:
 def prepare(recipe: Recipe) -> tuple[DataSplits, nn.Module, Method, SelectionContext]:
     """`build`, checked against the recipe, with the method and what its selection sees."""
     data, model = build(recipe)
-    check_fits_model(recipe, model, data.train.head(min(recipe.data.batch_size, 2)), data.num_classes)
+    check_fits_model(recipe, model, data.train.head(min(recipe.data.batch_size, 2)), data.num_classes, data)
     method = make_method(recipe.method)
     ctx = SelectionContext(
         model,

@@ -47,6 +47,7 @@ class Task(ABC):
     short: ClassVar[str]  # the primary metric in a line of text: "val acc", "val r2", "val ppl"
     percent: ClassVar[bool] = False  # shown as a percentage (accuracy, F1, IoU)
     default_max_drop: ClassVar[float]  # validate.max_metric_drop when unset, in the metric's unit
+    baseline_needs_train: ClassVar[bool] = True  # `baseline` reads the training targets
 
     def __init__(self, config: TaskConfig) -> None:
         self.config = config
@@ -54,6 +55,27 @@ class Task(ABC):
     @property
     def name(self) -> str:
         return self.config.name
+
+    def pick(self, outputs: Any) -> torch.Tensor:
+        """The output the task reads (`task.output`) of a model that returns a tuple or a dict."""
+        chosen = self.config.output
+        if isinstance(outputs, torch.Tensor):
+            return outputs
+        if isinstance(outputs, dict):
+            key = chosen if chosen is not None else next(iter(outputs), None)
+            if key not in outputs:
+                raise UserError(
+                    f"task.output: the model has no output {shorten(key)!r} ({', '.join(outputs)})"
+                )
+            return outputs[key]
+        if isinstance(outputs, tuple | list) and outputs:
+            index = 0 if chosen is None else int(chosen) if chosen.isdigit() else -1
+            if not 0 <= index < len(outputs):
+                raise UserError(
+                    f"task.output: {shorten(chosen)!r} is not an index of the model's {len(outputs)} outputs"
+                )
+            return outputs[index]
+        raise UserError(f"task: the model returned a {type(outputs).__name__}, not a tensor, tuple or dict")
 
     @abstractmethod
     def loss(self, outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:

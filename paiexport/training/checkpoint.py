@@ -15,6 +15,7 @@ a planted or swapped file cannot run code, and one that does not fit the run is 
 from __future__ import annotations
 
 import copy
+import math
 import os
 import time
 from collections.abc import Iterator
@@ -62,7 +63,7 @@ class Progress:
 
     result: TrainResult
     start: float  # perf_counter origin of the phase's elapsed time
-    best_acc: float = -1.0
+    best_score: float = -math.inf  # the best validation primary metric, negated when lower is better
     first_epoch: int = 0
     first_loss: float | None = None  # the divergence limit's reference (first step's loss)
 
@@ -166,7 +167,7 @@ class Phase:
                 cb.load_state_dict(copy.deepcopy(cb_state))
             set_rng_state(saved.rng)
         state.step = at.step
-        progress.result, progress.best_acc = copy.deepcopy(saved.result), at.best_acc
+        progress.result, progress.best_score = copy.deepcopy(saved.result), at.best_score
         progress.first_epoch, progress.first_loss = at.epoch, at.first_loss
         progress.start = time.perf_counter() - at.elapsed
         self.session.log.seek(saved.log_pos)
@@ -185,7 +186,7 @@ class Phase:
             state.optimizer.state_dict(),
             loop["schedule"].state_dict(),
             loop["generator"].get_state(),
-            progress.best_acc,
+            progress.best_score,
             progress.first_loss,
             time.perf_counter() - progress.start,
         )

@@ -16,6 +16,7 @@ from paiexport.display import current
 from paiexport.errors import UserError
 from paiexport.paths import PhaseCheckpoints
 from paiexport.seeding import stream
+from paiexport.tasks import Meter, Task, make_task
 from paiexport.training import distributed, stop
 from paiexport.training.callbacks import TrainCallback, TrainState
 from paiexport.training.checkpoint import Progress, TrainSession
@@ -76,20 +77,24 @@ def make_scheduler(
 
 @torch.no_grad()
 def evaluate(
-    model: nn.Module, split: Split, batch_size: int = 512, device: str = "cpu"
-) -> tuple[float, float]:
-    """Mean cross-entropy and accuracy on a split, in eval mode."""
+    model: nn.Module, split: Split, batch_size: int = 512, device: str = "cpu", task: Task | None = None
+) -> tuple[float, dict[str, float]]:
+    """Mean loss and every metric of `task` (classification when None) on a split, in eval mode."""
+    task = task or make_task()
     was_training = model.training
     model.eval()
-    loss_sum, correct = 0.0, 0
+    loss_sum, meter = 0.0, task.meter()
     for x, y in split.batches(batch_size):
         x, y = x.to(device), y.to(device)
-        logits = model(x)
-        loss_sum += float(nn.functional.cross_entropy(logits, y, reduction="sum"))
-        correct += int((logits.argmax(dim=1) == y).sum())
+        outputs = task.pick(model(x))
+        loss_sum += float(task.loss(outputs, y)) * len(y)
+        meter.add(outputs.detach().cpu(), y.cpu())
     model.train(was_training)
-    n = max(len(split), 1)
-    return loss_sum / n, correct / n
+    return loss_sum / max(len(split), 1), meter.result()
+
+
+def primary(task: Task, metrics: dict[str, float]) -> float:
+    return metrics[task.primary]
 
 
 def divergence_limit(first_loss: float) -> float:
@@ -149,23 +154,23 @@ def _start(
     steps_per_epoch = distributed.steps_per_epoch(len(data.train), batch_size)
     total = cfg.epochs * steps_per_epoch
     schedule = make_scheduler(optimizer, cfg, steps_per_epoch, total)
-    state = TrainState(model, optimizer, nn.functional.cross_entropy, steps_per_epoch, total, log.write)
+    state = TrainState(model, optimizer, data.task.loss, steps_per_epoch, total, log.write)
     batches = stream(seed, "batches")
     return _Loop(
         cfg, data, batch_size, device, net, amp, state, schedule, batches, list(callbacks), checkpoints
     )
 
 
-def _step(loop: _Loop, x: torch.Tensor, y: torch.Tensor, progress: Progress) -> tuple[float, int]:
-    """One optimizer step with every callback hook; returns the batch loss and correct count."""
+def _step(loop: _Loop, x: torch.Tensor, y: torch.Tensor, progress: Progress, meter: Meter) -> float:
+    """One optimizer step with every callback hook; returns the batch loss (the meter sees the outputs)."""
     state, callbacks = loop.state, loop.callbacks
     state.batch = (prepare_input(x.to(loop.device), loop.cfg.channels_last), y.to(loop.device))
     for cb in callbacks:
         cb.on_step_begin(state)
     state.optimizer.zero_grad(set_to_none=True)
     with loop.amp.autocast():
-        logits = loop.net(state.batch[0])
-        loss = state.loss_fn(logits, state.batch[1])
+        outputs = loop.data.task.pick(loop.net(state.batch[0]))
+        loss = state.loss_fn(outputs, state.batch[1])
     loop.amp.backward(loss)
     for cb in callbacks:
         cb.on_after_backward(state)
@@ -178,31 +183,31 @@ def _step(loop: _Loop, x: torch.Tensor, y: torch.Tensor, progress: Progress) -> 
     if progress.first_loss is None:  # checkpointed: a resumed run keeps the same limit
         progress.first_loss = loss_value
     check_divergence(loss_value, progress.first_loss, state.epoch, state.step)
-    return loss_value, int((logits.argmax(1) == state.batch[1]).sum())
+    meter.add(outputs.detach().float().cpu(), state.batch[1].cpu())
+    return loss_value
 
 
 def _epoch(loop: _Loop, epoch: int, progress: Progress, display: Any) -> EpochRecord:
     """Train one epoch, validate, and return its metrics.jsonl record."""
-    state = loop.state
+    state, task = loop.state, loop.data.task
     state.epoch = epoch
     state.model.train()
-    loss_sum, correct, seen = 0.0, 0, 0
+    loss_sum, seen, meter = 0.0, 0, task.meter()
     for x, y in distributed.shard(loop.data.train.batches(loop.batch_size, loop.generator)):
-        loss_value, right = _step(loop, x, y, progress)
-        loss_sum += loss_value * len(y)
-        correct += right
+        loss_sum += _step(loop, x, y, progress, meter) * len(y)
         seen += len(y)
         display.step()
-    val_loss, val_acc = evaluate(state.model, loop.data.val, device=loop.device)
+    val_loss, val_metrics = evaluate(state.model, loop.data.val, device=loop.device, task=task)
     return EpochRecord(
         epoch=epoch + 1,
         step=state.step,
         train_loss=loss_sum / max(seen, 1),
-        train_acc=correct / max(seen, 1),
+        train_metric=primary(task, meter.result()),
         val_loss=val_loss,
-        val_acc=val_acc,
+        val_metric=primary(task, val_metrics),
         lr=state.optimizer.param_groups[0]["lr"],
         seconds=round(time.perf_counter() - progress.start, 3),
+        metric=task.short,
     )
 
 
@@ -214,8 +219,9 @@ def _keep_epoch(loop: _Loop, record: EpochRecord, progress: Progress) -> None:
     loop.state.log(record)
     result.history.append(record)
     torch.save(model.state_dict(), loop.checkpoints.last)
-    if record.val_acc > progress.best_acc:
-        progress.best_acc, result.best_epoch = record.val_acc, record.epoch
+    score = record.val_metric if loop.data.task.higher_is_better else -record.val_metric
+    if score > progress.best_score:
+        progress.best_score, result.best_epoch = score, record.epoch
         torch.save(model.state_dict(), loop.checkpoints.best)
 
 
@@ -272,7 +278,7 @@ def train(
                 _keep_epoch(loop, record, progress)
                 if phase is not None:
                     phase.epoch_end(loop.state, saved, loop.callbacks, progress, cfg.epochs)
-            display.epoch_done(record.to_dict())  # display is a leaf: plain data
+            display.epoch_done(record.to_dict(), loop.data.task.percent)  # display is a leaf: plain data
     result = _finish(loop, progress)
     if phase is not None:
         phase.complete(model, loop.callbacks, result)

@@ -9,34 +9,53 @@ writes) are counted but not written again, so no line is duplicated or lost.
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 
 @dataclass(frozen=True)
 class EpochRecord:
-    """One finished epoch of a training phase: one metrics.jsonl line, keys in this order."""
+    """One finished epoch of a training phase: one metrics.jsonl line, keys in this order.
+
+    `train_metric`/`val_metric` are the task's primary metric, written under its short name:
+    `train_acc`/`val_acc` for classification, `val_r2`, `val_ppl`, ... for other tasks.
+    """
 
     epoch: int  # 1-based, within its phase (an LTH level, a fine-tuning, ...)
     step: int
     train_loss: float
-    train_acc: float
+    train_metric: float
     val_loss: float
-    val_acc: float
+    val_metric: float
     lr: float
     seconds: float  # since the start of the phase
+    metric: str = "acc"  # the primary metric's short name (tasks.Task.short)
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        return {
+            "epoch": self.epoch,
+            "step": self.step,
+            "train_loss": self.train_loss,
+            f"train_{self.metric}": self.train_metric,
+            "val_loss": self.val_loss,
+            f"val_{self.metric}": self.val_metric,
+            "lr": self.lr,
+            "seconds": self.seconds,
+        }
 
     @classmethod
     def from_dict(cls, row: dict[str, Any]) -> EpochRecord:
         """A metrics.jsonl row (or a resume file's) with exactly these keys; else a ValueError."""
-        names = [f.name for f in fields(cls)]
-        if sorted(row) != sorted(names):
+        named = [k for k in row if k.startswith("val_") and k != "val_loss"]
+        metric = named[0].removeprefix("val_") if len(named) == 1 else ""
+        expected = {"epoch", "step", "train_loss", "val_loss", "lr", "seconds"}
+        if not metric or set(row) != expected | {f"train_{metric}", f"val_{metric}"}:
             raise ValueError(f"not an epoch record: keys {sorted(row)}")
-        return cls(**row)
+        values = {k: row[k] for k in expected}
+        return cls(
+            **values, train_metric=row[f"train_{metric}"], val_metric=row[f"val_{metric}"], metric=metric
+        )
 
     @staticmethod
     def is_epoch(row: dict[str, Any]) -> bool:

@@ -24,7 +24,7 @@ from paiexport.errors import UserError, first_line
 from paiexport.out_path import short
 from paiexport.training.result import TrainResult
 
-FORMAT = 2  # 1: pickled objects (TrainResult, numpy's RNG tuple), read with weights_only=False
+FORMAT = 3  # 1: pickled objects (TrainResult, numpy's RNG tuple), read with weights_only=False; 2: best_acc
 
 
 def rng_state() -> dict[str, Any]:
@@ -67,7 +67,7 @@ class LoopState:
     optimizer: dict[str, Any]
     schedule: dict[str, Any]
     generator: torch.Tensor  # the batch-order generator's state
-    best_acc: float
+    best_score: float  # the best validation primary metric, negated when lower is better
     first_loss: float | None  # the divergence limit's reference (first step's loss)
     elapsed: float
 
@@ -111,7 +111,7 @@ class PhaseState:
                 "optimizer": dict,
                 "schedule": dict,
                 "generator": torch.Tensor,
-                "best_acc": float,
+                "best_score": float,
                 "first_loss": (float, type(None)),
                 "elapsed": float,
             }

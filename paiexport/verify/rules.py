@@ -48,9 +48,17 @@ def points(drop: float, limit: float) -> str:
     return f"{drop:.{digits}f}"
 
 
-def over_limit_reason(drop: float, limit: float) -> str:
-    """Why a lossy file over the accuracy limit is not deployable."""
-    return f"−{points(drop, limit)} pt > {limit}: not deployable"
+def over_limit_reason(drop: float, limit: float, unit: str = "pt") -> str:
+    """Why a lossy file over the limit is not deployable ("−1.04 pt > 1.0: not deployable")."""
+    return f"−{points(drop, limit)} {unit} > {limit}: not deployable"
+
+
+def metric_drop(reference: float, value: float, higher_is_better: bool, task: str) -> float:
+    """How much worse `value` is than `reference` in the limit's unit: points for classification's
+    accuracy, the metric's own unit otherwise (negative: better)."""
+    if task == "classification":
+        return accuracy_drop_points(reference, value)
+    return reference - value if higher_is_better else value - reference
 
 
 def chance_level(labels: np.ndarray, num_classes: int) -> float:

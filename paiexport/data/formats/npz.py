@@ -78,8 +78,11 @@ def _read(path: Path) -> list[np.ndarray]:
         return arrays
 
 
-def load(path: Path, num_classes: int | None = None) -> tuple[np.ndarray, ...]:
-    """(x, y, x_test, y_test) as the archive holds them, labels as int64."""
+def load(path: Path, num_classes: int | None = None, labels: bool = True) -> tuple[np.ndarray, ...]:
+    """(x, y, x_test, y_test) as the archive holds them, labels as int64.
+
+    `labels=False` (a task other than classification) leaves `y_*` as they are, any dtype and
+    shape: the task checks them."""
     if not path.is_file():
         raise UserError(f"data.path: {show(path)} not found")
     try:
@@ -88,19 +91,23 @@ def load(path: Path, num_classes: int | None = None) -> tuple[np.ndarray, ...]:
         raise
     except (OSError, EOFError, ValueError, RuntimeError, zipfile.BadZipFile, zlib.error) as exc:
         raise UserError(f"{show(path)}: unreadable npz ({type(exc).__name__})") from None
-    y, yt = (checks.labels(f"{show(path)}: {n}", a, num_classes) for n, a in (("y_train", y), ("y_test", yt)))
+    if labels:
+        y, yt = (
+            checks.labels(f"{show(path)}: {n}", a, num_classes) for n, a in (("y_train", y), ("y_test", yt))
+        )
     if len(x) != len(y) or len(xt) != len(yt):
         raise UserError(f"{show(path)}: x_train/y_train or x_test/y_test differ in length")
     if x.shape[1:] != xt.shape[1:]:
         raise UserError(
             f"{show(path)}: x_train samples {x.shape[1:]} and x_test samples {xt.shape[1:]} differ"
         )
-    for name, a in (("x_train", x), ("x_test", xt)):
+    for name, a in (("x_train", x), ("x_test", xt), ("y_train", y), ("y_test", yt)):
         if not _finite(a):
             raise UserError(f"{show(path)}: {name} holds NaN/inf values")
     checks.not_empty(f"{show(path)}: x_train", len(x), "training")
     checks.not_empty(f"{show(path)}: x_test", len(xt), "test")
-    checks.two_classes(f"{show(path)}: y_train", y)
+    if labels:
+        checks.two_classes(f"{show(path)}: y_train", y)
     return x, y, xt, yt
 
 
