@@ -173,8 +173,16 @@ def validate_cmd(
         Path | None, typer.Option("--recipe", help="Take the data section of a run's recipe.yaml.")
     ] = None,
     trust_code: Annotated[bool, TrustCodeOption] = False,
+    task: Annotated[
+        str | None,
+        typer.Option(
+            "--task", help="classification, regression, ... (default: the file's, else classification)."
+        ),
+    ] = None,
 ) -> None:
-    """Checker, load, parity with a reference file, accuracy, sparsity per initializer; exit 1 on failure."""
+    """Checker, load, parity with a reference file, the task's metrics, sparsity per initializer.
+
+    Exit 1 on a failed check."""
     from paiexport.runs.export import check_trusted, factory_modules
     from paiexport.verify.eval_data import validation_data
     from paiexport.verify.file_checks import check_file
@@ -184,7 +192,8 @@ def validate_cmd(
         cfg = validation_data(data, data_path, recipe)
         if data is None:  # the dataset a recipe file names, not one typed on the command line
             check_trusted(factory_modules(None, cfg.name), f"--recipe {recipe}", trust_code)
-        report = check_file(model, cfg, reference, max_accuracy_drop, seed, parse_shapes(shape or []))
+        shapes = parse_shapes(shape or [])
+        report = check_file(model, cfg, reference, max_accuracy_drop, seed, shapes, task)
     for check in report.checks:
         mark = "[green]✓[/]" if check.ok else "[red]✗[/]"
         out.print(f"{mark} {check.name}: {check.detail}", soft_wrap=True)

@@ -24,6 +24,7 @@ def chance_level(labels: torch.Tensor, num_classes: int) -> float:
     label)`; on `n` test samples a guesser's accuracy has standard error `sqrt(p (1 - p) / n)`.
     Chance level is `p` plus `CHANCE_SIGMAS` standard errors (MNIST-1D's test split: 13.52%).
     """
+    labels = torch.as_tensor(labels)
     n = max(len(labels), 1)
     majority = int(torch.bincount(labels).max()) / n if len(labels) else 0.0
     p = max(1.0 / max(num_classes, 1), majority)

@@ -128,6 +128,16 @@ class Regression(Task):
     def at_baseline(self, value: float, baseline: float) -> bool:
         return value <= max(baseline, 0.0) + BASELINE_MARGIN
 
+    def restore(self, metadata: dict[str, str]) -> None:
+        """The standardization a file records (`target_mean`/`target_std`): its outputs are in
+        standardized units, and metrics are taken in the targets' own."""
+        try:
+            mean = [float(v) for v in metadata["target_mean"].split(",")]
+            std = [float(v) for v in metadata["target_std"].split(",")]
+        except (KeyError, ValueError):
+            return
+        self.mean, self.std = torch.tensor(mean), torch.tensor(std)
+
     def metadata(self) -> dict[str, list[float]]:
         """`target_mean`/`target_std` for the ONNX metadata (standardized targets only)."""
         if self.mean is None or self.std is None:

@@ -19,7 +19,7 @@ class TrainResult:
 
     def to_dict(self) -> dict[str, Any]:
         """Plain lists, dicts and numbers (a deep copy)."""
-        return asdict(self)
+        return {**asdict(self), "history": [r.to_dict() for r in self.history]}
 
     @classmethod
     def from_dict(cls, saved: dict[str, Any]) -> TrainResult:

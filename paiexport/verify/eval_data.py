@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 import onnx
+import torch
 import yaml
 from pydantic import ValidationError
 
@@ -14,6 +15,7 @@ from paiexport.data import DataConfig, Split, load_dataset
 from paiexport.data.transforms import normalize
 from paiexport.errors import UserError, shorten
 from paiexport.export.metadata import read_metadata, read_normalization
+from paiexport.tasks import Task
 
 
 def validation_data(name: str | None, path: str | None = None, recipe: Path | None = None) -> DataConfig:
@@ -56,16 +58,22 @@ def _recipe_data(recipe: Path) -> dict[str, Any]:
     return dict(section)
 
 
-def eval_split(model: onnx.ModelProto, cfg: DataConfig, seed: int) -> Split:
-    """The file's recorded normalization (`paiexport.input_mean/std`) wins over the section's."""
+def eval_split(
+    model: onnx.ModelProto, cfg: DataConfig, seed: int, task: Task | None = None
+) -> tuple[Split, torch.Tensor]:
+    """The test split (and the training targets, for the task's baseline), targets checked by `task`.
+
+    The file's recorded normalization (`paiexport.input_mean/std`) wins over the section's."""
     recorded = read_normalization(read_metadata(model))
     if cfg.name == "imagefolder" and cfg.image_size is None:
         cfg = cfg.model_copy(update=_image_options(model))
     if recorded is not None:
         cfg = cfg.model_copy(update={"normalize": "none"})
-    test = load_dataset(cfg, seed=seed).test
+    data = load_dataset(cfg, seed=seed, task=task)
+    test = data.test
     x = test.x if recorded is None else normalize(test.x, *recorded)
-    return Split(x, test.y)
+    train_y = data.train.y if task is not None and task.baseline_needs_train else test.y
+    return Split(x, test.y), train_y
 
 
 def _image_options(model: onnx.ModelProto) -> dict[str, Any]:

@@ -7,9 +7,12 @@ from pathlib import Path
 
 import numpy as np
 import onnx
+import torch
 
 from paiexport.data import DataConfig
-from paiexport.errors import UserError, first_line
+from paiexport.errors import UserError, first_line, shorten
+from paiexport.tasks import TASKS, Task, task_by_name
+from paiexport.tasks.classification import chance_level
 from paiexport.verify.checks import is_quantized, make_session, open_checked, stored_zeros
 from paiexport.verify.eval_data import eval_split, validation_data
 from paiexport.verify.inputs import check_data_shape, data_input, graph_inputs
@@ -18,15 +21,16 @@ from paiexport.verify.rules import (
     PARITY_ATOL,
     accuracies_match,
     accuracy_drop_points,
-    chance_level,
+    metric_drop,
     over_limit_reason,
     parity_diff,
     within_drop_limit,
     within_parity,
 )
-from paiexport.verify.validate import accuracy, run_session
+from paiexport.verify.validate import accuracy, run_session, task_metrics
 
 DATASET_KEY = "paiexport.dataset"  # set by deploy.run_metadata
+TASK_KEY = "paiexport.task"  # set for tasks other than classification (export.metadata.task_metadata)
 
 
 @dataclass
@@ -62,6 +66,20 @@ def _check_dataset(model: onnx.ModelProto, path: Path, data: str) -> None:
         raise UserError(f"--data {data}: {path} was trained on {recorded}, not {data}")
 
 
+def file_task(model: onnx.ModelProto, name: str | None) -> Task:
+    """`--task NAME`, else the task the file records (`paiexport.task`), else classification."""
+    recorded = {p.key: p.value for p in model.metadata_props}.get(TASK_KEY)
+    chosen = name or recorded or "classification"
+    if chosen not in TASKS or chosen == "custom":
+        known = ", ".join(t for t in TASKS if t != "custom")
+        raise UserError(f"--task {shorten(chosen)}: not a built-in task ({known})")
+    task = task_by_name(chosen)
+    restore = getattr(task, "restore", None)
+    if callable(restore):  # regression's recorded target standardization
+        restore({p.key.removeprefix("paiexport."): p.value for p in model.metadata_props})
+    return task
+
+
 def check_file(
     path: Path,
     data: str | DataConfig,
@@ -69,9 +87,11 @@ def check_file(
     max_accuracy_drop: float,
     seed: int | None = None,
     shapes: dict[str, tuple[int, ...]] | None = None,
+    task: str | None = None,
 ) -> FileReport:
-    """checker, load, input shape, parity (or accuracy for int8) vs `reference`, accuracy."""
+    """checker, load, input shape, parity (or the metric for int8) vs `reference`, the task's metrics."""
     model = load_model(path)
+    judge = file_task(model, task)
     if reference is not None:
         load_model(reference)
     cfg = data if isinstance(data, DataConfig) else validation_data(data)
@@ -81,16 +101,80 @@ def check_file(
     report = FileReport(
         sparsity={n: s.sparsity for n, s in stored_zeros(model, str(path)).items() if s.ndim >= 2}
     )
-    test = eval_split(model, cfg, split_seed(model, seed))
+    test, train_y = eval_split(model, cfg, split_seed(model, seed), judge)
     check_data_shape(name, shapes or {}, tuple(test.x.shape[1:]))
     x, labels = test.x.numpy(), test.y.numpy()
     logits = _run_checks(report, path, data, x)
     if logits is None:
         return report
+    if judge.name != "classification":
+        judge.check_outputs(torch.from_numpy(logits), test.y, f"{path}: output")
+        report.checks += _metric_checks(judge, logits, test.y, train_y, data)
+        if reference is not None:
+            _compare_metric(report, model, judge, logits, reference, test.y, x, max_accuracy_drop)
+        return report
+    if logits.ndim != 2 or len(logits) != len(labels):
+        raise UserError(
+            f"{path}: output of shape {list(logits.shape)} is not one row of logits per sample "
+            f"({len(labels)} samples); give --task for another task"
+        )
     report.checks += _accuracy_checks(logits, labels, data)
     if reference is not None:
         _compare(report, model, logits, reference, labels, x, max_accuracy_drop)
     return report
+
+
+def _metric_checks(
+    task: Task, outputs: np.ndarray, targets: torch.Tensor, train_y: torch.Tensor, data: str
+) -> list[Check]:
+    """The task's metrics (information) and the baseline check (a file no better than a useless model)."""
+    found = task_metrics(task, outputs, targets)
+    value = found[task.primary]
+    baseline = task.baseline(train_y, targets, outputs.shape[-1] if outputs.ndim > 1 else 1)
+    shown = ", ".join(f"{k} {v:.4g}" for k, v in found.items())
+    return [
+        Check(task.primary, True, f"{shown} on the {data} test split ({len(targets)} samples)"),
+        Check(
+            "baseline",
+            not task.at_baseline(value, baseline),
+            f"{task.primary} {value:.4g} vs baseline {baseline:.4g}",
+        ),
+    ]
+
+
+def _compare_metric(
+    report: FileReport,
+    model: onnx.ModelProto,
+    task: Task,
+    outputs: np.ndarray,
+    reference: Path,
+    targets: torch.Tensor,
+    x: np.ndarray,
+    max_drop: float,
+) -> None:
+    """Parity (float files) or the primary metric's drop (an int8 file of a float reference)."""
+    try:
+        ref = _logits(reference, x)
+    except Exception as exc:
+        raise UserError(
+            f"--reference {reference}: onnxruntime cannot run it ({type(exc).__name__})"
+        ) from None
+    value, ref_value = (
+        task_metrics(task, outputs, targets)[task.primary],
+        task_metrics(task, ref, targets)[task.primary],
+    )
+    if is_quantized(model) and not is_quantized(onnx.load(str(reference))):
+        drop = metric_drop(ref_value, value, task.higher_is_better, task.name)
+        report.checks.append(
+            Check("metric_drop", True, f"int8 file: {task.primary} {value:.4g} vs {ref_value:.4g}")
+        )
+        if not within_drop_limit(drop, max_drop):
+            report.not_deployable = over_limit_reason(drop, max_drop, task.primary)
+        return
+    diff = parity_diff(outputs, ref)
+    report.checks.append(
+        Check("parity", within_parity(diff), f"max abs diff {diff:.3g} vs {reference.name} (≤ {PARITY_ATOL})")
+    )
 
 
 def _run_checks(report: FileReport, path: Path, data: str, x: np.ndarray) -> np.ndarray | None:
@@ -111,7 +195,8 @@ def _run_checks(report: FileReport, path: Path, data: str, x: np.ndarray) -> np.
 
 def _accuracy_checks(logits: np.ndarray, labels: np.ndarray, data: str) -> list[Check]:
     """Test accuracy (information) and the chance-level check (a file no better than guessing)."""
-    acc, chance, classes = accuracy(logits, labels), chance_level(labels, logits.shape[1]), logits.shape[1]
+    classes = logits.shape[1]
+    acc, chance = accuracy(logits, labels), chance_level(torch.from_numpy(labels), classes)
     versus = f"{acc:.2%} vs chance level {chance:.2%} ({classes} classes, {len(labels)} samples)"
     return [
         Check("accuracy", True, f"{acc:.2%} on the {data} test split ({len(labels)} samples)"),

@@ -11,7 +11,6 @@ import numpy as np
 
 PARITY_ATOL = 1e-4  # float32 reassociation between runtimes stays far below this
 PARITY_BATCH = 256  # parity is measured on the first PARITY_BATCH test samples
-CHANCE_SIGMAS = 3.0  # a guesser beats its expected accuracy by 3 standard errors 1 time in 740
 DROP_SLACK = 1e-9  # points come from a difference of two fractions: float noise must not fail the limit
 SPARSITY_SLACK_WEIGHTS = 1  # a target is rounded to whole weights: a 90% run may reach 0.899998
 
@@ -59,20 +58,6 @@ def metric_drop(reference: float, value: float, higher_is_better: bool, task: st
     if task == "classification":
         return accuracy_drop_points(reference, value)
     return reference - value if higher_is_better else value - reference
-
-
-def chance_level(labels: np.ndarray, num_classes: int) -> float:
-    """The accuracy at or below which a classifier is no better than guessing.
-
-    The best constant guess scores `p = max(1 / num_classes, share of the most frequent test
-    label)`; on `n` test samples a guesser's accuracy has standard error `sqrt(p (1 - p) / n)`.
-    Chance level is `p` plus `CHANCE_SIGMAS` standard errors (MNIST-1D's test split: 13.52%;
-    every bundled recipe cut to one epoch scores at least 25%).
-    """
-    n = max(len(labels), 1)
-    majority = np.bincount(labels).max() / n if len(labels) else 0.0
-    p = max(1.0 / max(num_classes, 1), float(majority))
-    return p + CHANCE_SIGMAS * float(np.sqrt(p * (1.0 - p) / n))
 
 
 def reaches_sparsity(zeros: int, total: int, limit: float) -> bool:

@@ -17,7 +17,8 @@ from paiexport.data import Split
 from paiexport.export.torch_export import save_onnx, to_onnx
 from paiexport.reporting.schema import RunReport
 from paiexport.runs.verdict import run_verdict
-from paiexport.verify.rules import chance_level, points
+from paiexport.tasks.classification import chance_level
+from paiexport.verify.rules import points
 from paiexport.verify.validate import FileValidation, validate_file
 
 runner = CliRunner()
