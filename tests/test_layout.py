@@ -18,10 +18,6 @@ NOT_A_PACKAGE = {"e2e", "fixtures"}
 # Modules without a test file of their own yet (the comment says which tests exercise them now):
 # remove an entry when its test file arrives.
 NOT_YET = {
-    "api",  # e2e/test_user_models.py
-    "bench/files",  # bench/test_latency.py
-    "cli/files",  # verify/test_inputs.py, bench/test_latency.py
-    "cli/sweep",  # sweep/test_run.py, sweep/test_backends.py
     "export/build",  # runs/test_ship.py
     "methods/gmp",  # methods/test_post_training.py
     "methods/grasp",  # methods/test_score.py
@@ -31,9 +27,6 @@ NOT_YET = {
     "methods/set",  # methods/test_dynamic.py
     "methods/snfs",  # methods/test_dynamic.py
     "methods/synflow",  # methods/test_score.py
-    "runs/pipeline",  # e2e/test_bundled_recipes_cli.py, e2e/test_resume_kill.py
-    "runs/restore",  # runs/test_export.py
-    "runs/stages",  # methods/test_random_pruning.py, e2e/test_resume_methods.py
     "sparsity/attention",  # sparsity/test_depgraph.py
     "sparsity/channels",  # sparsity/test_structure.py
     "sparsity/dep_rules",  # sparsity/test_depgraph.py
@@ -41,9 +34,6 @@ NOT_YET = {
     "sparsity/shrink_attention",  # export/test_compact.py
     "training/checkpoint",  # runs/test_resume.py, e2e/test_resume_*.py
     "training/trainer",  # test_threads.py
-    "verify/file_checks",  # verify/test_checks.py, verify/test_inputs.py
-    "verify/validate",  # verify/test_checks.py, runs/test_verdict.py
-    "verify/variants",  # runs/test_verdict.py
 }
 
 

@@ -66,10 +66,12 @@ def sweep_command(
             sets = parse_overrides(overrides)
             target, rows = run_sweep(recipe, grid or [], seeds, sets, out_dir, runner, shard_text, progress)
             if rows is None:
-                out.print(f"shard done in {target}; when every shard is: paiexport sweep --collect {target}")
+                line = f"shard done in {target}; when every shard is: paiexport sweep --collect {target}"
+                out.print(line, highlight=False, markup=False, soft_wrap=True)  # a path, then a command
                 return
     out.print((target / "sweep.md").read_text(), highlight=False, markup=False)
-    out.print(f"sweep folder: {target}  (sweep.csv, sweep.md, sweep.png, one folder per run)")
+    line = f"sweep folder: {target}  (sweep.csv, sweep.md, sweep.png, one folder per run)"
+    out.print(line, highlight=False, markup=False, soft_wrap=True)
     report_failures(failed_runs(rows), len(rows))
 
 

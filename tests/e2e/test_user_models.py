@@ -105,25 +105,6 @@ def test_every_method_family_with_a_factory_model(tmp_path, method):
     run_ok(recipe(tmp_path, data, method, **fixed), tmp_path / "run")
 
 
-def test_python_api_takes_a_module_and_datasets(tmp_path, tiny_recipe_dict):
-    import torch
-    from torch import nn
-    from torch.utils.data import TensorDataset
-
-    from paiexport.api import run_recipe
-
-    gen = torch.Generator().manual_seed(0)
-    x, y = torch.randn(300, 6, generator=gen), torch.arange(300) % 3
-    x[torch.arange(300), y] += 4.0  # learnable: the label's feature is large
-    net = nn.Sequential(nn.Linear(6, 12), nn.ReLU(), nn.Linear(12, 3))
-    tiny_recipe_dict["bench"] = BENCH
-    datasets = TensorDataset(x[:225], y[:225]), TensorDataset(x[225:], y[225:])
-    report = run_recipe(tiny_recipe_dict, tmp_path / "run", model=net, datasets=datasets)
-    validation = {v: c.model_dump() for v, c in report.validation.items()}
-    assert all_pass(validation) and report.sparsity.reached == pytest.approx(0.8, abs=0.02)
-    assert float((net[0].weight == 0).float().mean()) > 0.5  # the very module given was pruned and trained
-
-
 def test_bundled_example_runs(tmp_path):
     from pathlib import Path
 
@@ -131,23 +112,3 @@ def test_bundled_example_runs(tmp_path):
     args = ["--set", "train.epochs=1", "--set", "bench.iterations=3", "--set", "model.args.width=8"]
     result = CliRunner().invoke(app, ["run", str(example), "--out", str(tmp_path / "run"), *args])
     assert result.exit_code == 0, result.output
-
-
-def test_python_api_reports_a_failed_verdict_and_prints_the_cli_last_line(tmp_path, tiny_recipe_dict):
-    import io
-
-    from rich.console import Console
-
-    from paiexport.api import run_recipe
-
-    tiny_recipe_dict.update(bench=BENCH, gates={"min_sparsity": 0.9})  # reaches 0.8: the gate fails
-    tiny_recipe_dict["export"]["formats"] = ["dense"]
-    buffer = io.StringIO()
-    console = Console(file=buffer, width=400, color_system=None)
-    report = run_recipe(tiny_recipe_dict, tmp_path / "run", overrides={"train.epochs": 1}, console=console)
-    assert report.ok is False and report.verdict.exit_code == 1
-    last = buffer.getvalue().strip().splitlines()[-1]
-    assert last == f"FAILED: gates failed: min_sparsity  (see {tmp_path / 'run' / 'report.html'})"
-    # the very line `paiexport run` ends with (test_verdicts.py pins the CLI's)
-    report.verdict.exit_code = 0
-    assert report.ok

@@ -5,21 +5,16 @@ import json
 import numpy as np
 import onnx
 import pytest
-import torch
 import yaml
 from onnx import numpy_helper
 from tiny import TINY_RECIPE
-from torch import nn
 from typer.testing import CliRunner
 
 from paiexport.cli import app
-from paiexport.data import Split
-from paiexport.export.torch_export import save_onnx, to_onnx
 from paiexport.reporting.schema import RunReport
 from paiexport.runs.verdict import run_verdict
 from paiexport.tasks.classification import chance_level
 from paiexport.verify.rules import points
-from paiexport.verify.validate import FileValidation, validate_file
 
 runner = CliRunner()
 
@@ -49,31 +44,6 @@ def test_chance_level_hand_computed():
 def test_points_has_enough_digits_to_tell_the_drop_from_the_limit():
     assert points(1.2, 1.0) == "1.2"
     assert points(1.04, 1.0) == "1.04"  # "1.0 pt > 1.0" would read as a contradiction
-
-
-def test_lossy_file_over_the_limit_is_not_deployable_but_not_broken():
-    check = FileValidation("int8", True, True, 0.08, False, 0.888, 0.9, False, parity_required=False)
-    assert check.passed and check.broken_checks == [] and not check.deployable
-    assert check.reason == "−1.2 pt > 1.0: not deployable"
-    float_file = FileValidation("dense", True, True, 0.08, False, 0.888, 0.9, False)
-    assert float_file.broken_checks == ["parity", "accuracy"] and not float_file.deployable
-    garbage = FileValidation("int8", True, True, 0.0, True, 0.10, 0.1, True, chance_level=0.1285)
-    assert garbage.broken_checks == ["chance_level"]
-
-
-def test_sparsity_stored_differently_from_the_masks_is_broken(tmp_path):
-    torch.manual_seed(0)
-    model = nn.Sequential(nn.Linear(4, 3))
-    with torch.no_grad():
-        model[0].weight[0, :2] = 0.0  # two pruned weights
-    path = tmp_path / "m.onnx"
-    save_onnx(to_onnx(model, (4,), 18), path)
-    x = torch.randn(60, 4)
-    test = Split(x, model(x).argmax(1))  # labels the model predicts: accuracy 100%
-    right = validate_file(path, "dense", model, test, zeros={"0.weight": (2, 12)})
-    assert right.passed and right.sparsity_mismatch == []
-    wrong = validate_file(path, "dense", model, test, zeros={"0.weight": (3, 12)})
-    assert wrong.broken_checks == ["sparsity"] and wrong.sparsity_mismatch == ["0.weight"]
 
 
 @pytest.fixture(scope="module")

@@ -1,0 +1,147 @@
+"""cli/files.py: `bench`, `check`, `validate` and `inspect` wired to the library, through Typer."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import yaml
+from tinyonnx import FEATURES, linear_file, qdq_linear_file, separating_weight
+from typer.testing import CliRunner
+
+import paiexport.bench.latency
+from paiexport.bench.synthetic import matmul_chain
+from paiexport.cli import app
+from paiexport.cli.files import _gate_options
+
+runner = CliRunner()
+FAST = ("--iterations", "2", "--warmup", "0", "--threads", "1", "--batch-sizes", "1")
+
+
+def invoke(*args: object):
+    return runner.invoke(app, [str(a) for a in args], catch_exceptions=False)
+
+
+def one_line_error(result, *needles: str) -> None:
+    assert result.exit_code == 2, result.output
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), result.output
+    for needle in needles:
+        assert needle in lines[0], result.output
+
+
+@pytest.fixture(scope="module")
+def weight() -> np.ndarray:
+    return separating_weight()
+
+
+@pytest.mark.parametrize(
+    ("option", "value"),
+    [
+        ("--iterations", "2000000"),
+        ("--warmup", "100001"),
+        ("--batch-sizes", "1,70000"),
+        ("--threads", "2000"),
+    ],
+)
+def test_bench_names_the_option_a_setting_is_refused_for(tmp_path, option, value):
+    path = matmul_chain(tmp_path / "m.onnx", 1, 8)
+    one_line_error(invoke("bench", path, *FAST, option, value), f"{option}: ", "less than or equal")
+
+
+def test_bench_refuses_bad_inputs_before_timing_anything(tmp_path, monkeypatch):
+    def never(*args, **kwargs):
+        raise AssertionError("timed a file")
+
+    monkeypatch.setattr(paiexport.bench.latency, "bench", never)
+    path = matmul_chain(tmp_path / "m.onnx", 1, 8)
+    out = tmp_path / "b.json"
+    result = invoke("bench", path, *FAST, "--shape", "nope=1x8", "--json", out)
+    one_line_error(result, "--shape nope: no file has an input of that name")
+    assert not out.exists()
+
+
+def test_bench_writes_its_json_into_new_folders(tmp_path):
+    path = matmul_chain(tmp_path / "m.onnx", 1, 8)
+    out = tmp_path / "new" / "deeper" / "b.json"
+    result = invoke("bench", path, *FAST, "--json", out)
+    assert result.exit_code == 0, result.output
+    written = json.loads(out.read_text())
+    assert list(written["files"]) == ["m.onnx"] and "onnxruntime" in written["versions"]
+    assert written["settings"]["iterations"] == 2 and written["settings"]["batch_sizes"] == [1]
+
+
+def test_check_turns_only_the_given_options_into_gates():
+    gates = _gate_options(
+        ["64=5"], None, ["int8=0.5"], min_accuracy=0.9, max_accuracy_drop=None, min_sparsity=None
+    )
+    assert gates == {"max_latency_ms": {64: 5.0}, "max_size_mb": {"int8": 0.5}, "min_accuracy": 0.9}
+    assert _gate_options(None, None, None, min_accuracy=None) == {}
+
+
+def test_validate_prints_a_line_per_check_and_per_weight_and_exits_0(tmp_path, weight):
+    w = weight.copy()
+    w[:8] = 0.0  # 32 of 160 weights
+    path = linear_file(tmp_path / "m.onnx", w)
+    result = invoke("validate", path, "--data", "synthetic", "--reference", path)
+    assert result.exit_code == 0, result.output
+    lines = result.output.strip().splitlines()
+    marks = [line.split(":")[0] for line in lines[:-1]]
+    assert marks == [
+        f"✓ {c}" for c in ("checker", "load", "accuracy", "chance_level", "parity", "accuracy_match")
+    ]
+    assert lines[-1] == "  W: sparsity 20.00%"
+
+
+def test_validate_exits_1_naming_the_failed_checks(tmp_path):
+    path = linear_file(tmp_path / "zero.onnx", np.zeros((FEATURES, 4), np.float32))
+    result = invoke("validate", path, "--data", "synthetic")
+    assert result.exit_code == 1, result.output
+    assert "✗ chance_level" in result.output
+    assert result.output.strip().splitlines()[-1] == "broken, failed check: chance_level"
+
+
+def test_validate_says_a_lossy_file_over_the_limit_is_not_deployable_and_exits_0(tmp_path, weight):
+    lossy = weight.copy()
+    lossy[:, 3] = 0.0
+    scale = float(np.abs(lossy).max() / 127)
+    path = qdq_linear_file(tmp_path / "q.onnx", np.round(lossy / scale), scale)
+    reference = linear_file(tmp_path / "m.onnx", weight)
+    result = invoke(
+        "validate", path, "--data", "synthetic", "--reference", reference, "--max-accuracy-drop", "0"
+    )
+    assert result.exit_code == 0, result.output
+    last = result.output.strip().splitlines()[-1]
+    assert last.endswith("pt > 0.0: not deployable (no check failed)") and "broken" not in result.output
+
+
+def test_validate_refuses_a_recipe_naming_factory_code_without_trust_code(tmp_path, weight):
+    recipe = tmp_path / "recipe.yaml"
+    recipe.write_text(yaml.safe_dump({"data": {"name": "mydata:make"}}))
+    path = linear_file(tmp_path / "m.onnx", weight)
+    marker = tmp_path / "ran"
+    (tmp_path / "mydata.py").write_text(f"open({str(marker)!r}, 'w').close()\n")
+    result = invoke("validate", path, "--recipe", recipe)
+    one_line_error(result, f"--recipe {recipe}: would import and run mydata", "--trust-code")
+    assert not marker.exists()
+
+
+def test_validate_without_a_dataset_names_the_option(tmp_path, weight):
+    one_line_error(
+        invoke("validate", linear_file(tmp_path / "m.onnx", weight)), "--data: give a dataset name"
+    )
+
+
+def test_inspect_json_is_the_files_findings(tmp_path, weight):
+    path = linear_file(tmp_path / "m.onnx", weight, meta={"paiexport.seed": "3"})
+    result = invoke("inspect", path, "--json")
+    assert result.exit_code == 0, result.output
+    found = json.loads(result.output)
+    assert found["initializers"]["W"]["shape"] == [FEATURES, 4] and found["ops"] == {
+        "Flatten": 1,
+        "MatMul": 1,
+    }
+    assert found["metadata"] == {"paiexport.seed": "3"} and found["bytes"] == path.stat().st_size
+    text = invoke("inspect", path)
+    assert text.exit_code == 0 and "MatMul" in text.output and "paiexport.seed" in text.output
