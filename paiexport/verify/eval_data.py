@@ -58,7 +58,12 @@ def _recipe_data(recipe: Path) -> dict[str, Any]:
     return dict(section)
 
 
-def eval_split(
+def eval_split(model: onnx.ModelProto, cfg: DataConfig, seed: int) -> Split:
+    """The test split, prepared as the run prepared it (classification targets)."""
+    return eval_splits(model, cfg, seed)[0]
+
+
+def eval_splits(
     model: onnx.ModelProto, cfg: DataConfig, seed: int, task: Task | None = None
 ) -> tuple[Split, torch.Tensor]:
     """The test split (and the training targets, for the task's baseline), targets checked by `task`.

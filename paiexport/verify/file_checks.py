@@ -14,7 +14,7 @@ from paiexport.errors import UserError, first_line, shorten
 from paiexport.tasks import TASKS, Task, task_by_name
 from paiexport.tasks.classification import chance_level
 from paiexport.verify.checks import is_quantized, make_session, open_checked, stored_zeros
-from paiexport.verify.eval_data import eval_split, validation_data
+from paiexport.verify.eval_data import eval_splits, validation_data
 from paiexport.verify.inputs import check_data_shape, data_input, graph_inputs
 from paiexport.verify.inspect import load_model
 from paiexport.verify.rules import (
@@ -101,7 +101,7 @@ def check_file(
     report = FileReport(
         sparsity={n: s.sparsity for n, s in stored_zeros(model, str(path)).items() if s.ndim >= 2}
     )
-    test, train_y = eval_split(model, cfg, split_seed(model, seed), judge)
+    test, train_y = eval_splits(model, cfg, split_seed(model, seed), judge)
     check_data_shape(name, shapes or {}, tuple(test.x.shape[1:]))
     x, labels = test.x.numpy(), test.y.numpy()
     logits = _run_checks(report, path, data, x)

@@ -59,6 +59,15 @@ class FileValidation:
         return self.metric
 
     @property
+    def accuracy_torch(self) -> float:
+        return self.metric_torch
+
+    @property
+    def chance_level(self) -> float:
+        """Classification's name for the baseline."""
+        return self.baseline
+
+    @property
     def at_baseline(self) -> bool:
         return self.metric <= self.baseline if self.higher_is_better else self.metric >= self.baseline
 
@@ -271,3 +280,33 @@ def float_zeros(model: onnx.ModelProto, names: list[str]) -> dict[str, tuple[int
 def onnx_weight_sparsity(path: Path, names: list[str]) -> dict[str, float]:
     """Sparsity of the named weights as stored in the file (dense or sparse initializers)."""
     return {n: z / max(size, 1) for n, (z, size) in float_zeros(onnx.load(str(path)), names).items()}
+
+
+def accuracy_validation(
+    variant: str,
+    checker: bool,
+    loads: bool,
+    max_abs_diff: float,
+    parity: bool,
+    accuracy: float,
+    accuracy_torch: float,
+    accuracy_match: bool,
+    *,
+    chance_level: float = 0.0,
+    max_accuracy_drop: float = 1.0,
+    **rest: object,
+) -> FileValidation:
+    """A classification file's validation from its accuracies (the fields report.json keeps)."""
+    return FileValidation(
+        variant,
+        checker,
+        loads,
+        max_abs_diff,
+        parity,
+        {"accuracy": accuracy},
+        {"accuracy": accuracy_torch},
+        accuracy_match,
+        baseline=chance_level,
+        max_metric_drop=max_accuracy_drop,
+        **rest,  # type: ignore[arg-type]
+    )

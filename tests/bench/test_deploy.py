@@ -23,18 +23,18 @@ def stats(*medians: float) -> dict[int, dict[int, LatencyStats]]:
 
 def test_the_geometric_mean_over_every_setting_decides():
     timings = {"dense": stats(1.0, 4.0, 2.0, 8.0), "compact": stats(0.5, 0.5, 16.0, 16.0)}
-    chosen, section = choose_deploy(timings, {v: check(v) for v in timings}, 0.9, 1.0)
+    chosen, section = choose_deploy(timings, {v: check(v) for v in timings}, 1.0)
     # dense: (1 * 4 * 2 * 8) ** (1/4) = 2.83; compact: (0.5 * 0.5 * 16 * 16) ** (1/4) = 2.83 too
     assert section["candidates"]["dense"]["geomean_latency_ms"] == pytest.approx(64**0.25)
     assert section["candidates"]["compact"]["geomean_latency_ms"] == pytest.approx(64**0.25)
     timings["compact"] = stats(0.5, 0.5, 16.0, 15.0)
-    chosen, section = choose_deploy(timings, {v: check(v) for v in timings}, 0.9, 1.0)
+    chosen, section = choose_deploy(timings, {v: check(v) for v in timings}, 1.0)
     assert chosen == "compact" and section["variant"] == "compact"  # the arithmetic mean would say dense
 
 
 def test_only_validated_deploy_candidates_count():
     timings = {"dense": stats(4, 4, 4, 4), "sparse": stats(1, 1, 1, 1), "compact": stats(2, 2, 2, 2)}
-    chosen, section = choose_deploy(timings, {"dense": check("dense"), "sparse": check("sparse")}, 0.9, 1.0)
+    chosen, section = choose_deploy(timings, {"dense": check("dense"), "sparse": check("sparse")}, 1.0)
     assert chosen == "dense" and set(section["candidates"]) == {
         "dense"
     }  # compact unvalidated, sparse no candidate
@@ -43,7 +43,7 @@ def test_only_validated_deploy_candidates_count():
 def test_nothing_eligible_ships_nothing():
     timings = {"dense": stats(1, 1, 1, 1), "int8": stats(0.5, 0.5, 0.5, 0.5)}
     checks = {"dense": check("dense", parity=False), "int8": check("int8", accuracy=0.5)}  # broken, lossy
-    chosen, section = choose_deploy(timings, checks, 0.9, 1.0)
+    chosen, section = choose_deploy(timings, checks, 1.0)
     assert chosen is None and section["variant"] is None
     assert section["candidates"]["int8"]["accuracy_drop_points"] == pytest.approx(40.0)
     assert not any(c["eligible"] for c in section["candidates"].values())

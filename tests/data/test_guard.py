@@ -234,7 +234,10 @@ def read_all(data: DataSplits) -> None:
 def test_string_labels_are_refused_before_training(folder):
     with pytest.raises(UserError) as caught:
         load_dataset(cfg("hostdata:string_labels"), seed=0, folders=[folder])
-    cat = "train sample 0 has label 'cat': task.name classification needs integer class indices (nothing is cast; set task.name for another task)"
+    cat = (
+        "train sample 0 has label 'cat': task.name classification needs integer class indices "
+        "(nothing is cast; set task.name for another task)"
+    )
     assert str(caught.value) == f"data.name: hostdata:string_labels: {cat}"
     with pytest.raises(UserError) as caught:
         load_dataset(cfg("hostdata:string_targets"), seed=0, folders=[folder])

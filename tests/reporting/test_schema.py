@@ -13,7 +13,7 @@ from paiexport.bench.latency import LatencyStats
 from paiexport.cli import app
 from paiexport.errors import UserError
 from paiexport.reporting.schema import SCHEMA_VERSION, LatencyRow, RunReport
-from paiexport.verify.validate import FileValidation
+from paiexport.verify.validate import accuracy_validation
 
 
 def stats(median: float, p90: float, p99: float, throughput: float) -> dict:
@@ -123,23 +123,23 @@ def test_write_deploy_returns_its_result_and_leaves_inputs_alone(tmp_path, monke
     for path in files.values():
         identity_model(path)
     stats = {"dense": {1: {1: LatencyStats(2.0, 2, 2, 1.0)}}, "int8": {1: {1: LatencyStats(0.5, 1, 1, 1.0)}}}
-    int8 = FileValidation("int8", True, True, 0.1, False, 0.895, 0.9, False, parity_required=False)
-    checks = {"dense": FileValidation("dense", True, True, 0.0, True, 0.9, 0.9, True), "int8": int8}
+    int8 = accuracy_validation("int8", True, True, 0.1, False, 0.895, 0.9, False, parity_required=False)
+    checks = {"dense": accuracy_validation("dense", True, True, 0.0, True, 0.9, 0.9, True), "int8": int8}
     before = copy.deepcopy((files, stats, checks))
 
     def no_logits(*_a, **_k):
         raise AssertionError("write_deploy must not recompute reference logits")
 
     monkeypatch.setattr("paiexport.verify.validate.torch_logits", no_logits)
-    done = write_deploy(files, stats, checks, 0.9, 1.0, tmp_path / "model.deploy.onnx")
+    done = write_deploy(files, stats, checks, 1.0, tmp_path / "model.deploy.onnx")
     assert (files, stats, checks) == before
     assert done.section["variant"] == "int8" and done.file == tmp_path / "model.deploy.onnx"
     assert done.stats == stats["int8"] and done.check.variant == "deploy"
     assert done.check.accuracy == 0.895 and not done.check.parity_required
     props = {p.key: p.value for p in onnx.load(str(done.file)).metadata_props}
     assert props == {"paiexport.variant": "deploy", "paiexport.deploy_source": "int8"}
-    broken = FileValidation("dense", True, True, 1.0, False, 0.9, 0.9, True)  # failed parity
-    lossy = FileValidation("int8", True, True, 0.1, False, 0.85, 0.9, False, parity_required=False)
-    nothing = write_deploy(files, stats, {"dense": broken, "int8": lossy}, 0.9, 1.0, tmp_path / "none.onnx")
+    broken = accuracy_validation("dense", True, True, 1.0, False, 0.9, 0.9, True)  # failed parity
+    lossy = accuracy_validation("int8", True, True, 0.1, False, 0.85, 0.9, False, parity_required=False)
+    nothing = write_deploy(files, stats, {"dense": broken, "int8": lossy}, 1.0, tmp_path / "none.onnx")
     assert nothing.file is None and nothing.section["variant"] is None
     assert not (tmp_path / "none.onnx").exists()

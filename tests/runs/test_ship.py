@@ -20,7 +20,7 @@ from paiexport.export.variants import ExportFormat, variants_for
 from paiexport.paths import RUN_MARKER
 from paiexport.recipe import load_recipe
 from paiexport.variant import Variant
-from paiexport.verify.validate import FileValidation
+from paiexport.verify.validate import FileValidation, accuracy_validation
 
 runner = CliRunner()
 FILES = {
@@ -130,7 +130,7 @@ def test_variants_for_formats():
 
 
 def _check(variant: str, acc: float) -> FileValidation:
-    check = FileValidation(variant, True, True, 0.0, True, acc, 0.9, True)
+    check = accuracy_validation(variant, True, True, 0.0, True, acc, 0.9, True)
     check.parity_required = not Variant(variant).quantized  # int8 files are lossy: judged by their drop
     return check
 
@@ -143,11 +143,11 @@ def test_auto_picks_fastest_within_the_accuracy_budget():
     stats = {"dense": _stats(1.0), "sparse": _stats(0.1), "compact": _stats(0.3), "compact.int8": _stats(0.1)}
     accuracies = {"dense": 0.9, "sparse": 0.9, "compact": 0.9, "compact.int8": 0.885}
     checks = {v: _check(v, a) for v, a in accuracies.items()}
-    chosen, section = choose_deploy(stats, checks, 0.9, max_accuracy_drop=1.0)
+    chosen, section = choose_deploy(stats, checks, max_metric_drop=1.0)
     assert chosen == "compact"  # compact.int8 loses 1.5 points; sparse is never a candidate
     assert section["candidates"]["compact"]["geomean_latency_ms"] == pytest.approx(0.6)
     assert not section["candidates"]["compact.int8"]["eligible"]
-    chosen, _ = choose_deploy(stats, checks, 0.9, max_accuracy_drop=2.0)
+    chosen, _ = choose_deploy(stats, checks, max_metric_drop=2.0)
     assert chosen == "compact.int8"
 
 
@@ -155,7 +155,7 @@ def test_auto_never_ships_a_file_that_failed_parity():
     stats = {"dense": _stats(1.0), "compact": _stats(0.2), "int8": _stats(0.5)}
     checks = {v: _check(v, 0.9) for v in stats}
     checks["compact"].parity = False  # fastest and accurate, but its outputs are wrong
-    chosen, section = choose_deploy(stats, checks, 0.9, max_accuracy_drop=1.0)
+    chosen, section = choose_deploy(stats, checks, max_metric_drop=1.0)
     assert chosen == "int8" and not section["candidates"]["compact"]["eligible"]
 
 

@@ -16,7 +16,7 @@ from paiexport.verify.rules import (
     within_drop_limit,
     within_parity,
 )
-from paiexport.verify.validate import FileValidation
+from paiexport.verify.validate import accuracy_validation
 
 
 def test_parity_looks_at_the_parity_batch_only() -> None:
@@ -46,7 +46,7 @@ def test_drop_at_the_limit_passes_despite_float_noise() -> None:
 
 def test_validation_and_gate_agree_at_the_limit() -> None:
     """An int8 file exactly 1 pt below PyTorch: deployable, and the 1.0 gate passes."""
-    check = FileValidation("int8", True, True, 0.0, True, 0.89, 0.9, False, parity_required=False)
+    check = accuracy_validation("int8", True, True, 0.0, True, 0.89, 0.9, False, parity_required=False)
     assert check.deployable and check.accuracy_drop == accuracy_drop_points(0.9, 0.89)
     report = {"accuracy": {"torch": 0.9, "onnx": {"int8": 0.89, "dense": 0.9}}}
     (gate,) = evaluate_gates(GatesConfig(max_accuracy_drop=1.0), RunReport.from_dict(report))

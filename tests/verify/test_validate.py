@@ -15,6 +15,7 @@ from paiexport.export.torch_export import save_onnx, to_onnx
 from paiexport.verify.validate import (
     FileValidation,
     accuracy,
+    accuracy_validation,
     float_zeros,
     make_session,
     onnx_weight_sparsity,
@@ -101,7 +102,7 @@ def result(**fields) -> FileValidation:
     """A float file that passes every check; `fields` change some."""
     base = dict(variant="dense", checker=True, loads=True, max_abs_diff=0.0, parity=True)
     base.update(accuracy=0.9, accuracy_torch=0.9, accuracy_match=True, chance_level=0.3)
-    return FileValidation(**{**base, **fields})
+    return accuracy_validation(**{**base, **fields})
 
 
 def test_a_file_that_fails_the_checker_is_broken_by_the_checker_alone():
@@ -129,12 +130,12 @@ def test_a_lossy_file_within_the_limit_is_deployable_with_its_drop_in_the_reason
 
 
 def test_lossy_file_over_the_limit_is_not_deployable_but_not_broken():
-    check = FileValidation("int8", True, True, 0.08, False, 0.888, 0.9, False, parity_required=False)
+    check = accuracy_validation("int8", True, True, 0.08, False, 0.888, 0.9, False, parity_required=False)
     assert check.passed and check.broken_checks == [] and not check.deployable
     assert check.reason == "−1.2 pt > 1.0: not deployable"
-    float_file = FileValidation("dense", True, True, 0.08, False, 0.888, 0.9, False)
+    float_file = accuracy_validation("dense", True, True, 0.08, False, 0.888, 0.9, False)
     assert float_file.broken_checks == ["parity", "accuracy"] and not float_file.deployable
-    garbage = FileValidation("int8", True, True, 0.0, True, 0.10, 0.1, True, chance_level=0.1285)
+    garbage = accuracy_validation("int8", True, True, 0.0, True, 0.10, 0.1, True, chance_level=0.1285)
     assert garbage.broken_checks == ["chance_level"]
 
 

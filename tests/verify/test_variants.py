@@ -12,7 +12,9 @@ from torch import nn
 import paiexport.verify.variants as variants
 from paiexport.data import Split
 from paiexport.export.torch_export import save_onnx, to_onnx
+from paiexport.tasks import make_task
 from paiexport.variant import Variant
+from paiexport.verify.validate import Judging
 from paiexport.verify.variants import validate_variants
 
 
@@ -66,13 +68,13 @@ def test_every_file_is_judged_by_its_graph_against_one_reference_pass(tmp_path, 
 
     monkeypatch.setattr(variants, "torch_logits", counted)
     files = {Variant.dense: float_file(tmp_path, model), Variant.int8: int8_file(tmp_path, model)}
-    found = validate_variants(files, model, predicted(model), max_accuracy_drop=0.5)
+    found = validate_variants(files, model, predicted(model), Judging(make_task(), 0.0, 0.5))
     assert list(found) == [Variant.dense, Variant.int8] and len(calls) == 1
     dense, int8 = found[Variant.dense], found[Variant.int8]
     assert (dense.variant, int8.variant) == (Variant.dense, Variant.int8)
     assert dense.parity_required and not int8.parity_required  # decided by the QDQ node, not the name
     assert dense.accuracy_torch == int8.accuracy_torch == 1.0
-    assert dense.max_accuracy_drop == int8.max_accuracy_drop == 0.5
+    assert dense.max_metric_drop == int8.max_metric_drop == 0.5
     assert dense.passed and dense.sparsity_mismatch == [] and int8.passed
 
 
@@ -80,6 +82,6 @@ def test_the_zeros_a_file_must_store_are_the_models(tmp_path, model):
     path = float_file(tmp_path, model)
     with torch.no_grad():
         model[0].weight[1, 0] = 0.0  # the model now has 3 zeros, the file stores 2
-    found = validate_variants({Variant.sparse: path}, model, predicted(model), max_accuracy_drop=1.0)
+    found = validate_variants({Variant.sparse: path}, model, predicted(model), Judging(make_task(), 0.0, 1.0))
     assert found[Variant.sparse].sparsity_mismatch == ["0.weight"]
     assert "sparsity" in found[Variant.sparse].broken_checks
