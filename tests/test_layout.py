@@ -26,9 +26,6 @@ NOT_YET = {
     "methods/gmp",  # methods/test_post_training.py
     "methods/lth",  # methods/test_post_training.py
     "methods/magnitude_after_training",  # methods/test_post_training.py
-    "methods/rigl",  # methods/test_dynamic.py
-    "methods/set",  # methods/test_dynamic.py
-    "methods/snfs",  # methods/test_dynamic.py
     "runs/pipeline",  # e2e/test_bundled_recipes_cli.py, e2e/test_resume_kill.py
     "runs/restore",  # runs/test_export.py
     "runs/stages",  # methods/test_random_pruning.py, e2e/test_resume_methods.py
