@@ -23,9 +23,6 @@ NOT_YET = {
     "cli/files",  # verify/test_inputs.py, bench/test_latency.py
     "cli/sweep",  # sweep/test_run.py, sweep/test_backends.py
     "export/build",  # runs/test_ship.py
-    "methods/gmp",  # methods/test_post_training.py
-    "methods/lth",  # methods/test_post_training.py
-    "methods/magnitude_after_training",  # methods/test_post_training.py
     "runs/pipeline",  # e2e/test_bundled_recipes_cli.py, e2e/test_resume_kill.py
     "runs/restore",  # runs/test_export.py
     "runs/stages",  # methods/test_random_pruning.py, e2e/test_resume_methods.py
