@@ -19,14 +19,6 @@ NOT_A_PACKAGE = {"e2e", "fixtures"}
 # remove an entry when its test file arrives.
 NOT_YET = {
     "export/build",  # runs/test_ship.py
-    "methods/gmp",  # methods/test_post_training.py
-    "methods/grasp",  # methods/test_score.py
-    "methods/lth",  # methods/test_post_training.py
-    "methods/magnitude_after_training",  # methods/test_post_training.py
-    "methods/rigl",  # methods/test_dynamic.py
-    "methods/set",  # methods/test_dynamic.py
-    "methods/snfs",  # methods/test_dynamic.py
-    "methods/synflow",  # methods/test_score.py
     "sparsity/attention",  # sparsity/test_depgraph.py
     "sparsity/channels",  # sparsity/test_structure.py
     "sparsity/dep_rules",  # sparsity/test_depgraph.py

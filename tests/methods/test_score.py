@@ -1,20 +1,20 @@
-"""GraSP, SynFlow, iterative rounds and ablations against values computed by hand."""
+"""What every static criterion shares (`methods/score`): iterative rounds and ablations, against
+values computed by hand. Each criterion's own scores are tested in its test_<method>.py."""
 
 import itertools
 
 import numpy as np
 import pytest
 import torch
+from selection_context import grad_by_hand, top_k_by_hand
 from torch import nn
 
 from paiexport.data import DataSplits, Split
 from paiexport.methods import SelectionContext, make_method
-from paiexport.methods.grasp import GraspConfig
 from paiexport.methods.magnitude import MagnitudeConfig
 from paiexport.methods.score import RoundSchedule, ScoreMethod, round_densities
 from paiexport.methods.snip import SnipConfig
 from paiexport.methods.synflow import SynflowConfig
-from paiexport.models import ModelName, build_model
 from paiexport.sparsity.allocation import layer_keep_counts, total_keep
 from paiexport.sparsity.masks import get_masks, prunable_weights
 from paiexport.sparsity.types import SparsityConfig
@@ -50,118 +50,6 @@ def context(
     return SelectionContext(
         net, data, SparsityConfig(target=target, distribution=distribution), batch_size=len(y)
     )
-
-
-# ---------------------------------------------------------------- hand computations (numpy, float64)
-
-
-def grad_by_hand(w1, w2, x, y, temperature=1.0):
-    """∂L/∂W of mean cross-entropy(W2 relu(W1 x) / T), written out."""
-    g1, g2 = np.zeros_like(w1), np.zeros_like(w2)
-    for xi, yi in zip(x, y, strict=True):
-        pre = w1 @ xi
-        h = np.maximum(pre, 0)
-        z = (w2 @ h) / temperature
-        p = np.exp(z - z.max()) / np.exp(z - z.max()).sum()
-        dz = (p - np.eye(len(z))[yi]) / temperature
-        g2 += np.outer(dz, h) / len(y)
-        g1 += np.outer((w2.T @ dz) * (pre > 0), xi) / len(y)
-    return g1, g2
-
-
-def hessian_grad_by_finite_differences(w1, w2, x, y, temperature, eps=1e-5):
-    """Hg = (∇L(θ + εg) − ∇L(θ − εg)) / 2ε: an independent check of the double backward."""
-    g1, g2 = grad_by_hand(w1, w2, x, y, temperature)
-    plus = grad_by_hand(w1 + eps * g1, w2 + eps * g2, x, y, temperature)
-    minus = grad_by_hand(w1 - eps * g1, w2 - eps * g2, x, y, temperature)
-    return (plus[0] - minus[0]) / (2 * eps), (plus[1] - minus[1]) / (2 * eps)
-
-
-def top_k_mask(scores: np.ndarray, k: int) -> np.ndarray:
-    order = np.argsort(-scores.flatten(), kind="stable")
-    mask = np.zeros(scores.size, dtype=bool)
-    mask[order[:k]] = True
-    return mask.reshape(scores.shape)
-
-
-# ---------------------------------------------------------------- GraSP
-
-
-@pytest.mark.parametrize("temperature", [1.0, 200.0])
-def test_grasp_scores_are_theta_times_hessian_gradient(temperature):
-    w1, w2, x, y = np.array(W1), np.array(W2), np.array(X), np.array(Y)
-    hg1, hg2 = hessian_grad_by_finite_differences(w1, w2, x, y, temperature)
-    net = two_layer_net(torch.float64)
-    method = make_method(GraspConfig(temperature=temperature))
-    scores = method.scores(context(net))
-    # scores = θ ⊙ Hg (higher = keep), i.e. minus the paper's S(−θ) = −θ ⊙ Hg.
-    np.testing.assert_allclose(scores["0.weight"].numpy(), w1 * hg1, rtol=1e-6, atol=1e-14)
-    np.testing.assert_allclose(scores["2.weight"].numpy(), w2 * hg2, rtol=1e-6, atol=1e-14)
-    assert np.abs(w1 * hg1).max() > 0  # the check is not vacuous
-
-
-def test_grasp_removes_the_highest_paper_scores():
-    w1, w2, x, y = np.array(W1), np.array(W2), np.array(X), np.array(Y)
-    hg1, hg2 = hessian_grad_by_finite_differences(w1, w2, x, y, 200.0)
-    paper1, paper2 = -w1 * hg1, -w2 * hg2  # S(−θ) = −θ ⊙ Hg
-    masks = make_method(GraspConfig()).select(context(two_layer_net(torch.float64)))
-    # Uniform 50%: remove the 3 (of 6) and 2 (of 4) highest S, keep the rest.
-    np.testing.assert_array_equal(masks["0.weight"].numpy(), ~top_k_mask(paper1, 3))
-    np.testing.assert_array_equal(masks["2.weight"].numpy(), ~top_k_mask(paper2, 2))
-
-
-def test_grasp_leaves_the_model_untouched():
-    net = nn.Sequential(nn.Linear(3, 4), nn.BatchNorm1d(4), nn.ReLU(), nn.Linear(4, 2))
-    before = {k: v.clone() for k, v in net.state_dict().items()}
-    make_method(GraspConfig(batches=2)).select(context(net, torch.randn(8, 3), torch.randint(0, 2, (8,))))
-    assert all(torch.equal(v, before[k]) for k, v in net.state_dict().items())
-    assert all(p.grad is None for p in net.parameters())
-
-
-# ---------------------------------------------------------------- SynFlow
-
-
-def test_synflow_scores_match_closed_form():
-    # R = 1ᵀ|W2||W1|1, so ∂R/∂W1[i,j] = Σ_k |W2[k,i]| and ∂R/∂W2[k,i] = Σ_j |W1[i,j]|.
-    a1, a2 = np.abs(np.array(W1)), np.abs(np.array(W2))
-    net = two_layer_net()
-    scores = make_method(SynflowConfig(rounds=1)).scores(context(net))
-    np.testing.assert_allclose(scores["0.weight"].numpy(), a1 * a2.sum(axis=0)[:, None], rtol=1e-12)
-    np.testing.assert_allclose(scores["2.weight"].numpy(), a2 * a1.sum(axis=1)[None, :], rtol=1e-12)
-    # Signs are never touched.
-    assert net[0].weight.tolist() == W1 and net[2].weight.tolist() == W2
-
-
-def test_synflow_uses_batchnorm_in_eval_mode_with_absolute_statistics():
-    net = nn.Sequential(
-        nn.Linear(3, 2, bias=False), nn.BatchNorm1d(2), nn.ReLU(), nn.Linear(2, 2, bias=False)
-    )
-    with torch.no_grad():
-        net[0].weight.copy_(torch.tensor(W1))
-        net[3].weight.copy_(torch.tensor(W2))
-        net[1].running_mean.fill_(-0.5)  # |.| = 0.5
-        net[1].running_var.fill_(4.0)
-        net[1].weight.fill_(-2.0)  # |.| = 2
-        net[1].bias.fill_(0.3)
-    net.train()
-    a1, a2 = np.abs(np.array(W1)), np.abs(np.array(W2))
-    scale = 2.0 / np.sqrt(4.0 + net[1].eps)
-    h = (a1.sum(axis=1) - 0.5) * scale + 0.3  # eval-mode BN of |W1|·1, all positive
-    expected1 = a1 * (a2.sum(axis=0) * scale)[:, None]
-    expected2 = a2 * h[None, :]
-    scores = make_method(SynflowConfig(rounds=1)).scores(context(net))
-    np.testing.assert_allclose(scores["0.weight"].numpy(), expected1, rtol=1e-6)
-    np.testing.assert_allclose(scores["3.weight"].numpy(), expected2, rtol=1e-6)
-    assert net.training and float(net[1].running_mean[0]) == -0.5  # mode and stats restored
-
-
-def test_synflow_is_data_free():
-    net = two_layer_net()
-    ctx = context(net)
-    a = make_method(SynflowConfig(rounds=1)).scores(ctx)
-    ctx_noise = context(net, x=torch.randn(3, 3) * 100, y=torch.tensor([1, 0, 0]))
-    b = make_method(SynflowConfig(rounds=1)).scores(ctx_noise)
-    assert all(torch.equal(a[n], b[n]) for n in a)
 
 
 def test_round_densities_closed_form():
@@ -251,7 +139,7 @@ def test_iterative_snip_matches_hand_computation():
         s1, s2 = np.abs(w1 * m1 * g1), np.abs(w2 * m2 * g2)
         s1[~m1], s2[~m2] = -np.inf, -np.inf
         density = 0.4 ** (k / 3)
-        m1, m2 = top_k_mask(s1, round(density * 20)), top_k_mask(s2, round(density * 12))
+        m1, m2 = top_k_by_hand(s1, round(density * 20)), top_k_by_hand(s2, round(density * 12))
     net = nn.Sequential(nn.Linear(5, 4, bias=False), nn.ReLU(), nn.Linear(4, 3, bias=False)).double()
     with torch.no_grad():
         net[0].weight.copy_(torch.from_numpy(w1))
@@ -262,16 +150,6 @@ def test_iterative_snip_matches_hand_computation():
     np.testing.assert_array_equal(masks["2.weight"].numpy(), m2)
     single = make_method(SnipConfig()).select(ctx())
     assert not torch.equal(single["0.weight"], masks["0.weight"])  # iterating changes the answer
-
-
-def test_synflow_at_99_9_percent_leaves_no_cnn1d_layer_empty():
-    torch.manual_seed(0)
-    model = build_model(ModelName.cnn1d, {}, (1, 40), 10)
-    ctx = context(model, torch.zeros(2, 1, 40), torch.tensor([0, 1]), target=0.999, distribution="global")
-    masks = make_method(SynflowConfig()).select(ctx)  # 100 rounds, exponential
-    sizes = {n: m.numel() for n, m in masks.items()}
-    assert sum(int(m.sum()) for m in masks.values()) == total_keep(sizes, 0.999)
-    assert all(int(m.sum()) > 0 for m in masks.values()), {n: int(m.sum()) for n, m in masks.items()}
 
 
 # ---------------------------------------------------------------- ablations

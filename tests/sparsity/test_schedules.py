@@ -21,6 +21,12 @@ def test_cubic_sparsity_by_hand() -> None:
     assert cubic_sparsity(20, 10, 30, 0.2, 0.9) == pytest.approx(0.8125)
     assert cubic_sparsity(15, 10, 30, 0.2, 0.9) == pytest.approx(0.9 - 0.7 * 0.75**3)
     assert cubic_sparsity(9, 10, 30, 0.2, 0.9) == 0.2 and cubic_sparsity(31, 10, 30, 0.2, 0.9) == 0.9
+    assert cubic_sparsity(0, 0, 100, 0.0, 0.9) == 0.0
+    assert cubic_sparsity(50, 0, 100, 0.0, 0.9) == pytest.approx(0.9 - 0.9 * 0.5**3)
+    assert cubic_sparsity(25, 0, 100, 0.2, 0.8) == pytest.approx(0.8 - 0.6 * 0.75**3)
+    assert cubic_sparsity(100, 0, 100, 0.0, 0.9) == 0.9
+    assert cubic_sparsity(150, 0, 100, 0.0, 0.9) == 0.9
+    assert cubic_sparsity(5, 10, 100, 0.3, 0.9) == 0.3
 
 
 def test_gmp_updates_every_dt_from_t0_and_at_the_end() -> None:
@@ -50,3 +56,7 @@ def test_level_densities_by_hand() -> None:
     assert level_densities(0.3, 4, 0.5) == pytest.approx([0.5, 0.3])  # 0.25 would overshoot: clipped
     with pytest.raises(UserError, match=r"method\.levels: 2 levels .* use levels >= 4"):
         level_densities(0.1, 2, 0.5)  # 0.5^2 = 0.25 > 0.1; 0.5^4 = 0.0625 is the first below
+    assert level_densities(0.1, 3, None) == pytest.approx([0.1 ** (1 / 3), 0.1 ** (2 / 3), 0.1])
+    assert level_densities(0.5, 5, 0.2) == pytest.approx([0.8, 0.64, 0.512, 0.5])  # stops at the target
+    with pytest.raises(UserError, match=r"method\.levels.*levels >= 11"):
+        level_densities(0.1, 3, 0.2)
