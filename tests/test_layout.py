@@ -34,11 +34,6 @@ NOT_YET = {
     "runs/pipeline",  # e2e/test_bundled_recipes_cli.py, e2e/test_resume_kill.py
     "runs/restore",  # runs/test_export.py
     "runs/stages",  # methods/test_random_pruning.py, e2e/test_resume_methods.py
-    "sparsity/attention",  # sparsity/test_depgraph.py
-    "sparsity/channels",  # sparsity/test_structure.py
-    "sparsity/dep_rules",  # sparsity/test_depgraph.py
-    "sparsity/shrink",  # sparsity/test_depgraph.py, export/test_compact.py
-    "sparsity/shrink_attention",  # export/test_compact.py
     "training/checkpoint",  # runs/test_resume.py, e2e/test_resume_*.py
     "training/trainer",  # test_threads.py
     "verify/file_checks",  # verify/test_checks.py, verify/test_inputs.py
