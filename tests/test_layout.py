@@ -22,7 +22,6 @@ NOT_YET = {
     "bench/files",  # bench/test_latency.py
     "cli/files",  # verify/test_inputs.py, bench/test_latency.py
     "cli/sweep",  # sweep/test_run.py, sweep/test_backends.py
-    "export/build",  # runs/test_ship.py
     "methods/gmp",  # methods/test_post_training.py
     "methods/grasp",  # methods/test_score.py
     "methods/lth",  # methods/test_post_training.py
