@@ -33,8 +33,6 @@ NOT_YET = {
     "runs/pipeline",  # e2e/test_bundled_recipes_cli.py, e2e/test_resume_kill.py
     "runs/restore",  # runs/test_export.py
     "runs/stages",  # methods/test_random_pruning.py, e2e/test_resume_methods.py
-    "training/checkpoint",  # runs/test_resume.py, e2e/test_resume_*.py
-    "training/trainer",  # test_threads.py
     "verify/file_checks",  # verify/test_checks.py, verify/test_inputs.py
     "verify/validate",  # verify/test_checks.py, runs/test_verdict.py
     "verify/variants",  # runs/test_verdict.py
