@@ -17,7 +17,7 @@ from paiexport.models import BasicBlock, ModelName, build_model
 from paiexport.sparsity.depgraph import DependencyGraph, build_graph
 from paiexport.sparsity.groups import group_masks
 from paiexport.sparsity.masks import attach_masks, prunable_weights, strip_masks
-from paiexport.sparsity.shrink_attention import PrunedMultiheadAttention, dead_heads, pruned_attention
+from paiexport.sparsity.shrink_attention import PrunedMultiheadAttention
 from paiexport.sparsity.structure import select_structured
 from paiexport.sparsity.types import SparsityConfig
 
@@ -225,34 +225,6 @@ def test_resnet20_at_75_percent_channels_compacts_residual_channels():
     assert result.model.conv1.weight.shape[0] == 2  # the stem feeds the shortcuts: 8 -> 2
     assert result.params_after < 0.3 * result.params_before
     assert max_abs_diff(model, result.model, torch.randn(4, *shape)) <= 1e-4
-
-
-def test_pruned_attention_equals_multihead_attention_by_hand():
-    """E=4, 2 heads; head 1's q/k/v rows zero: it outputs its v bias, folded into out_proj.bias."""
-    torch.manual_seed(0)
-    mha = nn.MultiheadAttention(4, 2, batch_first=True).eval()
-    with torch.no_grad():
-        mha.in_proj_bias.copy_(torch.arange(12.0) / 10)
-        mha.out_proj.bias.copy_(torch.tensor([1.0, -1.0, 0.5, 0.0]))
-        for k in range(3):  # head 1 = rows 2:4 of each of q, k, v
-            mha.in_proj_weight[4 * k + 2 : 4 * k + 4] = 0
-    dead = dead_heads(mha)
-    assert dead.tolist() == [False, True]
-    small = pruned_attention(mha, dead).eval()
-    assert (
-        small.num_heads == 1 and small.q_proj.weight.shape == (2, 4) and small.out_proj.weight.shape == (4, 2)
-    )
-    # b_v of head 1 is in_proj_bias[10:12] = (1.0, 1.1)
-    folded = mha.out_proj.bias + mha.out_proj.weight[:, 2:4] @ torch.tensor([1.0, 1.1])
-    torch.testing.assert_close(small.out_proj.bias, folded)
-    x = torch.randn(3, 5, 4)
-    padding = torch.zeros(3, 5, dtype=torch.bool)
-    padding[1, 3:] = True
-    causal = nn.Transformer.generate_square_subsequent_mask(5)
-    for masks in ({"key_padding_mask": padding}, {"attn_mask": causal, "is_causal": True}):
-        with torch.no_grad():
-            want, got = mha(x, x, x, need_weights=False, **masks)[0], small(x, x, x, **masks)[0]
-        torch.testing.assert_close(got, want, atol=1e-6, rtol=0)
 
 
 def transformer_with_heads(keep0: list[bool], keep1: list[bool]) -> tuple[nn.Module, nn.Module]:

@@ -29,7 +29,6 @@ from paiexport.recipe import Recipe
 from paiexport.runs.pipeline import run_recipe
 from paiexport.runs.resume import resumable_runs
 from paiexport.sweep import run_one
-from paiexport.training.checkpoint import atomic_save
 from paiexport.training.metrics_log import MetricsLog
 from paiexport.training.resume_file import FORMAT
 
@@ -170,16 +169,6 @@ def test_temporary_files_of_killed_writes_are_not_published(staged):
     code, output = cli(recipe, "--out", out, "--resume")
     assert code == 0, output
     assert not [p for p in out.rglob("*") if ".tmp-" in p.name]
-
-
-def test_a_failed_atomic_save_leaves_no_temporary_file(tmp_path, monkeypatch):
-    def full(*args: object) -> None:
-        raise OSError(errno.ENOSPC, "No space left on device")
-
-    monkeypatch.setattr(torch, "save", full)
-    with pytest.raises(OSError):
-        atomic_save({"a": 1}, tmp_path / "resume.pt")
-    assert list(tmp_path.iterdir()) == []
 
 
 def test_sweep_resume_refuses_a_planted_checkpoint(tmp_path):

@@ -270,24 +270,3 @@ def test_export_restores_every_method(method, tmp_path, write_recipe, tiny_recip
     }
     for t in first:
         np.testing.assert_array_equal(numpy_helper.to_array(t), again[t.name])
-
-
-def test_an_unshrunk_compact_graph_is_quantized_once(tmp_path, write_recipe, tiny_recipe_dict, monkeypatch):
-    """Unstructured masks leave no channel dead: compact is the dense graph, int8 made once."""
-    import paiexport.export.build as pipeline
-
-    calls = []
-    real = pipeline.to_int8
-    monkeypatch.setattr(pipeline, "to_int8", lambda *a, **k: calls.append(1) or real(*a, **k))
-    tiny_recipe_dict["export"]["formats"] = ["dense", "compact", "int8"]
-    tiny_recipe_dict["sparsity"] = {"target": 0.5, "distribution": "uniform", "exclude": ["out.*"]}
-    tiny_recipe_dict["method"] = {"name": "random"}  # no whole row dies at 50% (SNIP drops dead units)
-    run_dir = tmp_path / "run"
-    recipe = str(write_recipe(tiny_recipe_dict))
-    assert invoke("run", recipe, "--out", str(run_dir), "--set", "train.epochs=1").exit_code == 0
-    report = json.loads((run_dir / "report.json").read_text())
-    assert report["compact"]["params_after"] == report["compact"]["params_before"]
-    assert len(calls) == 1
-    meta = {p.key: p.value for p in onnx.load(str(run_dir / "model.compact.int8.onnx")).metadata_props}
-    assert meta["paiexport.variant"] == "compact.int8" and "paiexport.compact_max_abs_diff" in meta
-    assert report["validation"]["compact.int8"]["passed"]

@@ -10,10 +10,9 @@ from paiexport.errors import UserError
 from paiexport.methods import METHODS, ScoreMethod, SelectionContext, make_method
 from paiexport.models import ModelName, build_model
 from paiexport.recipe import Recipe, bundled_recipes_dir, load_recipe
-from paiexport.sparsity.channels import channel_masks, usable_groups
-from paiexport.sparsity.depgraph import build_graph
+from paiexport.sparsity.channels import usable_groups
 from paiexport.sparsity.structure import model_graph, nm_masks, select_structured, structure_notes
-from paiexport.sparsity.types import ChannelReduce, NMPattern, SparsityConfig, StructureKind
+from paiexport.sparsity.types import NMPattern, SparsityConfig, StructureKind
 
 
 def rows_kept(mask: torch.Tensor) -> list[int]:
@@ -41,32 +40,6 @@ def test_bad_structure_is_one_line_naming_the_field(write_recipe, tiny_recipe_di
 
 def two_layers(hidden: int, inputs: int) -> nn.Module:
     return nn.Sequential(nn.Linear(inputs, hidden), nn.ReLU(), nn.Linear(hidden, 2))
-
-
-def test_channel_masks_keep_best_channels_of_the_group():
-    # 4 hidden channels of 2 weights; row sums 1, 10, 3, 7. The classifier (8 weights) stays
-    # dense, so target 0.25 of all 16 weights removes half of the 8 in the hidden group.
-    model = two_layers(4, 2)
-    a = torch.tensor([[0.5, 0.5], [5.0, 5.0], [1.0, 2.0], [3.0, 4.0]])
-    cfg = SparsityConfig(target=0.25, distribution="uniform", structure="channel")
-    graph = build_graph(model, torch.zeros(2, 2))
-    masks = channel_masks({"0.weight": a, "2.weight": torch.zeros(2, 4)}, cfg, graph)
-    assert rows_kept(masks["0.weight"]) == [1, 3] and masks["2.weight"].all()
-    # The consumer's input column scores count too: column 0 adds 20 to channel 0.
-    b = torch.tensor([[20.0, 0.0, 0.0, 0.0], [0.0, 0.0, 0.0, 0.0]])
-    masks = channel_masks({"0.weight": a, "2.weight": b}, cfg, graph)
-    assert rows_kept(masks["0.weight"]) == [0, 1] and masks["2.weight"].all()  # columns stay
-
-
-def test_l2_and_sum_can_disagree():
-    model = two_layers(2, 4)
-    w = torch.tensor([[1.0, 1.0, 1.0, 1.0], [2.5, 0.0, 0.0, 0.0]])  # sums 4, 2.5; l2 2, 2.5
-    scores = {"0.weight": w, "2.weight": torch.zeros(2, 2)}
-    cfg = SparsityConfig(target=0.4, distribution="uniform", structure="channel")
-    graph = build_graph(model, torch.zeros(2, 4))
-    assert rows_kept(channel_masks(scores, cfg, graph)["0.weight"]) == [0]
-    cfg_l2 = cfg.model_copy(update={"channel_reduce": ChannelReduce.l2})
-    assert rows_kept(channel_masks(scores, cfg_l2, graph)["0.weight"]) == [1]
 
 
 def resnet_scores(resnet: nn.Module) -> dict[str, torch.Tensor]:
