@@ -8,9 +8,10 @@ Some kernels update a thread's CPU time only at scheduler ticks, whatever resolu
 `time.get_clock_info` reports. So the clock's step is taken as the larger of its reported
 resolution and the smallest change seen when reading it repeatedly (on Linux this is the cost
 of one read, well under a microsecond). When a run is shorter than `MIN_STEPS` steps, one CPU
-sample times several consecutive runs (`runs_per_sample`) and is divided by their number, so
-neither the clock's step nor the cost of reading it is more than 2% of a sample. Wall time is
-still taken for each run on its own, so the wall figures keep their meaning.
+sample times several consecutive runs (`runs_per_sample`), on both clocks alike, and is divided
+by their number, so neither the clock's step nor the cost of reading it is more than 2% of a
+sample; p50/p90/p99 are then taken over those means. The wall window lies inside the CPU one
+and both hold the same Python loop, so on an idle machine they agree.
 """
 
 from __future__ import annotations
@@ -61,7 +62,7 @@ def runs_per_sample(run_seconds: float, step: float) -> int:
 
 @dataclass
 class Samples:
-    """One file's timings in one setting: wall seconds per run, CPU seconds per run per sample."""
+    """One file's timings in one setting: per sample, wall and CPU seconds per run."""
 
     kind: CpuKind
     runs_per_sample: int
@@ -72,22 +73,21 @@ class Samples:
         return LatencyStats.from_times(self.wall, batch, self.cpu, self.kind, self.runs_per_sample)
 
 
-def _sample(run: Callable[[], object], runs: int, clock: Callable[[], float]) -> tuple[list[float], float]:
-    """Wall time of each of `runs` runs, and their CPU time per run."""
-    walls = []
+def _sample(run: Callable[[], object], runs: int, clock: Callable[[], float]) -> tuple[float, float]:
+    """Wall and CPU seconds per run of `runs` consecutive runs."""
     cpu_start = clock()
+    start = time.perf_counter()
     for _ in range(runs):
-        start = time.perf_counter()
         run()
-        walls.append(time.perf_counter() - start)
-    return walls, (clock() - cpu_start) / runs
+    wall = time.perf_counter() - start
+    return wall / runs, (clock() - cpu_start) / runs
 
 
 def time_interleaved(
     runs: dict[str, Callable[[], object]], warmup: int, iterations: int, kind: CpuKind
 ) -> dict[str, Samples]:
     """Run each callable in turn (A B A B ...): `warmup` untimed rounds (at least one: it sizes
-    the CPU samples), then `iterations` timed samples of each."""
+    the samples), then `iterations` timed samples of each."""
     first: dict[str, list[float]] = {v: [] for v in runs}
     for _ in range(max(warmup, 1)):
         for v, run in runs.items():
@@ -98,7 +98,7 @@ def time_interleaved(
     samples = {v: Samples(kind, runs_per_sample(float(np.median(t)), step)) for v, t in first.items()}
     for _ in range(iterations):
         for v, run in runs.items():
-            walls, cpu = _sample(run, samples[v].runs_per_sample, clock)
-            samples[v].wall += walls
+            wall, cpu = _sample(run, samples[v].runs_per_sample, clock)
+            samples[v].wall.append(wall)
             samples[v].cpu.append(cpu)
     return samples

@@ -38,7 +38,7 @@ class LatencyStats:
     cpu_p90_ms: float | None = None
     cpu_p99_ms: float | None = None
     cpu_kind: CpuKind | None = None  # "thread": time.thread_time, "process": time.process_time
-    cpu_runs_per_sample: int | None = None  # runs timed together per CPU sample (coarse clocks)
+    runs_per_sample: int | None = None  # consecutive runs per sample (short runs, coarse clocks)
 
     @classmethod
     def from_times(
@@ -49,7 +49,7 @@ class LatencyStats:
         cpu_kind: CpuKind = "thread",
         runs_per_sample: int = 1,
     ) -> LatencyStats:
-        """Wall times of single runs; CPU times per run (a sample's CPU time / its runs)."""
+        """Seconds per run of each sample (a sample's time / its `runs_per_sample` runs)."""
         median, p90, p99 = _percentiles(seconds)
         throughput = batch / (median / 1e3) if median > 0 else float("inf")
         if cpu_seconds is None:

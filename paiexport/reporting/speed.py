@@ -33,7 +33,7 @@ class Stats(_Section):
     cpu_p90_ms: float | None = None
     cpu_p99_ms: float | None = None
     cpu_kind: Literal["thread", "process"] | None = None
-    cpu_runs_per_sample: int | None = None
+    runs_per_sample: int | None = None
 
 
 class LatencyRow(_Section):
@@ -52,7 +52,7 @@ class LatencyRow(_Section):
     cpu_p90_ms: float | None = None
     cpu_p99_ms: float | None = None
     cpu_kind: Literal["thread", "process"] | None = None
-    cpu_runs_per_sample: int | None = None
+    runs_per_sample: int | None = None
 
 
 class WallCpuRatio(_Section):

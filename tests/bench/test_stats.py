@@ -44,7 +44,7 @@ def test_from_times_takes_wall_and_cpu_medians_and_percentiles():
     assert s.p90_ms == pytest.approx(4.6)  # numpy's linear interpolation: 4 + 0.6 * (5 - 4)
     assert s.cpu_p90_ms == pytest.approx(2.7)  # sorted 1, 1.5, 2, 3: index 2.7 -> 2 + 0.7 * 1
     assert s.throughput == pytest.approx(8 / 0.003)  # on the wall median, as before
-    assert (s.cpu_kind, s.cpu_runs_per_sample) == ("thread", 3)
+    assert (s.cpu_kind, s.runs_per_sample) == ("thread", 3)
     assert LatencyStats.from_times(wall, 8).cpu_median_ms is None
 
 
@@ -59,7 +59,7 @@ def test_json_keys_keep_the_wall_figures_and_add_cpu_ones():
         "cpu_p90_ms": 1.0,
         "cpu_p99_ms": 1.0,
         "cpu_kind": "process",
-        "cpu_runs_per_sample": 1,
+        "runs_per_sample": 1,
     }
     # stats without CPU time keep exactly the keys they always had
     assert set(timed(2.0, None).to_dict()) == {"median_ms", "p90_ms", "p99_ms", "throughput"}
