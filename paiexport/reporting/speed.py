@@ -122,6 +122,8 @@ def latency_note(cpu_based: bool) -> str:
 
 def busy_line(busy: bool | None, ratio: WallCpuRatio | None) -> str:
     """The busy-machine warning of a report ("" when the run was not busy or did not say)."""
-    if not busy or ratio is None:
+    if not busy:
         return ""
-    return BusyCheck(True, ratio.worst, ratio.where).line() or BUSY_WARNING
+    if ratio is None or ratio.worst is None:  # a report edited by hand: the flag alone
+        return BUSY_WARNING
+    return BusyCheck(True, ratio.worst, ratio.where or "-").line()

@@ -101,3 +101,9 @@ def test_an_older_report_without_cpu_figures_shows_no_warning():
     md = markdown(report)
     assert BUSY_WARNING not in md and "thread CPU time" not in md
     assert "(4.00×)" in md
+
+
+def test_a_busy_flag_without_its_ratio_still_warns():
+    report = full_report(latency_sections(busy_stats()))
+    report.wall_cpu_ratio = None
+    assert f"**{BUSY_WARNING}**" in markdown(report)
