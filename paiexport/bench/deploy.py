@@ -20,7 +20,8 @@ Stats = dict[str, dict[int, dict[int, LatencyStats]]]
 
 
 def _geomean_ms(by_batch: dict[int, dict[int, LatencyStats]]) -> float:
-    medians = [s.median_ms for by_t in by_batch.values() for s in by_t.values()]
+    """On each setting's basis: thread CPU time at 1 thread, wall time at more (`LatencyStats.basis`)."""
+    medians = [s.basis_ms for by_t in by_batch.values() for s in by_t.values()]
     return math.exp(sum(math.log(max(m, 1e-9)) for m in medians) / len(medians))
 
 
@@ -30,9 +31,10 @@ def choose_deploy(
     max_metric_drop: float,
 ) -> tuple[Variant | None, dict[str, Any]]:
     """The fastest variant (geometric mean of its median latencies over the benchmark
-    settings of this run) whose file is not broken and, for a lossy file, whose primary metric
-    is at most `max_metric_drop` worse than PyTorch's (points for accuracy). The sparse file is
-    no candidate: onnxruntime densifies it at load, so it is never faster than model.onnx."""
+    settings of this run: thread CPU time at 1 thread, wall time at more) whose file is not
+    broken and, for a lossy file, whose primary metric is at most `max_metric_drop` worse than
+    PyTorch's (points for accuracy). The sparse file is no candidate: onnxruntime densifies it
+    at load, so it is never faster than model.onnx."""
     candidates: dict[str, dict[str, Any]] = {}
     for variant, by_batch in stats.items():
         if not Variant(variant).deploy_candidate or variant not in checks:
@@ -49,7 +51,8 @@ def choose_deploy(
         "variant": chosen,
         **limit,
         "max_metric_drop": max_metric_drop,
-        "criterion": "lowest geometric mean of median latency over the run's bench settings",
+        "criterion": "lowest geometric mean of median latency over the run's bench settings "
+        "(thread CPU time at 1 thread, wall time at more)",
         "candidates": candidates,
     }
 

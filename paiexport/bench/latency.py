@@ -2,53 +2,27 @@
 
 from __future__ import annotations
 
-import time
 from dataclasses import asdict, dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 from rich.table import Table
 
+from paiexport.bench.clock import cpu_kind, time_interleaved
 from paiexport.bench.files import MemoryStats, file_size, session_creation_ms, session_memory
 from paiexport.bench.settings import BenchSettings, FileBenchSettings
+from paiexport.bench.stats import BusyCheck, LatencyStats, Speedup, busy_check, labelled, speedup
 from paiexport.errors import UserError
 from paiexport.verify.inputs import plan_inputs, random_feeds, resolve_shapes
 from paiexport.verify.validate import make_session
 
 
-@dataclass(frozen=True)
-class LatencyStats:
-    median_ms: float
-    p90_ms: float
-    p99_ms: float
-    throughput: float  # samples per second at the median
-
-    @classmethod
-    def from_times(cls, seconds: list[float], batch: int) -> LatencyStats:
-        ms = np.asarray(seconds) * 1e3
-        median = float(np.median(ms))
-        return cls(
-            median,
-            float(np.percentile(ms, 90)),
-            float(np.percentile(ms, 99)),
-            batch / (median / 1e3) if median > 0 else float("inf"),
-        )
-
-    def cells(self) -> list[str]:
-        """p50, p90, p99 (ms) and samples/s, as the bench table prints them."""
-        return [
-            f"{self.median_ms:.3f}",
-            f"{self.p90_ms:.3f}",
-            f"{self.p99_ms:.3f}",
-            f"{self.throughput:,.0f}",
-        ]
-
-
 def benchmark_files(
     files: dict[str, Path], settings: BenchSettings, shapes: dict[str, tuple[int, ...]] | None = None
 ) -> dict[str, dict[int, dict[int, LatencyStats]]]:
-    """Median/p90/p99 latency per file, batch size and thread count.
+    """Median/p90/p99 latency per file, batch size and thread count, in wall and CPU time
+    (paiexport/bench/clock.py: thread CPU time at 1 thread, process CPU time at more).
 
     Files are run in turn (A B A B ...) within each setting, so each file's ratio
     to another comes from the same moment of the machine.
@@ -68,15 +42,10 @@ def benchmark_files(
                 v: random_feeds(specs[v], resolve_shapes(specs[v], batch, shapes, str(p)))
                 for v, p in files.items()
             }
-            times: dict[str, list[float]] = {v: [] for v in files}
-            for i in range(warmup + iterations):
-                for v, session in sessions.items():
-                    start = time.perf_counter()
-                    session.run(None, feeds[v])
-                    if i >= warmup:
-                        times[v].append(time.perf_counter() - start)
+            runs = {v: partial(session.run, None, feeds[v]) for v, session in sessions.items()}
+            samples = time_interleaved(runs, warmup, iterations, cpu_kind(n_threads))
             for v in files:
-                results[v].setdefault(batch, {})[n_threads] = LatencyStats.from_times(times[v], batch)
+                results[v].setdefault(batch, {})[n_threads] = samples[v].stats(batch)
     return results
 
 
@@ -98,13 +67,22 @@ class BenchResult:
     files: dict[str, FileBench] = field(default_factory=dict)
 
     def speedup(self, label: str, batch: int, threads: int) -> float:
-        base = self.files[self.baseline].latency[batch][threads].median_ms
-        return base / self.files[label].latency[batch][threads].median_ms
+        """On thread CPU time at 1 thread, on wall time at more (`stats.speedup`)."""
+        return self.speedups(label, batch, threads).value
+
+    def speedups(self, label: str, batch: int, threads: int) -> Speedup:
+        base = self.files[self.baseline].latency[batch][threads]
+        return speedup(base, self.files[label].latency[batch][threads])
+
+    def busy(self) -> BusyCheck:
+        """Whether wall and thread CPU medians disagreed (`stats.busy_check`)."""
+        return busy_check(labelled({label: f.latency for label, f in self.files.items()}))
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "baseline": self.baseline,
             "settings": self.settings.model_dump(),
+            **self.busy().to_dict(),
             "files": {label: self._file_dict(label, f) for label, f in self.files.items()},
         }
 
@@ -112,7 +90,7 @@ class BenchResult:
         base = self.files[self.baseline]
         memory = None if f.memory is None else {**asdict(f.memory), "method": f.memory.method}
         latency = {
-            str(b): {str(t): {**asdict(s), "speedup": self.speedup(label, b, t)} for t, s in by_t.items()}
+            str(b): {str(t): {**s.to_dict(), **self.speedups(label, b, t).to_dict()} for t, s in by_t.items()}
             for b, by_t in f.latency.items()
         }
         return {
@@ -167,20 +145,28 @@ def _file_column(table: Table, result: BenchResult) -> None:
 
 
 def bench_table(result: BenchResult) -> Table:
-    table = Table(title=f"onnxruntime CPU latency; ratios are speedups over {result.baseline} (same run)")
+    """Wall and CPU figures; the busy-machine warning below the table when it applies."""
+    table = Table(
+        title=f"onnxruntime CPU latency; speedups over {result.baseline} (same run) compare thread "
+        "CPU time at 1 thread, wall time at more",
+        caption=result.busy().line() or None,
+        caption_style="bold",
+    )
     _file_column(table, result)
-    for header in ("batch", "threads", "p50 ms", "p90 ms", "p99 ms", "samples/s", "speedup"):
+    headers = ("batch", "threads", "p50 ms", "p90 ms", "p99 ms", "samples/s", "cpu p50 ms", "cpu p90 ms")
+    for header in (*headers, "speedup", "wall speedup"):
         table.add_column(header, justify="right")
     for label, f in result.files.items():
         for b, by_t in f.latency.items():
             for t, s in by_t.items():
-                speedup = f"{result.speedup(label, b, t):.2f}×"
-                table.add_row(label, str(b), str(t), *s.cells(), speedup)
+                r = result.speedups(label, b, t)
+                ratios = [f"{r.value:.2f}× ({r.basis})", f"{r.wall:.2f}×"]
+                table.add_row(label, str(b), str(t), *s.cells(), *s.cpu_cells(), *ratios)
     return table
 
 
 def file_table(result: BenchResult) -> Table:
-    table = Table(title="files")
+    table = Table(title="files", caption=result.busy().line() or None, caption_style="bold")
     _file_column(table, result)
     for header in ("size", "gzip", "session create", "peak RSS (session)"):
         table.add_column(header, justify="right")

@@ -48,7 +48,8 @@ class GatesConfig(StrictModel):
     )
     min_speedup: dict[str, PositiveFloat] = Field(
         default_factory=dict,
-        description="variant -> speedup over dense, at every batch size and thread count",
+        description="variant -> speedup over dense, at every batch size and thread count "
+        "(report.json speedup_vs_dense: thread CPU time at 1 thread, wall time at more)",
     )
     max_size_mb: dict[str, PositiveFloat] = Field(
         default_factory=dict, description="variant -> file size in MB (10^6 bytes)"

@@ -20,6 +20,7 @@ from paiexport.paths import RunPaths
 from paiexport.reporting.details import method_details
 from paiexport.reporting.report import metric_text, percent, summary_rows, validation_rows, verdict_lines
 from paiexport.reporting.schema import RunReport
+from paiexport.reporting.speed import busy_line, latency_note
 from paiexport.training.metrics_log import EpochRecord, read_epoch_records
 
 FIG_INCHES = (9.0, 4.0)
@@ -173,7 +174,7 @@ h1 { margin-bottom: 0.2em; } h2 { margin-top: 1.6em; border-bottom: 1px solid #d
 table { border-collapse: collapse; font-size: 0.9em; } td, th { border: 1px solid #ccc; padding: 4px 8px; }
 th { background: #f3f3f3; } td:not(:first-child) { text-align: right; }
 img { max-width: 100%; } pre { background: #f7f7f7; padding: 1em; overflow-x: auto; }
-.meta { color: #555; }
+.meta { color: #555; } .busy { color: #b00; }
 """
 
 CAPTIONS = {
@@ -212,6 +213,12 @@ def details(report: RunReport) -> str:
     return "".join(out)
 
 
+def _busy(report: RunReport) -> str:
+    """The busy-machine warning as a paragraph ("" when the run was not busy)."""
+    line = busy_line(report.busy, report.wall_cpu_ratio)
+    return f"<p class='busy'><b>{html.escape(line)}</b></p>" if line else ""
+
+
 def render_html(report: RunReport, pngs: dict[str, bytes]) -> str:
     name = html.escape(str((report.recipe or {}).get("name", "run")))
     s, training = report.sparsity, report.training
@@ -235,9 +242,8 @@ def render_html(report: RunReport, pngs: dict[str, bytes]) -> str:
 <h1>{name}</h1><p class="meta">{" · ".join(facts)}</p>
 <h2>Summary</h2>{_table(*summary_rows(report, files=True))}
 {"".join(f"<p class='meta'>{html.escape(line)}</p>" for line in verdict_lines(report))}
-<p class="meta">Latency: median in onnxruntime on CPU (b = batch size, t = threads); ratios in brackets
-are speedups over the dense file measured in the same run.</p>
-{env}
+<p class="meta">{html.escape(latency_note(bool(report.speedup_vs_dense_cpu)))}</p>
+{_busy(report)}{env}
 <h2>Validation per file</h2>{_table(*validation_rows(report))}
 <p class="meta">Parity: max abs difference of the file's outputs vs PyTorch on the test split.</p>
 {images}

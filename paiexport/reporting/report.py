@@ -16,6 +16,7 @@ from rich.table import Table
 from paiexport.bench.latency import LatencyStats
 from paiexport.reporting.details import method_details
 from paiexport.reporting.schema import FileCheck, RunReport, needed
+from paiexport.reporting.speed import busy_line, latency_note, speed_sections
 from paiexport.variant import Variant
 
 SPARSE_STORAGE_NOTE = (
@@ -64,28 +65,17 @@ def machine() -> dict[str, Any]:
 def latency_sections(
     stats: dict[str, dict[int, dict[int, LatencyStats]]], baseline: str = Variant.dense
 ) -> dict[str, Any]:
-    """`latency_ms` (medians), `latency` (full stats) and `speedup_vs_dense` (same-run ratios)."""
+    """`latency_ms` (wall medians), `latency` (full stats), the speedup tables (same-run ratios:
+    `speedup_vs_dense` on thread CPU time at 1 thread, wall time at more) and `busy`."""
     medians = {
         v: {str(b): {str(t): s.median_ms for t, s in by_t.items()} for b, by_t in by_b.items()}
         for v, by_b in stats.items()
     }
     full = {
-        v: {str(b): {str(t): vars(s) for t, s in by_t.items()} for b, by_t in by_b.items()}
+        v: {str(b): {str(t): s.to_dict() for t, s in by_t.items()} for b, by_t in by_b.items()}
         for v, by_b in stats.items()
     }
-    base = stats.get(baseline, {})
-    speedup = (
-        {
-            v: {
-                str(b): {str(t): base[b][t].median_ms / s.median_ms for t, s in by_t.items()}
-                for b, by_t in by_b.items()
-            }
-            for v, by_b in stats.items()
-        }
-        if base
-        else {}
-    )
-    return {"latency_ms": medians, "latency": full, "speedup_vs_dense": speedup}
+    return {"latency_ms": medians, "latency": full, **speed_sections(stats, baseline)}
 
 
 def size_ratios(
@@ -207,7 +197,9 @@ def summary_table(report: RunReport) -> Table:
     s, recipe = needed(report.sparsity, "sparsity"), needed(report.recipe, "recipe")
     table = Table(
         title=f"{recipe['name']}: {report.method} · sparsity "
-        f"{s.reached:.2%} (target {s.target:.2%}) · torch {metric_text(report)}"
+        f"{s.reached:.2%} (target {s.target:.2%}) · torch {metric_text(report)}",
+        caption=busy_line(report.busy, report.wall_cpu_ratio) or None,
+        caption_style="bold",
     )
     headers, rows = summary_rows(report)
     for header in headers:
@@ -230,6 +222,7 @@ def markdown(report: RunReport) -> str:
     s = needed(report.sparsity, "sparsity")
     recipe, training = needed(report.recipe, "recipe"), needed(report.training, "training")
     headers, rows = summary_rows(report)
+    busy = busy_line(report.busy, report.wall_cpu_ratio)
     lines = [
         f"# {recipe['name']}",
         "",
@@ -241,8 +234,8 @@ def markdown(report: RunReport) -> str:
         f"- training: {training.epochs} epochs in {training.seconds:.1f} s "
         f"(exported checkpoint: epoch {training.exported_epoch})",
         "",
-        "Latency is the median in onnxruntime on CPU (b = batch size, t = threads); "
-        "ratios are speedups over model.onnx measured in the same run.",
+        latency_note(bool(report.speedup_vs_dense_cpu)),
+        *(["", f"**{busy}**"] if busy else []),
         "",
         *_md_table(headers, rows),
         "",

@@ -2,7 +2,9 @@
 
 `schema_version` 2 is the first typed report. It adds `schema_version`, `latency_rows` (the
 `latency` tables as one row per variant, batch and threads) and `method_details` (the method's
-own keys in one place) and keeps every key of version 1, the method's keys included. A
+own keys in one place) and keeps every key of version 1, the method's keys included. Optional
+keys added within version 2 (reporting/speed.py): CPU-time figures in `latency`,
+`speedup_vs_dense_wall`, `speedup_vs_dense_cpu`, `busy` and `wall_cpu_ratio`. A
 report.json without `schema_version` is version 1: it is read as is (every section it lacks
 is None), so runs written before the typed report still gate and render.
 """
@@ -16,11 +18,11 @@ from typing import Any, TypeVar
 from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
 
 from paiexport.errors import UserError
+from paiexport.reporting.speed import LatencyRow, Nested, Stats, WallCpuRatio, latency_rows
 
 SCHEMA_VERSION = 2
 # Method.fit details that version 1 wrote as top-level keys (docs/outputs-and-verdicts.md documents them).
 METHOD_KEYS = ("mask_updates", "levels", "phases", "sparse_selection")
-Nested = dict[str, dict[str, dict[str, float]]]  # variant -> batch -> threads -> value
 S = TypeVar("S")
 
 
@@ -94,24 +96,6 @@ class Metrics(Section):
 
     torch: dict[str, float]
     onnx: dict[str, dict[str, float]] = {}
-
-
-class Stats(Section):
-    median_ms: float
-    p90_ms: float
-    p99_ms: float
-    throughput: float
-
-
-class LatencyRow(Section):
-    variant: str
-    batch: int
-    threads: int
-    median_ms: float
-    p90_ms: float
-    p99_ms: float
-    throughput: float
-    speedup: float | None  # None: no dense file was benchmarked in the run
 
 
 class FileSize(Section):
@@ -203,7 +187,11 @@ class RunReport(BaseModel):
     validation: dict[str, FileCheck] = {}
     latency_ms: Nested = {}
     latency: dict[str, dict[str, dict[str, Stats]]] = {}
-    speedup_vs_dense: Nested = {}
+    speedup_vs_dense: Nested = {}  # thread CPU time at 1 thread, wall time at more (reporting/speed.py)
+    speedup_vs_dense_wall: Nested = {}
+    speedup_vs_dense_cpu: Nested = {}
+    busy: bool | None = None  # wall and thread CPU medians disagreed by more than 15%
+    wall_cpu_ratio: WallCpuRatio | None = None
     size_bytes: dict[str, FileSize] = {}
     size_ratio_vs_dense: dict[str, dict[str, float]] = {}
     files: dict[str, str] = {}
@@ -234,19 +222,9 @@ class RunReport(BaseModel):
 
     @property
     def latency_rows(self) -> list[LatencyRow]:
-        """`latency` and `speedup_vs_dense` as one row per (variant, batch, threads)."""
-        return [
-            LatencyRow(
-                variant=v,
-                batch=int(b),
-                threads=int(t),
-                **s.model_dump(),
-                speedup=self.speedup_vs_dense.get(v, {}).get(b, {}).get(t),
-            )
-            for v, by_b in self.latency.items()
-            for b, by_t in by_b.items()
-            for t, s in by_t.items()
-        ]
+        """`latency` and the speedup tables as one row per (variant, batch, threads)."""
+        tables = self.speedup_vs_dense, self.speedup_vs_dense_wall, self.speedup_vs_dense_cpu
+        return latency_rows(self.latency, *tables)
 
     @property
     def ok(self) -> bool:

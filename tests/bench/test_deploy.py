@@ -47,3 +47,15 @@ def test_nothing_eligible_ships_nothing():
     assert chosen is None and section["variant"] is None
     assert section["candidates"]["int8"]["accuracy_drop_points"] == pytest.approx(40.0)
     assert not any(c["eligible"] for c in section["candidates"].values())
+
+
+def test_one_thread_choice_is_on_thread_cpu_time():
+    """A busy machine inflated compact's wall medians; its thread CPU time is what decides."""
+
+    def timed(wall: float, cpu: float) -> dict[int, dict[int, LatencyStats]]:
+        return {1: {1: LatencyStats(wall, wall, wall, 1 / wall, cpu, cpu, cpu, "thread", 1)}}
+
+    timings = {"dense": timed(1.0, 1.0), "compact": timed(3.0, 0.5)}
+    chosen, section = choose_deploy(timings, {v: check(v) for v in timings}, 0.9, 1.0)
+    assert chosen == "compact" and section["candidates"]["compact"]["geomean_latency_ms"] == 0.5
+    assert "thread CPU time" in section["criterion"]

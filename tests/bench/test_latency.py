@@ -34,6 +34,7 @@ def test_bench_json_is_complete_and_consistent(two_files, tmp_path):
     assert "speedup" in result.output and "big.onnx" in result.output
     data = json.loads(out.read_text())
     assert data["baseline"] == "big.onnx"
+    assert isinstance(data["busy"], bool) and data["wall_cpu_ratio"]["tolerance"] == 0.15
     assert list(data["files"]) == ["big.onnx", "small.onnx"]  # baseline first
     assert data["settings"]["batch_sizes"] == [1, 8] and data["settings"]["iterations"] == 20
     assert "onnxruntime" in data["versions"]
@@ -49,8 +50,13 @@ def test_bench_json_is_complete_and_consistent(two_files, tmp_path):
             s = by_t["1"]
             assert 0 < s["median_ms"] <= s["p90_ms"] <= s["p99_ms"]
             assert s["throughput"] == pytest.approx(int(batch) / (s["median_ms"] / 1e3))
-            base = data["files"]["big.onnx"]["latency"][batch]["1"]["median_ms"]
-            assert s["speedup"] == pytest.approx(base / s["median_ms"])
+            base = data["files"]["big.onnx"]["latency"][batch]["1"]
+            # 1 thread: speedups compare thread CPU time; the wall ratio is reported beside it
+            assert s["cpu_kind"] == "thread" and s["basis"] == "cpu"
+            assert (
+                s["speedup"] == s["speedup_cpu"] == pytest.approx(base["cpu_median_ms"] / s["cpu_median_ms"])
+            )
+            assert s["speedup_wall"] == pytest.approx(base["median_ms"] / s["median_ms"])
     assert data["files"]["big.onnx"]["size_ratio"]["raw"] == 1.0
     assert data["files"]["small.onnx"]["size_ratio"]["raw"] == pytest.approx(
         data["files"]["small.onnx"]["size_bytes"]["raw"] / data["files"]["big.onnx"]["size_bytes"]["raw"]

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+import benchmarks.bench_under_load as bench_under_load
 import benchmarks.deploy_speed as deploy_speed
 
 SCRIPTS = sorted(
@@ -39,3 +40,22 @@ def test_deploy_speed_resnet_part_runs_end_to_end(tmp_path, capsys):
         "compact.plain.onnx",
         "dense.onnx",
     ]
+
+
+def test_bench_under_load_quick_runs_end_to_end(capsys):
+    # CI size (a narrow 1-epoch model, 10 iterations, a few seconds of load): every file is
+    # benchmarked idle and loaded and compared; the verdict depends on the machine, not asserted
+    bench_under_load.main(["--quick"])
+    printed = capsys.readouterr().out
+    assert "idle phase: " in printed and "loaded phase: " in printed
+    assert "loaded cpu within 15% of idle cpu" in printed
+    rows = [
+        line.split()
+        for line in printed.splitlines()
+        if line.split()[:1] in (["compact"], ["int8"], ["compact.int8"])
+    ]
+    assert sorted((r[0], r[1]) for r in rows) == sorted(
+        (v, b) for v in ("compact", "int8", "compact.int8") for b in ("1", "64")
+    )
+    assert all(r[-1] in ("yes", "NO") and r[2].endswith("×") for r in rows)
+    assert "loaded cpu ratios within 15% of idle cpu: " in printed
