@@ -205,6 +205,15 @@ def verdict_lines(report: RunReport) -> list[str]:
     return [*gates, *([f"verdict: {verdict.line}"] if verdict else [])]
 
 
+def int8_lines(report: RunReport) -> list[str]:
+    """The int8 files' mode and format, and why (`export.int8_used`); none without int8 files."""
+    used = report.export.int8_used if report.export is not None else None
+    if used is None:
+        return []
+    written = f", {used.format}" if used.format else ""
+    return [f"- int8 files: {used.mode}{written} ({used.reason})"]
+
+
 def markdown(report: RunReport) -> str:
     s, acc = needed(report.sparsity, "sparsity"), needed(report.accuracy, "accuracy")
     recipe, training = needed(report.recipe, "recipe"), needed(report.training, "training")
@@ -219,6 +228,7 @@ def markdown(report: RunReport) -> str:
         + ", ".join(f"{v} {a:.2%}" for v, a in acc.onnx.items()),
         f"- training: {training.epochs} epochs in {training.seconds:.1f} s "
         f"(exported checkpoint: epoch {training.exported_epoch})",
+        *int8_lines(report),
         "",
         "Latency is the median in onnxruntime on CPU (b = batch size, t = threads); "
         "ratios are speedups over model.onnx measured in the same run.",

@@ -39,6 +39,7 @@ class Shipped:
     stats: Stats
     compact: dict[str, Any] | None  # what compaction did (`ExportedVariants.compact`)
     deploy: dict[str, Any] | None  # report.json `deploy`; None without `auto`
+    int8_used: dict[str, Any] | None = None  # report.json `export.int8_used` (`ExportedVariants`)
 
 
 def file_metadata(
@@ -99,4 +100,4 @@ def ship(
             with timer.stage("bench", "benchmarking in onnxruntime"):
                 stats = benchmark_files(exported.files, recipe.bench)
         files, stats, checks, deploy = deploy_stage(recipe, exported, stats, checks, torch_acc, paths)
-    return Shipped(torch_acc, files, checks, stats, exported.compact, deploy)
+    return Shipped(torch_acc, files, checks, stats, exported.compact, deploy, exported.int8_used)
