@@ -211,7 +211,7 @@ def int8_lines(report: RunReport) -> list[str]:
     if used is None:
         return []
     written = f", {used.format}" if used.format else ""
-    return [f"- int8 files: {used.mode}{written} ({used.reason})"]
+    return [f"- int8 files: {used.mode}{written}; {used.reason}"]
 
 
 def markdown(report: RunReport) -> str:

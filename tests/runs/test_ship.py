@@ -202,7 +202,7 @@ def test_auto_int8_is_static_qdq_for_a_conv_net_and_dynamic_for_an_mlp(
     used = report["export"]["int8_used"]
     assert (used["mode"], used["format"]) == ("static", "qdq")
     assert used["reason"].startswith("graph has 2 Conv/ConvTranspose nodes: dynamic ConvInteger")
-    assert "int8 files: static, qdq (graph has 2 Conv" in (cnn / "report.md").read_text()
+    assert "int8 files: static, qdq; graph has 2 Conv" in (cnn / "report.md").read_text()
     int8 = onnx.load(str(cnn / "model.int8.onnx"))
     ops = [n.op_type for n in int8.graph.node]
     assert "QuantizeLinear" in ops and "Conv" in ops and "ConvInteger" not in ops
