@@ -13,21 +13,31 @@ from torch import nn
 from paiexport.data import DataSplits
 from paiexport.export.compact import compact_model, max_abs_diff
 from paiexport.export.config import ExportConfig
-from paiexport.export.quantize import to_int8
+from paiexport.export.metadata import INT8, INT8_FORMAT, VARIANT
+from paiexport.export.quantize import resolve_int8_mode, to_int8
 from paiexport.export.space_to_depth import space_to_depth
 from paiexport.export.torch_export import save_onnx, to_onnx
 from paiexport.export.transforms import set_metadata, to_sparse_initializers
-from paiexport.export.variants import variants_for
+from paiexport.export.variants import Int8Mode, variants_for
 from paiexport.paths import RunPaths
 from paiexport.variant import Variant
 
 
 @dataclass
 class ExportedVariants:
-    """The files of a run (every variant but `deploy`) and what compaction did."""
+    """The files of a run (every variant but `deploy`), what compaction did and which int8."""
 
     files: dict[Variant, Path]
     compact: dict[str, Any] | None = None
+    int8_used: dict[str, Any] | None = None  # `int8_choice`, when an int8 file was written
+
+
+def int8_choice(dense: onnx.ModelProto, config: ExportConfig) -> dict[str, Any]:
+    """The int8 `config.int8` stands for on the float graph `dense` (`auto` resolved), the
+    format it is written in (None for dynamic: it has one form) and why."""
+    mode, reason = resolve_int8_mode(dense, config.int8)
+    written = config.int8_format.value if mode is Int8Mode.static else None
+    return {"mode": mode.value, "format": written, "reason": reason}
 
 
 def compact_variant(
@@ -55,6 +65,33 @@ def compact_variant(
     return set_metadata(graph, tags), info
 
 
+def int8_variants(
+    dense: onnx.ModelProto,
+    compact: onnx.ModelProto | None,
+    config: ExportConfig,
+    data: DataSplits,
+    int8_used: dict[str, Any],
+    wanted: list[Variant],
+) -> dict[Variant, onnx.ModelProto]:
+    """int8 of the dense graph and, when written, of the compact one, as `int8_used` says."""
+    mode, written = Int8Mode(int8_used["mode"]), int8_used["format"]
+    calibration = data.train.x[: config.calibration_samples].numpy()
+    quantized: dict[bytes, onnx.ModelProto] = {}  # graph -> int8 graph: calibrate each graph once
+    out: dict[Variant, onnx.ModelProto] = {}
+    for variant, source in ((Variant.int8, dense), (Variant.compact_int8, compact)):
+        if variant in wanted and source is not None:
+            graph = source.graph.SerializeToString()  # compact is the dense graph when nothing shrank
+            if graph not in quantized:
+                threads, narrow = torch.get_num_threads(), config.int8_min_channels
+                quantized[graph] = to_int8(source, mode, calibration, threads, narrow, config.int8_format)
+            tags = {p.key: p.value for p in source.metadata_props}
+            tags.update({VARIANT: variant.value, INT8: mode.value})
+            if written is not None:
+                tags[INT8_FORMAT] = written
+            out[variant] = set_metadata(quantized[graph], tags)
+    return out
+
+
 def export_variants(
     model: nn.Module, config: ExportConfig, data: DataSplits, paths: RunPaths, metadata: dict[str, str]
 ) -> ExportedVariants:
@@ -75,20 +112,13 @@ def export_variants(
     if Variant.compact in wanted:
         compact, compact_info = compact_variant(model, dense, config, data, metadata)
         save(Variant.compact, compact)
-    calibration = data.train.x[: config.calibration_samples].numpy()
-    quantized: dict[bytes, onnx.ModelProto] = {}  # graph -> int8 graph: calibrate each graph once
-    for variant, source in ((Variant.int8, dense), (Variant.compact_int8, compact)):
-        if variant in wanted and source is not None:
-            graph = source.graph.SerializeToString()  # compact is the dense graph when nothing shrank
-            if graph not in quantized:
-                quantized[graph] = to_int8(
-                    source, config.int8, calibration, torch.get_num_threads(), config.int8_min_channels
-                )
-            tags = {p.key: p.value for p in source.metadata_props}
-            tags.update({"paiexport.variant": variant.value, "paiexport.int8": config.int8.value})
-            save(variant, set_metadata(quantized[graph], tags))
+    int8_used = None
+    if Variant.int8 in wanted:
+        int8_used = int8_choice(dense, config)
+        for variant, proto in int8_variants(dense, compact, config, data, int8_used, wanted).items():
+            save(variant, proto)
     if Variant.sparse in wanted:
         # Sparse storage is the very last transform: later ONNX round trips would drop it.
         tagged = set_metadata(dense, {"paiexport.variant": Variant.sparse.value})
         save(Variant.sparse, to_sparse_initializers(tagged, config.sparse_threshold))
-    return ExportedVariants(files, compact_info)
+    return ExportedVariants(files, compact_info, int8_used)

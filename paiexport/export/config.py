@@ -5,7 +5,7 @@ from __future__ import annotations
 from pydantic import Field, field_validator
 
 from paiexport.config import StrictModel
-from paiexport.export.variants import ExportFormat, Int8Mode
+from paiexport.export.variants import ExportFormat, Int8Format, Int8Mode
 
 
 class ExportConfig(StrictModel):
@@ -17,7 +17,16 @@ class ExportConfig(StrictModel):
         description="initializers at least this sparse are stored as sparse initializers",
     )
     formats: list[ExportFormat] = Field(default_factory=lambda: list(ExportFormat), min_length=1)
-    int8: Int8Mode = Int8Mode.dynamic
+    int8: Int8Mode = Field(
+        default=Int8Mode.auto,
+        description="auto: static when the graph has convolutions (dynamic ConvInteger is slower "
+        "than float in onnxruntime), dynamic for MatMul/Gemm-only graphs",
+    )
+    int8_format: Int8Format = Field(
+        default=Int8Format.qdq,
+        description="how static int8 is written: qdq (standard ONNX, portable) or qoperator "
+        "(QLinearConv and onnxruntime's com.microsoft.QGemm)",
+    )
     calibration_samples: int = Field(default=300, ge=1, description="training samples for static int8")
     space_to_depth: int = Field(
         default=0,

@@ -10,7 +10,8 @@ from paiexport.tasks import Task
 
 PREFIX = "paiexport."
 VARIANT = f"{PREFIX}variant"
-INT8 = f"{PREFIX}int8"
+INT8 = f"{PREFIX}int8"  # the int8 mode used (static or dynamic; `auto` resolved)
+INT8_FORMAT = f"{PREFIX}int8_format"  # static int8 only: qdq or qoperator
 DEPLOY_SOURCE = f"{PREFIX}deploy_source"
 COMPACT_MAX_ABS_DIFF = f"{PREFIX}compact_max_abs_diff"
 SEED = f"{PREFIX}seed"

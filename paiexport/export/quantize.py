@@ -28,7 +28,12 @@ from onnxruntime.quantization import (
     quantize_static,
 )
 
-from paiexport.export.variants import Int8Mode
+from paiexport.export.variants import Int8Format, Int8Mode
+
+CONV_OPS = ("Conv", "ConvTranspose")
+
+
+QUANT_FORMATS = {Int8Format.qdq: QuantFormat.QDQ, Int8Format.qoperator: QuantFormat.QOperator}
 
 
 class _Samples(CalibrationDataReader):
@@ -113,16 +118,36 @@ def _named(model: ModelProto) -> ModelProto:
     return named
 
 
+def resolve_int8_mode(model: ModelProto, mode: Int8Mode) -> tuple[Int8Mode, str]:
+    """The mode `export.int8: auto` stands for on this float graph, and why: static when it has
+    convolutions (onnxruntime's dynamic ConvInteger is slower than float, up to 25x), dynamic for
+    MatMul/Gemm-only graphs (fast MatMulInteger, no calibration). Other modes stay as asked."""
+    if mode is not Int8Mode.auto:
+        return mode, f"export.int8: {mode.value} (set in the recipe)"
+    convs = sum(node.op_type in CONV_OPS for node in model.graph.node)
+    if convs:
+        return Int8Mode.static, (
+            f"graph has {convs} Conv/ConvTranspose nodes: dynamic ConvInteger is slower than float"
+        )
+    return (
+        Int8Mode.dynamic,
+        "no Conv/ConvTranspose nodes: dynamic MatMulInteger is fast and needs no calibration",
+    )
+
+
 def to_int8(
     model: ModelProto,
     mode: Int8Mode,
     calibration: np.ndarray | None = None,
     threads: int = 1,
     min_channels: int = 0,
+    int8_format: Int8Format = Int8Format.qdq,
 ) -> ModelProto:
     """int8 weights (and activations); `calibration` (N, *input) is required for static,
-    run by onnxruntime on `threads` threads. Ops with fewer than `min_channels` output
+    run by onnxruntime on `threads` threads, and the static graph is written as `int8_format`.
+    `auto` is resolved first (`resolve_int8_mode`). Ops with fewer than `min_channels` output
     channels stay float."""
+    mode, _ = resolve_int8_mode(model, mode)
     quiet, calibration_threads = _quiet_root_logger(), _calibration_threads(threads)
     exclude: list[str] = []
     if min_channels > 0:  # the graph is left byte for byte as it was otherwise
@@ -143,7 +168,7 @@ def to_int8(
                 src,
                 dst,
                 reader,
-                quant_format=QuantFormat.QOperator,
+                quant_format=QUANT_FORMATS[int8_format],
                 activation_type=QuantType.QUInt8,
                 weight_type=QuantType.QInt8,
                 nodes_to_exclude=exclude,

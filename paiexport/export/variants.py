@@ -19,8 +19,16 @@ class ExportFormat(StrEnum):
 
 
 class Int8Mode(StrEnum):
+    auto = "auto"  # static when the graph has convolutions, dynamic otherwise (`resolve_int8_mode`)
     dynamic = "dynamic"  # weights int8 ahead of time, activations quantized per batch
     static = "static"  # activations' ranges calibrated on training samples
+
+
+class Int8Format(StrEnum):
+    """How a static int8 graph is written (dynamic int8 has one form: MatMulInteger/ConvInteger)."""
+
+    qdq = "qdq"  # float ops between QuantizeLinear/DequantizeLinear pairs: standard ONNX only
+    qoperator = "qoperator"  # QLinearConv, QLinearMatMul and onnxruntime's com.microsoft.QGemm
 
 
 def variants_for(formats: list[ExportFormat]) -> list[Variant]:

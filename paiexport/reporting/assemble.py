@@ -59,6 +59,7 @@ class RunOutcome:
     stats: Stats
     compact: dict[str, Any] | None = None
     deploy: dict[str, Any] | None = None
+    int8_used: dict[str, Any] | None = None  # `ExportedVariants.int8_used`
     example: torch.Tensor | None = None  # a sample batch: the channel graph is traced on it
     task: Task = field(default_factory=make_task)
     torch_metrics: dict[str, float] = field(default_factory=dict)
@@ -159,6 +160,7 @@ def build_report(facts: RunFacts, run: RunOutcome) -> RunReport:
         files={v: p.name for v, p in run.files.items()},
         training=training_section(facts, run.fit),
         compact=run.compact,
+        export=None if run.int8_used is None else {"int8_used": run.int8_used},
         deploy=run.deploy,
         notes=notes,
         train_compact=run.fit.train.compact,

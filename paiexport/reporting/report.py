@@ -218,6 +218,15 @@ def verdict_lines(report: RunReport) -> list[str]:
     return [*gates, *([f"verdict: {verdict.line}"] if verdict else [])]
 
 
+def int8_lines(report: RunReport) -> list[str]:
+    """The int8 files' mode and format, and why (`export.int8_used`); none without int8 files."""
+    used = report.export.int8_used if report.export is not None else None
+    if used is None:
+        return []
+    written = f", {used.format}" if used.format else ""
+    return [f"- int8 files: {used.mode}{written}; {used.reason}"]
+
+
 def markdown(report: RunReport) -> str:
     s = needed(report.sparsity, "sparsity")
     recipe, training = needed(report.recipe, "recipe"), needed(report.training, "training")
@@ -233,6 +242,7 @@ def markdown(report: RunReport) -> str:
         + ", ".join(f"{v} {metric_value(report, a)}" for v, a in report.onnx_metric().items()),
         f"- training: {training.epochs} epochs in {training.seconds:.1f} s "
         f"(exported checkpoint: epoch {training.exported_epoch})",
+        *int8_lines(report),
         "",
         latency_note(bool(report.speedup_vs_dense_cpu)),
         *(["", f"**{busy}**"] if busy else []),

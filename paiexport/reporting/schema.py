@@ -119,6 +119,20 @@ class Compact(Section):
     space_to_depth_convs: int = 0  # convolutions run on 2x2 pixel blocks (export.space_to_depth)
 
 
+class Int8Used(Section):
+    """The int8 files' quantization: `export.int8` resolved (`auto` -> static or dynamic) and why."""
+
+    mode: str
+    format: str | None = None  # static only: qdq or qoperator
+    reason: str = ""
+
+
+class Export(Section):
+    """What the export chose where the recipe left it a choice."""
+
+    int8_used: Int8Used | None = None
+
+
 class DeployCandidate(Section):
     geomean_latency_ms: float
     accuracy: float | None = None  # classification
@@ -197,6 +211,7 @@ class RunReport(BaseModel):
     files: dict[str, str] = {}
     training: Training | None = None
     compact: Compact | None = None
+    export: Export | None = None  # None: no int8 file, or a report written before `export.int8: auto`
     train_compact: dict[str, Any] | None = None  # train.compact: what the small model trained
     deploy: Deploy | None = None
     notes: list[str] = []

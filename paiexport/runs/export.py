@@ -115,4 +115,5 @@ def reexport(source: RunSource, out_dir: Path, console: Console, *, force: bool 
         "files": {v: str(out_dir / p.name) for v, p in shipped.files.items()},
         "validation": {v: c.to_dict() for v, c in shipped.checks.items()},
         "deploy": shipped.deploy,
+        "int8_used": shipped.int8_used,
     }

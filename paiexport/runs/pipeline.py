@@ -77,6 +77,7 @@ def assemble(
         stats=shipped.stats,
         compact=shipped.compact,
         deploy=shipped.deploy,
+        int8_used=shipped.int8_used,
         example=data.test.x,
         task=data.task,
         torch_metrics=shipped.torch_metrics,

@@ -41,6 +41,7 @@ class Shipped:
     stats: Stats
     compact: dict[str, Any] | None  # what compaction did (`ExportedVariants.compact`)
     deploy: dict[str, Any] | None  # report.json `deploy`; None without `auto`
+    int8_used: dict[str, Any] | None = None  # report.json `export.int8_used` (`ExportedVariants`)
 
 
 def file_metadata(
@@ -114,4 +115,6 @@ def ship(
                 stats = benchmark_files(exported.files, recipe.bench)
         files, stats, checks, deploy = deploy_stage(recipe, exported, stats, checks, data.task, paths)
     torch_metric = torch_metrics[data.task.primary]
-    return Shipped(torch_metric, torch_metrics, files, checks, stats, exported.compact, deploy)
+    return Shipped(
+        torch_metric, torch_metrics, files, checks, stats, exported.compact, deploy, exported.int8_used
+    )

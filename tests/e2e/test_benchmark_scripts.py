@@ -7,9 +7,14 @@ import importlib
 from pathlib import Path
 
 import pytest
+import yaml
+from tiny import TINY_RECIPE
+from typer.testing import CliRunner
 
 import benchmarks.bench_under_load as bench_under_load
 import benchmarks.deploy_speed as deploy_speed
+import benchmarks.int8_formats as int8_formats
+from paiexport.cli import app
 
 SCRIPTS = sorted(
     p.stem for p in (Path(__file__).parents[2] / "benchmarks").glob("*.py") if p.stem != "__init__"
@@ -59,3 +64,28 @@ def test_bench_under_load_quick_runs_end_to_end(capsys):
     )
     assert all(r[-1] in ("yes", "NO") and r[2].endswith("×") for r in rows)
     assert "loaded cpu ratios within 15% of idle cpu: " in printed
+
+
+def test_int8_formats_channel_part_prints_every_file_against_dense(tmp_path, capsys):
+    # a tiny convolutional run stands in for synflow_channel75; untimed (1 iteration): the
+    # figures come from the real run (docs/deployment-and-speed.md)
+    raw = yaml.safe_load(yaml.safe_dump(TINY_RECIPE))
+    raw["model"] = {"name": "cnn1d", "args": {"channels": [8, 8], "hidden": 16}}
+    raw["sparsity"] = {"target": 0.5, "distribution": "uniform", "structure": "channel"}
+    raw["export"].update({"formats": ["dense", "compact"], "calibration_samples": 32})
+    (tmp_path / "recipe.yaml").write_text(yaml.safe_dump(raw))
+    run = tmp_path / "run"
+    args = ["run", str(tmp_path / "recipe.yaml"), "--out", str(run), "--set", "train.epochs=1"]
+    assert CliRunner().invoke(app, args).exit_code == 0
+    int8_formats.channel_part(run, epochs=1, iterations=1, out=tmp_path / "bench")
+    printed = capsys.readouterr().out
+    kinds = ("qdq", "qoperator", "dynamic")
+    names = ["dense", "compact", *(f"{base}.{kind}" for base in ("dense", "compact") for kind in kinds)]
+    for name in names:
+        assert any(line.split()[:1] == [name] for line in printed.splitlines()), name
+    assert "dense batch 64: QOperator / QDQ median" in printed
+    qdq = next(line for line in printed.splitlines() if line.split()[:1] == ["compact.qdq"])
+    qop = next(line for line in printed.splitlines() if line.split()[:1] == ["compact.qoperator"])
+    assert qdq.endswith("standard ONNX") and qop.endswith("uses com.microsoft")
+    written = sorted(p.name for p in (tmp_path / "bench" / "channel_files").glob("*.onnx"))
+    assert written == sorted(f"{name}.onnx" for name in names)

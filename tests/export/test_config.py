@@ -6,12 +6,14 @@ import pytest
 from pydantic import ValidationError
 
 from paiexport.export.config import ExportConfig
-from paiexport.export.variants import ExportFormat, Int8Mode
+from paiexport.export.variants import ExportFormat, Int8Format, Int8Mode
 
 
 def test_defaults_export_every_format_at_opset_18():
     cfg = ExportConfig()
-    assert cfg.opset == 18 and cfg.formats == list(ExportFormat) and cfg.int8 is Int8Mode.dynamic
+    assert cfg.opset == 18 and cfg.formats == list(ExportFormat)
+    # int8 is chosen per graph (static for convolutions, dynamic otherwise), static written as QDQ
+    assert cfg.int8 is Int8Mode.auto and cfg.int8_format is Int8Format.qdq
     assert (cfg.sparse_threshold, cfg.space_to_depth, cfg.int8_min_channels) == (0.7, 0, 0)
 
 
@@ -25,7 +27,15 @@ def test_formats_must_include_dense():
 
 @pytest.mark.parametrize(
     "fields",
-    [{"opset": 16}, {"opset": 22}, {"opset": True}, {"sparse_threshold": 1.5}, {"calibration_samples": 0}],
+    [
+        {"opset": 16},
+        {"opset": 22},
+        {"opset": True},
+        {"sparse_threshold": 1.5},
+        {"calibration_samples": 0},
+        {"int8": "fast"},
+        {"int8_format": "qgemm"},
+    ],
 )
 def test_out_of_range_values_are_refused(fields):
     with pytest.raises(ValidationError, match=next(iter(fields))):

@@ -170,7 +170,46 @@ def test_static_int8_is_calibrated(tmp_path, write_recipe, tiny_recipe_dict):
     int8 = onnx.load(str(out / "model.int8.onnx"))
     ops = {n.op_type for n in int8.graph.node}
     assert "QuantizeLinear" in ops and "DynamicQuantizeLinear" not in ops  # activations calibrated ahead
-    assert {p.key: p.value for p in int8.metadata_props}["paiexport.int8"] == "static"
+    meta = {p.key: p.value for p in int8.metadata_props}
+    assert meta["paiexport.int8"] == "static" and meta["paiexport.int8_format"] == "qdq"
+    report = json.loads((out / "report.json").read_text())
+    assert report["export"]["int8_used"] == {
+        "mode": "static",
+        "format": "qdq",
+        "reason": "export.int8: static (set in the recipe)",
+    }
+
+
+def test_auto_int8_is_static_qdq_for_a_conv_net_and_dynamic_for_an_mlp(
+    tmp_path, write_recipe, tiny_recipe_dict
+):
+    """The default `export.int8: auto`, through a run: the report and the files say which."""
+    tiny_recipe_dict["export"]["formats"] = ["dense", "int8"]
+    mlp = tmp_path / "mlp"
+    result = invoke("run", str(write_recipe(tiny_recipe_dict)), "--out", str(mlp), "--set", "train.epochs=1")
+    assert result.exit_code == 0, result.output
+    tiny_recipe_dict["model"] = {"name": "cnn1d", "args": {"channels": [8, 8], "hidden": 16}}
+    tiny_recipe_dict["export"]["calibration_samples"] = 32
+    cnn = tmp_path / "cnn"
+    recipe = str(write_recipe(tiny_recipe_dict, "cnn.yaml"))
+    result = invoke("run", recipe, "--out", str(cnn), "--set", "train.epochs=1")
+    assert result.exit_code == 0, result.output
+    used = json.loads((mlp / "report.json").read_text())["export"]["int8_used"]
+    assert used["mode"] == "dynamic" and used["format"] is None and "no Conv" in used["reason"]
+    ops = [n.op_type for n in onnx.load(str(mlp / "model.int8.onnx")).graph.node]
+    assert "MatMulInteger" in ops and "DynamicQuantizeLinear" in ops
+    report = json.loads((cnn / "report.json").read_text())
+    used = report["export"]["int8_used"]
+    assert (used["mode"], used["format"]) == ("static", "qdq")
+    assert used["reason"].startswith("graph has 2 Conv/ConvTranspose nodes: dynamic ConvInteger")
+    assert "int8 files: static, qdq; graph has 2 Conv" in (cnn / "report.md").read_text()
+    int8 = onnx.load(str(cnn / "model.int8.onnx"))
+    ops = [n.op_type for n in int8.graph.node]
+    assert "QuantizeLinear" in ops and "Conv" in ops and "ConvInteger" not in ops
+    assert {n.domain for n in int8.graph.node} == {""}  # standard ONNX: no com.microsoft.QGemm
+    meta = {p.key: p.value for p in int8.metadata_props}
+    assert (meta["paiexport.int8"], meta["paiexport.int8_format"]) == ("static", "qdq")
+    assert report["validation"]["int8"]["passed"]
 
 
 def test_export_command_reexports_without_training(channel_run, tmp_path):
