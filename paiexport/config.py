@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import types
 import typing
 from typing import Any
@@ -47,3 +48,16 @@ class StrictModel(BaseModel):
                     {"field": name, "value": str(value).lower()[:60]},
                 )
         return data
+
+
+def without_defaults(data: dict[str, Any], defaults: dict[tuple[str, ...], object]) -> dict[str, Any]:
+    """A copy of `data` without the fields (paths) that hold their value in `defaults`."""
+    data = copy.deepcopy(data)
+    for path, default in defaults.items():
+        *parents, last = path
+        node = data
+        for part in parents:
+            node = node.get(part, {})
+        if node.get(last, default) == default:
+            node.pop(last, None)
+    return data

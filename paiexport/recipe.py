@@ -18,7 +18,7 @@ from pydantic import BaseModel, Field, PrivateAttr, ValidationError, model_valid
 
 from paiexport import __version__, recipe_yaml
 from paiexport.bench.settings import BenchSettings
-from paiexport.config import BOOL_FOR_NUMBER, StrictModel
+from paiexport.config import BOOL_FOR_NUMBER, StrictModel, without_defaults
 from paiexport.data.config import DataConfig
 from paiexport.errors import UserError, did_you_mean, shorten
 from paiexport.export.config import ExportConfig
@@ -34,6 +34,7 @@ from paiexport.sparsity.types import ChannelReduce, NMPattern, SparsityConfig, S
 from paiexport.tasks import TASKS, Task, TaskSection, make_task
 from paiexport.tasks.classification import ClassificationConfig
 from paiexport.training.config import CheckpointChoice, TrainConfig
+from paiexport.verify.config import ValidateConfig
 
 MAX_NM_GROUP = 1024  # N:M groups wider than any layer's input keep every weight
 
@@ -43,19 +44,8 @@ MethodSection = Annotated[
 ]
 
 
-class ValidateConfig(StrictModel):
-    max_accuracy_drop: float = Field(
-        default=1.0,
-        ge=0.0,
-        le=100.0,
-        description="classification: points of test accuracy a variant may lose vs PyTorch",
-    )
-    max_metric_drop: float | None = Field(
-        default=None,
-        ge=0.0,
-        description="how much of the task's primary metric (in its own unit; points for accuracy) "
-        "an int8 file may lose vs PyTorch; default: max_accuracy_drop for classification, else the task's",
-    )
+# `validate` shadows the deprecated BaseModel.validate classmethod; the recipe key is public.
+warnings.filterwarnings("ignore", message='Field name "validate"', category=UserWarning)
 
 
 # Fields added after recipes were first hashed: while they hold these defaults they are left out
@@ -66,10 +56,6 @@ HASH_NEUTRAL: dict[tuple[str, ...], object] = {
     ("gates", "min_metric"): None,
     ("gates", "max_metric_drop"): None,
 }
-
-
-# `validate` shadows the deprecated BaseModel.validate classmethod; the recipe key is public.
-warnings.filterwarnings("ignore", message='Field name "validate"', category=UserWarning)
 
 
 class Recipe(StrictModel):
@@ -172,21 +158,8 @@ class Recipe(StrictModel):
 
     def digest(self) -> str:
         """Short hash of the validated recipe (stable across key order and formatting)."""
-        blob = json.dumps(_hashed(self.to_dict()), sort_keys=True).encode()
+        blob = json.dumps(without_defaults(self.to_dict(), HASH_NEUTRAL), sort_keys=True).encode()
         return hashlib.sha256(blob).hexdigest()[:16]
-
-
-def _hashed(data: dict[str, Any]) -> dict[str, Any]:
-    """`data` without the HASH_NEUTRAL fields that hold their defaults."""
-    data = copy.deepcopy(data)
-    for path, default in HASH_NEUTRAL.items():
-        *parents, last = path
-        node = data
-        for part in parents:
-            node = node.get(part, {})
-        if node.get(last, default) == default:
-            node.pop(last, None)
-    return data
 
 
 MAX_ERRORS = 5  # lines of validation errors shown; the rest are counted

@@ -14,6 +14,7 @@ from paiexport.errors import UserError
 
 if TYPE_CHECKING:
     from paiexport.reporting.gates import GateResult
+    from paiexport.verify.file_checks import FileReport
 
 
 @app.command("bench")
@@ -194,6 +195,11 @@ def validate_cmd(
             check_trusted(factory_modules(None, cfg.name), f"--recipe {recipe}", trust_code)
         shapes = parse_shapes(shape or [])
         report = check_file(model, cfg, reference, max_accuracy_drop, seed, shapes, task)
+    _print_file_report(report)
+
+
+def _print_file_report(report: FileReport) -> None:
+    """One line per check and per weight; exit 1 when a check failed (a broken file)."""
     for check in report.checks:
         mark = "[green]✓[/]" if check.ok else "[red]✗[/]"
         out.print(f"{mark} {check.name}: {check.detail}", soft_wrap=True)

@@ -15,9 +15,10 @@ import json
 from pathlib import Path
 from typing import Any, TypeVar
 
-from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from paiexport.errors import UserError
+from paiexport.reporting.quality import Accuracy, FileCheck, Metrics, Section, TaskInfo
 from paiexport.reporting.speed import LatencyRow, Nested, Stats, WallCpuRatio, latency_rows
 
 SCHEMA_VERSION = 2
@@ -26,76 +27,18 @@ METHOD_KEYS = ("mask_updates", "levels", "phases", "sparse_selection")
 S = TypeVar("S")
 
 
-class Section(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-class Accuracy(Section):
-    torch: float
-    onnx: dict[str, float] = {}
-
-
 class LayerSparsity(Section):
     numel: int = 0
     target: float | None = None
     reached: float | None = None
-    onnx: dict[str, float | None] = {}
+    onnx: dict[str, float | None] = Field(default_factory=dict)
 
 
 class Sparsity(Section):
     target: float | None = None
     reached: float
     distribution: str | None = None
-    per_layer: dict[str, LayerSparsity] = {}
-
-
-class FileCheck(Section):
-    """One file's `validation` entry (FileValidation.to_dict)."""
-
-    passed: bool
-    broken_checks: list[str] = []
-    deployable: bool = True
-    reason: str = ""
-    variant: str | None = None
-    checker: bool = True
-    loads: bool = True
-    max_abs_diff: float = 0.0
-    parity: bool = True
-    accuracy: float | None = None
-    accuracy_torch: float | None = None
-    accuracy_match: bool = True
-    error: str | None = None
-    parity_required: bool = True
-    chance_level: float = 0.0
-    sparsity_mismatch: list[str] = []
-    max_accuracy_drop: float = 1.0
-    # Every task: its metrics for this file and for PyTorch, the primary one's values.
-    task: str = "classification"
-    primary: str = "accuracy"
-    higher_is_better: bool = True
-    metrics: dict[str, float] = {}
-    metrics_torch: dict[str, float] = {}
-    metric: float | None = None
-    metric_torch: float | None = None
-    metric_match: bool = True
-    baseline: float | None = None
-    max_metric_drop: float | None = None
-
-
-class TaskInfo(Section):
-    """report.json `task`: what the run learned and how it is judged."""
-
-    name: str
-    primary: str
-    higher_is_better: bool
-    baseline: float | None = None
-
-
-class Metrics(Section):
-    """report.json `metrics`: every metric of the task for the PyTorch model (and each file)."""
-
-    torch: dict[str, float]
-    onnx: dict[str, dict[str, float]] = {}
+    per_layer: dict[str, LayerSparsity] = Field(default_factory=dict)
 
 
 class FileSize(Section):
@@ -147,7 +90,7 @@ class Deploy(Section):
     max_accuracy_drop: float | None = None
     max_metric_drop: float | None = None
     criterion: str = ""
-    candidates: dict[str, DeployCandidate] = {}
+    candidates: dict[str, DeployCandidate] = Field(default_factory=dict)
 
 
 class GateRow(Section):
@@ -162,7 +105,7 @@ class GateRow(Section):
 
 class Gates(Section):
     passed: bool
-    results: list[GateRow] = []
+    results: list[GateRow] = Field(default_factory=list)
     error: str | None = None
 
 
@@ -172,8 +115,8 @@ class Verdict(Section):
 
 
 class Collapse(Section):
-    layers: list[str] = []
-    output_channels: dict[str, list[int]] = {}
+    layers: list[str] = Field(default_factory=list)
+    output_channels: dict[str, list[int]] = Field(default_factory=dict)
 
 
 class Machine(Section):
@@ -198,30 +141,30 @@ class RunReport(BaseModel):
     accuracy: Accuracy | None = None  # classification
     sparsity: Sparsity | None = None
     layer_collapse: Collapse | None = None
-    validation: dict[str, FileCheck] = {}
-    latency_ms: Nested = {}
-    latency: dict[str, dict[str, dict[str, Stats]]] = {}
+    validation: dict[str, FileCheck] = Field(default_factory=dict)
+    latency_ms: Nested = Field(default_factory=dict)
+    latency: dict[str, dict[str, dict[str, Stats]]] = Field(default_factory=dict)
     speedup_vs_dense: Nested = {}  # thread CPU time at 1 thread, wall time at more (reporting/speed.py)
-    speedup_vs_dense_wall: Nested = {}
-    speedup_vs_dense_cpu: Nested = {}
+    speedup_vs_dense_wall: Nested = Field(default_factory=dict)
+    speedup_vs_dense_cpu: Nested = Field(default_factory=dict)
     busy: bool | None = None  # wall and thread CPU medians disagreed by more than 15%
     wall_cpu_ratio: WallCpuRatio | None = None
-    size_bytes: dict[str, FileSize] = {}
-    size_ratio_vs_dense: dict[str, dict[str, float]] = {}
-    files: dict[str, str] = {}
+    size_bytes: dict[str, FileSize] = Field(default_factory=dict)
+    size_ratio_vs_dense: dict[str, dict[str, float]] = Field(default_factory=dict)
+    files: dict[str, str] = Field(default_factory=dict)
     training: Training | None = None
     compact: Compact | None = None
     export: Export | None = None  # None: no int8 file, or a report written before `export.int8: auto`
     train_compact: dict[str, Any] | None = None  # train.compact: what the small model trained
     deploy: Deploy | None = None
-    notes: list[str] = []
-    versions: dict[str, str] = {}
+    notes: list[str] = Field(default_factory=list)
+    versions: dict[str, str] = Field(default_factory=dict)
     machine: Machine | None = None
-    method_details: dict[str, Any] = {}
+    method_details: dict[str, Any] = Field(default_factory=dict)
     world_size: int = 1  # torchrun processes that trained the model
     gates: Gates | None = None
     verdict: Verdict | None = None
-    timings_s: dict[str, float] = {}
+    timings_s: dict[str, float] = Field(default_factory=dict)
 
     @model_validator(mode="before")
     @classmethod

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -15,138 +15,12 @@ from paiexport.data import Split
 from paiexport.tasks import Task, make_task
 from paiexport.verify.checks import is_quantized, open_checked, stored_zeros
 from paiexport.verify.checks import make_session as make_session  # where bench and tests import it
+from paiexport.verify.file_validation import FileValidation as FileValidation  # where callers import it
+from paiexport.verify.file_validation import accuracy_validation as accuracy_validation
 from paiexport.verify.rules import (
-    metric_drop,
-    over_limit_reason,
     parity_diff,
-    within_drop_limit,
     within_parity,
 )
-
-
-@dataclass
-class FileValidation:
-    """One file checked against PyTorch in the task's terms (`primary` is the task's primary metric)."""
-
-    variant: str
-    checker: bool
-    loads: bool
-    max_abs_diff: float
-    parity: bool
-    metrics: dict[str, float]
-    metrics_torch: dict[str, float]
-    metric_match: bool
-    error: str | None = None
-    parity_required: bool = True  # False for lossy (int8) files: judged by their metric drop
-    baseline: float = 0.0  # the primary metric of a useless model (classification: chance level)
-    sparsity_mismatch: list[str] = field(default_factory=list)  # weights whose zeros differ from the masks
-    max_metric_drop: float = 1.0  # in the metric's unit (points for accuracy)
-    task: str = "classification"
-    primary: str = "accuracy"
-    higher_is_better: bool = True
-
-    @property
-    def metric(self) -> float:
-        return self.metrics.get(self.primary, 0.0)
-
-    @property
-    def metric_torch(self) -> float:
-        return self.metrics_torch.get(self.primary, 0.0)
-
-    @property
-    def accuracy(self) -> float:
-        """The primary metric (classification's accuracy); deploy and gates read it."""
-        return self.metric
-
-    @property
-    def accuracy_torch(self) -> float:
-        return self.metric_torch
-
-    @property
-    def chance_level(self) -> float:
-        """Classification's name for the baseline."""
-        return self.baseline
-
-    @property
-    def at_baseline(self) -> bool:
-        return self.metric <= self.baseline if self.higher_is_better else self.metric >= self.baseline
-
-    @property
-    def broken_checks(self) -> list[str]:
-        """The failed correctness checks: a file with any is broken (exit 1), not merely lossy.
-
-        Classification names them as it always has ("accuracy", "chance_level")."""
-        classification = self.task == "classification"
-        failed = {
-            "checker": not self.checker,
-            "load": self.checker and not self.loads,
-            "parity": self.loads and self.parity_required and not self.parity,
-            "accuracy" if classification else "metric": (
-                self.loads and self.parity_required and not self.metric_match
-            ),
-            "chance_level" if classification else "baseline": self.loads and self.at_baseline,
-            "sparsity": bool(self.sparsity_mismatch),
-        }
-        return [name for name, bad in failed.items() if bad]
-
-    @property
-    def passed(self) -> bool:
-        return not self.broken_checks
-
-    @property
-    def metric_drop(self) -> float:
-        """How much worse than PyTorch, in the limit's unit (points for accuracy; negative: better)."""
-        return metric_drop(self.metric_torch, self.metric, self.higher_is_better, self.task)
-
-    @property
-    def accuracy_drop(self) -> float:
-        return self.metric_drop
-
-    def within_limit(self, max_metric_drop: float) -> bool:
-        """Float files match PyTorch (a correctness check); a lossy file may lose the limit."""
-        return self.parity_required or within_drop_limit(self.metric_drop, max_metric_drop)
-
-    @property
-    def deployable(self) -> bool:
-        return self.passed and self.within_limit(self.max_metric_drop)
-
-    @property
-    def unit(self) -> str:
-        """The unit of `metric_drop` and its limit: points of accuracy, else the metric itself."""
-        return "pt" if self.task == "classification" else self.primary
-
-    @property
-    def reason(self) -> str:
-        if not self.passed:
-            return f"broken: {', '.join(self.broken_checks)}"
-        if self.parity_required:
-            return "matches PyTorch"
-        limit = self.max_metric_drop
-        if not self.deployable:
-            return over_limit_reason(self.metric_drop, limit, self.unit)
-        if self.task == "classification":
-            return f"{(self.metric - self.metric_torch) * 100:+.1f} pt vs PyTorch (limit {limit})"
-        return f"{self.metric - self.metric_torch:+.4g} {self.unit} vs PyTorch (limit {limit})"
-
-    def to_dict(self) -> dict:
-        data = asdict(self)
-        if self.task == "classification":  # report.json keys of classification, as before
-            data |= {
-                "accuracy": self.metric,
-                "accuracy_torch": self.metric_torch,
-                "accuracy_match": self.metric_match,
-                "chance_level": self.baseline,
-                "max_accuracy_drop": self.max_metric_drop,
-            }
-        return {
-            **data,
-            "metric": self.metric,
-            "metric_torch": self.metric_torch,
-            "passed": self.passed,
-            "broken_checks": self.broken_checks,
-            "deployable": self.deployable,
-            "reason": self.reason,
-        }
 
 
 def run_session(session: ort.InferenceSession, x: np.ndarray, batch_size: int = 512) -> np.ndarray:
@@ -257,19 +131,32 @@ def validate_file(
     if not result.loads:  # report, don't crash: validation is a verdict on the file
         result.error = opened.checker_error or opened.load_error
         return result
+    _score(result, path, opened.session, task, test, reference, zeros or {})
+    return result
+
+
+def _score(
+    result: FileValidation,
+    path: Path,
+    session: ort.InferenceSession,
+    task: Task,
+    test: Split,
+    reference: np.ndarray,
+    zeros: dict[str, tuple[int, int]],
+) -> None:
+    """Parity, the task's metrics and the stored zeros of a file that loads."""
     stored = onnx.load(str(path))
     result.parity_required = not is_quantized(stored)
-    outputs = run_session(opened.session, test.x.numpy())
+    outputs = run_session(session, test.x.numpy())
     result.max_abs_diff = parity_diff(outputs, reference)
     result.parity = within_parity(result.max_abs_diff)
-    result.metrics = task_metrics(task, outputs, targets)
-    result.metric_match = task.metrics_match(result.metrics, torch_metrics, len(targets))
-    found = float_zeros(stored, list(zeros or {}))
+    result.metrics = task_metrics(task, outputs, test.y)
+    result.metric_match = task.metrics_match(result.metrics, result.metrics_torch, len(test.y))
+    found = float_zeros(stored, list(zeros))
     # Only a tensor of the weight's own size can be compared (a compact graph drops rows).
     result.sparsity_mismatch = [
         n for n, (z, size) in found.items() if size == zeros[n][1] and z != zeros[n][0]
     ]
-    return result
 
 
 def float_zeros(model: onnx.ModelProto, names: list[str]) -> dict[str, tuple[int, int]]:
@@ -280,33 +167,3 @@ def float_zeros(model: onnx.ModelProto, names: list[str]) -> dict[str, tuple[int
 def onnx_weight_sparsity(path: Path, names: list[str]) -> dict[str, float]:
     """Sparsity of the named weights as stored in the file (dense or sparse initializers)."""
     return {n: z / max(size, 1) for n, (z, size) in float_zeros(onnx.load(str(path)), names).items()}
-
-
-def accuracy_validation(
-    variant: str,
-    checker: bool,
-    loads: bool,
-    max_abs_diff: float,
-    parity: bool,
-    accuracy: float,
-    accuracy_torch: float,
-    accuracy_match: bool,
-    *,
-    chance_level: float = 0.0,
-    max_accuracy_drop: float = 1.0,
-    **rest: object,
-) -> FileValidation:
-    """A classification file's validation from its accuracies (the fields report.json keeps)."""
-    return FileValidation(
-        variant,
-        checker,
-        loads,
-        max_abs_diff,
-        parity,
-        {"accuracy": accuracy},
-        {"accuracy": accuracy_torch},
-        accuracy_match,
-        baseline=chance_level,
-        max_metric_drop=max_accuracy_drop,
-        **rest,  # type: ignore[arg-type]
-    )
