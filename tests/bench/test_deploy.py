@@ -6,13 +6,15 @@ import pytest
 
 from paiexport.bench.deploy import choose_deploy
 from paiexport.bench.latency import LatencyStats
-from paiexport.verify.validate import FileValidation
+from paiexport.verify.validate import FileValidation, accuracy_validation
 
 
 def check(variant: str, accuracy: float = 0.9, parity: bool = True) -> FileValidation:
     """A file that loads; int8 files are lossy (judged by their accuracy drop, not parity)."""
     lossy = variant.endswith("int8")
-    return FileValidation(variant, True, True, 0.0, parity, accuracy, 0.9, True, parity_required=not lossy)
+    return accuracy_validation(
+        variant, True, True, 0.0, parity, accuracy, 0.9, True, parity_required=not lossy
+    )
 
 
 def stats(*medians: float) -> dict[int, dict[int, LatencyStats]]:
