@@ -86,6 +86,14 @@ def test_metrics_match_allows_a_flipped_near_tie_per_thousand_samples():
     t = task()
     assert t.metrics_match({"accuracy": 0.5}, {"accuracy": 0.75}, 4)  # one of 4 samples
     assert not t.metrics_match({"accuracy": 0.5}, {"accuracy": 1.0}, 4)
+    # accuracies as the meter computes them (hits / samples): one flip allowed per thousand samples
+    for samples, hits in [(1000, 900), (2000, 1800), (60000, 59000)]:
+        allowed = max(1, samples // 1000)
+        assert t.metrics_match(
+            {"accuracy": hits / samples}, {"accuracy": (hits + allowed) / samples}, samples
+        )
+        beyond = {"accuracy": (hits + allowed + 1) / samples}
+        assert not t.metrics_match({"accuracy": hits / samples}, beyond, samples)
 
 
 def test_describes_itself_as_a_percentage_accuracy_task():
