@@ -119,3 +119,20 @@ def test_outputs_must_hold_one_value_per_target_value():
 def test_describes_itself_as_r2():
     t = task()
     assert (t.primary, t.short, t.percent, t.higher_is_better) == ("r2", "r2", False, True)
+
+
+def test_a_constant_column_has_r2_zero_not_a_huge_negative_from_rounding():
+    # SST is 0: R² is 0 by the rule (sklearn also gives 0 for an imperfect fit); sum(y²) - sum(y)²/n
+    # of 1000 float32 0.1s is not 0 in float64, and 1 - SSE / (rounding error) was about -5e13
+    y = torch.full((1000,), 0.1)
+    assert measured(task(), (y + 0.01)[:, None], y)["r2"] == 0.0
+    assert task().baseline(y[:10], y, 1) == 0.0
+
+
+def test_r2_keeps_its_precision_far_from_zero():
+    # targets 1e7 + {0..3}: summing y and y² directly cancels ~9 of float64's 16 digits
+    g = torch.Generator().manual_seed(0)
+    y = 1e7 + torch.randint(0, 4, (1000,), generator=g).float()
+    pred = y + 0.5 * torch.randn(1000, generator=g)
+    expected = r2_score(y.double(), pred.double())
+    assert measured(task(), pred[:, None], y)["r2"] == pytest.approx(expected, abs=1e-9)
