@@ -148,3 +148,10 @@ def in_range(task: Task, y: torch.Tensor, where: str, limit: int | None, ignore:
     if low < 0 or (limit is not None and high >= limit):
         bad = low if low < 0 else high
         task.refuse(where, f"target {bad} outside [0, {limit or 'inf'})")
+
+
+def declared_width(task: Task, found: int, declared: int | None, what: str) -> int:
+    """`declared` (data.num_classes) when set, else `found`; a declared width below `found` is refused."""
+    if declared is not None and declared < found:
+        task.refuse("data.num_classes", f"{declared} declared, but the targets need {found} {what}")
+    return found if declared is None else declared
