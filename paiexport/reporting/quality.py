@@ -48,6 +48,8 @@ class FileCheck(Section):
     metric_match: bool = True
     baseline: float | None = None
     max_metric_drop: float | None = None
+    drop_scale: float = 100.0
+    relative_drop: bool = False
 
 
 class TaskInfo(Section):
@@ -57,6 +59,8 @@ class TaskInfo(Section):
     primary: str
     higher_is_better: bool
     baseline: float | None = None
+    drop_scale: float = 1.0  # how a drop of the primary metric is measured (tasks.base.DropRule)
+    relative_drop: bool = False
 
 
 class Metrics(Section):

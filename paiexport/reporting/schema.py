@@ -21,6 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from paiexport.errors import UserError
 from paiexport.reporting.quality import Accuracy, FileCheck, Metrics, Section, TaskInfo
 from paiexport.reporting.speed import LatencyRow, Nested, Stats, WallCpuRatio, latency_rows
+from paiexport.tasks.base import DropRule
 
 SCHEMA_VERSION = 3
 # Method.fit details that version 1 wrote as top-level keys (docs/outputs-and-verdicts.md documents them).
@@ -194,6 +195,13 @@ class RunReport(BaseModel):
     def primary(self) -> tuple[str, bool]:
         """(name, higher is better) of the primary metric (accuracy for reports without `task`)."""
         return (self.task.primary, self.task.higher_is_better) if self.task else ("accuracy", True)
+
+    @property
+    def drop_rule(self) -> DropRule:
+        """How the primary metric's drop is measured (classification: points of accuracy)."""
+        if self.task is None:
+            return DropRule(True, 100.0, False)
+        return DropRule(self.task.higher_is_better, self.task.drop_scale, self.task.relative_drop)
 
     @property
     def torch_metric(self) -> float:

@@ -63,6 +63,7 @@ class Classification(Task):
     short = "acc"
     percent = True
     default_max_drop = 1.0  # points (validate.max_accuracy_drop is the recipe's value)
+    drop_scale = 100.0  # points of accuracy
     baseline_needs_train = False
 
     def loss(self, outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:

@@ -53,7 +53,8 @@ class LanguageModel(Task):
     primary = "perplexity"
     higher_is_better = False
     short = "ppl"
-    default_max_drop = 0.05  # relative (see `drop`): the perplexity may grow by 5%
+    default_max_drop = 0.05  # relative: the perplexity may grow by 5%
+    relative_drop = True
 
     def loss(self, outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         return torch.nn.functional.cross_entropy(*shifted(outputs, targets))
@@ -84,7 +85,3 @@ class LanguageModel(Task):
         log_p = (counts + 1.0).log() - math.log(float(counts.sum()) + width)
         nxt = test_y[:, 1:].flatten()
         return math.exp(-float(log_p[nxt].mean())) if nxt.numel() else math.inf
-
-    def drop(self, reference: float, value: float) -> float:
-        """How much higher `value` is than `reference`, as a fraction of it (negative: better)."""
-        return value / reference - 1.0

@@ -118,6 +118,8 @@ def validate_file(
         task=task.name,
         primary=task.primary,
         higher_is_better=task.higher_is_better,
+        drop_scale=task.drop_scale,
+        relative_drop=task.relative_drop,
     )
     opened = open_checked(path)
     result.checker = opened.checker

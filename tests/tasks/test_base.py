@@ -141,4 +141,6 @@ def test_describe():
         "name": "plain",
         "primary": "score",
         "higher_is_better": False,
+        "drop_scale": 1.0,
+        "relative_drop": False,
     }

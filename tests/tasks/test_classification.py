@@ -99,5 +99,12 @@ def test_metrics_match_allows_a_flipped_near_tie_per_thousand_samples():
 def test_describes_itself_as_a_percentage_accuracy_task():
     t = task_by_name("classification")
     assert (t.primary, t.short, t.percent, t.higher_is_better) == ("accuracy", "acc", True, True)
-    assert t.describe() == {"name": "classification", "primary": "accuracy", "higher_is_better": True}
+    assert t.describe() == {
+        "name": "classification",
+        "primary": "accuracy",
+        "higher_is_better": True,
+        "drop_scale": 100.0,  # drops in points of accuracy
+        "relative_drop": False,
+    }
+    assert t.drop(0.9, 0.885) == pytest.approx(1.5)
     assert t.at_baseline(0.19, 0.19) and not t.at_baseline(0.2, 0.19)

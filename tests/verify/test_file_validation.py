@@ -56,7 +56,7 @@ def regression(**fields) -> FileValidation:
         metrics={"r2": 0.58, "mae": 40.0}, metrics_torch={"r2": 0.60, "mae": 39.0}, metric_match=False
     )
     base.update(parity_required=False, baseline=-0.01, max_metric_drop=0.03)
-    base.update(task="regression", primary="r2")
+    base.update(task="regression", primary="r2", drop_scale=1.0)
     return FileValidation(**{**base, **fields})
 
 
@@ -69,25 +69,15 @@ def test_a_lossy_regression_file_is_judged_by_its_r2_drop_in_r2_units():
     assert over.reason == "−0.02 r2 > 0.01: not deployable"
 
 
-def test_lower_is_better_drops_count_upwards():
-    ppl = regression(
-        metrics={"perplexity": 5.5},
-        metrics_torch={"perplexity": 5.0},
-        primary="perplexity",
-        higher_is_better=False,
-        baseline=30.0,
-        max_metric_drop=1.0,
-        task="language_model",
-    )
-    assert ppl.metric_drop == pytest.approx(0.5) and ppl.deployable
-    assert not ppl.at_baseline
-    assert regression(
-        metrics={"perplexity": 31.0},
-        primary="perplexity",
-        higher_is_better=False,
-        baseline=30.0,
-        task="language_model",
-    ).broken_checks == ["baseline"]
+def test_a_relative_drop_is_a_fraction_of_pytorchs_perplexity():
+    lm = dict(primary="perplexity", higher_is_better=False, task="language_model", relative_drop=True)
+    lm.update(metrics_torch={"perplexity": 5.0}, baseline=30.0, max_metric_drop=0.05)
+    ppl = regression(metrics={"perplexity": 5.25}, **lm)
+    assert ppl.metric_drop == pytest.approx(0.05) and ppl.deployable  # 5.25 / 5.0 - 1, at the limit
+    assert ppl.reason == "-0.05 × perplexity vs PyTorch (limit 0.05)"
+    worse = regression(metrics={"perplexity": 5.5}, **lm)
+    assert not worse.deployable and worse.reason == "−0.1 × perplexity > 0.05: not deployable"
+    assert regression(metrics={"perplexity": 31.0}, **lm).broken_checks == ["baseline"]
 
 
 def test_other_tasks_name_their_checks_metric_and_baseline():
