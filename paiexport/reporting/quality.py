@@ -61,6 +61,7 @@ class TaskInfo(Section):
     baseline: float | None = None
     drop_scale: float = 1.0  # how a drop of the primary metric is measured (tasks.base.DropRule)
     relative_drop: bool = False
+    percent: bool = False  # the primary metric is a fraction, shown in %
 
 
 class Metrics(Section):

@@ -134,6 +134,7 @@ class Task(ABC):
             "higher_is_better": self.higher_is_better,
             "drop_scale": self.drop_scale,
             "relative_drop": self.relative_drop,
+            "percent": self.percent,
         }
 
 
