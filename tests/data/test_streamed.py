@@ -145,5 +145,6 @@ def test_a_target_unlike_the_first_is_named_by_its_sample(task_data):
             task=task_by_name("regression"),
         )
     assert str(caught.value) == (
-        "data.name: taskdata:ragged_vectors: train sample 7 has target float32(3,), the first sample float32(2,)"
+        "data.name: taskdata:ragged_vectors: train sample 7 has target float32(3,), "
+        "the first sample float32(2,)"
     )
