@@ -3,50 +3,30 @@
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from functools import partial
 from pathlib import Path
 from typing import Any
 
 from rich.table import Table
 
-from paiexport.bench.clock import cpu_kind, time_interleaved
 from paiexport.bench.files import MemoryStats, file_size, session_creation_ms, session_memory
+from paiexport.bench.runtime_latency import benchmark_runtimes
+from paiexport.bench.runtimes import OnnxRuntime
 from paiexport.bench.settings import BenchSettings, FileBenchSettings
 from paiexport.bench.stats import BusyCheck, LatencyStats, Speedup, busy_check, labelled, speedup
 from paiexport.errors import UserError
-from paiexport.verify.inputs import plan_inputs, random_feeds, resolve_shapes
 from paiexport.verify.validate import make_session
 
 
 def benchmark_files(
     files: dict[str, Path], settings: BenchSettings, shapes: dict[str, tuple[int, ...]] | None = None
 ) -> dict[str, dict[int, dict[int, LatencyStats]]]:
-    """Median/p90/p99 latency per file, batch size and thread count, in wall and CPU time
-    (paiexport/bench/clock.py: thread CPU time at 1 thread, process CPU time at more).
+    """Median/p90/p99 latency in onnxruntime per file, batch size and thread count, in wall and
+    CPU time (paiexport/bench/clock.py: thread CPU time at 1 thread, process CPU time at more).
 
     Files are run in turn (A B A B ...) within each setting, so each file's ratio
-    to another comes from the same moment of the machine.
+    to another comes from the same moment of the machine (`runtime_latency.benchmark_runtimes`).
     """
-    shapes, batch_sizes, warmup, iterations = (
-        shapes or {},
-        settings.batch_sizes,
-        settings.warmup,
-        settings.iterations,
-    )
-    specs = plan_inputs(files, batch_sizes, shapes)
-    results: dict[str, dict[int, dict[int, LatencyStats]]] = {v: {} for v in files}
-    for n_threads in settings.threads:
-        sessions = {v: make_session(p, n_threads) for v, p in files.items()}
-        for batch in batch_sizes:
-            feeds = {
-                v: random_feeds(specs[v], resolve_shapes(specs[v], batch, shapes, str(p)))
-                for v, p in files.items()
-            }
-            runs = {v: partial(session.run, None, feeds[v]) for v, session in sessions.items()}
-            samples = time_interleaved(runs, warmup, iterations, cpu_kind(n_threads))
-            for v in files:
-                results[v].setdefault(batch, {})[n_threads] = samples[v].stats(batch)
-    return results
+    return benchmark_runtimes(files, settings, [OnnxRuntime()], shapes).stats[OnnxRuntime.name]
 
 
 @dataclass
