@@ -4,7 +4,8 @@
 `latency` tables as one row per variant, batch and threads) and `method_details` (the method's
 own keys in one place) and keeps every key of version 1, the method's keys included. Optional
 keys added within version 2 (reporting/speed.py): CPU-time figures in `latency`,
-`speedup_vs_dense_wall`, `speedup_vs_dense_cpu`, `busy` and `wall_cpu_ratio`. A
+`speedup_vs_dense_wall`, `speedup_vs_dense_cpu`, `busy` and `wall_cpu_ratio`; `runtimes` and
+`validation.<variant>.runtimes` (reporting/runtimes.py: `bench.runtimes` besides onnxruntime). A
 report.json without `schema_version` is version 1: it is read as is (every section it lacks
 is None), so runs written before the typed report still gate and render.
 """
@@ -19,6 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from paiexport.errors import UserError
 from paiexport.reporting.quality import Accuracy, FileCheck, Metrics, Section, TaskInfo
+from paiexport.reporting.runtimes import RuntimeFigures
 from paiexport.reporting.speed import LatencyRow, Nested, Stats, WallCpuRatio, latency_rows
 
 SCHEMA_VERSION = 2
@@ -87,6 +89,7 @@ class DeployCandidate(Section):
 
 class Deploy(Section):
     variant: str | None
+    runtime: str | None = None  # export.deploy_runtime; None: onnxruntime
     max_accuracy_drop: float | None = None
     max_metric_drop: float | None = None
     criterion: str = ""
@@ -149,6 +152,7 @@ class RunReport(BaseModel):
     speedup_vs_dense_cpu: Nested = Field(default_factory=dict)
     busy: bool | None = None  # wall and thread CPU medians disagreed by more than 15%
     wall_cpu_ratio: WallCpuRatio | None = None
+    runtimes: dict[str, RuntimeFigures] | None = None  # None: onnxruntime alone
     size_bytes: dict[str, FileSize] = Field(default_factory=dict)
     size_ratio_vs_dense: dict[str, dict[str, float]] = Field(default_factory=dict)
     files: dict[str, str] = Field(default_factory=dict)

@@ -51,7 +51,8 @@ def _input(port: Any) -> _Input:
 
 
 class OpenVinoSession:
-    """A compiled model and one infer request: `run` returns the outputs in graph order."""
+    """A compiled model and one infer request: `run` returns the outputs in graph order (new
+    arrays each call); `output_names` is ignored (every output is returned, as with None)."""
 
     def __init__(self, compiled: Any) -> None:
         self._request = compiled.create_infer_request()
@@ -61,7 +62,9 @@ class OpenVinoSession:
         return self._inputs
 
     def run(self, output_names: list[str] | None, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
-        return list(self._request.infer(feeds).to_tuple())
+        # share_inputs: no copy of the feeds (onnxruntime does not copy them either); the
+        # outputs are copies, as onnxruntime's are, so a caller may keep them across calls.
+        return list(self._request.infer(feeds, share_inputs=True).to_tuple())
 
 
 class OpenVino(Runtime):
