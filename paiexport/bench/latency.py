@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -9,8 +10,8 @@ from typing import Any
 from rich.table import Table
 
 from paiexport.bench.files import MemoryStats, file_size, session_creation_ms, session_memory
-from paiexport.bench.runtime_latency import benchmark_runtimes
-from paiexport.bench.runtimes import OnnxRuntime
+from paiexport.bench.runtime_latency import RuntimeLatency, benchmark_runtimes
+from paiexport.bench.runtimes import OnnxRuntime, Runtime
 from paiexport.bench.settings import BenchSettings, FileBenchSettings
 from paiexport.bench.stats import BusyCheck, LatencyStats, Speedup, busy_check, labelled, speedup
 from paiexport.errors import UserError
@@ -45,6 +46,7 @@ class BenchResult:
     baseline: str
     settings: FileBenchSettings
     files: dict[str, FileBench] = field(default_factory=dict)
+    runtimes: RuntimeLatency | None = None  # --runtime with more than onnxruntime: every runtime
 
     def speedup(self, label: str, batch: int, threads: int) -> float:
         """On thread CPU time at 1 thread, on wall time at more (`stats.speedup`)."""
@@ -55,15 +57,19 @@ class BenchResult:
         return speedup(base, self.files[label].latency[batch][threads])
 
     def busy(self) -> BusyCheck:
-        """Whether wall and thread CPU medians disagreed (`stats.busy_check`)."""
+        """Whether wall and thread CPU medians disagreed (`stats.busy_check`), in any runtime."""
+        if self.runtimes is not None:
+            return self.runtimes.busy()
         return busy_check(labelled({label: f.latency for label, f in self.files.items()}))
 
     def to_dict(self) -> dict[str, Any]:
+        runtimes = {} if self.runtimes is None else {"runtimes": self.runtimes.to_dict(self.baseline)}
         return {
             "baseline": self.baseline,
             "settings": self.settings.model_dump(),
             **self.busy().to_dict(),
             "files": {label: self._file_dict(label, f) for label, f in self.files.items()},
+            **runtimes,
         }
 
     def _file_dict(self, label: str, f: FileBench) -> dict[str, Any]:
@@ -84,11 +90,18 @@ class BenchResult:
         }
 
 
-def bench(files: dict[str, Path], baseline: str, settings: FileBenchSettings) -> BenchResult:
-    """Latency (interleaved), session creation (interleaved), memory (one process per file), size."""
-    stats = benchmark_files(files, settings, settings.shapes)
+def bench(
+    files: dict[str, Path], baseline: str, settings: FileBenchSettings, runtimes: Sequence[Runtime] = ()
+) -> BenchResult:
+    """Latency (interleaved), session creation (interleaved), memory (one process per file), size.
+
+    With `runtimes` besides onnxruntime, latency is measured in each of them too, every (runtime,
+    file) interleaved in one run; session creation and memory stay onnxruntime's."""
+    timed = runtimes or [OnnxRuntime()]
+    latency = benchmark_runtimes(files, settings, timed, settings.shapes)
+    stats = latency.stats[OnnxRuntime.name]
     create = session_creation_ms(files, min(settings.threads), settings.session_repeats)
-    result = BenchResult(baseline, settings)
+    result = BenchResult(baseline, settings, runtimes=latency if len(timed) > 1 else None)
     for label, path in files.items():
         memory = (
             session_memory(path, min(settings.threads), max(settings.batch_sizes), settings.shapes)

@@ -23,7 +23,7 @@ from paiexport.reporting.report import (
     size_ratios,
     versions,
 )
-from paiexport.reporting.runtimes import busy_in_every_runtime, runtime_sections
+from paiexport.reporting.runtimes import runtime_sections
 from paiexport.reporting.schema import RunReport
 from paiexport.reporting.speed import WallCpuRatio
 from paiexport.sparsity.allocation import layer_keep_counts
@@ -183,7 +183,7 @@ def build_report(facts: RunFacts, run: RunOutcome) -> RunReport:
         method_details=run.fit.details,
     )
     if run.runtimes is not None and run.runtimes.latency.stats:
-        busy = busy_in_every_runtime(run.runtimes)
+        busy = run.runtimes.latency.busy().to_dict()  # wall vs CPU in every runtime of the run
         report.busy, report.wall_cpu_ratio = busy["busy"], WallCpuRatio(**busy["wall_cpu_ratio"])
     if report.train_compact is not None:  # the small model has no masks: report the selection's
         report.sparsity.reached = report.train_compact["selection_sparsity"]

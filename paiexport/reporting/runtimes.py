@@ -17,7 +17,6 @@ from pydantic import Field
 
 from paiexport.bench.runtime_checks import RuntimeOutcome
 from paiexport.bench.runtimes import DEFAULT_RUNTIME
-from paiexport.bench.stats import busy_check, labelled
 from paiexport.errors import UserError
 from paiexport.reporting.quality import Section
 from paiexport.reporting.speed import Nested, Stats
@@ -76,17 +75,6 @@ def runtime_sections(outcome: RuntimeOutcome, baseline: str = Variant.dense) -> 
             "unreadable": dict(outcome.latency.unreadable.get(name, {})),
         }
     return sections
-
-
-def busy_in_every_runtime(outcome: RuntimeOutcome) -> dict[str, Any]:
-    """report.json `busy` and `wall_cpu_ratio` over every runtime's timings (one run: the
-    machine was busy if wall and thread CPU medians disagreed in any of them)."""
-    stats = {
-        f"{v} in {name}": by_b
-        for name, by_file in outcome.latency.stats.items()
-        for v, by_b in by_file.items()
-    }
-    return busy_check(labelled(stats)).to_dict()
 
 
 def runtime_figures(runtimes: dict[str, RuntimeFigures] | None, runtime: str) -> RuntimeFigures:
