@@ -17,6 +17,11 @@ if TYPE_CHECKING:
     from paiexport.verify.file_checks import FileReport
 
 
+GateRuntimeOption = Annotated[
+    str, typer.Option("--runtime", help="Latency and speedup gates read this runtime's figures (openvino).")
+]
+
+
 @app.command("bench")
 def bench_command(
     models: Annotated[list[Path], typer.Argument(help="ONNX files to benchmark side by side.")],
@@ -127,10 +132,7 @@ def check_command(
     min_sparsity: Annotated[
         float | None, typer.Option("--min-sparsity", help="Reached sparsity ≥ S (0.9 = 90%).")
     ] = None,
-    runtime: Annotated[
-        str,
-        typer.Option("--runtime", help="Latency and speedup gates read this runtime's figures (openvino)."),
-    ] = "onnxruntime",
+    runtime: GateRuntimeOption = "onnxruntime",
 ) -> None:
     """Check a run against gates (options and the recipe's gates: section); exit 1 if any fails."""
     from paiexport.reporting.gates import evaluate_gates, gates_from_dict, load_report, recipe_gates
