@@ -309,3 +309,40 @@ def test_export_restores_every_method(method, tmp_path, write_recipe, tiny_recip
     }
     for t in first:
         np.testing.assert_array_equal(numpy_helper.to_array(t), again[t.name])
+
+
+def test_only_onnxruntime_by_default_adds_no_runtime_figures(channel_run):
+    out, report = channel_run
+    assert report["runtimes"] is None and report["deploy"]["runtime"] is None  # None: onnxruntime
+    assert all(check["runtimes"] is None for check in report["validation"].values())
+    assert "## Runtimes" not in (out / "report.md").read_text()
+
+
+def test_openvino_run_validates_times_and_deploys_in_openvino(tmp_path, write_recipe, tiny_recipe_dict):
+    pytest.importorskip("openvino", reason="openvino is an optional extra: pip install 'paiexport[openvino]'")
+    tiny_recipe_dict["sparsity"] = {"target": 0.5, "distribution": "uniform", "structure": "channel"}
+    tiny_recipe_dict["export"].update(
+        {"formats": ["dense", "compact", "int8", "auto"], "int8": "static", "int8_format": "qoperator"}
+    )
+    tiny_recipe_dict["export"]["deploy_runtime"] = "openvino"
+    tiny_recipe_dict["bench"]["runtimes"] = ["onnxruntime", "openvino"]
+    tiny_recipe_dict["validate"] = {"max_accuracy_drop": 100.0}  # int8 would be eligible on accuracy
+    out = tmp_path / "run"
+    result = invoke("run", str(write_recipe(tiny_recipe_dict)), "--out", str(out), "--set", "train.epochs=1")
+    assert result.exit_code == 0, result.output
+    report = json.loads((out / "report.json").read_text())
+    ov = report["runtimes"]["openvino"]
+    assert ov["info"]["precision"] == "f32" and set(ov["latency"]) == {"dense", "compact", "deploy"}
+    assert "com.microsoft.QGemm" in ov["unreadable"]["int8"]  # QOperator: unreadable, not a crash
+    for variant in ("dense", "compact"):
+        there = report["validation"][variant]["runtimes"]["openvino"]
+        assert there["loads"] and there["parity"] and there["deployable"], variant
+        assert ov["speedup_vs_dense_onnxruntime"][variant]["1"]["1"] > 0
+    assert not report["validation"]["int8"]["runtimes"]["openvino"]["deployable"]
+    deploy = report["deploy"]
+    assert deploy["runtime"] == "openvino" and deploy["variant"] in {"dense", "compact"}
+    assert set(deploy["candidates"]) == {"dense", "compact"}  # the unreadable file is no candidate
+    assert "## Runtimes" in (out / "report.md").read_text()
+    assert "<h2>Runtimes</h2>" in (out / "report.html").read_text()
+    gate = invoke("check", str(out), "--min-speedup", "compact=0.01", "--runtime", "openvino")
+    assert gate.exit_code == 0 and "openvino, batch" in gate.output
