@@ -141,10 +141,10 @@ def task_sections(run: RunOutcome) -> dict[str, Any]:
     return sections
 
 
-def validation_section(run: RunOutcome) -> dict[str, Any]:
+def validation_section(checks: dict[str, FileValidation], runtimes: RuntimeOutcome | None) -> dict[str, Any]:
     """report.json `validation`: each file's checks, and its checks in the other runtimes."""
-    section = {v: c.to_dict() for v, c in run.checks.items()}
-    for runtime, checks in (run.runtimes.checks if run.runtimes else {}).items():
+    section = {v: c.to_dict() for v, c in checks.items()}
+    for runtime, checks in (runtimes.checks if runtimes else {}).items():
         for v, check in checks.items():
             section[v].setdefault("runtimes", {})[runtime] = check.to_dict()
     return section
@@ -166,7 +166,7 @@ def build_report(facts: RunFacts, run: RunOutcome) -> RunReport:
         **task_sections(run),
         sparsity=sparsity_section(run.model, facts.sparsity, run.files, facts.layer_targets),
         layer_collapse=find_collapse({n: w != 0 for n, w in weights.items()}),
-        validation=validation_section(run),
+        validation=validation_section(run.checks, run.runtimes),
         runtimes=None if run.runtimes is None else runtime_sections(run.runtimes),
         **latency_sections(run.stats),
         size_bytes=sizes,
