@@ -3,8 +3,13 @@
     from paiexport.api import Recipe, run_recipe
     report = run_recipe("recipe.yaml", "runs/mine", model=my_net, datasets=(train_set, test_set))
 
-`model` is any classifier `nn.Module` (it is trained in place); `datasets` are torch `Dataset`s
-of `(x, y)` pairs. Both replace the recipe's `model:` / `data:` names for this run only.
+`model` is any `nn.Module` (it is trained in place); `datasets` are torch `Dataset`s of `(x, y)`
+pairs. Both replace the recipe's `model:` / `data:` names for this run only. `task` replaces its
+`task:` section: a name (`"regression"`), a section (`{"name": "regression", "loss": "huber"}`)
+or a custom task whose loss and metrics are plain callables:
+
+    run_recipe(..., task={"name": "custom", "loss": my_loss, "metrics": {"mae": my_mae},
+                          "primary": "mae", "higher_is_better": False})
 
 A run that finishes is returned even when it failed (a broken file, a failed gate, no deployable
 file: what makes `paiexport run` exit 1): check `report.ok` (or `report.verdict.line`) before
@@ -25,6 +30,7 @@ from paiexport.recipe import Override, Recipe, apply_overrides, load_recipe, val
 from paiexport.reporting.schema import RunReport
 from paiexport.runs import pipeline
 from paiexport.runs.verdict import print_verdict
+from paiexport.tasks import TaskConfig
 
 __all__ = ["Recipe", "RunReport", "load_recipe", "run_recipe"]
 
@@ -46,6 +52,7 @@ def run_recipe(
     model: nn.Module | None = None,
     datasets: tuple[Dataset, Dataset] | None = None,
     overrides: dict[str, Any] | None = None,
+    task: str | dict[str, Any] | TaskConfig | None = None,
     force: bool = False,
     console: Console | None = None,
 ) -> RunReport:
@@ -67,9 +74,29 @@ def run_recipe(
         train, test = datasets
         raw["data"]["name"] = register(lambda: (train, test))
         raw["data"]["path"] = None
+    if task is not None:
+        raw["task"] = _task_section(task)
     final = validate_recipe(raw, "recipe") if raw != spec.to_dict() else spec
     final._folder = spec._folder
     report = pipeline.run_recipe(final, Path(out_dir), force=force, console=console)
     if console is not None:
         print_verdict(console, report, Path(out_dir))
     return report
+
+
+def _task_section(task: str | dict[str, Any] | TaskConfig) -> dict[str, Any]:
+    """The recipe's `task:` section for `task`; callables (a custom task's loss, metrics and
+    baseline) are registered in this process like `model` and `datasets`."""
+    if isinstance(task, str):
+        return {"name": task}
+    if isinstance(task, TaskConfig):
+        return task.model_dump(mode="json")
+    if not isinstance(task, dict):
+        raise TypeError(f"task must be a name, a dict or a TaskConfig, got {type(task).__name__}")
+    section = dict(task)
+    for key in ("loss", "baseline"):
+        if callable(section.get(key)):
+            section[key] = register(section[key])
+    if isinstance(section.get("metrics"), dict):
+        section["metrics"] = {k: register(v) if callable(v) else v for k, v in section["metrics"].items()}
+    return section

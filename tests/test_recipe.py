@@ -4,7 +4,13 @@ import pytest
 
 from paiexport.cli.overrides import parse_overrides
 from paiexport.errors import UserError
-from paiexport.recipe import apply_overrides, bundled_recipes_dir, load_recipe, resolve_recipe_path
+from paiexport.recipe import (
+    apply_overrides,
+    bundled_recipes_dir,
+    load_recipe,
+    resolve_recipe_path,
+    validate_recipe,
+)
 from paiexport.sparsity.types import Distribution
 
 
@@ -148,3 +154,33 @@ def test_runtime_fields_are_checked_naming_the_field(overrides, message):
     with pytest.raises(UserError) as caught:
         load_recipe(bundled_recipes_dir() / "snip90.yaml", parse_overrides(overrides))
     assert message in str(caught.value) and "snip90.yaml" in str(caught.value)
+
+
+def test_the_default_task_leaves_the_hash_as_it_was(tiny_recipe_dict):
+    # Fields added after recipes were first hashed (task, validate.max_metric_drop, the metric
+    # gates) are left out of the digest while they hold their defaults: old runs keep their hash.
+    plain = validate_recipe(tiny_recipe_dict, "r.yaml")
+    spelled = validate_recipe(
+        {
+            **tiny_recipe_dict,
+            "task": {"name": "classification", "label_smoothing": 0.0},
+            "validate": {"max_metric_drop": None},
+            "gates": {"min_metric": None, "max_metric_drop": None},
+        },
+        "r.yaml",
+    )
+    smoothed = validate_recipe({**tiny_recipe_dict, "task": {"label_smoothing": 0.1}}, "r.yaml")
+    regression = validate_recipe({**tiny_recipe_dict, "task": {"name": "regression"}}, "r.yaml")
+    assert plain.digest() == spelled.digest()
+    assert len({plain.digest(), smoothed.digest(), regression.digest()}) == 3
+    assert smoothed.task.name == "classification"  # a task section without a name configures the default
+
+
+def test_an_unknown_task_is_named_with_the_choices(tiny_recipe_dict):
+    with pytest.raises(UserError) as caught:
+        validate_recipe({**tiny_recipe_dict, "task": {"name": "detection"}}, "r.yaml")
+    assert str(caught.value).startswith(
+        "r.yaml: task.name: unknown task 'detection' (choose from classification,"
+    )
+    with pytest.raises(UserError, match=r"r\.yaml: task\.loss: "):
+        validate_recipe({**tiny_recipe_dict, "task": {"name": "regression", "loss": "hinge"}}, "r.yaml")

@@ -20,7 +20,8 @@ from paiexport.errors import UserError
 from paiexport.reporting.runtimes import latency_medians, runtime_figures
 from paiexport.reporting.schema import RunReport, needed
 from paiexport.reporting.speed import Nested
-from paiexport.verify.rules import accuracy_drop_points, metric_drop, reaches_sparsity, within_drop_limit
+from paiexport.tasks.base import metric_drop
+from paiexport.verify.rules import accuracy_drop_points, reaches_sparsity, within_drop_limit
 
 
 class GatesConfig(StrictModel):
@@ -178,11 +179,10 @@ def _metric_gates(gates: GatesConfig, report: RunReport) -> list[GateResult]:
         passed = value >= gates.min_metric if higher else value <= gates.min_metric
         results.append(GateResult("min_metric", value, gates.min_metric, passed, where, name))
     if gates.max_metric_drop is not None:
-        torch_value, task = report.torch_metric, report.task.name if report.task else "classification"
-        drops = {v: metric_drop(torch_value, m, higher, task) for v, m in onnx.items()}
+        drops = {v: metric_drop(report.torch_metric, m, report.drop_rule) for v, m in onnx.items()}
         where, drop = _worst(drops, largest=True)
         passed = within_drop_limit(drop, gates.max_metric_drop)
-        unit = "pt" if task == "classification" else name
+        unit = "pt" if report.drop_rule.scale == 100 else name
         results.append(
             GateResult("max_metric_drop", drop, gates.max_metric_drop, passed, f"{where} vs torch", unit)
         )

@@ -63,6 +63,8 @@ class FileCheck(Section):
     metric_match: bool = True
     baseline: float | None = None
     max_metric_drop: float | None = None
+    drop_scale: float = 100.0
+    relative_drop: bool = False
     runtimes: dict[str, RuntimeCheck] | None = None  # bench.runtimes besides onnxruntime
 
 
@@ -73,6 +75,9 @@ class TaskInfo(Section):
     primary: str
     higher_is_better: bool
     baseline: float | None = None
+    drop_scale: float = 1.0  # how a drop of the primary metric is measured (tasks.base.DropRule)
+    relative_drop: bool = False
+    percent: bool = False  # the primary metric is a fraction, shown in %
 
 
 class Metrics(Section):

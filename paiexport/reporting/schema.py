@@ -2,11 +2,12 @@
 
 `schema_version` 2 is the first typed report. It adds `schema_version`, `latency_rows` (the
 `latency` tables as one row per variant, batch and threads) and `method_details` (the method's
-own keys in one place) and keeps every key of version 1, the method's keys included. Optional
-keys added within version 2 (reporting/speed.py): CPU-time figures in `latency`,
-`speedup_vs_dense_wall`, `speedup_vs_dense_cpu`, `busy` and `wall_cpu_ratio`; `runtimes` and
-`validation.<variant>.runtimes` (reporting/runtimes.py: `bench.runtimes` besides onnxruntime). A
-report.json without `schema_version` is version 1: it is read as is (every section it lacks
+own keys in one place) and keeps every key of version 1, the method's keys included. Version 3
+adds `task`, `metrics` and each file's `validation.<variant>.metrics` (every task), the int8
+choice (`export.int8_used`) and CPU-time figures (`latency` CPU keys, `speedup_vs_dense_wall`,
+`speedup_vs_dense_cpu`, `busy`, `wall_cpu_ratio`: reporting/speed.py), and `runtimes` with
+`validation.<variant>.runtimes` (reporting/runtimes.py: `bench.runtimes` besides onnxruntime).
+A report.json without `schema_version` is version 1: it is read as is (every section it lacks
 is None), so runs written before the typed report still gate and render.
 """
 
@@ -22,8 +23,9 @@ from paiexport.errors import UserError
 from paiexport.reporting.quality import Accuracy, FileCheck, Metrics, Section, TaskInfo
 from paiexport.reporting.runtimes import RuntimeFigures
 from paiexport.reporting.speed import LatencyRow, Nested, Stats, WallCpuRatio, latency_rows
+from paiexport.tasks.base import DropRule
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 # Method.fit details that version 1 wrote as top-level keys (docs/outputs-and-verdicts.md documents them).
 METHOD_KEYS = ("mask_updates", "levels", "phases", "sparse_selection")
 S = TypeVar("S")
@@ -177,7 +179,6 @@ class RunReport(BaseModel):
         if not isinstance(data, dict):
             return data
         data = {k: v for k, v in data.items() if k != "latency_rows"}  # derived from `latency`
-        data.setdefault("schema_version", 1)
         top = {k: data.pop(k) for k in METHOD_KEYS if k in data}
         data["method_details"] = {**(data.get("method_details") or {}), **top}  # the public keys win
         return data
@@ -198,6 +199,13 @@ class RunReport(BaseModel):
     def primary(self) -> tuple[str, bool]:
         """(name, higher is better) of the primary metric (accuracy for reports without `task`)."""
         return (self.task.primary, self.task.higher_is_better) if self.task else ("accuracy", True)
+
+    @property
+    def drop_rule(self) -> DropRule:
+        """How the primary metric's drop is measured (classification: points of accuracy)."""
+        if self.task is None:
+            return DropRule(True, 100.0, False)
+        return DropRule(self.task.higher_is_better, self.task.drop_scale, self.task.relative_drop)
 
     @property
     def torch_metric(self) -> float:
@@ -239,6 +247,7 @@ class RunReport(BaseModel):
                 f"{source}: schema_version {version} is newer than this paiexport reads "
                 f"({SCHEMA_VERSION}); upgrade paiexport"
             )
+        raw = {"schema_version": 1, **raw}  # a report.json without it is version 1
         try:
             return cls.model_validate(raw)
         except ValidationError as exc:

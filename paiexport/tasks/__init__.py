@@ -11,10 +11,15 @@ from pydantic import Field
 
 from paiexport.tasks.base import Meter, Task, TaskConfig
 from paiexport.tasks.classification import Classification, ClassificationConfig
+from paiexport.tasks.custom import Custom
+from paiexport.tasks.language_model import LanguageModel
+from paiexport.tasks.multilabel import Multilabel
 from paiexport.tasks.regression import Regression
+from paiexport.tasks.segmentation import Segmentation
 
 TASKS: dict[str, type[Task]] = {
-    cls.config_class.model_fields["name"].default: cls for cls in (Classification, Regression)
+    cls.config_class.model_fields["name"].default: cls
+    for cls in (Classification, Regression, Multilabel, Segmentation, LanguageModel, Custom)
 }
 
 TaskSection = Annotated[

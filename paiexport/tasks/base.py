@@ -7,7 +7,9 @@ methods take its `loss`, evaluation and validation its `meter`, the data loaders
 
 from __future__ import annotations
 
+import math
 from abc import ABC, abstractmethod
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import torch
@@ -48,6 +50,8 @@ class Task(ABC):
     percent: ClassVar[bool] = False  # shown as a percentage (accuracy, F1, IoU)
     default_max_drop: ClassVar[float]  # validate.max_metric_drop when unset, in the metric's unit
     baseline_needs_train: ClassVar[bool] = True  # `baseline` reads the training targets
+    drop_scale: ClassVar[float] = 1.0  # a drop's unit: 100 turns a fraction into points
+    relative_drop: ClassVar[bool] = False  # a drop as a fraction of the reference (perplexity)
 
     def __init__(self, config: TaskConfig) -> None:
         self.config = config
@@ -106,8 +110,13 @@ class Task(ABC):
         return value <= baseline if self.higher_is_better else value >= baseline
 
     def drop(self, reference: float, value: float) -> float:
-        """How much worse `value` is than `reference`, in the metric's unit (negative: better)."""
-        return reference - value if self.higher_is_better else value - reference
+        """How much worse `value` is than `reference` in the unit of `validate.max_metric_drop`
+        (negative: better); see `metric_drop`."""
+        return metric_drop(reference, value, self.drop_rule)
+
+    @property
+    def drop_rule(self) -> DropRule:
+        return DropRule(self.higher_is_better, self.drop_scale, self.relative_drop)
 
     def metrics_match(self, a: dict[str, float], b: dict[str, float], samples: int) -> bool:
         """A float file's primary metric equals PyTorch's up to float noise."""
@@ -118,7 +127,35 @@ class Task(ABC):
         raise UserError(f"task.name {self.name}: {where}: {shorten(what, 160)}")
 
     def describe(self) -> dict[str, Any]:
-        return {"name": self.name, "primary": self.primary, "higher_is_better": self.higher_is_better}
+        """report.json `task` (with `baseline` added by the run)."""
+        return {
+            "name": self.name,
+            "primary": self.primary,
+            "higher_is_better": self.higher_is_better,
+            "drop_scale": self.drop_scale,
+            "relative_drop": self.relative_drop,
+            "percent": self.percent,
+        }
+
+
+@dataclass(frozen=True)
+class DropRule:
+    """How a metric's drop is measured: its direction, its unit, absolute or relative."""
+
+    higher_is_better: bool = True
+    scale: float = 1.0
+    relative: bool = False
+
+
+def metric_drop(reference: float, value: float, rule: DropRule) -> float:
+    """How much worse `value` is than `reference` (negative: better), the one rule every limit
+    uses (`validate.max_metric_drop`, the `max_metric_drop` gate, the deploy choice): the
+    difference in the metric's direction, or with `relative` as a fraction of `reference`
+    (perplexity 5.25 vs 5.0: 0.05), times `scale` (classification: 100, points of accuracy)."""
+    worse = reference - value if rule.higher_is_better else value - reference
+    if rule.relative:
+        worse = worse / abs(reference) if reference else math.inf * (worse > 0)
+    return worse * rule.scale
 
 
 def shape_text(t: torch.Tensor) -> str:
@@ -148,3 +185,10 @@ def in_range(task: Task, y: torch.Tensor, where: str, limit: int | None, ignore:
     if low < 0 or (limit is not None and high >= limit):
         bad = low if low < 0 else high
         task.refuse(where, f"target {bad} outside [0, {limit or 'inf'})")
+
+
+def declared_width(task: Task, found: int, declared: int | None, what: str) -> int:
+    """`declared` (data.num_classes) when set, else `found`; a declared width below `found` is refused."""
+    if declared is not None and declared < found:
+        task.refuse("data.num_classes", f"{declared} declared, but the targets need {found} {what}")
+    return found if declared is None else declared

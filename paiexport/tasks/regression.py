@@ -41,14 +41,18 @@ class _Sums(Meter):
     def __init__(self, task: Regression) -> None:
         self.task = task
         self.n = 0
+        self.shift: torch.Tensor | None = None  # the first target: sums of y - shift do not cancel
         self.sum_y = self.sum_y2 = self.sse = self.sae = 0.0
 
     def add(self, outputs: torch.Tensor, targets: torch.Tensor) -> None:
         pred, y = _columns(self.task.predictions(outputs, targets)), _columns(targets)
         err = pred - y
+        if self.shift is None and len(y):
+            self.shift = y[0].clone()
+        centred = y - (self.shift if self.shift is not None else 0.0)
         self.n += len(y)
-        self.sum_y = self.sum_y + y.sum(0)
-        self.sum_y2 = self.sum_y2 + (y * y).sum(0)
+        self.sum_y = self.sum_y + centred.sum(0)
+        self.sum_y2 = self.sum_y2 + (centred * centred).sum(0)
         self.sse = self.sse + (err * err).sum(0)
         self.sae = self.sae + err.abs().sum(0)
 

@@ -21,7 +21,6 @@ from paiexport.verify.rules import (
     PARITY_ATOL,
     accuracies_match,
     accuracy_drop_points,
-    metric_drop,
     over_limit_reason,
     parity_diff,
     within_drop_limit,
@@ -164,7 +163,7 @@ def _compare_metric(
         task_metrics(task, ref, targets)[task.primary],
     )
     if is_quantized(model) and not is_quantized(onnx.load(str(reference))):
-        drop = metric_drop(ref_value, value, task.higher_is_better, task.name)
+        drop = task.drop(ref_value, value)
         report.checks.append(
             Check("metric_drop", True, f"int8 file: {task.primary} {value:.4g} vs {ref_value:.4g}")
         )

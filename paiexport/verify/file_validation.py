@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 
-from paiexport.verify.rules import metric_drop, over_limit_reason, within_drop_limit
+from paiexport.tasks.base import DropRule, metric_drop
+from paiexport.verify.rules import over_limit_reason, within_drop_limit
 
 
 @dataclass
@@ -27,6 +28,8 @@ class FileValidation:
     task: str = "classification"
     primary: str = "accuracy"
     higher_is_better: bool = True
+    drop_scale: float = 100.0  # the task's drop rule (tasks.base.metric_drop): classification's points
+    relative_drop: bool = False
 
     @property
     def metric(self) -> float:
@@ -79,7 +82,8 @@ class FileValidation:
     @property
     def metric_drop(self) -> float:
         """How much worse than PyTorch, in the limit's unit (points for accuracy; negative: better)."""
-        return metric_drop(self.metric_torch, self.metric, self.higher_is_better, self.task)
+        rule = DropRule(self.higher_is_better, self.drop_scale, self.relative_drop)
+        return metric_drop(self.metric_torch, self.metric, rule)
 
     @property
     def accuracy_drop(self) -> float:
@@ -95,8 +99,11 @@ class FileValidation:
 
     @property
     def unit(self) -> str:
-        """The unit of `metric_drop` and its limit: points of accuracy, else the metric itself."""
-        return "pt" if self.task == "classification" else self.primary
+        """The unit of `metric_drop` and its limit: points of accuracy, a fraction of the metric
+        (perplexity), else the metric itself."""
+        if self.task == "classification":
+            return "pt"
+        return f"× {self.primary}" if self.relative_drop else self.primary
 
     @property
     def reason(self) -> str:
@@ -109,7 +116,7 @@ class FileValidation:
             return over_limit_reason(self.metric_drop, limit, self.unit)
         if self.task == "classification":
             return f"{(self.metric - self.metric_torch) * 100:+.1f} pt vs PyTorch (limit {limit})"
-        return f"{self.metric - self.metric_torch:+.4g} {self.unit} vs PyTorch (limit {limit})"
+        return f"{-self.metric_drop:+.4g} {self.unit} vs PyTorch (limit {limit})"
 
     def to_dict(self) -> dict:
         data = asdict(self)

@@ -52,14 +52,6 @@ def over_limit_reason(drop: float, limit: float, unit: str = "pt") -> str:
     return f"−{points(drop, limit)} {unit} > {limit}: not deployable"
 
 
-def metric_drop(reference: float, value: float, higher_is_better: bool, task: str) -> float:
-    """How much worse `value` is than `reference` in the limit's unit: points for classification's
-    accuracy, the metric's own unit otherwise (negative: better)."""
-    if task == "classification":
-        return accuracy_drop_points(reference, value)
-    return reference - value if higher_is_better else value - reference
-
-
 def reaches_sparsity(zeros: int, total: int, limit: float) -> bool:
     """`zeros` of `total` weights meet the minimum sparsity `limit`, up to
     `SPARSITY_SLACK_WEIGHTS` weights short (and float noise in `limit * total`)."""

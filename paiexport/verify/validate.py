@@ -79,12 +79,6 @@ class Judging:
     max_metric_drop: float = 1.0
 
 
-def judging_for(
-    task: Task, train_y: torch.Tensor, test_y: torch.Tensor, width: int, max_drop: float
-) -> Judging:
-    return Judging(task, task.baseline(train_y, test_y, width), max_drop)
-
-
 def validate_file(
     path: Path,
     variant: str,
@@ -124,6 +118,8 @@ def validate_file(
         task=task.name,
         primary=task.primary,
         higher_is_better=task.higher_is_better,
+        drop_scale=task.drop_scale,
+        relative_drop=task.relative_drop,
     )
     opened = open_checked(path)
     result.checker = opened.checker

@@ -6,13 +6,15 @@ import pytest
 
 from paiexport.bench.deploy import choose_deploy
 from paiexport.bench.latency import LatencyStats
-from paiexport.verify.validate import FileValidation
+from paiexport.verify.validate import FileValidation, accuracy_validation
 
 
 def check(variant: str, accuracy: float = 0.9, parity: bool = True) -> FileValidation:
     """A file that loads; int8 files are lossy (judged by their accuracy drop, not parity)."""
     lossy = variant.endswith("int8")
-    return FileValidation(variant, True, True, 0.0, parity, accuracy, 0.9, True, parity_required=not lossy)
+    return accuracy_validation(
+        variant, True, True, 0.0, parity, accuracy, 0.9, True, parity_required=not lossy
+    )
 
 
 def stats(*medians: float) -> dict[int, dict[int, LatencyStats]]:
@@ -56,6 +58,6 @@ def test_one_thread_choice_is_on_thread_cpu_time():
         return {1: {1: LatencyStats(wall, wall, wall, 1 / wall, cpu, cpu, cpu, "thread", 1)}}
 
     timings = {"dense": timed(1.0, 1.0), "compact": timed(3.0, 0.5)}
-    chosen, section = choose_deploy(timings, {v: check(v) for v in timings}, 0.9, 1.0)
+    chosen, section = choose_deploy(timings, {v: check(v) for v in timings}, 1.0)
     assert chosen == "compact" and section["candidates"]["compact"]["geomean_latency_ms"] == 0.5
     assert "thread CPU time" in section["criterion"]

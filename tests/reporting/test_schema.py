@@ -70,7 +70,7 @@ def test_round_trip_write_read_equal(tmp_path):
     again = RunReport.read(tmp_path)  # a run folder reads its report.json
     assert again == report
     raw = json.loads((tmp_path / "report.json").read_text())
-    assert raw["schema_version"] == 2
+    assert raw["schema_version"] == SCHEMA_VERSION == 3
     # The documented top-level method key stays, and the same details sit under method_details.
     updates = {"count": 2, "updates": [{"step": 3}, {"step": 6}]}
     assert raw["mask_updates"] == raw["method_details"]["mask_updates"] == updates
@@ -87,7 +87,7 @@ def test_version1_report_reads_with_its_method_keys():
 
 def test_newer_or_malformed_reports_are_refused_in_one_line(tmp_path):
     newer = {**version1_report(), "schema_version": SCHEMA_VERSION + 1}
-    with pytest.raises(UserError, match=r"schema_version 3 is newer than this paiexport reads \(2\)"):
+    with pytest.raises(UserError, match=r"schema_version 4 is newer than this paiexport reads \(3\)"):
         RunReport.from_dict(newer)
     bad = version1_report()
     bad["validation"]["dense"]["passed"] = "perhaps"
@@ -95,7 +95,7 @@ def test_newer_or_malformed_reports_are_refused_in_one_line(tmp_path):
         RunReport.from_dict(bad)
     (tmp_path / "report.json").write_text(json.dumps(newer))
     result = CliRunner().invoke(app, ["check", str(tmp_path)])
-    assert result.exit_code == 2 and "schema_version 3" in result.output
+    assert result.exit_code == 2 and "schema_version 4" in result.output
     assert "Traceback" not in result.output
 
 
@@ -143,3 +143,10 @@ def test_write_deploy_returns_its_result_and_leaves_inputs_alone(tmp_path, monke
     nothing = write_deploy(files, stats, {"dense": broken, "int8": lossy}, 1.0, tmp_path / "none.onnx")
     assert nothing.file is None and nothing.section["variant"] is None
     assert not (tmp_path / "none.onnx").exists()
+
+
+def test_a_written_report_says_its_version_and_one_without_it_reads_as_version_1(tmp_path):
+    RunReport().write(tmp_path / "report.json")  # what `run` writes: this version, not 1
+    assert json.loads((tmp_path / "report.json").read_text())["schema_version"] == SCHEMA_VERSION
+    assert RunReport.read(tmp_path).schema_version == SCHEMA_VERSION
+    assert RunReport.from_dict({}).schema_version == 1

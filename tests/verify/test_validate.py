@@ -13,9 +13,7 @@ from torch import nn
 from paiexport.data import Split
 from paiexport.export.torch_export import save_onnx, to_onnx
 from paiexport.verify.validate import (
-    FileValidation,
     accuracy,
-    accuracy_validation,
     float_zeros,
     make_session,
     onnx_weight_sparsity,
@@ -96,47 +94,6 @@ def test_accuracy_is_the_share_of_argmax_hits_and_zero_without_labels():
     logits = np.array([[2.0, 1.0], [0.0, 3.0], [5.0, -1.0]])
     assert accuracy(logits, np.array([0, 1, 1])) == pytest.approx(2 / 3)
     assert accuracy(np.zeros((0, 2)), np.array([], dtype=np.int64)) == 0.0
-
-
-def result(**fields) -> FileValidation:
-    """A float file that passes every check; `fields` change some."""
-    base = dict(variant="dense", checker=True, loads=True, max_abs_diff=0.0, parity=True)
-    base.update(accuracy=0.9, accuracy_torch=0.9, accuracy_match=True, chance_level=0.3)
-    return accuracy_validation(**{**base, **fields})
-
-
-def test_a_file_that_fails_the_checker_is_broken_by_the_checker_alone():
-    bad = result(checker=False, loads=False, parity=False, accuracy_match=False, accuracy=0.0)
-    assert bad.broken_checks == ["checker"] and not bad.passed and not bad.deployable
-    assert bad.reason == "broken: checker"
-    unloadable = result(loads=False, parity=False, accuracy_match=False, accuracy=0.0)
-    assert unloadable.broken_checks == ["load"] and unloadable.reason == "broken: load"
-
-
-def test_a_float_file_matching_pytorch_is_deployable():
-    good = result()
-    assert good.broken_checks == [] and good.deployable and good.reason == "matches PyTorch"
-    row = good.to_dict()
-    assert (row["passed"], row["broken_checks"], row["deployable"]) == (True, [], True)
-    assert row["reason"] == "matches PyTorch" and row["variant"] == "dense"
-
-
-def test_a_lossy_file_within_the_limit_is_deployable_with_its_drop_in_the_reason():
-    lossy = result(variant="int8", parity=False, accuracy=0.895, accuracy_match=False, parity_required=False)
-    assert lossy.broken_checks == [] and lossy.deployable
-    assert lossy.accuracy_drop == pytest.approx(0.5)
-    assert lossy.reason == "-0.5 pt vs PyTorch (limit 1.0)"
-    assert lossy.within_limit(0.5) and not lossy.within_limit(0.4)
-
-
-def test_lossy_file_over_the_limit_is_not_deployable_but_not_broken():
-    check = accuracy_validation("int8", True, True, 0.08, False, 0.888, 0.9, False, parity_required=False)
-    assert check.passed and check.broken_checks == [] and not check.deployable
-    assert check.reason == "−1.2 pt > 1.0: not deployable"
-    float_file = accuracy_validation("dense", True, True, 0.08, False, 0.888, 0.9, False)
-    assert float_file.broken_checks == ["parity", "accuracy"] and not float_file.deployable
-    garbage = accuracy_validation("int8", True, True, 0.0, True, 0.10, 0.1, True, chance_level=0.1285)
-    assert garbage.broken_checks == ["chance_level"]
 
 
 def exported(tmp_path, model: nn.Module, name: str = "m.onnx"):
