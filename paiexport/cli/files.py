@@ -106,6 +106,18 @@ def _gate_options(
     return {k: v for k, v in options.items() if v not in (None, {})}
 
 
+MinMetricOption = Annotated[
+    float | None,
+    typer.Option("--min-metric", help="Every ONNX variant's primary metric ≥ X (≤ X when lower is better)."),
+]
+MaxMetricDropOption = Annotated[
+    float | None,
+    typer.Option(
+        "--max-metric-drop", help="Every ONNX variant at most D worse than PyTorch (the task's unit)."
+    ),
+]
+
+
 @app.command("check")
 def check_command(
     run_or_report: Annotated[Path, typer.Argument(help="A run folder or its report.json.")],
@@ -133,20 +145,21 @@ def check_command(
         float | None, typer.Option("--min-sparsity", help="Reached sparsity ≥ S (0.9 = 90%).")
     ] = None,
     runtime: GateRuntimeOption = "onnxruntime",
+    min_metric: MinMetricOption = None,
+    max_metric_drop: MaxMetricDropOption = None,
 ) -> None:
     """Check a run against gates (options and the recipe's gates: section); exit 1 if any fails."""
     from paiexport.reporting.gates import evaluate_gates, gates_from_dict, load_report, recipe_gates
 
     with user_errors():
         report = load_report(run_or_report)
-        options = _gate_options(
-            max_latency_ms,
-            min_speedup,
-            max_size_mb,
-            min_accuracy=min_accuracy,
-            max_accuracy_drop=max_accuracy_drop,
-            min_sparsity=min_sparsity,
-        )
+        numbers = {"min_accuracy": min_accuracy, "max_accuracy_drop": max_accuracy_drop}
+        numbers |= {
+            "min_sparsity": min_sparsity,
+            "min_metric": min_metric,
+            "max_metric_drop": max_metric_drop,
+        }
+        options = _gate_options(max_latency_ms, min_speedup, max_size_mb, **numbers)
         cli_gates = gates_from_dict(options, "options")
         gates = recipe_gates(report, str(run_or_report)).merged(cli_gates)
         if gates.is_empty():

@@ -101,11 +101,13 @@ class GateResult:
     limit: float
     passed: bool
     where: str  # which variant/setting gave the measured (worst) value
-    unit: str  # "%", "pt", "ms", "x" or "MB"
+    unit: str  # "%", "pt", "ms", "x", "MB", or a metric's name (min_metric, max_metric_drop)
+    at_most: bool | None = None  # the limit is a maximum; None: a "max..." gate is one
 
     def line(self) -> str:
-        op = "<=" if self.gate.startswith("max") else ">="
-        fmt = _FORMATS[self.unit]
+        at_most = self.gate.startswith("max") if self.at_most is None else self.at_most
+        op = "<=" if at_most else ">="
+        fmt = _FORMATS.get(self.unit, lambda v: f"{v:.4g} {self.unit}")
         verdict = "PASS" if self.passed else "FAIL"
         return f"{verdict}  {self.gate:<24} {fmt(self.measured)} {op} {fmt(self.limit)}  ({self.where})"
 
@@ -177,7 +179,7 @@ def _metric_gates(gates: GatesConfig, report: RunReport) -> list[GateResult]:
     if gates.min_metric is not None:
         where, value = _worst(onnx, largest=not higher)
         passed = value >= gates.min_metric if higher else value <= gates.min_metric
-        results.append(GateResult("min_metric", value, gates.min_metric, passed, where, name))
+        results.append(GateResult("min_metric", value, gates.min_metric, passed, where, name, not higher))
     if gates.max_metric_drop is not None:
         drops = {v: metric_drop(report.torch_metric, m, report.drop_rule) for v, m in onnx.items()}
         where, drop = _worst(drops, largest=True)

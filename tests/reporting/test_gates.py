@@ -244,3 +244,29 @@ def test_evaluate_gates_in_a_runtime_leaves_the_other_gates_alone():
     by_runtime = {r.gate: r for r in evaluate_gates(gates, report, "openvino")}
     assert by_runtime["min_speedup[int8]"].measured == 2.1
     assert by_runtime["min_accuracy"] == {r.gate: r for r in evaluate_gates(gates, report)}["min_accuracy"]
+
+
+def test_metric_gates_judge_the_primary_metric_in_its_direction():
+    from paiexport.reporting.gates import GatesConfig, evaluate_gates
+    from paiexport.reporting.schema import RunReport
+
+    report = RunReport.from_dict(
+        {
+            "task": {
+                "name": "language_model",
+                "primary": "perplexity",
+                "higher_is_better": False,
+                "relative_drop": True,
+            },
+            "metrics": {
+                "torch": {"perplexity": 5.0},
+                "onnx": {"dense": {"perplexity": 5.0}, "int8": {"perplexity": 5.4}},
+            },
+        }
+    )
+    gates = GatesConfig(min_metric=5.2, max_metric_drop=0.05)
+    by_name = {r.gate: r for r in evaluate_gates(gates, report)}
+    bound, drop = by_name["min_metric"], by_name["max_metric_drop"]
+    assert (bound.measured, bound.where, bound.passed) == (5.4, "int8", False)  # the worst: the highest
+    assert bound.line().startswith("FAIL  min_metric") and "5.4 perplexity <= 5.2 perplexity" in bound.line()
+    assert drop.measured == pytest.approx(0.08) and not drop.passed  # 5.4 / 5.0 - 1
