@@ -162,3 +162,11 @@ def test_export_of_an_edge_popup_run_keeps_the_runs_initializer_order(
     tiny_recipe_dict["export"]["formats"] = ["dense", "compact", "sparse"]
     out = run(write_recipe, tiny_recipe_dict, tmp_path / "run")
     assert_same_files(out, export(out, tmp_path / "re"))
+
+
+def test_sparsity_rules_are_code_that_export_runs_and_transformers_is_not():
+    from paiexport.runs.export import factory_modules
+
+    spec = "transformers:AutoModelForSequenceClassification"  # a library, like torchvision:
+    assert factory_modules(spec, "synthetic") == []
+    assert factory_modules(spec, "synthetic", ["myrules:register", "pkg.more:add"]) == ["myrules", "pkg.more"]
