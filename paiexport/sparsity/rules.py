@@ -2,7 +2,7 @@
 
 `builtin_rules()` holds every built-in rule (`dep_rules.py`: Conv, Linear, norms, element-wise
 and spatial ops, reshapes, joins; `attention.py`: nn.MultiheadAttention and
-nn.TransformerEncoderLayer).
+nn.TransformerEncoderLayer; `hf_rules.py`: Hugging Face encoder and decoder layers).
 A recipe's `sparsity.rules: ["myrules:register"]` names callables imported from the recipe's
 folder (`paiexport.importing`); `load_rules` calls each with a copy of the built-ins, where it
 registers its own rules (`registry.module(MyOp, rule)`, `registry.function(my_fn, rule)`).
@@ -22,6 +22,7 @@ from paiexport.errors import shorten
 from paiexport.importing import import_callable, user_code
 from paiexport.sparsity.attention import register_attention
 from paiexport.sparsity.dep_rules import register_builtins
+from paiexport.sparsity.hf_rules import register_hf
 from paiexport.sparsity.rule_registry import RuleRegistry
 
 _ACTIVE: ContextVar[RuleRegistry | None] = ContextVar("paiexport_rules", default=None)
@@ -32,6 +33,7 @@ def _builtins() -> RuleRegistry:
     rules = RuleRegistry()
     register_builtins(rules)
     register_attention(rules)
+    register_hf(rules)
     return rules
 
 
