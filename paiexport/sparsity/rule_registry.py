@@ -159,8 +159,13 @@ class RuleRegistry:
         return qualified(type(module)) in self._modules
 
     def wrapped_functions(self) -> tuple[Callable[..., Any], ...]:
-        """Plain Python functions with a rule: the tracer records them as one call."""
-        return tuple(f for f in self._functions if isinstance(f, types.FunctionType))
+        """Plain Python functions with a rule, outside torch (which fx records already): the tracer
+        records each as one call instead of tracing into it."""
+        return tuple(
+            f
+            for f in self._functions
+            if isinstance(f, types.FunctionType) and not (f.__module__ or "").startswith("torch")
+        )
 
 
 def _checked(rule: object) -> Rule:

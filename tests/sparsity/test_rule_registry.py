@@ -118,3 +118,10 @@ def test_a_block_rule_adds_its_groups_and_keeps_its_input_dense():
         (frozenset({("1.up", "out"), ("1.down", "in")}), True, ""),
         (frozenset({("2", "out")}), False, "model output"),
     }
+
+
+def test_only_functions_outside_torch_are_wrapped_for_the_tracer():
+    rules = builtin_rules()
+    assert rules.wrapped_functions() == ()  # torch's own functions are recorded by fx already
+    rules.function(soft_sign, ELEMENTWISE)
+    assert rules.wrapped_functions() == (soft_sign,)
