@@ -27,7 +27,7 @@ def build(num_classes, input_shape):
 """
 
 RULES = """
-from mynet import Expit
+from expit_net import Expit
 from paiexport.sparsity.dep_rules import ELEMENTWISE
 
 def register(registry):
@@ -40,10 +40,10 @@ def invoke(*args: object):
 
 
 def test_a_user_rule_makes_its_op_prunable_only_in_the_run_that_names_it(tmp_path, tiny_recipe_dict):
-    (tmp_path / "mynet.py").write_text(NET)
-    (tmp_path / "myrules.py").write_text(RULES)
+    (tmp_path / "expit_net.py").write_text(NET)
+    (tmp_path / "expit_rules.py").write_text(RULES)
     raw = tiny_recipe_dict
-    raw["model"] = {"name": "mynet:build"}
+    raw["model"] = {"name": "expit_net:build"}
     raw["sparsity"] = {"target": 0.3, "distribution": "uniform", "structure": "channel"}
     raw["train"]["epochs"] = 1
     raw["export"]["formats"] = ["dense", "compact"]
@@ -54,7 +54,7 @@ def test_a_user_rule_makes_its_op_prunable_only_in_the_run_that_names_it(tmp_pat
     assert "sparsity.target: 0.3 is too high for channel structure" in refused.output
     assert not (tmp_path / "refused").exists()
 
-    raw["sparsity"]["rules"] = ["myrules:register"]
+    raw["sparsity"]["rules"] = ["expit_rules:register"]
     (tmp_path / "with.yaml").write_text(yaml.safe_dump(raw))
     done = invoke("run", tmp_path / "with.yaml", "--out", tmp_path / "run")
     assert done.exit_code == 0, done.output
@@ -63,4 +63,4 @@ def test_a_user_rule_makes_its_op_prunable_only_in_the_run_that_names_it(tmp_pat
     assert report["validation"]["compact"]["passed"]
 
     export = invoke("export", tmp_path / "run", "--out", tmp_path / "re")
-    assert export.exit_code == 2 and "myrules" in export.output and "--trust-code" in export.output
+    assert export.exit_code == 2 and "expit_rules" in export.output and "--trust-code" in export.output
