@@ -6,8 +6,6 @@ Every error names the field path and the file, on one line.
 from __future__ import annotations
 
 import copy
-import hashlib
-import json
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -18,7 +16,7 @@ from pydantic import BaseModel, Field, PrivateAttr, ValidationError, model_valid
 
 from paiexport import __version__, recipe_yaml
 from paiexport.bench.settings import BenchSettings
-from paiexport.config import BOOL_FOR_NUMBER, StrictModel, without_defaults
+from paiexport.config import BOOL_FOR_NUMBER, StrictModel
 from paiexport.data.config import DataConfig
 from paiexport.errors import UserError, did_you_mean, shorten
 from paiexport.export.config import ExportConfig
@@ -27,6 +25,7 @@ from paiexport.methods import METHODS
 from paiexport.methods.compact_training import check_compact_training
 from paiexport.methods.score import Ablation
 from paiexport.models.config import ModelConfig
+from paiexport.recipe_digest import recipe_digest
 from paiexport.reporting.gates import GatesConfig
 from paiexport.sparseml.load import is_sparseml_recipe
 from paiexport.sparseml.native import sparseml_to_native
@@ -46,18 +45,6 @@ MethodSection = Annotated[
 
 # `validate` shadows the deprecated BaseModel.validate classmethod; the recipe key is public.
 warnings.filterwarnings("ignore", message='Field name "validate"', category=UserWarning)
-
-
-# Fields added after recipes were first hashed: while they hold these defaults they are left out
-# of `Recipe.digest`, so a recipe that does not use them keeps the hash (and the file bytes) it had.
-HASH_NEUTRAL: dict[tuple[str, ...], object] = {
-    ("task",): ClassificationConfig().model_dump(mode="json"),
-    ("validate", "max_metric_drop"): None,
-    ("gates", "min_metric"): None,
-    ("gates", "max_metric_drop"): None,
-    ("bench", "runtimes"): ["onnxruntime"],
-    ("export", "deploy_runtime"): "onnxruntime",
-}
 
 
 class Recipe(StrictModel):
@@ -166,8 +153,7 @@ class Recipe(StrictModel):
 
     def digest(self) -> str:
         """Short hash of the validated recipe (stable across key order and formatting)."""
-        blob = json.dumps(without_defaults(self.to_dict(), HASH_NEUTRAL), sort_keys=True).encode()
-        return hashlib.sha256(blob).hexdigest()[:16]
+        return recipe_digest(self.to_dict())
 
 
 MAX_ERRORS = 5  # lines of validation errors shown; the rest are counted

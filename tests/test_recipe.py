@@ -176,6 +176,20 @@ def test_the_default_task_leaves_the_hash_as_it_was(tiny_recipe_dict):
     assert smoothed.task.name == "classification"  # a task section without a name configures the default
 
 
+def test_sparsity_rules_leave_the_hash_as_it_was_until_used(tiny_recipe_dict):
+    plain = validate_recipe(tiny_recipe_dict, "r.yaml")
+    assert plain.digest() == "e4b7990532e4e4f2"  # the tiny recipe's hash before sparsity.rules existed
+    empty = {**tiny_recipe_dict, "sparsity": {**tiny_recipe_dict["sparsity"], "rules": []}}
+    used = {**tiny_recipe_dict, "sparsity": {**tiny_recipe_dict["sparsity"], "rules": ["myrules:register"]}}
+    assert validate_recipe(empty, "r.yaml").digest() == plain.digest()
+    assert validate_recipe(used, "r.yaml").digest() != plain.digest()
+    bad = {**tiny_recipe_dict, "sparsity": {**tiny_recipe_dict["sparsity"], "rules": ["my rules"]}}
+    with pytest.raises(
+        UserError, match=r"sparsity\.rules: expected \"module:callable\" \(e\.g\. myrules:register\)"
+    ):
+        validate_recipe(bad, "r.yaml")
+
+
 def test_an_unknown_task_is_named_with_the_choices(tiny_recipe_dict):
     with pytest.raises(UserError) as caught:
         validate_recipe({**tiny_recipe_dict, "task": {"name": "detection"}}, "r.yaml")

@@ -14,7 +14,7 @@ from paiexport.models.registry import ModelName, build_model
 from paiexport.tasks import Task
 
 
-def _available_bytes() -> int:
+def available_bytes() -> int:
     """MemAvailable on Linux (what can be allocated without swapping), else physical memory."""
     try:
         for line in Path("/proc/meminfo").read_text().splitlines():
@@ -55,7 +55,7 @@ def check_model_size(
     # float32 weights, gradients and two optimizer moments; activations kept for backward plus
     # their gradients. An estimate, but it tells a typo (200000 channels) from a real model.
     needed = 4 * (4 * params + 2 * activations)
-    available = _available_bytes()
+    available = available_bytes()
     if needed > available:
         raise UserError(
             f"model.args: model {name.value} needs about {needed / 2**30:.1f} GiB to train "
@@ -83,6 +83,8 @@ def check_sample_batch(
         raise UserError(f"model.args: the model fails on a sample batch: {first_line(exc, 200)}") from None
     finally:
         model.load_state_dict(state)
+    if isinstance(out, dict) and out:  # a ModelOutput (Hugging Face): the task reads one of its values
+        out = task.pick(out) if task is not None else next(iter(out.values()))
     if task is not None and targets is not None and task.name != "classification":
         task.check_outputs(task.pick(out), targets, "model.name: the output on a sample batch")
         return

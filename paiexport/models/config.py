@@ -9,6 +9,8 @@ from pydantic import Field, field_validator
 
 from paiexport.config import StrictModel
 from paiexport.errors import shorten
+from paiexport.models.hf import PREFIX as HF_PREFIX
+from paiexport.models.hf import check_hf_args
 from paiexport.models.registry import MODELS_BY_NAME, ModelName, parse_model_args
 
 FACTORY_SPEC = re.compile(r"^([A-Za-z_][\w.]*:[A-Za-z_]\w*|(torchvision|timm):[\w.-]+)$")
@@ -37,6 +39,8 @@ class ModelConfig(StrictModel):
         name = info.data.get("name")
         if name in MODELS_BY_NAME:
             parse_model_args(ModelName(name), args)
+        elif isinstance(name, str) and name.startswith(HF_PREFIX):
+            check_hf_args(args)
         return args
 
 

@@ -2,6 +2,7 @@
 
 The callable gets `model.args` as keyword arguments, plus `num_classes`, `in_channels` and
 `input_shape` from the data when it takes them and `args` does not give them.
+`transformers:<class>` builds a Hugging Face model from a config or a local folder (`hf.py`).
 """
 
 from __future__ import annotations
@@ -17,9 +18,11 @@ from paiexport.errors import UserError, first_line, shorten
 from paiexport.importing import import_callable
 from paiexport.models.checks import check_model_size
 from paiexport.models.config import ModelConfig
+from paiexport.models.hf import PREFIX as HF_PREFIX
+from paiexport.models.hf import build_hf_model
 from paiexport.models.registry import build_model
 
-SHORTHANDS = ("torchvision:", "timm:")
+SHORTHANDS = ("torchvision:", "timm:", HF_PREFIX)
 
 
 def _shorthand(spec: str) -> tuple[Callable[..., Any], dict[str, Any]]:
@@ -58,6 +61,8 @@ def build_factory_model(
     spec: str, args: dict[str, Any], input_shape: tuple[int, ...], num_classes: int, folders: list[Path]
 ) -> nn.Module:
     """Import and call the factory; refuse anything that is not an nn.Module."""
+    if spec.startswith(HF_PREFIX):
+        return build_hf_model(spec, args, num_classes, folders)
     if spec.startswith(SHORTHANDS):
         fn, fixed = _shorthand(spec)
         extra = {"num_classes": num_classes}

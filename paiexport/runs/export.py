@@ -25,7 +25,7 @@ from paiexport.recipe import Override, Recipe, apply_overrides, read_recipe_file
 from paiexport.reporting.assemble import validation_section
 from paiexport.runs.restore import restore_model
 from paiexport.runs.ship import ship
-from paiexport.runs.stages import Timer
+from paiexport.runs.stages import Timer, recipe_rules
 from paiexport.runs.staging import staged_run_dir
 from paiexport.training.config import CheckpointChoice
 
@@ -39,8 +39,8 @@ class RunSource:
     recipe: Recipe
 
 
-def factory_modules(model_name: str | None, data_name: str | None) -> list[str]:
-    """The modules these `model.name` / `data.name` factories import (and so run)."""
+def factory_modules(model_name: str | None, data_name: str | None, rules: Sequence[str] = ()) -> list[str]:
+    """The modules these `model.name` / `data.name` factories (and `sparsity.rules`) import (and so run)."""
     from paiexport.data.config import BUNDLED, FORMATS
     from paiexport.models.factory import SHORTHANDS
     from paiexport.models.registry import MODELS_BY_NAME
@@ -50,6 +50,7 @@ def factory_modules(model_name: str | None, data_name: str | None) -> list[str]:
         specs.append(model_name)
     if data_name is not None and data_name not in BUNDLED | FORMATS:
         specs.append(data_name)
+    specs.extend(rules)
     # The Python API's in-process objects import nothing (and exist only in that process).
     modules = [spec.partition(":")[0] for spec in specs if not IN_PROCESS.fullmatch(spec)]
     return list(dict.fromkeys(modules))
@@ -80,7 +81,8 @@ def locate_run(path: Path, overrides: Sequence[Override], trust_code: bool = Fal
     if not recipe_path.is_file():
         raise UserError(f"{path}: no recipe.yaml in the run folder {root}")
     recipe = validate_recipe(apply_overrides(read_recipe_file(recipe_path), overrides), str(recipe_path))
-    check_trusted(factory_modules(recipe.model.name, recipe.data.name), recipe_path, trust_code)
+    modules = factory_modules(recipe.model.name, recipe.data.name, recipe.sparsity.rules)
+    check_trusted(modules, recipe_path, trust_code)
     if checkpoint is None:
         paths = RunPaths(root)
         if paths.model_state.is_file():  # the exported weights, whatever the method
@@ -107,6 +109,12 @@ def reexport(source: RunSource, out_dir: Path, console: Console, *, force: bool 
         raise UserError(f"--out {out_dir}: the run folder's report.json describes its files; choose another")
     recipe = source.recipe
     make_runtimes(recipe.bench.runtimes, "bench.runtimes")  # a runtime not installed: exit 2 now
+    with recipe_rules(recipe):
+        return _reexport(source, out_dir, console, force)
+
+
+def _reexport(source: RunSource, out_dir: Path, console: Console, force: bool) -> dict[str, Any]:
+    recipe = source.recipe
     restored = restore_model(recipe, source.root, source.checkpoint)
     model, data = restored.model, restored.data
     with staged_run_dir(out_dir, force) as paths:

@@ -26,7 +26,7 @@ from paiexport.reporting.report import markdown
 from paiexport.reporting.schema import RunReport, Verdict
 from paiexport.runs.resume import drop_resumable, resume_dir
 from paiexport.runs.ship import Shipped, ship
-from paiexport.runs.stages import Timer, effective_sparsity, select_and_train
+from paiexport.runs.stages import Timer, effective_sparsity, recipe_rules, select_and_train
 from paiexport.runs.staging import staged_run_dir
 from paiexport.runs.verdict import check_gates_measurable, gates_section, run_verdict
 from paiexport.threads import torch_threads
@@ -112,6 +112,7 @@ def run_recipe(
         trackers = (
             TrackerCallback(recipe.train.log_to, paths.root, recipe.name) if recipe.train.log_to else None
         )
+        stack.enter_context(recipe_rules(recipe))
         model, data, fit, method = select_and_train(recipe, paths, timer, trackers)
         stack.enter_context(torch_threads(fit.train.threads))  # the report's figures too
         compacted = fit.train.compact  # train.compact: the trained model has no masks; the selection's

@@ -9,7 +9,7 @@ from __future__ import annotations
 import fnmatch
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass, field
 
 import torch
@@ -27,6 +27,7 @@ from paiexport.recipe import Recipe
 from paiexport.seeding import seed_everything, stream
 from paiexport.sparsity.collapse import check_collapse
 from paiexport.sparsity.masks import get_masks, prunable_weights, strip_masks
+from paiexport.sparsity.rules import load_rules, using_rules
 from paiexport.sparsity.types import NMPattern, SparsityConfig
 from paiexport.threads import resolve_threads, torch_threads
 from paiexport.training import stop
@@ -50,6 +51,13 @@ class Timer:
             yield
         self.seconds[name] = round(time.perf_counter() - start, 3)
         self.console.print(f"[green]✓[/] {what} ({self.seconds[name]:.1f} s)")
+
+
+def recipe_rules(recipe: Recipe) -> AbstractContextManager[object]:
+    """The dependency-graph rules of the recipe's `sparsity.rules` in effect (imported here)."""
+    if not recipe.sparsity.rules:
+        return nullcontext()
+    return using_rules(load_rules(recipe.sparsity.rules, recipe.search_folders()))
 
 
 def effective_sparsity(recipe: Recipe) -> SparsityConfig:

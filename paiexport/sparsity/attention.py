@@ -20,6 +20,7 @@ import operator
 from torch import fx, nn
 
 from paiexport.sparsity.depgraph import FIXED, Builder, Member, State
+from paiexport.sparsity.rule_registry import BlockRule, Call, RuleRegistry
 
 _MLP_ACTIVATIONS = (nn.functional.relu, nn.functional.gelu)
 
@@ -35,14 +36,14 @@ def _head_blocker(m: nn.MultiheadAttention) -> str:
     return ""
 
 
-def _heads(b: Builder, name: str, m: nn.MultiheadAttention, weights_read: bool = False) -> None:
+def _heads(b: Builder, name: str, m: nn.MultiheadAttention, weights_read: str = "") -> None:
     dim = m.head_dim
     if m._qkv_same_embed_dim:
         rows = [Member(name, "in_proj_weight", 0, "qkv", k * m.embed_dim, dim) for k in range(3)]
     else:
         rows = [Member(name, f"{p}_proj_weight", 0, "qkv", 0, dim) for p in "qkv"]
     space = b.new_space(m.num_heads, *rows, Member(f"{name}.out_proj", "weight", 1, "in", 0, dim))
-    why = "the model reads its attention weights" if weights_read else _head_blocker(m)
+    why = weights_read or _head_blocker(m)
     if why:
         b.block([space], f"attention heads of {name} kept dense ({why})")
 
@@ -53,11 +54,21 @@ def _reads_weights(node: fx.Node) -> bool:
     return any(not (u.target is operator.getitem and (u.args[1] == 0 or not u.users)) for u in node.users)
 
 
-def attention_rule(b: Builder, node: fx.Node, m: nn.MultiheadAttention, inputs: list[int]) -> tuple:
-    name = str(node.target)
-    b.block(inputs, f"MultiheadAttention ({name}) keeps its embed dim")
-    _heads(b, name, m, _reads_weights(node))
-    return (FIXED, FIXED)
+class AttentionRule(BlockRule):
+    """nn.MultiheadAttention: its embed dim stays dense, its heads are a group."""
+
+    def trace(self, call: Call) -> object:
+        if not isinstance(call.state, State):
+            return None
+        name = str(call.node.target)
+        call.builder.block(call.input_spaces(), f"MultiheadAttention ({name}) keeps its embed dim")
+        weights_read = "the model reads its attention weights" if _reads_weights(call.node) else ""
+        _heads(call.builder, name, call.module, weights_read)
+        return (FIXED, FIXED)
+
+    def groups(self, b: Builder, name: str, module: nn.Module) -> None:
+        # Not traced: nothing says whether the model reads the weights it returns by default.
+        _heads(b, name, module, "the model was not traced, its use of the attention weights is unknown")
 
 
 def _mlp(b: Builder, name: str, layer: nn.TransformerEncoderLayer) -> None:
@@ -70,14 +81,23 @@ def _mlp(b: Builder, name: str, layer: nn.TransformerEncoderLayer) -> None:
         b.block([space], f"activation {act} of {name} is not known to be per-unit")
 
 
-def encoder_rule(b: Builder, name: str, m: nn.Module, inputs: list[int]) -> State:
-    b.block(inputs, f"{type(m).__name__} ({name}) normalizes over channels (LayerNorm)")
-    if isinstance(m, nn.TransformerEncoder):
-        layers = [(f"{name}.layers.{i}", layer) for i, layer in enumerate(m.layers)]
-    else:
-        layers = [(name, m)]
-    for prefix, layer in layers:
-        if isinstance(layer.self_attn, nn.MultiheadAttention):  # not an already pruned one
-            _heads(b, f"{prefix}.self_attn", layer.self_attn)
-        _mlp(b, prefix, layer)
-    return FIXED
+class EncoderRule(BlockRule):
+    """nn.TransformerEncoderLayer / nn.TransformerEncoder: heads and MLP units of every layer."""
+
+    dense_reason = "normalizes over channels (LayerNorm)"
+
+    def groups(self, b: Builder, name: str, module: nn.Module) -> None:
+        if isinstance(module, nn.TransformerEncoder):
+            layers = [(f"{name}.layers.{i}", layer) for i, layer in enumerate(module.layers)]
+        else:
+            layers = [(name, module)]
+        for prefix, layer in layers:
+            if isinstance(layer.self_attn, nn.MultiheadAttention):  # not an already pruned one
+                _heads(b, f"{prefix}.self_attn", layer.self_attn)
+            _mlp(b, prefix, layer)
+
+
+def register_attention(rules: RuleRegistry) -> None:
+    rules.module(nn.MultiheadAttention, AttentionRule())
+    for kind in (nn.TransformerEncoderLayer, nn.TransformerEncoder):
+        rules.module(kind, EncoderRule())

@@ -9,9 +9,10 @@ group, `erk` by the group's shape (channels x weights per channel), `global` the
 channels across groups until the weight budget is spent.
 
 Counting: `sparsity.target` is the fraction of the prunable weights removed, and a pruned
-channel removes its rows in every producer of the group (and depthwise rows); an attention
-head removes its out_proj columns (its q/k/v rows are not maskable weights, `attention.py`),
-so for heads those columns are counted. Other consumers'
+channel removes its rows in every producer of the group (and depthwise rows); an
+nn.MultiheadAttention head removes its out_proj columns (its q/k/v rows are not maskable
+weights, `attention.py`), so for those heads the columns are counted; a head of separate q/k/v
+Linears (`hf_rules.py`) counts its q/k/v rows and its output columns. Other consumers'
 input columns are NOT counted: the masks keep them (they read a dead, constant channel that
 `compact` folds into the consumer's bias), and `reached` sparsity is measured on the masks, so
 counting them would make the target and the reached sparsity disagree. The compact model
@@ -46,7 +47,7 @@ def usable_groups(graph: DependencyGraph, scores: dict[str, torch.Tensor]) -> li
 
 def channel_weights(group: ChannelGroup, scores: dict[str, torch.Tensor]) -> int:
     """Weights one channel of `group` masks: its producer (and depthwise) rows, or a head's
-    out_proj columns."""
+    out_proj columns (and q/k/v rows, for separate projections)."""
     total = 0
     for m in zeroed_members(group):
         shape = scores[_name(m)].shape

@@ -1,8 +1,11 @@
-"""How each traced op moves, ties or blocks channels (see `depgraph.py` for the model).
+"""The built-in rules for traced ops: how each one moves, ties or blocks channels.
 
-Every rule returns the output `State` (or a tuple of states for tuple outputs, or None for a
-non-tensor). Anything not listed here is unknown: the spaces it touches are blocked with a
-note naming the op, and its output is a non-prunable tensor.
+Every rule returns the output `State` (or a tuple of states for tuple outputs, or None for an
+op it does not understand). `apply_rule` looks the op up in the registry (`rule_registry.py`);
+anything without a rule is unknown: the spaces it touches are blocked with a note naming the
+op, and its output is a non-prunable tensor. `register_builtins` fills a registry with the
+rules of this module (Conv, Linear, norms, element-wise and spatial ops, flatten, reshape,
+reductions, joins, concatenation).
 """
 
 from __future__ import annotations
@@ -13,7 +16,6 @@ import operator
 import torch
 from torch import fx, nn
 
-from paiexport.sparsity.attention import attention_rule, encoder_rule
 from paiexport.sparsity.depgraph import FIXED, Builder, Member, Seg, State
 from paiexport.sparsity.op_kinds import (
     ELEMENTWISE_FUNCTIONS,
@@ -25,80 +27,32 @@ from paiexport.sparsity.op_kinds import (
     SPATIAL_FUNCTIONS,
     SPATIAL_MODULES,
 )
+from paiexport.sparsity.rule_registry import Call, FnRule, RuleRegistry
 
 
 def shape(node: fx.Node) -> tuple[int, ...]:
     return tuple(node.meta["tensor_meta"].shape)
 
 
-def op_name(b: Builder, node: fx.Node) -> str:
-    if node.op == "call_module":
-        return f"{type(b.modules[node.target]).__name__} ({node.target})"
-    return getattr(node.target, "__name__", str(node.target))
-
-
-def _inputs(node: fx.Node, states: dict) -> list[fx.Node]:
-    found: list[fx.Node] = []
-    fx.node.map_arg((node.args, node.kwargs), lambda a: found.append(a) if a in states else None)
-    return found
-
-
-def _spaces(nodes: list[fx.Node], states: dict) -> list[int]:
-    out: list[int] = []
-    for n in nodes:
-        st = states[n]
-        for s in st if isinstance(st, tuple) else [st]:
-            if isinstance(s, State):
-                out.extend(s.spaces)
-    return out
-
-
-def apply_rule(b: Builder, node: fx.Node, states: dict, calls: dict[str, int]) -> object:
+def apply_rule(b: Builder, node: fx.Node, states: dict, calls: dict[str, int], rules: RuleRegistry) -> object:
     """Output state of `node`; unknown ops block what they touch."""
     if "tensor_meta" not in node.meta:
         return None  # sizes, shapes, python values: no channels
-    first = node.args[0] if node.args and isinstance(node.args[0], fx.Node) else None
-    st = states.get(first) if first is not None else None
+    module = b.modules[node.target] if node.op == "call_module" else None
+    call = Call(b, node, module, states)
+    st = call.state
     why = "unsupported op"
-    if node.op == "call_module" and calls[node.target] > 1 and list(b.modules[node.target].parameters()):
+    if module is not None and calls[node.target] > 1 and list(module.parameters()):
         result, why = None, "shared module (called more than once)"  # one slicing, two layouts
-    elif node.op == "call_module":
-        result = _module_rule(b, node, b.modules[node.target], st, states)
     elif node.op == "call_function" and node.target is operator.getitem and isinstance(st, tuple):
         result = st[node.args[1]]
     else:
-        result = _function_rule(b, node, st, states)
+        rule = rules.for_module(module) if module is not None else rules.for_function(node.target)
+        result = rule.trace(call) if rule is not None else None
     if result is None:
-        b.block(_spaces(_inputs(node, states), states), f"{why} {op_name(b, node)}")
+        b.block(call.input_spaces(), f"{why} {call.label}")
         return FIXED
     return result
-
-
-def _module_rule(b: Builder, node: fx.Node, m: nn.Module, st: object, states: dict) -> object:
-    name = node.target
-    if not isinstance(st, State):
-        return None
-    if isinstance(m, (nn.Conv1d, nn.Conv2d, nn.Conv3d)):
-        return _conv(b, node, m, st)
-    if isinstance(m, nn.Linear):
-        return _linear(b, node, m, st)
-    if isinstance(m, nn.modules.batchnorm._BatchNorm):
-        return _per_channel(b, st, 1, lambda s, off: Member(name, "weight", 0, "norm", off, s.per))
-    if isinstance(m, (nn.LayerNorm, nn.GroupNorm)):
-        # Statistics run over the channels: removing a constant channel changes every output.
-        b.block(st.spaces, f"{type(m).__name__} ({name}) normalizes over channels")
-        return st
-    if isinstance(m, ELEMENTWISE_MODULES):
-        return st
-    if isinstance(m, SPATIAL_MODULES):
-        return st if not st.spaces or st.dim == 1 else None
-    if isinstance(m, nn.Flatten):
-        return _flatten(node, st, m.start_dim, m.end_dim)
-    if isinstance(m, nn.MultiheadAttention):
-        return attention_rule(b, node, m, _spaces(_inputs(node, states), states))
-    if isinstance(m, (nn.TransformerEncoderLayer, nn.TransformerEncoder)):
-        return encoder_rule(b, name, m, _spaces(_inputs(node, states), states))
-    return None
 
 
 def _consume(b: Builder, st: State, name: str, dim: int, what: str) -> bool:
@@ -115,8 +69,8 @@ def _consume(b: Builder, st: State, name: str, dim: int, what: str) -> bool:
     return True
 
 
-def _conv(b: Builder, node: fx.Node, m: nn.Module, st: State) -> State | None:
-    name = node.target
+def _conv(call: Call) -> State | None:
+    b, name, m, st = call.builder, call.name, call.module, call.state
     if m.groups == 1:
         if not _consume(b, st, name, 1, "conv"):
             return None
@@ -127,12 +81,25 @@ def _conv(b: Builder, node: fx.Node, m: nn.Module, st: State) -> State | None:
     return FIXED
 
 
-def _linear(b: Builder, node: fx.Node, m: nn.Linear, st: State) -> State | None:
-    name = node.target
-    if not _consume(b, st, name, len(shape(node.args[0])) - 1, "linear"):
+def _linear(call: Call) -> State | None:
+    b, name, m, node = call.builder, call.name, call.module, call.node
+    if not _consume(b, call.state, name, len(shape(node.args[0])) - 1, "linear"):
         return None
     space = b.new_space(m.out_features, Member(name, "weight", 0, "out"))
     return State(len(shape(node)) - 1, (Seg(space, m.out_features),))
+
+
+def _batchnorm(call: Call) -> State | None:
+    name = call.name
+    return _per_channel(
+        call.builder, call.state, 1, lambda s, off: Member(name, "weight", 0, "norm", off, s.per)
+    )
+
+
+def _normalizes(call: Call) -> State:
+    # Statistics run over the channels: removing a constant channel changes every output.
+    call.builder.block(call.state.spaces, f"{call.label} normalizes over channels")
+    return call.state
 
 
 def _per_channel(b: Builder, st: State, dim: int, member) -> State | None:
@@ -159,31 +126,28 @@ def _flatten(node: fx.Node, st: State, start: int, end: int) -> State | None:
     return State(1, tuple(Seg(s.space, s.length, s.per * extra) for s in st.segs))
 
 
-def _function_rule(b: Builder, node: fx.Node, st: object, states: dict) -> object:
-    target = node.target
-    joins = target in JOIN_FUNCTIONS or target in JOIN_METHODS
-    if not isinstance(st, State) and target is not torch.cat and not joins:
-        return None
-    if target in ELEMENTWISE_FUNCTIONS or target in ELEMENTWISE_METHODS:
-        return st
-    if target in SPATIAL_FUNCTIONS:
-        return st if not st.spaces or st.dim == 1 else None
-    if target in (torch.flatten, "flatten"):
-        start = node.kwargs.get("start_dim", node.args[1] if len(node.args) > 1 else 0)
-        end = node.kwargs.get("end_dim", node.args[2] if len(node.args) > 2 else -1)
-        return _flatten(node, st, start, end)
-    if target in ("view", "reshape"):
-        return _reshape(node, st)
-    if target in REDUCE:
-        return _reduce(node, st)
-    if joins:
-        return _join(b, node, states)
-    if target is torch.cat:
-        return _cat(b, node, states)
-    return None
+def _flatten_module(call: Call) -> State | None:
+    return _flatten(call.node, call.state, call.module.start_dim, call.module.end_dim)
 
 
-def _reshape(node: fx.Node, st: State) -> State | None:
+def _flatten_function(call: Call) -> State | None:
+    node = call.node
+    start = node.kwargs.get("start_dim", node.args[1] if len(node.args) > 1 else 0)
+    end = node.kwargs.get("end_dim", node.args[2] if len(node.args) > 2 else -1)
+    return _flatten(node, call.state, start, end)
+
+
+def _elementwise(call: Call) -> State:
+    return call.state
+
+
+def _spatial(call: Call) -> State | None:
+    st = call.state
+    return st if not st.spaces or st.dim == 1 else None
+
+
+def _reshape(call: Call) -> State | None:
+    node, st = call.node, call.state
     if not st.spaces:
         return FIXED
     before, after = shape(node.args[0]), shape(node)
@@ -194,7 +158,8 @@ def _reshape(node: fx.Node, st: State) -> State | None:
     return None
 
 
-def _reduce(node: fx.Node, st: State) -> State | None:
+def _reduce(call: Call) -> State | None:
+    node, st = call.node, call.state
     if not st.spaces:
         return FIXED
     ndim = len(shape(node.args[0]))
@@ -234,16 +199,18 @@ def _merge(b: Builder, pairs: list[tuple[fx.Node, State]], op: str) -> State:
     return real[0][1]
 
 
-def _join(b: Builder, node: fx.Node, states: dict) -> State | None:
+def _join(call: Call) -> State | None:
+    node, states = call.node, call.states
     tensors = [a for a in node.args if isinstance(a, fx.Node) and isinstance(states.get(a), State)]
     if any(len(shape(t)) != len(shape(node)) for t in tensors):
         # Broadcasting from fewer dims: fine when nothing prunable is involved, unclear otherwise.
-        return FIXED if not _spaces(tensors, states) else None
+        return FIXED if not any(states[t].spaces for t in tensors) else None
     # Same rank (e.g. squeeze-excitation's (N, C, 1, 1) gate): _merge checks the channel sizes.
-    return _merge(b, [(t, states[t]) for t in tensors], op_name(b, node))
+    return _merge(call.builder, [(t, states[t]) for t in tensors], call.label)
 
 
-def _cat(b: Builder, node: fx.Node, states: dict) -> State | None:
+def _cat(call: Call) -> State | None:
+    node, states = call.node, call.states
     tensors = list(node.args[0])
     ndim = len(shape(node))
     dim = node.kwargs.get("dim", node.args[1] if len(node.args) > 1 else 0) % ndim
@@ -252,8 +219,40 @@ def _cat(b: Builder, node: fx.Node, states: dict) -> State | None:
     if not real:
         return FIXED
     if real[0].dim != dim:  # stacked along another dim: channels of all inputs coincide
-        return _merge(b, list(zip(tensors, sts, strict=True)), "cat")
+        return _merge(call.builder, list(zip(tensors, sts, strict=True)), "cat")
     if any(s.dim != dim for s in real):
         return None
     segs = tuple(seg for t, s in zip(tensors, sts, strict=True) for seg in _segments(t, s, dim))
     return State(dim, segs)
+
+
+ELEMENTWISE = FnRule(_elementwise)  # channels pass through unchanged (activations, dropout, ...)
+SPATIAL = FnRule(_spatial)  # per channel over space (pooling, resizing): channels kept in dim 1
+
+
+def register_builtins(rules: RuleRegistry) -> None:
+    """The rules of this module, by module type and by traced function."""
+    for kind in (nn.Conv1d, nn.Conv2d, nn.Conv3d):
+        rules.module(kind, FnRule(_conv))
+    rules.module(nn.Linear, FnRule(_linear))
+    rules.module(nn.modules.batchnorm._BatchNorm, FnRule(_batchnorm))
+    for kind in (nn.LayerNorm, nn.GroupNorm):
+        rules.module(kind, FnRule(_normalizes))
+    for kind in ELEMENTWISE_MODULES:
+        rules.module(kind, ELEMENTWISE)
+    for kind in SPATIAL_MODULES:
+        rules.module(kind, SPATIAL)
+    rules.module(nn.Flatten, FnRule(_flatten_module))
+    for target in ELEMENTWISE_FUNCTIONS | ELEMENTWISE_METHODS:
+        rules.function(target, ELEMENTWISE)
+    for target in SPATIAL_FUNCTIONS:
+        rules.function(target, SPATIAL)
+    for target in (torch.flatten, "flatten"):
+        rules.function(target, FnRule(_flatten_function))
+    for target in ("view", "reshape"):
+        rules.function(target, FnRule(_reshape))
+    for target in REDUCE:
+        rules.function(target, FnRule(_reduce))
+    for target in JOIN_FUNCTIONS | JOIN_METHODS:
+        rules.function(target, FnRule(_join, needs_state=False))
+    rules.function(torch.cat, FnRule(_cat, needs_state=False))

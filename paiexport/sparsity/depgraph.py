@@ -22,6 +22,7 @@ either keeps exactness or refuses (leaves the group dense with a note).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import torch
 from torch import fx, nn
@@ -29,7 +30,13 @@ from torch.fx.passes.shape_prop import ShapeProp
 
 from paiexport.errors import first_line
 
-ROLES = ("out", "in", "norm", "dw", "qkv")  # producer rows, consumer columns, norm, depthwise, heads
+if TYPE_CHECKING:
+    from paiexport.sparsity.rule_registry import RuleRegistry
+
+# producer rows, consumer columns, norm, depthwise, heads of nn.MultiheadAttention (q/k/v rows of
+# in_proj_weight, not maskable), heads of attention blocks with separate q/k/v Linears (maskable rows)
+ROLES = ("out", "in", "norm", "dw", "qkv", "head")
+PRODUCERS = ("out", "qkv", "head")
 
 
 @dataclass(frozen=True)
@@ -96,16 +103,16 @@ class _Space:
 
     def group(self) -> ChannelGroup:
         """Prunable when nothing blocked it and a member produces its channels."""
-        prunable = not self.notes and any(m.role in ("out", "qkv") for m in self.members)
+        prunable = not self.notes and any(m.role in PRODUCERS for m in self.members)
         return ChannelGroup(tuple(self.members), self.size, prunable, "; ".join(self.notes))
 
 
 class Builder:
     """Channel spaces with union-find; rules add members, merge and block spaces."""
 
-    def __init__(self, gm: fx.GraphModule) -> None:
-        self.gm = gm
-        self.modules = dict(gm.named_modules())
+    def __init__(self, root: nn.Module, rules: RuleRegistry) -> None:
+        self.modules = dict(root.named_modules())
+        self.rules = rules
         self.spaces: list[_Space] = []
         self.parent: list[int] = []
         self.notes: list[str] = []
@@ -139,22 +146,27 @@ class Builder:
         return [s.group() for s in merged.values()]
 
 
-def build_graph(model: nn.Module, example: torch.Tensor) -> DependencyGraph:
-    """Channel groups of `model` for inputs shaped like `example` (one forward pass)."""
-    from paiexport.sparsity.dep_rules import apply_rule  # the rules import this module's types
+def build_graph(model: nn.Module, example: object, rules: RuleRegistry | None = None) -> DependencyGraph:
+    """Channel groups of `model` for inputs like `example` (a tensor or a tuple of them; one
+    forward pass). `rules`: the registry (default: the active one, `rules.active_rules`)."""
+    # The rules import this module's types.
+    from paiexport.sparsity.dep_rules import apply_rule
+    from paiexport.sparsity.module_graph import module_graph
+    from paiexport.sparsity.rules import active_rules
 
+    rules = rules if rules is not None else active_rules()
     modes = {m: m.training for m in model.modules()}
     try:
-        gm = fx.symbolic_trace(model)
+        gm = _trace(model, rules)
         # eval: a training-mode pass would move BatchNorm running statistics
         with torch.no_grad():
-            ShapeProp(gm.eval()).propagate(example)
+            ShapeProp(gm.eval()).propagate(*(example if isinstance(example, tuple) else (example,)))
     except Exception as exc:  # fx cannot trace data-dependent control flow, etc.
-        return DependencyGraph([], [f"cannot trace: {first_line(exc)}"])
+        return module_graph(model, rules, f"cannot trace: {first_line(exc)}")
     finally:
         for m, mode in modes.items():
             m.training = mode
-    b = Builder(gm)
+    b = Builder(gm, rules)
     states: dict[fx.Node, object] = {}
     calls: dict[str, int] = {}
     for node in gm.graph.nodes:
@@ -166,8 +178,25 @@ def build_graph(model: nn.Module, example: torch.Tensor) -> DependencyGraph:
         elif node.op == "output":
             b.block(_all_spaces(node.args, states), "model output")
         else:
-            states[node] = apply_rule(b, node, states, calls)
+            states[node] = apply_rule(b, node, states, calls, rules)
     return DependencyGraph(b.groups(), b.notes)
+
+
+class _Tracer(fx.Tracer):
+    """torch.fx's tracer, keeping modules and functions with a registered rule whole."""
+
+    def __init__(self, rules: RuleRegistry) -> None:
+        super().__init__(autowrap_functions=rules.wrapped_functions())
+        self.rules = rules
+
+    def is_leaf_module(self, m: nn.Module, module_qualified_name: str) -> bool:
+        return self.rules.is_leaf(m) or super().is_leaf_module(m, module_qualified_name)
+
+
+def _trace(model: nn.Module, rules: RuleRegistry) -> fx.GraphModule:
+    tracer = _Tracer(rules)
+    graph = tracer.trace(model)
+    return fx.GraphModule(tracer.root, graph, type(model).__name__)
 
 
 def _all_spaces(args: object, states: dict[fx.Node, object]) -> list[int]:

@@ -11,8 +11,10 @@ producer score (pruned in an earlier round) stays at -inf.
 Masks: a pruned channel zeroes the producers' output rows (and depthwise rows). Consumers'
 input columns stay: those inputs become dead (a constant act(norm(bias))), and
 `shrink.py` folds that constant into the consumer exactly when it removes the channel.
-Attention heads are the exception (`zeroed_members`): q/k/v rows are not maskable weights, so
-a pruned head zeroes its out_proj columns (see `attention.py`).
+Attention heads are the exception (`zeroed_members`): nn.MultiheadAttention's q/k/v rows are not
+maskable weights, so a pruned head zeroes its out_proj columns (see `attention.py`); a head of
+separate q/k/v Linears (role "head", `hf_rules.py`) zeroes its q/k/v rows and its output
+projection's columns.
 """
 
 from __future__ import annotations
@@ -26,10 +28,15 @@ _ZEROED_ROLES = ("out", "dw")
 
 
 def zeroed_members(group: ChannelGroup) -> list[Member]:
-    """The members whose slices a pruned channel zeroes: producer and depthwise rows, or, for
-    attention heads, the out_proj columns (the head's only maskable weight)."""
-    roles = ("in",) if any(m.role == "qkv" for m in group.members) else _ZEROED_ROLES
-    return [m for m in group.members if m.role in roles]
+    """The members whose slices a pruned channel zeroes: producer and depthwise rows; for
+    nn.MultiheadAttention heads the out_proj columns (the head's only maskable weight); for
+    heads of separate q/k/v Linears their rows and the output projection's columns."""
+    roles = {m.role for m in group.members}
+    if "qkv" in roles:
+        return [m for m in group.members if m.role == "in"]
+    if "head" in roles:
+        return [m for m in group.members if m.role in ("head", "in")]
+    return [m for m in group.members if m.role in _ZEROED_ROLES]
 
 
 def channel_slices(member: Member, tensor: torch.Tensor, size: int) -> torch.Tensor:

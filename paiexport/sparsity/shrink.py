@@ -9,7 +9,8 @@ consumer's bias when it is the same at every position, else added after the cons
 (`AddConstant`, which fixes the spatial size as today's compact export does). Then producers
 lose rows (and bias), norms their per-channel tensors, depthwise convs rows and groups,
 consumers columns. Every group keeps at least one channel. Attention heads are removed by
-`shrink_attention.py` (the module is replaced by one holding only the kept heads).
+`shrink_attention.py` (an nn.MultiheadAttention is replaced by one holding only the kept heads)
+and `head_slicing.py` (separate q/k/v/o Linears, e.g. Hugging Face layers, are sliced).
 """
 
 from __future__ import annotations
@@ -21,7 +22,9 @@ import torch
 from torch import nn
 
 from paiexport.sparsity.depgraph import ChannelGroup, DependencyGraph
+from paiexport.sparsity.examples import forward
 from paiexport.sparsity.groups import channel_index, channel_slices
+from paiexport.sparsity.head_slicing import head_slice_groups, slice_heads
 from paiexport.sparsity.shrink_attention import head_groups, shrink_heads
 
 _KIND = {"out": "rows", "dw": "rows", "norm": "norm", "in": "cols"}
@@ -47,8 +50,9 @@ class ShrinkResult:
     removed: dict[int, int]  # group index -> channels removed
 
 
-def shrink_model(model: nn.Module, graph: DependencyGraph, example: torch.Tensor) -> ShrinkResult:
-    """A smaller copy of `model` with the same outputs; `example` is a representative input."""
+def shrink_model(model: nn.Module, graph: DependencyGraph, example: object) -> ShrinkResult:
+    """A smaller copy of `model` with the same outputs; `example` is a representative input (a
+    tensor, or a tuple or dict of the model's inputs)."""
     work = copy.deepcopy(model).eval()
     modules = dict(work.named_modules())
     with torch.no_grad():
@@ -62,7 +66,7 @@ def shrink_model(model: nn.Module, graph: DependencyGraph, example: torch.Tensor
         for name, value in after.items():
             if value is not None:
                 _add_after(work, modules, name, value, drops.get((name, "rows")))
-        heads = shrink_heads(work, graph)
+        heads = shrink_heads(work, graph) | slice_heads(work, graph)
     count = lambda m: sum(p.numel() for p in m.parameters())  # noqa: E731
     removed = {i: int(d.sum()) for i, d in dead.items()} | heads
     return ShrinkResult(work, count(model), count(work), removed)
@@ -72,7 +76,7 @@ def dead_channels(graph: DependencyGraph, modules: dict[str, nn.Module]) -> dict
     """Per prunable group: channels whose producer rows are all zero, or that every consumer
     reads with all-zero columns (then they contribute nothing); one is always kept."""
     found: dict[int, torch.Tensor] = {}
-    heads = head_groups(graph)  # removed by shrink_attention
+    heads = set(head_groups(graph)) | set(head_slice_groups(graph))  # removed by their own modules
     for i in (i for i in graph.prunable if i not in heads):
         group = graph.groups[i]
         dead = _all_zero(group, modules, "out")
@@ -113,7 +117,7 @@ def _axis_drops(
 
 
 def _record_inputs(
-    model: nn.Module, consumers: dict[str, nn.Module], example: torch.Tensor
+    model: nn.Module, consumers: dict[str, nn.Module], example: object
 ) -> dict[str, torch.Tensor]:
     """What each consumer reads, from one forward pass of the masked model."""
     seen: dict[str, torch.Tensor] = {}
@@ -125,7 +129,7 @@ def _record_inputs(
     try:
         # Grad enabled: fused inference paths (TransformerEncoderLayer) would skip the hooks.
         with torch.enable_grad():
-            model(example)
+            forward(model, example)
     finally:
         for h in handles:
             h.remove()

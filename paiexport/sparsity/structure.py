@@ -22,15 +22,16 @@ from torch import nn
 from paiexport.sparsity.allocation import allocate_masks
 from paiexport.sparsity.channels import channel_masks, channel_notes
 from paiexport.sparsity.depgraph import DependencyGraph, build_graph
+from paiexport.sparsity.examples import Example, first_rows, to_device
 from paiexport.sparsity.masks import prunable_modules
 from paiexport.sparsity.topk import top_k_mask
 from paiexport.sparsity.types import Masks, NMPattern, SparsityConfig, StructureKind
 
 
-def model_graph(model: nn.Module, example: torch.Tensor) -> DependencyGraph:
+def model_graph(model: nn.Module, example: Example) -> DependencyGraph:
     """The channel groups of `model`, traced with (a couple of samples like) `example`."""
     device = next(model.parameters()).device
-    return build_graph(model, example[:2].to(device))
+    return build_graph(model, to_device(first_rows(example, 2), device))
 
 
 def select_structured(

@@ -9,13 +9,15 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any
+from typing import Annotated, Any
 
 import torch
 from pydantic import Field, field_serializer, field_validator, model_validator
 
 from paiexport.config import StrictModel
+from paiexport.errors import shorten
 
+RULE_SPEC = r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$"  # "module:callable", imported from the recipe's folder
 Masks = dict[str, torch.Tensor]  # parameter name ("0.weight") -> bool tensor of the weight's shape
 Scores = dict[str, torch.Tensor]  # parameter name -> one score per weight (higher is kept)
 
@@ -113,3 +115,18 @@ class SparsityConfig(StrictModel):
     allow_layer_collapse: bool = Field(
         default=False, description="train on even when a layer is left with no weights (see collapse.py)"
     )
+    rules: list[Annotated[str, Field(max_length=300)]] = Field(
+        default_factory=list,
+        max_length=20,
+        description='"module:callable"s that register dependency-graph rules (sparsity/rules.py)',
+    )
+
+    @field_validator("rules")
+    @classmethod
+    def _rule_specs(cls, specs: list[str]) -> list[str]:
+        for spec in specs:
+            if not re.match(RULE_SPEC, spec):
+                raise ValueError(
+                    f'expected "module:callable" (e.g. myrules:register), got {shorten(repr(spec))}'
+                )
+        return specs

@@ -28,6 +28,7 @@ from torch import nn
 from paiexport.data.splits import SplitLike
 from paiexport.errors import UserError
 from paiexport.sparsity.depgraph import build_graph
+from paiexport.sparsity.examples import Example, to_device
 from paiexport.sparsity.masks import attach_masks, get_masks, prunable_weights, strip_masks, tied_weights
 from paiexport.sparsity.shrink import shrink_model
 from paiexport.sparsity.types import Masks
@@ -59,8 +60,9 @@ TRAIN_COMPACT_NOTE = (
 )
 
 
-def shrink_for_training(model: nn.Module, example: torch.Tensor) -> CompactTraining:
-    """Bake `model`'s attached masks in and return the exactly equivalent small model."""
+def shrink_for_training(model: nn.Module, example: Example) -> CompactTraining:
+    """Bake `model`'s attached masks in and return the exactly equivalent small model (`example`:
+    a sample batch, one tensor or a tuple/dict of the model's inputs)."""
     tied = list(tied_weights(model).values())
     if tied:
         raise UserError(
@@ -76,7 +78,8 @@ def shrink_for_training(model: nn.Module, example: torch.Tensor) -> CompactTrain
     for m in full.modules():
         if isinstance(m, nn.modules.batchnorm._BatchNorm):
             m.reset_running_stats()
-    result = shrink_model(full, build_graph(full, example.to(device)), example.to(device))
+    example = to_device(example, device)
+    result = shrink_model(full, build_graph(full, example), example)
     return CompactTraining(result.model, masks, result.params_before, result.params_after)
 
 
@@ -85,7 +88,7 @@ def compact_example(split: SplitLike) -> torch.Tensor:
     return split.head(2)
 
 
-def rebuild_compact(model: nn.Module, masks: Masks, example: torch.Tensor) -> CompactTraining:
+def rebuild_compact(model: nn.Module, masks: Masks, example: Example) -> CompactTraining:
     """What `shrink_for_training` made from a freshly built `model` and its masks."""
     names = prunable_weights(model)
     attach_masks(model, {n: m for n, m in masks.items() if n in names})

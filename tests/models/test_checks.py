@@ -21,3 +21,26 @@ def test_sample_batch_check_names_model_args_and_leaves_the_model_unchanged():
     assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())  # BN stats untouched
     with pytest.raises(UserError, match=r"^model\.args: the model fails on a sample batch: .*channels"):
         check_sample_batch(model, torch.randn(2, 3, 40))  # 3 input channels, the conv expects 1
+
+
+class DictOutput(torch.nn.Module):
+    """Returns a dict, like a Hugging Face ModelOutput."""
+
+    def __init__(self, width: int) -> None:
+        super().__init__()
+        self.fc = torch.nn.Linear(40, width)
+
+    def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        return {"logits": self.fc(x.flatten(1)), "hidden": x}
+
+
+def test_a_dict_output_is_checked_on_the_value_the_task_reads():
+    from paiexport.tasks import make_task
+    from paiexport.tasks.base import TaskConfig
+
+    check_sample_batch(DictOutput(4), torch.randn(2, 1, 40), 4)  # the first value: logits
+    with pytest.raises(UserError, match=r"^model\.name: output \(2, 3\) on a sample batch of \(2, 1, 40\)"):
+        check_sample_batch(DictOutput(3), torch.randn(2, 1, 40), 4)
+    task = make_task(TaskConfig(name="classification", output="hidden"))
+    with pytest.raises(UserError, match=r"output \(2, 1, 40\) on a sample batch"):
+        check_sample_batch(DictOutput(4), torch.randn(2, 1, 40), 4, task)

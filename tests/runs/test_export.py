@@ -190,3 +190,11 @@ def test_export_refuses_a_runtime_not_installed_before_any_work(
         == "error: bench.runtimes openvino: not installed; pip install 'paiexport[openvino]'"
     )
     assert not (tmp_path / "exported").exists()
+
+
+def test_sparsity_rules_are_code_that_export_runs_and_transformers_is_not():
+    from paiexport.runs.export import factory_modules
+
+    spec = "transformers:AutoModelForSequenceClassification"  # a library, like torchvision:
+    assert factory_modules(spec, "synthetic") == []
+    assert factory_modules(spec, "synthetic", ["myrules:register", "pkg.more:add"]) == ["myrules", "pkg.more"]

@@ -35,3 +35,15 @@ def test_group_masks_zero_producer_rows_only() -> None:
     for name in ("conv0.weight", "conv2.weight"):
         assert masks[name].reshape(8, -1).all(dim=1).tolist() == kept.tolist()
     assert masks["conv1.weight"].all() and masks["fc.weight"].all()  # consumers' columns stay
+
+
+def test_a_pruned_head_of_separate_projections_zeroes_its_qkv_rows_and_output_columns() -> None:
+    from paiexport.sparsity.depgraph import ChannelGroup, DependencyGraph, Member
+
+    heads = [Member(p, "weight", 0, "head", 0, 2) for p in ("q", "k", "v")]
+    group = ChannelGroup((*heads, Member("o", "weight", 1, "in", 0, 2)), 2, True)
+    weights = {f"{p}.weight": torch.ones(4, 4) for p in "qkvo"}
+    masks = group_masks(DependencyGraph([group]), {0: torch.tensor([False, True])}, weights)
+    for p in "qkv":
+        assert masks[f"{p}.weight"].all(dim=1).tolist() == [False, False, True, True]
+    assert masks["o.weight"].all(dim=0).tolist() == [False, False, True, True]

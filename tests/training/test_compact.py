@@ -6,6 +6,7 @@ import json
 import onnx
 import pytest
 import torch
+from hf_tiny import BERT, HF_REASON, tiny, tokens
 from typer.testing import CliRunner
 
 from paiexport.cli import app
@@ -88,3 +89,35 @@ def test_compact_training_run_exports_the_small_model(tmp_path, write_recipe, ti
     assert [tuple(t.dims) for t in re_proto.graph.initializer] == [
         tuple(t.dims) for t in proto.graph.initializer
     ]
+
+
+def test_train_compact_shrinks_a_hugging_face_model_chosen_at_initialization_and_trains_it():
+    pytest.importorskip("transformers", reason=HF_REASON)
+    from paiexport.sparsity.masks import prunable_weights
+
+    model = tiny(BERT)
+    inputs = tokens(4, 8)
+    scores = {n: w.detach().abs() for n, w in prunable_weights(model).items()}
+    # Half of every group: 0.35 of all prunable weights (the pooler and classifier stay dense).
+    cfg = SparsityConfig(target=0.35, distribution="uniform", structure="channel")
+    attach_masks(model, select_structured(scores, model, cfg, inputs["input_ids"]))
+    reference = copy.deepcopy(model).eval()
+    small = shrink_for_training(model, inputs)  # the example: the model's named inputs
+    layers = small.model.bert.encoder.layer
+    assert [
+        (layer.attention.self.num_attention_heads, layer.intermediate.dense.out_features) for layer in layers
+    ] == [
+        (2, 32),
+        (2, 32),
+    ]
+    with torch.no_grad():
+        want, got = reference(**inputs).logits, small.model.eval()(**inputs).logits
+    assert (want - got).abs().max() <= 1e-4
+    assert small.params_trained < 0.8 * small.params_full  # the embeddings stay whole
+    net = small.model.train()
+    optimizer = torch.optim.SGD(net.parameters(), lr=0.1)
+    before = layers[0].attention.self.query.weight.detach().clone()
+    loss = torch.nn.functional.cross_entropy(net(**inputs).logits, torch.tensor([0, 1, 2, 0]))
+    loss.backward()
+    optimizer.step()
+    assert torch.isfinite(loss) and not torch.equal(before, layers[0].attention.self.query.weight)

@@ -1,0 +1,63 @@
+"""Tiny Hugging Face models from config (random init, nothing downloaded) for the tests that need
+transformers; those tests skip with a reason where it is not installed."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+HF_REASON = "needs transformers (pip install 'paiexport[hf]')"
+VOCAB = 50
+
+# BERT-style encoder: 2 layers, hidden 32, 4 heads of 8, FFN 64.
+BERT = {
+    "model_type": "bert",
+    "hidden_size": 32,
+    "num_hidden_layers": 2,
+    "num_attention_heads": 4,
+    "intermediate_size": 64,
+    "vocab_size": VOCAB,
+    "max_position_embeddings": 32,
+    "num_labels": 3,
+}
+# Llama-style decoder (causal): grouped-query attention, 4 query heads on 2 key/value heads.
+LLAMA = {
+    "model_type": "llama",
+    "hidden_size": 32,
+    "num_hidden_layers": 2,
+    "num_attention_heads": 4,
+    "num_key_value_heads": 2,
+    "intermediate_size": 64,
+    "vocab_size": VOCAB,
+    "max_position_embeddings": 32,
+    "use_cache": False,
+}
+
+
+def tiny(config: dict, causal_lm: bool = False, seed: int = 0, **overrides: object) -> nn.Module:
+    """A model of `config` (with `overrides`) in eval mode: sequence classification, or causal LM.
+
+    Every Linear bias is random (transformers initializes them to zero), so a removed neuron's
+    act(bias) and a removed head's biases are really there to fold or drop."""
+    import transformers
+
+    torch.manual_seed(seed)
+    raw = {**config, **overrides}
+    kind = raw.pop("model_type")
+    cfg = transformers.AutoConfig.for_model(kind, **raw)
+    auto = transformers.AutoModelForCausalLM if causal_lm else transformers.AutoModelForSequenceClassification
+    model = auto.from_config(cfg).eval()
+    with torch.no_grad():
+        for module in model.modules():
+            if isinstance(module, nn.Linear) and module.bias is not None:
+                module.bias.normal_(0.0, 0.5)
+    return model
+
+
+def tokens(batch: int, length: int, seed: int = 1) -> dict[str, torch.Tensor]:
+    """Token ids and an attention mask with the last two positions of the first row padded."""
+    g = torch.Generator().manual_seed(seed)
+    ids = torch.randint(0, VOCAB, (batch, length), generator=g)
+    mask = torch.ones_like(ids)
+    mask[0, -2:] = 0
+    return {"input_ids": ids, "attention_mask": mask}

@@ -1,0 +1,152 @@
+"""Compact Hugging Face models: pruned heads and FFN neurons removed, exact against the masked model
+at two sequence lengths, and the small model exports to ONNX with dynamic batch and sequence."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pytest
+import torch
+from hf_tiny import BERT, HF_REASON, LLAMA, tiny, tokens
+from torch import nn
+
+from paiexport.sparsity.depgraph import DependencyGraph, build_graph
+from paiexport.sparsity.groups import group_masks
+from paiexport.sparsity.head_slicing import dead_heads, slice_heads
+from paiexport.sparsity.masks import attach_masks, prunable_weights, strip_masks
+from paiexport.sparsity.shrink import shrink_model
+
+pytest.importorskip("transformers", reason=HF_REASON)
+
+
+def keep_first(size: int, n: int) -> torch.Tensor:
+    keep = torch.zeros(size, dtype=torch.bool)
+    keep[torch.randperm(size, generator=torch.Generator().manual_seed(size + n))[:n]] = True
+    return keep
+
+
+def masked(model: nn.Module, graph: DependencyGraph, heads: list[int], neurons: list[int]) -> nn.Module:
+    """`model` with layer i keeping `heads[i]` key/value heads and `neurons[i]` FFN neurons."""
+    head_groups = [i for i in graph.prunable if any(m.role == "head" for m in graph.groups[i].members)]
+    ffn_groups = [i for i in graph.prunable if i not in head_groups]
+    keep = {g: keep_first(graph.groups[g].size, n) for g, n in zip(head_groups, heads, strict=True)}
+    keep |= {g: keep_first(graph.groups[g].size, n) for g, n in zip(ffn_groups, neurons, strict=True)}
+    attach_masks(model, group_masks(graph, keep, prunable_weights(model)))
+    return strip_masks(model).eval()
+
+
+def logits(model: nn.Module, inputs: dict[str, torch.Tensor]) -> torch.Tensor:
+    with torch.no_grad():
+        return model(**inputs).logits
+
+
+def assert_exact(full: nn.Module, small: nn.Module) -> None:
+    for batch, length in ((3, 7), (2, 16)):
+        inputs = tokens(batch, length)
+        want, got = logits(full, inputs), logits(small, inputs)
+        assert got.shape == want.shape
+        assert float((want - got).abs().max()) <= 1e-4 * max(1.0, float(want.abs().max()))
+
+
+def test_bert_at_half_the_heads_and_a_quarter_of_the_neurons():
+    model = tiny(BERT)
+    graph = build_graph(model, tokens(2, 8)["input_ids"])
+    full = masked(model, graph, heads=[2, 1], neurons=[16, 1])  # layer 1: one head, one neuron left
+    result = shrink_model(full, graph, tokens(2, 8)["input_ids"])
+    small = result.model
+    sizes = [
+        (
+            layer.attention.self.num_attention_heads,
+            layer.attention.self.all_head_size,
+            tuple(layer.attention.self.query.weight.shape),
+            tuple(layer.attention.self.value.bias.shape),
+            tuple(layer.attention.output.dense.weight.shape),
+            tuple(layer.intermediate.dense.weight.shape),
+            tuple(layer.output.dense.weight.shape),
+        )
+        for layer in small.bert.encoder.layer
+    ]
+    assert sizes == [
+        (2, 16, (16, 32), (16,), (32, 16), (16, 32), (32, 16)),
+        (1, 8, (8, 32), (8,), (32, 8), (1, 32), (32, 1)),
+    ]
+    assert result.removed == {0: 2, 1: 48, 2: 3, 3: 63}
+    assert_exact(full, small)
+    # The masked model is untouched, and a removed neuron's gelu(bias) went into the output bias.
+    assert full.bert.encoder.layer[0].attention.self.num_attention_heads == 4
+    assert not torch.equal(
+        small.bert.encoder.layer[0].output.dense.bias, full.bert.encoder.layer[0].output.dense.bias
+    )
+
+
+def test_llama_grouped_query_heads_and_gated_neurons():
+    model = tiny(LLAMA, causal_lm=True)
+    graph = build_graph(model, tokens(2, 8)["input_ids"])
+    full = masked(model, graph, heads=[1, 1], neurons=[16, 1])
+    small = shrink_model(full, graph, tokens(2, 8)["input_ids"]).model
+    attn, mlp = small.model.layers[1].self_attn, small.model.layers[1].mlp
+    shapes = [tuple(p.weight.shape) for p in (attn.q_proj, attn.k_proj, attn.v_proj, attn.o_proj)]
+    assert shapes == [(16, 32), (8, 32), (8, 32), (32, 16)]  # one key/value head and its two query heads
+    assert attn.num_key_value_groups == 2
+    assert [tuple(p.weight.shape) for p in (mlp.gate_proj, mlp.up_proj, mlp.down_proj)] == [
+        (1, 32),
+        (1, 32),
+        (32, 1),
+    ]
+    assert tuple(small.model.layers[0].mlp.down_proj.weight.shape) == (32, 16)
+    assert_exact(full, small)
+
+
+@pytest.mark.parametrize(
+    ("family", "causal"), [("roberta", False), ("electra", False), ("qwen2", True), ("mistral", True)]
+)
+def test_other_registered_families_compact_exactly(family, causal):
+    config = {**(LLAMA if causal else BERT), "model_type": family}
+    if family == "roberta":
+        config["pad_token_id"] = 1
+    model = tiny(config, causal_lm=causal)
+    graph = build_graph(model, tokens(2, 8)["input_ids"])
+    assert len(graph.prunable) == 4
+    full = masked(model, graph, heads=[1, 1], neurons=[16, 1])
+    small = shrink_model(full, graph, tokens(2, 8)["input_ids"]).model
+    assert sum(p.numel() for p in small.parameters()) < sum(p.numel() for p in full.parameters())
+    assert_exact(full, small)
+
+
+def test_a_head_is_removed_only_when_its_output_columns_are_zero_and_one_is_always_kept():
+    model = tiny(BERT)
+    graph = build_graph(model, tokens(2, 8)["input_ids"])
+    modules = dict(model.named_modules())
+    group = graph.groups[0]
+    assert not dead_heads(group, modules).any()
+    with torch.no_grad():
+        model.bert.encoder.layer[0].attention.self.query.weight.zero_()  # q rows alone do not make it dead
+        assert not dead_heads(group, modules).any()
+        model.bert.encoder.layer[0].attention.output.dense.weight.zero_()
+    assert dead_heads(group, modules).tolist() == [False, True, True, True]
+    assert slice_heads(model, graph) == {0: 3}
+    assert model.bert.encoder.layer[0].attention.self.num_attention_heads == 1
+
+
+def test_the_compact_model_exports_with_dynamic_batch_and_sequence(tmp_path):
+    onnxruntime = pytest.importorskip("onnxruntime")
+    model = tiny(BERT)
+    graph = build_graph(model, tokens(2, 8)["input_ids"])
+    full = masked(model, graph, heads=[2, 2], neurons=[16, 16])
+    small = shrink_model(full, graph, tokens(2, 8)["input_ids"]).model
+    batch, seq = torch.export.Dim("batch"), torch.export.Dim("sequence")
+    dims = {"input_ids": {0: batch, 1: seq}, "attention_mask": {0: batch, 1: seq}}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        program = torch.onnx.export(small, (), kwargs=tokens(2, 9), dynamo=True, dynamic_shapes=dims)
+    program.save(str(tmp_path / "model.compact.onnx"))
+    session = onnxruntime.InferenceSession(str(tmp_path / "model.compact.onnx"))
+    assert [(i.name, i.type) for i in session.get_inputs()] == [
+        ("input_ids", "tensor(int64)"),
+        ("attention_mask", "tensor(int64)"),
+    ]
+    for batch_size, length in ((1, 5), (3, 17)):
+        inputs = tokens(batch_size, length)
+        got = session.run(None, {k: v.numpy() for k, v in inputs.items()})[0]
+        assert np.abs(got - logits(full, inputs).numpy()).max() <= 1e-4
