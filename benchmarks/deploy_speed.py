@@ -133,7 +133,7 @@ def resnet_files(epochs: int, samples: int, out: Path) -> tuple[dict[str, Path],
     synflow_channel75(model, data)
     fit(model, data, epochs, seed=0, masked=True)
     model = strip_masks(model.cpu()).eval()
-    _, torch_acc = evaluate(model, data.test)
+    torch_acc = evaluate(model, data.test)[1]["accuracy"]
     small = compact_model(model, SHAPE)
     print(f"\nresnet20 3x32x32, synflow 75% channel: params {small.params_before} -> {small.params_after}")
     plain = to_onnx(small.model, SHAPE, 18)

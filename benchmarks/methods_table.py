@@ -90,7 +90,7 @@ def run_once(raw: dict[str, Any], source: str) -> dict[str, Any]:
         paths = RunPaths(Path(tmp))
         method.fit(ctx, stages.recipe_trainer(recipe, data, paths))
         epochs = len(read_epoch_records(paths.metrics))
-    _, acc = evaluate(model, data.test, device=recipe.train.device)
+    acc = evaluate(model, data.test, device=recipe.train.device)[1]["accuracy"]
     return {
         "test_acc": acc,
         "sparsity": overall_sparsity(model, recipe.sparsity.exclude),

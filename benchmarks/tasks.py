@@ -31,7 +31,8 @@ import torch
 from paiexport.api import run_recipe
 
 ROOT = Path(__file__).resolve().parents[1]
-# The example folders benchmarked, in table order; a new task example joins by its folder name.
+# The example folders benchmarked, in table order; a new task example (char_lm) joins by its
+# folder name.
 EXAMPLES = ["regression", "multilabel", "segmentation", "custom_task"]
 DENSE = {"method.name": "dense", "sparsity.target": 0.0, "export.formats": ["dense"]}
 DENSE_BENCH = {"bench.batch_sizes": [1], "bench.iterations": 1, "bench.warmup": 0}

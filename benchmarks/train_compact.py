@@ -33,7 +33,7 @@ def one(variant: str, data, epochs: int, seed: int) -> tuple[float, float, int]:
     if variant == "compact":
         model = shrink_for_training(model, data.train.x[:2]).model
     _, per_epoch = fit(model, data, epochs, seed, masked=variant == "masked")
-    _, acc = evaluate(model, data.test)
+    acc = evaluate(model, data.test)[1]["accuracy"]
     return per_epoch, acc, sum(p.numel() for p in model.parameters())
 
 

@@ -55,6 +55,8 @@ HASH_NEUTRAL: dict[tuple[str, ...], object] = {
     ("validate", "max_metric_drop"): None,
     ("gates", "min_metric"): None,
     ("gates", "max_metric_drop"): None,
+    ("bench", "runtimes"): ["onnxruntime"],
+    ("export", "deploy_runtime"): "onnxruntime",
 }
 
 
@@ -92,6 +94,12 @@ class Recipe(StrictModel):
                 "data.val_fraction: 0 leaves no validation split to pick the best checkpoint; "
                 "use train.checkpoint: last"
             )
+        return self
+
+    @model_validator(mode="after")
+    def _deploy_runtime_is_benchmarked(self) -> Recipe:
+        if (runtime := self.export.deploy_runtime) not in self.bench.runtimes:
+            raise ValueError(f"export.deploy_runtime: {runtime} is not in bench.runtimes")
         return self
 
     @model_validator(mode="after")

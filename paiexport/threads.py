@@ -33,8 +33,9 @@ def usable_cores() -> int:
         return os.cpu_count() or 1
 
 
-def forward_macs(model: nn.Module, input_shape: tuple[int, ...]) -> int:
-    """Multiply-adds of one sample's forward pass in the Conv and Linear layers."""
+def forward_macs(model: nn.Module, input_shape: tuple[int, ...], example: torch.Tensor | None = None) -> int:
+    """Multiply-adds of one sample's forward pass in the Conv and Linear layers; on `example`
+    (one sample of the data, e.g. int64 token ids) when given, else on zeros of `input_shape`."""
     total = 0
 
     def count(module: nn.Module, _inputs: tuple, output: torch.Tensor) -> None:
@@ -51,7 +52,7 @@ def forward_macs(model: nn.Module, input_shape: tuple[int, ...]) -> int:
     try:
         model.eval()
         with torch.no_grad():
-            model(torch.zeros(1, *input_shape))
+            model(torch.zeros(1, *input_shape) if example is None else example[:1])
     finally:
         model.train(was_training)
         for hook in hooks:
@@ -60,12 +61,16 @@ def forward_macs(model: nn.Module, input_shape: tuple[int, ...]) -> int:
 
 
 def resolve_threads(
-    setting: ThreadsSetting, model: nn.Module, input_shape: tuple[int, ...], batch_size: int
+    setting: ThreadsSetting,
+    model: nn.Module,
+    input_shape: tuple[int, ...],
+    batch_size: int,
+    example: torch.Tensor | None = None,
 ) -> int:
     """The thread count `train.threads` stands for (see the module docstring)."""
     if setting != "auto":
         return int(setting)
-    step_flops = forward_macs(model, input_shape) * 2 * 3 * batch_size
+    step_flops = forward_macs(model, input_shape, example) * 2 * 3 * batch_size
     if step_flops < AUTO_SINGLE_THREAD_FLOPS:
         return 1
     return max(1, min(usable_cores() // 2, torch.get_num_threads()))

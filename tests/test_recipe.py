@@ -131,6 +131,31 @@ def test_digest_ignores_formatting(write_recipe, tiny_recipe_dict):
     assert a.digest() == b.digest() != c.digest()
 
 
+def test_runtime_fields_at_their_defaults_keep_the_hash():
+    snip90 = bundled_recipes_dir() / "snip90.yaml"
+    plain = load_recipe(snip90)
+    defaults = ["bench.runtimes=[onnxruntime]", "export.deploy_runtime=onnxruntime"]
+    explicit = load_recipe(snip90, parse_overrides(defaults))
+    assert plain.digest() == explicit.digest() == "f939aa2420e8d9c3"  # the hash before these fields
+    both = load_recipe(snip90, parse_overrides(["bench.runtimes=[onnxruntime,openvino]"]))
+    assert both.bench.runtimes == ["onnxruntime", "openvino"] and both.digest() != plain.digest()
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        (["bench.runtimes=[openvino]"], "bench.runtimes: must include onnxruntime"),
+        (["bench.runtimes=[onnxruntime,tvm]"], "bench.runtimes: unknown runtime 'tvm' (choose from"),
+        (["export.deploy_runtime=openvino"], "export.deploy_runtime: openvino is not in bench.runtimes"),
+        (["export.deploy_runtime=tvm"], "export.deploy_runtime: Input should be 'onnxruntime' or 'openvino'"),
+    ],
+)
+def test_runtime_fields_are_checked_naming_the_field(overrides, message):
+    with pytest.raises(UserError) as caught:
+        load_recipe(bundled_recipes_dir() / "snip90.yaml", parse_overrides(overrides))
+    assert message in str(caught.value) and "snip90.yaml" in str(caught.value)
+
+
 def test_the_default_task_leaves_the_hash_as_it_was(tiny_recipe_dict):
     # Fields added after recipes were first hashed (task, validate.max_metric_drop, the metric
     # gates) are left out of the digest while they hold their defaults: old runs keep their hash.

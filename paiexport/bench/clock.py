@@ -18,9 +18,10 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
 from functools import cache
+from typing import TypeVar
 
 import numpy as np
 
@@ -29,6 +30,7 @@ from paiexport.bench.stats import CpuKind, LatencyStats
 CPU_CLOCKS: dict[CpuKind, str] = {"thread": "thread_time", "process": "process_time"}
 MIN_STEPS = 50  # a CPU sample lasts at least this many clock steps (step and read cost <= 2%)
 MAX_RUNS_PER_SAMPLE = 10_000
+K = TypeVar("K", bound=Hashable)  # what names a callable: a file's label, or (runtime, label)
 _PROBE_SECONDS = 0.05  # longest spent looking for the clock's step
 
 
@@ -84,11 +86,11 @@ def _sample(run: Callable[[], object], runs: int, clock: Callable[[], float]) ->
 
 
 def time_interleaved(
-    runs: dict[str, Callable[[], object]], warmup: int, iterations: int, kind: CpuKind
-) -> dict[str, Samples]:
+    runs: dict[K, Callable[[], object]], warmup: int, iterations: int, kind: CpuKind
+) -> dict[K, Samples]:
     """Run each callable in turn (A B A B ...): `warmup` untimed rounds (at least one: it sizes
     the samples), then `iterations` timed samples of each."""
-    first: dict[str, list[float]] = {v: [] for v in runs}
+    first: dict[K, list[float]] = {v: [] for v in runs}
     for _ in range(max(warmup, 1)):
         for v, run in runs.items():
             start = time.perf_counter()

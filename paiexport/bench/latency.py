@@ -2,51 +2,32 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
-from functools import partial
 from pathlib import Path
 from typing import Any
 
 from rich.table import Table
 
-from paiexport.bench.clock import cpu_kind, time_interleaved
 from paiexport.bench.files import MemoryStats, file_size, session_creation_ms, session_memory
+from paiexport.bench.runtime_latency import RuntimeLatency, benchmark_runtimes
+from paiexport.bench.runtimes import OnnxRuntime, Runtime
 from paiexport.bench.settings import BenchSettings, FileBenchSettings
 from paiexport.bench.stats import BusyCheck, LatencyStats, Speedup, busy_check, labelled, speedup
 from paiexport.errors import UserError
-from paiexport.verify.inputs import plan_inputs, random_feeds, resolve_shapes
 from paiexport.verify.validate import make_session
 
 
 def benchmark_files(
     files: dict[str, Path], settings: BenchSettings, shapes: dict[str, tuple[int, ...]] | None = None
 ) -> dict[str, dict[int, dict[int, LatencyStats]]]:
-    """Median/p90/p99 latency per file, batch size and thread count, in wall and CPU time
-    (paiexport/bench/clock.py: thread CPU time at 1 thread, process CPU time at more).
+    """Median/p90/p99 latency in onnxruntime per file, batch size and thread count, in wall and
+    CPU time (paiexport/bench/clock.py: thread CPU time at 1 thread, process CPU time at more).
 
     Files are run in turn (A B A B ...) within each setting, so each file's ratio
-    to another comes from the same moment of the machine.
+    to another comes from the same moment of the machine (`runtime_latency.benchmark_runtimes`).
     """
-    shapes, batch_sizes, warmup, iterations = (
-        shapes or {},
-        settings.batch_sizes,
-        settings.warmup,
-        settings.iterations,
-    )
-    specs = plan_inputs(files, batch_sizes, shapes)
-    results: dict[str, dict[int, dict[int, LatencyStats]]] = {v: {} for v in files}
-    for n_threads in settings.threads:
-        sessions = {v: make_session(p, n_threads) for v, p in files.items()}
-        for batch in batch_sizes:
-            feeds = {
-                v: random_feeds(specs[v], resolve_shapes(specs[v], batch, shapes, str(p)))
-                for v, p in files.items()
-            }
-            runs = {v: partial(session.run, None, feeds[v]) for v, session in sessions.items()}
-            samples = time_interleaved(runs, warmup, iterations, cpu_kind(n_threads))
-            for v in files:
-                results[v].setdefault(batch, {})[n_threads] = samples[v].stats(batch)
-    return results
+    return benchmark_runtimes(files, settings, [OnnxRuntime()], shapes).stats[OnnxRuntime.name]
 
 
 @dataclass
@@ -65,6 +46,7 @@ class BenchResult:
     baseline: str
     settings: FileBenchSettings
     files: dict[str, FileBench] = field(default_factory=dict)
+    runtimes: RuntimeLatency | None = None  # --runtime with more than onnxruntime: every runtime
 
     def speedup(self, label: str, batch: int, threads: int) -> float:
         """On thread CPU time at 1 thread, on wall time at more (`stats.speedup`)."""
@@ -75,15 +57,19 @@ class BenchResult:
         return speedup(base, self.files[label].latency[batch][threads])
 
     def busy(self) -> BusyCheck:
-        """Whether wall and thread CPU medians disagreed (`stats.busy_check`)."""
+        """Whether wall and thread CPU medians disagreed (`stats.busy_check`), in any runtime."""
+        if self.runtimes is not None:
+            return self.runtimes.busy()
         return busy_check(labelled({label: f.latency for label, f in self.files.items()}))
 
     def to_dict(self) -> dict[str, Any]:
+        runtimes = {} if self.runtimes is None else {"runtimes": self.runtimes.to_dict(self.baseline)}
         return {
             "baseline": self.baseline,
             "settings": self.settings.model_dump(),
             **self.busy().to_dict(),
             "files": {label: self._file_dict(label, f) for label, f in self.files.items()},
+            **runtimes,
         }
 
     def _file_dict(self, label: str, f: FileBench) -> dict[str, Any]:
@@ -104,11 +90,18 @@ class BenchResult:
         }
 
 
-def bench(files: dict[str, Path], baseline: str, settings: FileBenchSettings) -> BenchResult:
-    """Latency (interleaved), session creation (interleaved), memory (one process per file), size."""
-    stats = benchmark_files(files, settings, settings.shapes)
+def bench(
+    files: dict[str, Path], baseline: str, settings: FileBenchSettings, runtimes: Sequence[Runtime] = ()
+) -> BenchResult:
+    """Latency (interleaved), session creation (interleaved), memory (one process per file), size.
+
+    With `runtimes` besides onnxruntime, latency is measured in each of them too, every (runtime,
+    file) interleaved in one run; session creation and memory stay onnxruntime's."""
+    timed = runtimes or [OnnxRuntime()]
+    latency = benchmark_runtimes(files, settings, timed, settings.shapes)
+    stats = latency.stats[OnnxRuntime.name]
     create = session_creation_ms(files, min(settings.threads), settings.session_repeats)
-    result = BenchResult(baseline, settings)
+    result = BenchResult(baseline, settings, runtimes=latency if len(timed) > 1 else None)
     for label, path in files.items():
         memory = (
             session_memory(path, min(settings.threads), max(settings.batch_sizes), settings.shapes)

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
+from paiexport.bench.runtimes import DEFAULT_RUNTIME, RUNTIMES
 from paiexport.config import StrictModel
+from paiexport.errors import shorten
 
 MAX_BATCH = 65_536  # a larger batch of even the smallest model is an input mistake
 SESSION_REPEATS = 5
@@ -23,6 +25,22 @@ class BenchSettings(StrictModel):
     )
     warmup: int = Field(default=10, ge=0, le=100_000)
     iterations: int = Field(default=100, ge=1, le=1_000_000)
+    runtimes: list[str] = Field(
+        default_factory=lambda: [DEFAULT_RUNTIME],
+        min_length=1,
+        max_length=len(RUNTIMES),
+        description="runtimes every file is timed and validated in, interleaved: onnxruntime, openvino",
+    )
+
+    @field_validator("runtimes")
+    @classmethod
+    def _known_runtimes(cls, runtimes: list[str]) -> list[str]:
+        unknown = [r for r in runtimes if r not in RUNTIMES]
+        if unknown:
+            raise ValueError(f"unknown runtime {shorten(unknown[0])!r} (choose from {', '.join(RUNTIMES)})")
+        if DEFAULT_RUNTIME not in runtimes:
+            raise ValueError(f"must include {DEFAULT_RUNTIME}: every ratio is also taken against it")
+        return list(dict.fromkeys(runtimes))
 
 
 class FileBenchSettings(BenchSettings):

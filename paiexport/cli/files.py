@@ -17,6 +17,11 @@ if TYPE_CHECKING:
     from paiexport.verify.file_checks import FileReport
 
 
+GateRuntimeOption = Annotated[
+    str, typer.Option("--runtime", help="Latency and speedup gates read this runtime's figures (openvino).")
+]
+
+
 @app.command("bench")
 def bench_command(
     models: Annotated[list[Path], typer.Argument(help="ONNX files to benchmark side by side.")],
@@ -29,30 +34,38 @@ def bench_command(
     warmup: Annotated[int, typer.Option("--warmup", min=0, help="Untimed runs per setting.")] = 10,
     json_out: Annotated[Path | None, typer.Option("--json", help="Also write the results as JSON.")] = None,
     shape: ShapeOption = None,
+    runtime: Annotated[
+        str, typer.Option("--runtime", help="Comma-separated runtimes, e.g. onnxruntime,openvino.")
+    ] = "onnxruntime",
 ) -> None:
     """Latency (p50/p90/p99, throughput), session creation, peak memory and size of ONNX files.
 
     Random inputs: floats standard normal, integers 0 or 1, bools random (paiexport/verify/inputs.py).
     """
     from paiexport.bench.latency import bench, bench_inputs, bench_table, file_table
+    from paiexport.bench.runtime_latency import runtime_table
+    from paiexport.bench.runtimes import make_runtimes
     from paiexport.reporting.report import versions, write_json
     from paiexport.verify.inputs import plan_inputs
 
     with user_errors():
-        settings = _bench_settings(batch_sizes, threads, warmup, iterations, shape)
+        settings = _bench_settings(batch_sizes, threads, warmup, iterations, shape, runtime)
+        runtimes = make_runtimes(settings.runtimes, "--runtime")  # not installed: exit 2, before any work
         files, base = bench_inputs(models, baseline)
         plan_inputs(files, settings.batch_sizes, settings.shapes)  # bad inputs exit 2 before timing
-        result = bench(files, base, settings)
+        result = bench(files, base, settings, runtimes)
         if json_out is not None:
             json_out.parent.mkdir(parents=True, exist_ok=True)
             write_json({**result.to_dict(), "versions": versions()}, json_out)
     console = wide_out()
     console.print(bench_table(result))
     console.print(file_table(result))
+    if result.runtimes is not None:
+        console.print(runtime_table(result.runtimes, result.baseline))
 
 
 def _bench_settings(
-    batch_sizes: str, threads: str, warmup: int, iterations: int, shape: list[str] | None
+    batch_sizes: str, threads: str, warmup: int, iterations: int, shape: list[str] | None, runtime: str
 ) -> FileBenchSettings:
     """The options as the one settings type the recipe's `bench:` section uses too."""
     from paiexport.bench.latency import parse_positive_ints
@@ -65,11 +78,14 @@ def _bench_settings(
             warmup=warmup,
             iterations=iterations,
             shapes=parse_shapes(shape or []),
+            runtimes=[part.strip() for part in runtime.split(",") if part.strip()],
         )
     except ValidationError as exc:
         error = exc.errors()[0]
-        option = "--" + str(error["loc"][0]).replace("_", "-")
-        raise UserError(f"{option}: {error['msg']}") from None
+        option = {"runtimes": "--runtime"}.get(
+            str(error["loc"][0]), "--" + str(error["loc"][0]).replace("_", "-")
+        )
+        raise UserError(f"{option}: {error['msg'].removeprefix('Value error, ')}") from None
 
 
 def _gate_options(
@@ -116,6 +132,7 @@ def check_command(
     min_sparsity: Annotated[
         float | None, typer.Option("--min-sparsity", help="Reached sparsity ≥ S (0.9 = 90%).")
     ] = None,
+    runtime: GateRuntimeOption = "onnxruntime",
 ) -> None:
     """Check a run against gates (options and the recipe's gates: section); exit 1 if any fails."""
     from paiexport.reporting.gates import evaluate_gates, gates_from_dict, load_report, recipe_gates
@@ -136,7 +153,7 @@ def check_command(
             raise UserError(
                 "no gates: pass options such as --min-accuracy or add a gates: section to the recipe"
             )
-        results = evaluate_gates(gates, report)
+        results = evaluate_gates(gates, report, runtime)
     raise typer.Exit(1 if _print_gate_results(results) else 0)
 
 

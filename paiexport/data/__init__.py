@@ -71,7 +71,8 @@ def load_dataset(
         return _finish(_retarget(data, task, f"data.path {path}"), cfg, seed)
     count = cfg.num_classes or FIXED_CLASSES.get(fmt)
     if fmt is FileFormat.npz and not is_classification(task):
-        return _finish(_task_arrays(npz.load(path, labels=False), cfg, seed, task, str(path)), cfg, seed)
+        arrays = npz.load(path, labels=False, targets_are_inputs=task.targets_are_inputs)
+        return _finish(_task_arrays(arrays, cfg, seed, task, str(path)), cfg, seed)
     if fmt in (FileFormat.mnist, FileFormat.fashion_mnist):
         arrays = idx.load(path, count)
     elif fmt is FileFormat.npz:
@@ -105,10 +106,9 @@ def _task_arrays(
     val, train = order[:n_val], order[n_val:]
     if len(train) == 0:
         raise UserError(f"data.val_fraction: {cfg.val_fraction} leaves no training samples")
-    ys = {
-        n: task.targets(torch.from_numpy(np.ascontiguousarray(a)), f"{where}: {n}")
-        for n, a in (("y_train", y[train]), ("y_val", y[val]), ("y_test", y_test))
-    }
+    checked = task.targets(torch.from_numpy(np.ascontiguousarray(y)), f"{where}: y_train")
+    test_y = task.targets(torch.from_numpy(np.ascontiguousarray(y_test)), f"{where}: y_test")
+    ys = {"y_train": checked[train], "y_val": checked[val], "y_test": test_y}
     task_fit(task, ys["y_train"])
     width = task.output_size(ys["y_train"], ys["y_test"], cfg.num_classes)
     return DataSplits(

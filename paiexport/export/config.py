@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import Field, field_validator
 
 from paiexport.config import StrictModel
 from paiexport.export.variants import ExportFormat, Int8Format, Int8Mode
+
+DeployRuntime = Literal["onnxruntime", "openvino"]  # the names of bench/runtimes' registry
 
 
 class ExportConfig(StrictModel):
@@ -39,6 +43,10 @@ class ExportConfig(StrictModel):
         ge=0,
         description="ops whose output has fewer channels stay float in int8 files "
         "(onnxruntime's int8 convolutions are slower than float below 16 channels on AVX-512)",
+    )
+    deploy_runtime: DeployRuntime = Field(
+        default="onnxruntime",
+        description="auto deploys the fastest valid file in this runtime (one of bench.runtimes)",
     )
 
     @field_validator("formats")

@@ -13,6 +13,7 @@ from torch import nn
 from paiexport import __version__
 from paiexport.bench.deploy import Stats
 from paiexport.bench.latency import file_size
+from paiexport.bench.runtime_checks import RuntimeOutcome
 from paiexport.methods import FitResult
 from paiexport.reporting.report import (
     SPARSE_STORAGE_NOTE,
@@ -22,7 +23,9 @@ from paiexport.reporting.report import (
     size_ratios,
     versions,
 )
+from paiexport.reporting.runtimes import runtime_sections
 from paiexport.reporting.schema import RunReport
+from paiexport.reporting.speed import WallCpuRatio
 from paiexport.sparsity.allocation import layer_keep_counts
 from paiexport.sparsity.collapse import find_collapse
 from paiexport.sparsity.masks import layer_sparsity, overall_sparsity, prunable_weights
@@ -60,6 +63,7 @@ class RunOutcome:
     compact: dict[str, Any] | None = None
     deploy: dict[str, Any] | None = None
     int8_used: dict[str, Any] | None = None  # `ExportedVariants.int8_used`
+    runtimes: RuntimeOutcome | None = None  # bench.runtimes besides onnxruntime (None: it alone)
     example: torch.Tensor | None = None  # a sample batch: the channel graph is traced on it
     task: Task = field(default_factory=make_task)
     torch_metrics: dict[str, float] = field(default_factory=dict)
@@ -137,6 +141,15 @@ def task_sections(run: RunOutcome) -> dict[str, Any]:
     return sections
 
 
+def validation_section(checks: dict[str, FileValidation], runtimes: RuntimeOutcome | None) -> dict[str, Any]:
+    """report.json `validation`: each file's checks, and its checks in the other runtimes."""
+    section = {v: c.to_dict() for v, c in checks.items()}
+    for runtime, checks in (runtimes.checks if runtimes else {}).items():
+        for v, check in checks.items():
+            section[v].setdefault("runtimes", {})[runtime] = check.to_dict()
+    return section
+
+
 def build_report(facts: RunFacts, run: RunOutcome) -> RunReport:
     """report.json's content but `gates`, `verdict` and `timings_s`, which come after it."""
     sizes = {v: file_size(p) for v, p in run.files.items()}
@@ -153,7 +166,8 @@ def build_report(facts: RunFacts, run: RunOutcome) -> RunReport:
         **task_sections(run),
         sparsity=sparsity_section(run.model, facts.sparsity, run.files, facts.layer_targets),
         layer_collapse=find_collapse({n: w != 0 for n, w in weights.items()}),
-        validation={v: c.to_dict() for v, c in run.checks.items()},
+        validation=validation_section(run.checks, run.runtimes),
+        runtimes=None if run.runtimes is None else runtime_sections(run.runtimes),
         **latency_sections(run.stats),
         size_bytes=sizes,
         size_ratio_vs_dense=size_ratios(sizes),
@@ -168,6 +182,9 @@ def build_report(facts: RunFacts, run: RunOutcome) -> RunReport:
         machine=machine(),
         method_details=run.fit.details,
     )
+    if run.runtimes is not None and run.runtimes.latency.stats:
+        busy = run.runtimes.latency.busy().to_dict()  # wall vs CPU in every runtime of the run
+        report.busy, report.wall_cpu_ratio = busy["busy"], WallCpuRatio(**busy["wall_cpu_ratio"])
     if report.train_compact is not None:  # the small model has no masks: report the selection's
         report.sparsity.reached = report.train_compact["selection_sparsity"]
         report.notes.append(TRAIN_COMPACT_NOTE)

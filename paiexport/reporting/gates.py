@@ -14,9 +14,12 @@ from typing import Any
 
 from pydantic import Field, PositiveFloat, PositiveInt, ValidationError
 
+from paiexport.bench.runtimes import DEFAULT_RUNTIME, check_names
 from paiexport.config import StrictModel
 from paiexport.errors import UserError
+from paiexport.reporting.runtimes import latency_medians, runtime_figures
 from paiexport.reporting.schema import RunReport, needed
+from paiexport.reporting.speed import Nested
 from paiexport.tasks.base import metric_drop
 from paiexport.verify.rules import accuracy_drop_points, reaches_sparsity, within_drop_limit
 
@@ -129,12 +132,16 @@ def _worst(values: dict[str, float], largest: bool) -> tuple[str, float]:
     return where, values[where]
 
 
-def evaluate_gates(gates: GatesConfig, report: RunReport) -> list[GateResult]:
+def evaluate_gates(gates: GatesConfig, report: RunReport, runtime: str = DEFAULT_RUNTIME) -> list[GateResult]:
     """One result per gate, measured at its worst variant/setting; a gate the report cannot
-    measure (a section it lacks, unknown variant, batch size not benchmarked) is a `UserError`."""
+    measure (a section it lacks, unknown variant, batch size not benchmarked) is a `UserError`.
+
+    `runtime` (`check --runtime`): the latency and speedup gates read that runtime's figures
+    (`runtimes.<name>`: speedups over dense in the same runtime); the others are runtime-free."""
+    speed = _Speed.of(report, runtime)
     results = _accuracy_gates(gates, report)
-    results += [_latency_gate(report, batch, limit) for batch, limit in gates.max_latency_ms.items()]
-    results += [_speedup_gate(report, variant, limit) for variant, limit in gates.min_speedup.items()]
+    results += [_latency_gate(speed, batch, limit) for batch, limit in gates.max_latency_ms.items()]
+    results += [_speedup_gate(speed, variant, limit) for variant, limit in gates.min_speedup.items()]
     results += [_size_gate(report, variant, limit) for variant, limit in gates.max_size_mb.items()]
     if gates.min_sparsity is not None:
         results.append(sparsity_gate(report, gates.min_sparsity))
@@ -182,10 +189,44 @@ def _metric_gates(gates: GatesConfig, report: RunReport) -> list[GateResult]:
     return results
 
 
-def _latency_gate(report: RunReport, batch: int, limit: float) -> GateResult:
-    latency = needed(report.latency_ms, "latency_ms")
+@dataclass(frozen=True)
+class _Speed:
+    """The figures the speed gates read: onnxruntime's (top level) or another runtime's."""
+
+    runtime: str
+    latency_ms: Nested
+    speedup: Nested
+    unreadable: dict[str, str]
+
+    @classmethod
+    def of(cls, report: RunReport, runtime: str) -> _Speed:
+        if runtime == DEFAULT_RUNTIME:
+            return cls(runtime, report.latency_ms, report.speedup_vs_dense, {})
+        check_names([runtime], "--runtime")
+        figures = runtime_figures(report.runtimes, runtime)
+        return cls(runtime, latency_medians(figures), figures.speedup_vs_dense, figures.unreadable)
+
+    def where(self, text: str) -> str:
+        return text if self.runtime == DEFAULT_RUNTIME else f"{self.runtime}, {text}"
+
+    def variant(self, variant: str, gate: str) -> dict[str, dict[str, float]]:
+        if variant in self.unreadable:
+            raise UserError(f"{gate}: {variant} is unreadable in {self.runtime} ({self.unreadable[variant]})")
+        return _variant(needed(self.speedup, self.section("speedup_vs_dense")), variant, gate)
+
+    def section(self, key: str) -> str:
+        """Where `key` is in report.json, for "report has no ..."."""
+        if self.runtime == DEFAULT_RUNTIME:
+            return key
+        return f"runtimes.{self.runtime}.{'latency' if key == 'latency_ms' else key}"
+
+
+def _latency_gate(speed: _Speed, batch: int, limit: float) -> GateResult:
+    latency = needed(speed.latency_ms, speed.section("latency_ms"))
     found = {
-        f"{v}, {t} thread(s)": ms for v, by_b in latency.items() for t, ms in by_b.get(str(batch), {}).items()
+        speed.where(f"{v}, {t} thread(s)"): ms
+        for v, by_b in latency.items()
+        for t, ms in by_b.get(str(batch), {}).items()
     }
     if not found:
         raise UserError(f"max_latency_ms[{batch}]: batch size {batch} was not benchmarked in the report")
@@ -193,9 +234,9 @@ def _latency_gate(report: RunReport, batch: int, limit: float) -> GateResult:
     return GateResult(f"max_latency_ms[{batch}]", ms, limit, ms <= limit, where, "ms")
 
 
-def _speedup_gate(report: RunReport, variant: str, limit: float) -> GateResult:
-    by_b = _variant(needed(report.speedup_vs_dense, "speedup_vs_dense"), variant, f"min_speedup[{variant}]")
-    found = {f"batch {b}, {t} thread(s)": r for b, by_t in by_b.items() for t, r in by_t.items()}
+def _speedup_gate(speed: _Speed, variant: str, limit: float) -> GateResult:
+    by_b = speed.variant(variant, f"min_speedup[{variant}]")
+    found = {speed.where(f"batch {b}, {t} thread(s)"): r for b, by_t in by_b.items() for t, r in by_t.items()}
     where, ratio = _worst(found, largest=False)
     return GateResult(f"min_speedup[{variant}]", ratio, limit, ratio >= limit, where, "x")
 

@@ -18,7 +18,16 @@ from matplotlib.ticker import MaxNLocator
 
 from paiexport.paths import RunPaths
 from paiexport.reporting.details import method_details
-from paiexport.reporting.report import metric_text, percent, summary_rows, validation_rows, verdict_lines
+from paiexport.reporting.report import (
+    metric_short,
+    metric_text,
+    metric_value,
+    percent,
+    summary_rows,
+    validation_rows,
+    verdict_lines,
+)
+from paiexport.reporting.runtimes import runtime_note, runtime_rows
 from paiexport.reporting.schema import RunReport
 from paiexport.reporting.speed import busy_line, latency_note
 from paiexport.training.metrics_log import EpochRecord, read_epoch_records
@@ -213,6 +222,15 @@ def details(report: RunReport) -> str:
     return "".join(out)
 
 
+def runtimes(report: RunReport) -> str:
+    """Every file in each runtime of `bench.runtimes` ("" when onnxruntime ran alone)."""
+    if not report.runtimes:
+        return ""
+    rows = runtime_rows(report, lambda v: metric_value(report, v), f"test {metric_short(report)}")
+    note = html.escape(runtime_note(report.runtimes))
+    return f"<h2>Runtimes</h2>{_table(*rows)}<p class='meta'>{note}</p>"
+
+
 def _busy(report: RunReport) -> str:
     """The busy-machine warning as a paragraph ("" when the run was not busy)."""
     line = busy_line(report.busy, report.wall_cpu_ratio)
@@ -246,7 +264,7 @@ def render_html(report: RunReport, pngs: dict[str, bytes]) -> str:
 {_busy(report)}{env}
 <h2>Validation per file</h2>{_table(*validation_rows(report))}
 <p class="meta">Parity: max abs difference of the file's outputs vs PyTorch on the test split.</p>
-{images}
+{runtimes(report)}{images}
 {details(report)}
 <h2>Notes</h2><ul>{notes}</ul>
 <h2>Recipe</h2><pre>{recipe}</pre>

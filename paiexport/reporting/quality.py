@@ -17,6 +17,21 @@ class Accuracy(Section):
     onnx: dict[str, float] = {}
 
 
+class RuntimeCheck(Section):
+    """One file checked in a runtime besides onnxruntime (`bench.runtime_checks.RuntimeCheck`)."""
+
+    loads: bool
+    error: str | None = None
+    metrics: dict[str, float] = {}
+    metric: float | None = None
+    parity_required: bool = True
+    parity: bool | None = None
+    max_abs_diff: float | None = None
+    broken_checks: list[str] = []
+    deployable: bool
+    reason: str = ""
+
+
 class FileCheck(Section):
     """One file's `validation` entry (FileValidation.to_dict)."""
 
@@ -50,6 +65,7 @@ class FileCheck(Section):
     max_metric_drop: float | None = None
     drop_scale: float = 100.0
     relative_drop: bool = False
+    runtimes: dict[str, RuntimeCheck] | None = None  # bench.runtimes besides onnxruntime
 
 
 class TaskInfo(Section):
@@ -61,6 +77,7 @@ class TaskInfo(Section):
     baseline: float | None = None
     drop_scale: float = 1.0  # how a drop of the primary metric is measured (tasks.base.DropRule)
     relative_drop: bool = False
+    percent: bool = False  # the primary metric is a fraction, shown in %
 
 
 class Metrics(Section):

@@ -15,6 +15,7 @@ from rich.table import Table
 
 from paiexport.bench.latency import LatencyStats
 from paiexport.reporting.details import method_details
+from paiexport.reporting.runtimes import runtime_note, runtime_rows
 from paiexport.reporting.schema import FileCheck, RunReport, needed
 from paiexport.reporting.speed import busy_line, latency_note, speed_sections
 from paiexport.variant import Variant
@@ -260,6 +261,9 @@ def markdown(report: RunReport) -> str:
         target = "-" if layer.target is None else f"{layer.target:.2%}"
         lines.append(f"| {name} | {layer.numel} | {target} | {layer.reached:.2%} |")
     lines += ["", "## Validation per file", "", *_md_table(*validation_rows(report))]
+    if report.runtimes:
+        rows = runtime_rows(report, lambda v: metric_value(report, v), f"test {metric_short(report)}")
+        lines += ["", "## Runtimes", "", runtime_note(report.runtimes), "", *_md_table(*rows)]
     for section in method_details(report):
         lines += [
             "",

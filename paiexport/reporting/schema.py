@@ -5,9 +5,10 @@
 own keys in one place) and keeps every key of version 1, the method's keys included. Version 3
 adds `task`, `metrics` and each file's `validation.<variant>.metrics` (every task), the int8
 choice (`export.int8_used`) and CPU-time figures (`latency` CPU keys, `speedup_vs_dense_wall`,
-`speedup_vs_dense_cpu`, `busy`, `wall_cpu_ratio`: reporting/speed.py). A report.json without
-`schema_version` is version 1: it is read as is (every section it lacks is None), so runs
-written before the typed report still gate and render.
+`speedup_vs_dense_cpu`, `busy`, `wall_cpu_ratio`: reporting/speed.py), and `runtimes` with
+`validation.<variant>.runtimes` (reporting/runtimes.py: `bench.runtimes` besides onnxruntime).
+A report.json without `schema_version` is version 1: it is read as is (every section it lacks
+is None), so runs written before the typed report still gate and render.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from paiexport.errors import UserError
 from paiexport.reporting.quality import Accuracy, FileCheck, Metrics, Section, TaskInfo
+from paiexport.reporting.runtimes import RuntimeFigures
 from paiexport.reporting.speed import LatencyRow, Nested, Stats, WallCpuRatio, latency_rows
 from paiexport.tasks.base import DropRule
 
@@ -89,6 +91,7 @@ class DeployCandidate(Section):
 
 class Deploy(Section):
     variant: str | None
+    runtime: str | None = None  # export.deploy_runtime; None: onnxruntime
     max_accuracy_drop: float | None = None
     max_metric_drop: float | None = None
     criterion: str = ""
@@ -151,6 +154,7 @@ class RunReport(BaseModel):
     speedup_vs_dense_cpu: Nested = Field(default_factory=dict)
     busy: bool | None = None  # wall and thread CPU medians disagreed by more than 15%
     wall_cpu_ratio: WallCpuRatio | None = None
+    runtimes: dict[str, RuntimeFigures] | None = None  # None: onnxruntime alone
     size_bytes: dict[str, FileSize] = Field(default_factory=dict)
     size_ratio_vs_dense: dict[str, dict[str, float]] = Field(default_factory=dict)
     files: dict[str, str] = Field(default_factory=dict)

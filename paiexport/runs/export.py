@@ -18,9 +18,11 @@ from typing import Any
 
 from rich.console import Console
 
+from paiexport.bench.runtimes import make_runtimes
 from paiexport.errors import UserError, shorten
 from paiexport.paths import RunPaths
 from paiexport.recipe import Override, Recipe, apply_overrides, read_recipe_file, validate_recipe
+from paiexport.reporting.assemble import validation_section
 from paiexport.runs.restore import restore_model
 from paiexport.runs.ship import ship
 from paiexport.runs.stages import Timer
@@ -104,6 +106,7 @@ def reexport(source: RunSource, out_dir: Path, console: Console, *, force: bool 
     if out_dir.resolve() == source.root.resolve():
         raise UserError(f"--out {out_dir}: the run folder's report.json describes its files; choose another")
     recipe = source.recipe
+    make_runtimes(recipe.bench.runtimes, "bench.runtimes")  # a runtime not installed: exit 2 now
     restored = restore_model(recipe, source.root, source.checkpoint)
     model, data = restored.model, restored.data
     with staged_run_dir(out_dir, force) as paths:
@@ -113,7 +116,7 @@ def reexport(source: RunSource, out_dir: Path, console: Console, *, force: bool 
         "torch_accuracy": shipped.torch_accuracy,  # the primary metric (classification: accuracy)
         "torch_metrics": shipped.torch_metrics,
         "files": {v: str(out_dir / p.name) for v, p in shipped.files.items()},
-        "validation": {v: c.to_dict() for v, c in shipped.checks.items()},
+        "validation": validation_section(shipped.checks, shipped.runtimes),
         "deploy": shipped.deploy,
         "int8_used": shipped.int8_used,
     }

@@ -15,6 +15,7 @@ import yaml
 from rich.console import Console
 from torch import nn
 
+from paiexport.bench.runtimes import make_runtimes
 from paiexport.data import DataSplits
 from paiexport.methods import FitResult, Method
 from paiexport.paths import RunPaths
@@ -78,6 +79,7 @@ def assemble(
         compact=shipped.compact,
         deploy=shipped.deploy,
         int8_used=shipped.int8_used,
+        runtimes=shipped.runtimes,
         example=data.test.x,
         task=data.task,
         torch_metrics=shipped.torch_metrics,
@@ -100,6 +102,7 @@ def run_recipe(
     console = console or Console(stderr=True)
     timer, start = Timer(console), time.perf_counter()
     check_gates_measurable(recipe)
+    make_runtimes(recipe.bench.runtimes, "bench.runtimes")  # a runtime not installed: exit 2 now
     saved = resume_dir(out_dir, yaml.safe_load(yaml.safe_dump(recipe.to_dict()))) if resume else None
     if saved is not None:
         console.print(f"resuming the interrupted run in {saved}", highlight=False, markup=False)

@@ -6,6 +6,7 @@ the same deploy choice from the same model.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -13,9 +14,16 @@ from typing import Any
 from torch import nn
 
 from paiexport.bench.deploy import Stats, write_deploy
-from paiexport.bench.latency import benchmark_files
+from paiexport.bench.runtime_checks import (
+    RuntimeCheck,
+    RuntimeOutcome,
+    check_in_runtimes,
+    runtime_validations,
+)
+from paiexport.bench.runtime_latency import RuntimeLatency, benchmark_runtimes
+from paiexport.bench.runtimes import DEFAULT_RUNTIME, Runtime, make_runtimes
 from paiexport.data import DataSplits
-from paiexport.export.build import ExportedVariants, export_variants
+from paiexport.export.build import export_variants
 from paiexport.export.metadata import input_normalization, task_metadata
 from paiexport.export.variants import ExportFormat
 from paiexport.paths import RunPaths
@@ -26,7 +34,7 @@ from paiexport.tasks import Task
 from paiexport.threads import torch_threads
 from paiexport.training.loop import evaluate
 from paiexport.variant import Variant
-from paiexport.verify.validate import FileValidation, Judging
+from paiexport.verify.validate import FileValidation, Judging, torch_logits
 from paiexport.verify.variants import validate_variants
 
 
@@ -42,6 +50,7 @@ class Shipped:
     compact: dict[str, Any] | None  # what compaction did (`ExportedVariants.compact`)
     deploy: dict[str, Any] | None  # report.json `deploy`; None without `auto`
     int8_used: dict[str, Any] | None = None  # report.json `export.int8_used` (`ExportedVariants`)
+    runtimes: RuntimeOutcome | None = None  # None: bench.runtimes is onnxruntime alone
 
 
 def file_metadata(
@@ -67,23 +76,61 @@ def judging(recipe: Recipe, data: DataSplits) -> Judging:
     return Judging(task, task.baseline(train_y, data.test.y, data.num_classes), recipe.max_metric_drop(task))
 
 
+@dataclass
+class Checked:
+    """The files with their onnxruntime stats and checks, and what other runtimes measured."""
+
+    files: dict[Variant, Path]
+    stats: Stats
+    checks: dict[str, FileValidation]
+    runtimes: RuntimeOutcome
+
+
+def validate_stage(
+    recipe: Recipe, files: dict[Variant, Path], model: nn.Module, data: DataSplits, runtimes: list[Runtime]
+) -> tuple[dict[Variant, FileValidation], dict[str, dict[str, RuntimeCheck]]]:
+    """Every file validated in onnxruntime (the run's `validation`) and in each other runtime."""
+    reference = torch_logits(model, data.test.x, task=data.task)
+    checks = validate_variants(files, model, data.test, judging(recipe, data), reference=reference)
+    return checks, check_in_runtimes(runtimes, files, checks, data.test, reference, data.task)
+
+
+def bench_stage(
+    recipe: Recipe, files: dict[Variant, Path], runtimes: list[Runtime], bench: bool, timer: Timer
+) -> RuntimeLatency:
+    """Every file timed in every runtime; with `bench=False` only what `auto` needs (onnxruntime,
+    and `export.deploy_runtime`), nothing without `auto`."""
+    if not bench and ExportFormat.auto not in recipe.export.formats:
+        return RuntimeLatency()
+    needed = (DEFAULT_RUNTIME, recipe.export.deploy_runtime)
+    timed = [r for r in runtimes if bench or r.name in needed]
+    with timer.stage("bench", f"benchmarking in {', '.join(r.name for r in timed)}"):
+        return benchmark_runtimes(files, recipe.bench, timed)
+
+
 def deploy_stage(
-    recipe: Recipe,
-    exported: ExportedVariants,
-    stats: Stats,
-    checks: dict[str, FileValidation],
-    data_task: Task,
-    paths: RunPaths,
-) -> tuple[dict[str, Path], Stats, dict[str, FileValidation], dict[str, Any] | None]:
-    """Files, stats and checks with `deploy` added when `auto` chose one; the `deploy` section."""
+    recipe: Recipe, checked: Checked, data_task: Task, paths: RunPaths
+) -> tuple[Checked, dict[str, Any] | None]:
+    """The files, stats and checks with `deploy` added when `auto` chose one; the `deploy` section.
+
+    `auto` picks in `export.deploy_runtime`: from its timings and its checks."""
     if ExportFormat.auto not in recipe.export.formats:
-        return exported.files, stats, checks, None
-    drop = recipe.max_metric_drop(data_task)
-    done = write_deploy(exported.files, stats, checks, drop, paths.onnx(Variant.deploy))
-    if done.file is None:
-        return exported.files, stats, checks, done.section
-    files = {**exported.files, Variant.deploy: done.file}
-    return files, {**stats, Variant.deploy: done.stats}, {**checks, Variant.deploy: done.check}, done.section
+        return checked, None
+    runtime, drop = recipe.export.deploy_runtime, recipe.max_metric_drop(data_task)
+    stats, checks = checked.stats, checked.checks
+    if runtime != DEFAULT_RUNTIME:
+        stats = checked.runtimes.latency.stats.get(runtime, {})
+        checks = runtime_validations(checked.runtimes.checks[runtime])
+    done = write_deploy(checked.files, stats, checks, drop, paths.onnx(Variant.deploy), runtime)
+    if done.file is None or done.chosen is None:
+        return checked, done.section
+    chosen, deploy = done.chosen, Variant.deploy
+    return Checked(
+        {**checked.files, deploy: done.file},
+        {**checked.stats, deploy: checked.stats[chosen]} if chosen in checked.stats else checked.stats,
+        {**checked.checks, deploy: dataclasses.replace(checked.checks[chosen], variant=deploy)},
+        checked.runtimes.with_copy(chosen, deploy),
+    ), done.section
 
 
 def ship(
@@ -101,6 +148,7 @@ def ship(
     into `paths`, with `threads` torch threads (int8 calibration included).
 
     `bench=False` benchmarks only what the deploy choice needs (nothing without `auto`)."""
+    runtimes = make_runtimes(recipe.bench.runtimes, "bench.runtimes")
     with torch_threads(threads):
         _, torch_metrics = evaluate(model, data.test, task=data.task)
         metadata = file_metadata(recipe, model, data, torch_metrics, selection)
@@ -108,13 +156,21 @@ def ship(
         with timer.stage("export", f"exporting ONNX ({formats})"):
             exported = export_variants(model, recipe.export, data, paths, metadata)
         with timer.stage("validate", "validating ONNX files"):
-            checks = validate_variants(exported.files, model, data.test, judging(recipe, data))
-        stats: Stats = {}
-        if bench or ExportFormat.auto in recipe.export.formats:
-            with timer.stage("bench", "benchmarking in onnxruntime"):
-                stats = benchmark_files(exported.files, recipe.bench)
-        files, stats, checks, deploy = deploy_stage(recipe, exported, stats, checks, data.task, paths)
+            checks, runtime_checks = validate_stage(recipe, exported.files, model, data, runtimes)
+        latency = bench_stage(recipe, exported.files, runtimes, bench, timer)
+        stats = latency.stats.get(DEFAULT_RUNTIME, {})
+        info = {r.name: r.info() for r in runtimes if r.name in runtime_checks}
+        measured = Checked(exported.files, stats, checks, RuntimeOutcome(latency, runtime_checks, info))
+        done, deploy = deploy_stage(recipe, measured, data.task, paths)
     torch_metric = torch_metrics[data.task.primary]
     return Shipped(
-        torch_metric, torch_metrics, files, checks, stats, exported.compact, deploy, exported.int8_used
+        torch_metric,
+        torch_metrics,
+        done.files,
+        done.checks,
+        done.stats,
+        exported.compact,
+        deploy,
+        exported.int8_used,
+        done.runtimes if runtime_checks else None,
     )

@@ -115,7 +115,8 @@ def prepare(recipe: Recipe) -> tuple[DataSplits, nn.Module, Method, SelectionCon
 def fit_threads(recipe: Recipe, model: nn.Module, data: DataSplits) -> int:
     """torch threads of the run (`train.threads`), from the model `build` made: training,
     evaluation, export and int8 calibration all use them."""
-    return resolve_threads(recipe.train.threads, model, data.input_shape, recipe.data.batch_size)
+    example = data.train.head(1)
+    return resolve_threads(recipe.train.threads, model, data.input_shape, recipe.data.batch_size, example)
 
 
 def recipe_trainer(

@@ -41,9 +41,12 @@ def result_row(run: PlannedRun, report: RunReport) -> dict[str, Any]:
         method=report.method,
         sparsity_target=sparsity.target,
         sparsity_reached=sparsity.reached,
-        accuracy=report.torch_metric,  # the primary metric (classification: accuracy)
-        train_seconds=needed(report.training, "training").seconds,
     )
+    name, _ = report.primary
+    row[name] = report.torch_metric  # classification: `accuracy`, as sweep.csv always had
+    row["train_seconds"] = needed(report.training, "training").seconds
+    if report.task is not None and report.task.name != "classification":
+        row.update(metric=name, metric_percent=report.task.percent)
     for variant, ratio in report.size_ratio_vs_dense.items():
         row[f"size_ratio_{variant}"] = ratio["raw"]
     # A report written before verdicts were recorded: the verdict its sections give.

@@ -52,6 +52,7 @@ class Task(ABC):
     baseline_needs_train: ClassVar[bool] = True  # `baseline` reads the training targets
     drop_scale: ClassVar[float] = 1.0  # a drop's unit: 100 turns a fraction into points
     relative_drop: ClassVar[bool] = False  # a drop as a fraction of the reference (perplexity)
+    targets_are_inputs: ClassVar[bool] = False  # a dataset may give the inputs as targets (tokens)
 
     def __init__(self, config: TaskConfig) -> None:
         self.config = config
@@ -134,6 +135,7 @@ class Task(ABC):
             "higher_is_better": self.higher_is_better,
             "drop_scale": self.drop_scale,
             "relative_drop": self.relative_drop,
+            "percent": self.percent,
         }
 
 

@@ -55,6 +55,7 @@ class LanguageModel(Task):
     short = "ppl"
     default_max_drop = 0.05  # relative: the perplexity may grow by 5%
     relative_drop = True
+    targets_are_inputs = True  # npz: y_* may be left out; the task shifts the tokens itself
 
     def loss(self, outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         return torch.nn.functional.cross_entropy(*shifted(outputs, targets))

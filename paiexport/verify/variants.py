@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 from torch import nn
 
 from paiexport.data import Split
@@ -13,10 +14,17 @@ from paiexport.verify.validate import FileValidation, Judging, torch_logits, val
 
 
 def validate_variants(
-    files: dict[Variant, Path], model: nn.Module, test: Split, judging: Judging
+    files: dict[Variant, Path],
+    model: nn.Module,
+    test: Split,
+    judging: Judging,
+    reference: np.ndarray | None = None,
 ) -> dict[Variant, FileValidation]:
-    """Every file checked against `model` in the task's terms; a quantized file is recognized by its graph."""
-    reference = torch_logits(model, test.x, task=judging.task)
+    """Every file checked against `model` in the task's terms; a quantized file is recognized by its graph.
+
+    `reference`: the model's outputs on `test`, when the caller has them already."""
+    if reference is None:
+        reference = torch_logits(model, test.x, task=judging.task)
     zeros = {n: (int((w == 0).sum()), w.numel()) for n, w in prunable_weights(model).items()}
     return {
         v: validate_file(p, v, model, test, judging=judging, reference=reference, zeros=zeros)

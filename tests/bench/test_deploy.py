@@ -58,6 +58,6 @@ def test_one_thread_choice_is_on_thread_cpu_time():
         return {1: {1: LatencyStats(wall, wall, wall, 1 / wall, cpu, cpu, cpu, "thread", 1)}}
 
     timings = {"dense": timed(1.0, 1.0), "compact": timed(3.0, 0.5)}
-    chosen, section = choose_deploy(timings, {v: check(v) for v in timings}, 0.9, 1.0)
+    chosen, section = choose_deploy(timings, {v: check(v) for v in timings}, 1.0)
     assert chosen == "compact" and section["candidates"]["compact"]["geomean_latency_ms"] == 0.5
     assert "thread CPU time" in section["criterion"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 
 import numpy as np
 import pytest
@@ -70,6 +71,47 @@ def test_bench_writes_its_json_into_new_folders(tmp_path):
     written = json.loads(out.read_text())
     assert list(written["files"]) == ["m.onnx"] and "onnxruntime" in written["versions"]
     assert written["settings"]["iterations"] == 2 and written["settings"]["batch_sizes"] == [1]
+
+
+def test_bench_runtime_not_installed_exits_2_naming_the_extra_before_any_work(tmp_path, monkeypatch):
+    def never(*args, **kwargs):
+        raise AssertionError("looked at the files")
+
+    monkeypatch.setitem(sys.modules, "openvino", None)  # openvino absent
+    monkeypatch.setattr(paiexport.bench.latency, "bench_inputs", never)
+    out = tmp_path / "b.json"
+    both = ("--runtime", "onnxruntime,openvino")
+    result = invoke("bench", tmp_path / "missing.onnx", *FAST, *both, "--json", out)
+    one_line_error(result)
+    expected = "error: --runtime openvino: not installed; pip install 'paiexport[openvino]'"
+    assert result.output.strip() == expected
+    assert not out.exists()
+
+
+@pytest.mark.parametrize(
+    ("runtimes", "message"),
+    [
+        ("openvino", "--runtime: must include onnxruntime: every ratio is also taken against it"),
+        ("onnxruntime,tvm", "--runtime: unknown runtime 'tvm' (choose from onnxruntime, openvino)"),
+    ],
+)
+def test_bench_runtime_names_are_checked(tmp_path, runtimes, message):
+    path = matmul_chain(tmp_path / "m.onnx", 1, 8)
+    one_line_error(invoke("bench", path, *FAST, "--runtime", runtimes), message)
+
+
+def test_bench_runtime_times_each_file_in_each_runtime(tmp_path):
+    pytest.importorskip("openvino", reason="openvino is an optional extra: pip install 'paiexport[openvino]'")
+    path = matmul_chain(tmp_path / "m.onnx", 1, 8)
+    out = tmp_path / "b.json"
+    result = invoke("bench", path, *FAST, "--runtime", "onnxruntime,openvino", "--json", out)
+    assert result.exit_code == 0, result.output
+    assert "latency per runtime" in result.output
+    written = json.loads(out.read_text())
+    assert written["settings"]["runtimes"] == ["onnxruntime", "openvino"]
+    entry = written["runtimes"]["openvino"]["latency"]["m.onnx"]["1"]["1"]
+    assert entry["speedup"] == 1.0 and entry["speedup_vs_onnxruntime"] > 0
+    assert written["runtimes"]["openvino"]["info"]["precision"] == "f32"
 
 
 def test_check_turns_only_the_given_options_into_gates():

@@ -6,9 +6,11 @@ import pytest
 import torch
 from torch.utils.data import Dataset, TensorDataset
 
+from paiexport.data import load_dataset
 from paiexport.data.config import DataConfig
 from paiexport.data.streamed import Normalized, splits, with_transforms
 from paiexport.errors import UserError
+from paiexport.tasks import task_by_name
 
 
 def cfg(**kw) -> DataConfig:
@@ -67,3 +69,82 @@ def test_normalized_samples_and_transforms_on_the_training_split_only():
     assert isinstance(train.dataset, Normalized) and isinstance(test.dataset, Normalized)
     plain, _, _ = with_transforms(data, None, None)
     assert plain.dataset is data.train.dataset
+
+
+TASK_DATA = """
+import torch
+from torch.utils.data import Dataset
+
+
+class Pairs(Dataset):
+    def __init__(self, n, target, odd=None):
+        self.n, self.target, self.odd = n, target, odd or {}
+
+    def __len__(self):
+        return self.n
+
+    def __getitem__(self, i):
+        x = torch.full((3,), float(i))
+        return x, self.odd.get(i, self.target(i))
+
+
+def floats():  # a class index plus 0.37: not a class
+    return Pairs(20, lambda i: i % 2 + 0.37), Pairs(6, lambda i: i % 2 + 0.37)
+
+
+def integral_floats():  # 1.0 is a float too: nothing is cast
+    return Pairs(20, lambda i: float(i % 2)), Pairs(6, lambda i: float(i % 2))
+
+
+def vectors():  # two float targets per sample
+    return Pairs(20, lambda i: torch.tensor([i, -i], dtype=torch.float32)), Pairs(6, lambda i: torch.zeros(2))
+
+
+def ragged_vectors():  # sample 7 has three targets
+    wide = {7: torch.zeros(3)}
+    return Pairs(20, lambda i: torch.zeros(2), wide), Pairs(6, lambda i: torch.zeros(2))
+"""
+
+
+@pytest.fixture
+def task_data(tmp_path):
+    (tmp_path / "taskdata.py").write_text(TASK_DATA)
+    return tmp_path
+
+
+@pytest.mark.parametrize("factory", ["floats", "integral_floats"])
+def test_float_targets_for_classification_exit_2_nothing_is_cast(task_data, factory):
+    with pytest.raises(UserError) as caught:
+        load_dataset(DataConfig(name=f"taskdata:{factory}"), seed=0, folders=[task_data])
+    text = str(caught.value)
+    assert (
+        text.startswith(f"data.name: taskdata:{factory}: train sample ")
+        and "task.name classification" in text
+    )
+
+
+def test_a_tasks_targets_are_read_once_checked_and_kept(task_data):
+    data = load_dataset(
+        DataConfig(name="taskdata:vectors", val_fraction=0.25),
+        seed=0,
+        folders=[task_data],
+        task=task_by_name("regression"),
+    )
+    assert data.task.name == "regression" and data.num_classes == 2
+    x, y = next(iter(data.train.batches(64)))
+    assert y.dtype == torch.float32 and tuple(y.shape) == (15, 2)
+    assert torch.equal(y[:, 0], x[:, 0]) and torch.equal(y[:, 1], -x[:, 0])  # each sample's own target
+
+
+def test_a_target_unlike_the_first_is_named_by_its_sample(task_data):
+    with pytest.raises(UserError) as caught:
+        load_dataset(
+            DataConfig(name="taskdata:ragged_vectors"),
+            seed=0,
+            folders=[task_data],
+            task=task_by_name("regression"),
+        )
+    assert str(caught.value) == (
+        "data.name: taskdata:ragged_vectors: train sample 7 has target float32(3,), "
+        "the first sample float32(2,)"
+    )

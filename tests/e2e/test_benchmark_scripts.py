@@ -14,6 +14,7 @@ from typer.testing import CliRunner
 import benchmarks.bench_under_load as bench_under_load
 import benchmarks.deploy_speed as deploy_speed
 import benchmarks.int8_formats as int8_formats
+import benchmarks.runtimes as runtimes
 import benchmarks.tasks as tasks_benchmark
 from paiexport.cli import app
 
@@ -113,3 +114,39 @@ def test_tasks_quick_prints_dense_and_sparse_per_example(tmp_path, capsys):
         "regression-dense",
         "regression-sparse",
     ]
+
+
+def test_runtimes_channel_part_prints_every_file_in_both_runtimes(tmp_path, capsys):
+    # a tiny convolutional run stands in for synflow_channel75; untimed (1 iteration): the
+    # figures come from the real run (docs/deployment-and-speed.md)
+    pytest.importorskip("openvino", reason="openvino is an optional extra: pip install 'paiexport[openvino]'")
+    raw = yaml.safe_load(yaml.safe_dump(TINY_RECIPE))
+    raw["model"] = {"name": "cnn1d", "args": {"channels": [8, 8], "hidden": 16}}
+    raw["sparsity"] = {"target": 0.5, "distribution": "uniform", "structure": "channel"}
+    raw["export"].update(
+        {"formats": ["dense", "compact", "int8"], "int8": "static", "calibration_samples": 32}
+    )
+    raw["bench"]["runtimes"] = ["onnxruntime", "openvino"]
+    (tmp_path / "recipe.yaml").write_text(yaml.safe_dump(raw))
+    run = tmp_path / "run"
+    args = ["run", str(tmp_path / "recipe.yaml"), "--out", str(run), "--set", "train.epochs=1"]
+    assert CliRunner().invoke(app, args).exit_code == 0
+    runtimes.channel_part(run, epochs=1, iterations=1, out=tmp_path / "bench", quick=True)
+    printed = capsys.readouterr().out
+    rows = [
+        line.split() for line in printed.splitlines() if line.split()[1:2] in (["onnxruntime"], ["openvino"])
+    ]
+    names = ("dense", "compact", "int8", "compact.int8")
+    assert sorted((r[0], r[1]) for r in rows) == sorted((n, rt) for n in names for rt in runtimes.RUNTIMES)
+    assert all(r[3].endswith("x") and r[4].endswith("x") and r[-1].endswith("%") for r in rows)
+    assert "onnxruntime / openvino, same file (> 1: openvino faster):" in printed
+    assert "openvino" in printed and ": f32 (CPU default " in printed
+
+
+def test_runtimes_without_openvino_exits_naming_the_extra(monkeypatch):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "openvino", None)
+    with pytest.raises(SystemExit) as caught:
+        runtimes.main(["--quick"])
+    assert caught.value.code == "error: --runtime openvino: not installed; pip install 'paiexport[openvino]'"

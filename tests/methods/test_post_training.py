@@ -46,7 +46,7 @@ def test_stage_record_by_hand():
     net = two_layer_net()
     ctx = context(net, X, torch.tensor([1, 1, 0]))
     epoch = EpochRecord(
-        epoch=1, step=1, train_loss=1.0, train_acc=0.5, val_loss=1.0, val_acc=0.5, lr=0.1, seconds=1.0
+        epoch=1, step=1, train_loss=1.0, train_metric=0.5, val_loss=1.0, val_metric=0.5, lr=0.1, seconds=1.0
     )
     record = stage_record(ctx, TrainResult(history=[epoch, epoch]))
     assert record == {

@@ -179,3 +179,68 @@ def test_min_sparsity_counts_weights_with_one_weight_tolerance(report_file, zero
     assert f"{zeros} of 500000 zero" in result.output
     if code:  # 0.899996: enough digits to see why it fails
         assert "89.9996% >= 90.0000%" in result.output
+
+
+def _openvino(report: dict) -> dict:
+    """`runtimes.openvino` on top of `report`: int8 3.2× over dense in openvino at every setting
+    but batch 1, 2 threads (2.1×); compact.int8 unreadable there."""
+
+    def stats(ms: float) -> dict:
+        return {"median_ms": ms, "p90_ms": ms, "p99_ms": ms, "throughput": 1.0}
+
+    medians = {"dense": 3.2, "int8": 1.0}
+    latency = {v: {b: {t: stats(ms) for t in ("1", "2")} for b in ("1", "64")} for v, ms in medians.items()}
+    latency["int8"]["1"]["2"] = stats(1.5)
+    speedups = {"dense": {b: {"1": 1.0, "2": 1.0} for b in ("1", "64")}}
+    speedups["int8"] = {"1": {"1": 3.2, "2": 2.1}, "64": {"1": 3.2, "2": 3.2}}
+    info = {
+        "name": "openvino",
+        "version": "2026.4.1",
+        "default_precision": "bf16",
+        "precision": "f32",
+        "lossy_default": True,
+    }
+    figures = {
+        "info": info,
+        "latency": latency,
+        "speedup_vs_dense": speedups,
+        "speedup_vs_dense_onnxruntime": speedups,
+        "unreadable": {"compact.int8": "RuntimeError: No conversion rule found for: com.microsoft.QGemm"},
+    }
+    return {**report, "runtimes": {"openvino": figures}}
+
+
+def test_check_runtime_gates_that_runtimes_speedups_and_latency(report_file):
+    path = report_file(_openvino(fabricated_report()))
+    ok = runner.invoke(app, ["check", path, "--min-speedup", "int8=2.1", "--runtime", "openvino"])
+    assert ok.exit_code == 0, ok.output
+    assert "2.10× >= 2.10×  (openvino, batch 1, 2 thread(s))" in ok.output
+    bad = runner.invoke(app, ["check", path, "--min-speedup", "int8=2.2", "--runtime", "openvino"])
+    assert bad.exit_code == 1 and bad.output.startswith("FAIL  min_speedup[int8]")
+    onnxruntime = runner.invoke(app, ["check", path, "--min-speedup", "int8=2.2"])  # its worst: 1.6×
+    assert onnxruntime.exit_code == 1 and "1.60× >= 2.20×  (batch 1, 2 thread(s))" in onnxruntime.output
+    latency = runner.invoke(app, ["check", path, "--max-latency-ms", "64=3.1", "--runtime", "openvino"])
+    assert latency.exit_code == 1
+    assert "3.200 ms <= 3.100 ms (openvino, dense, 1 thread(s))" in " ".join(latency.output.split())
+
+
+def test_check_runtime_names_what_the_report_cannot_measure(report_file):
+    with_ov = report_file(_openvino(fabricated_report()))
+    args = ["check", with_ov, "--min-speedup", "compact.int8=3", "--runtime", "openvino"]
+    unreadable = runner.invoke(app, args)
+    assert unreadable.exit_code == 2
+    why = "min_speedup[compact.int8]: compact.int8 is unreadable in openvino (RuntimeError"
+    assert why in unreadable.output
+    without = report_file(fabricated_report())
+    missing = runner.invoke(app, ["check", without, "--min-speedup", "int8=3", "--runtime", "openvino"])
+    assert missing.exit_code == 2 and "report has no runtimes.openvino" in missing.output
+    unknown = runner.invoke(app, ["check", with_ov, "--min-speedup", "int8=3", "--runtime", "tvm"])
+    assert unknown.exit_code == 2 and "--runtime: unknown runtime 'tvm'" in unknown.output
+
+
+def test_evaluate_gates_in_a_runtime_leaves_the_other_gates_alone():
+    report = RunReport.from_dict(_openvino(fabricated_report()))
+    gates = GatesConfig(min_accuracy=0.8, min_speedup={"int8": 2.0})
+    by_runtime = {r.gate: r for r in evaluate_gates(gates, report, "openvino")}
+    assert by_runtime["min_speedup[int8]"].measured == 2.1
+    assert by_runtime["min_accuracy"] == {r.gate: r for r in evaluate_gates(gates, report)}["min_accuracy"]

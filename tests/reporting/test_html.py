@@ -65,6 +65,7 @@ def test_any_set_of_variants(run_dir, tmp_path):
     for key in ("latency_ms", "speedup_vs_dense", "size_bytes", "size_ratio_vs_dense"):
         report[key]["int8"] = report[key]["dense"]
     report["accuracy"]["onnx"]["int8"] = 0.5
+    report["metrics"]["onnx"]["int8"] = {"accuracy": 0.5}
     paths = RunPaths(tmp_path)
     shutil.copy(run_dir / "metrics.jsonl", paths.metrics)
     page = write_html_report(paths, RunReport.from_dict(report)).read_text()

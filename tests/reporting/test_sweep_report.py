@@ -96,3 +96,18 @@ def test_failed_runs_get_a_verdict_in_the_table_and_csv(tmp_path):
     with (tmp_path / "sweep.csv").open() as f:
         verdicts = {r["run"]: r["verdict"] for r in csv.DictReader(f)}
     assert verdicts["snip-0.5-1"] == failed and verdicts["dense-0.0-0"] == "OK"
+
+
+def test_another_tasks_primary_metric_is_compared_in_its_own_unit(tmp_path):
+    rows = [
+        {"run": f"{m}-{s}", "method": m, "sparsity_target": t, "seed": s, "r2": v, "metric": "r2"}
+        for m, t, s, v in (("dense", 0.0, 0, 0.60), ("dense", 0.0, 1, 0.62), ("snip", 0.8, 0, 0.55))
+    ]
+    for r in rows:
+        r["metric_percent"] = False
+    write_outputs(rows, [], tmp_path, "diabetes")
+    table = (tmp_path / "sweep.md").read_text()
+    assert "Test r2 of the PyTorch model" in table and "in r2." in table
+    assert "| dense | 0.61 ± 0.01414 (n=2) |" in table  # mean 0.61, sample std 0.0141
+    assert "0.55 (n=1) (-0.06)" in table  # 0.55 - 0.61, not "-6.0 pts"
+    assert "% sparse" in table and "%)" not in table and "% ±" not in table  # only the sparsity in %

@@ -162,3 +162,31 @@ def test_export_of_an_edge_popup_run_keeps_the_runs_initializer_order(
     tiny_recipe_dict["export"]["formats"] = ["dense", "compact", "sparse"]
     out = run(write_recipe, tiny_recipe_dict, tmp_path / "run")
     assert_same_files(out, export(out, tmp_path / "re"))
+
+
+def test_export_refuses_a_runtime_not_installed_before_any_work(
+    tmp_path, write_recipe, tiny_recipe_dict, monkeypatch
+):
+    import sys
+
+    import yaml
+
+    import paiexport.runs.export as runs_export
+
+    def never(*args, **kwargs):
+        raise AssertionError("restored the model")
+
+    tiny_recipe_dict["export"]["formats"] = ["dense"]
+    source = run(write_recipe, tiny_recipe_dict, tmp_path / "run", "train.epochs=1")
+    recipe = yaml.safe_load((source / "recipe.yaml").read_text())
+    recipe["bench"]["runtimes"] = ["onnxruntime", "openvino"]
+    (source / "recipe.yaml").write_text(yaml.safe_dump(recipe))
+    monkeypatch.setitem(sys.modules, "openvino", None)  # openvino absent
+    monkeypatch.setattr(runs_export, "restore_model", never)
+    result = invoke("export", source, "--out", tmp_path / "exported")
+    assert result.exit_code == 2
+    assert (
+        result.output.strip()
+        == "error: bench.runtimes openvino: not installed; pip install 'paiexport[openvino]'"
+    )
+    assert not (tmp_path / "exported").exists()

@@ -97,3 +97,23 @@ def test_trackers_get_the_reports_figures(ran):
     assert figures["sparsity"] == ran.report.sparsity.reached
     assert figures["accuracy"]["torch"] == ran.report.accuracy.torch
     assert figures["size_bytes"]["dense"]["raw"] == (ran.paths.root / "model.onnx").stat().st_size
+
+
+def test_a_runtime_not_installed_is_refused_before_training(tmp_path, monkeypatch):
+    import sys
+
+    from paiexport.errors import UserError
+
+    def never(*args, **kwargs):
+        raise AssertionError("trained")
+
+    raw = copy.deepcopy(TINY_RECIPE)
+    raw["bench"] = {**raw["bench"], "runtimes": ["onnxruntime", "openvino"]}
+    recipe = validate_recipe(raw, "tiny.yaml")
+    monkeypatch.setitem(sys.modules, "openvino", None)  # openvino absent
+    monkeypatch.setattr(pipeline, "select_and_train", never)
+    out = tmp_path / "run"
+    with pytest.raises(UserError) as caught:
+        pipeline.run_recipe(recipe, out, console=Console(file=io.StringIO()))
+    assert str(caught.value) == "bench.runtimes openvino: not installed; pip install 'paiexport[openvino]'"
+    assert not out.exists() and list(tmp_path.iterdir()) == []

@@ -309,3 +309,76 @@ def test_export_restores_every_method(method, tmp_path, write_recipe, tiny_recip
     }
     for t in first:
         np.testing.assert_array_equal(numpy_helper.to_array(t), again[t.name])
+
+
+def test_only_onnxruntime_by_default_adds_no_runtime_figures(channel_run):
+    out, report = channel_run
+    assert report["runtimes"] is None and report["deploy"]["runtime"] is None  # None: onnxruntime
+    assert all(check["runtimes"] is None for check in report["validation"].values())
+    assert "## Runtimes" not in (out / "report.md").read_text()
+
+
+def test_openvino_run_validates_times_and_deploys_in_openvino(tmp_path, write_recipe, tiny_recipe_dict):
+    pytest.importorskip("openvino", reason="openvino is an optional extra: pip install 'paiexport[openvino]'")
+    tiny_recipe_dict["sparsity"] = {"target": 0.5, "distribution": "uniform", "structure": "channel"}
+    tiny_recipe_dict["export"].update(
+        {"formats": ["dense", "compact", "int8", "auto"], "int8": "static", "int8_format": "qoperator"}
+    )
+    tiny_recipe_dict["export"]["deploy_runtime"] = "openvino"
+    tiny_recipe_dict["bench"]["runtimes"] = ["onnxruntime", "openvino"]
+    tiny_recipe_dict["validate"] = {"max_accuracy_drop": 100.0}  # int8 would be eligible on accuracy
+    out = tmp_path / "run"
+    result = invoke("run", str(write_recipe(tiny_recipe_dict)), "--out", str(out), "--set", "train.epochs=1")
+    assert result.exit_code == 0, result.output
+    report = json.loads((out / "report.json").read_text())
+    ov = report["runtimes"]["openvino"]
+    assert ov["info"]["precision"] == "f32" and set(ov["latency"]) == {"dense", "compact", "deploy"}
+    assert "com.microsoft.QGemm" in ov["unreadable"]["int8"]  # QOperator: unreadable, not a crash
+    for variant in ("dense", "compact"):
+        there = report["validation"][variant]["runtimes"]["openvino"]
+        assert there["loads"] and there["parity"] and there["deployable"], variant
+        assert ov["speedup_vs_dense_onnxruntime"][variant]["1"]["1"] > 0
+    assert not report["validation"]["int8"]["runtimes"]["openvino"]["deployable"]
+    deploy = report["deploy"]
+    assert deploy["runtime"] == "openvino" and deploy["variant"] in {"dense", "compact"}
+    assert set(deploy["candidates"]) == {"dense", "compact"}  # the unreadable file is no candidate
+    assert "## Runtimes" in (out / "report.md").read_text()
+    assert "<h2>Runtimes</h2>" in (out / "report.html").read_text()
+    gate = invoke("check", str(out), "--min-speedup", "compact=0.01", "--runtime", "openvino")
+    assert gate.exit_code == 0 and "openvino, batch" in gate.output
+
+
+def test_auto_in_another_runtime_picks_from_its_timings_never_an_unreadable_file(tmp_path, tiny_recipe_dict):
+    from tinyonnx import linear_file
+
+    from paiexport.bench.runtime_checks import RuntimeCheck, RuntimeOutcome
+    from paiexport.bench.runtime_latency import RuntimeLatency
+    from paiexport.bench.runtimes import RuntimeInfo
+    from paiexport.paths import RunPaths
+    from paiexport.recipe import validate_recipe
+    from paiexport.runs.ship import Checked, deploy_stage
+    from paiexport.tasks import make_task
+
+    tiny_recipe_dict["export"]["formats"] = ["dense", "compact", "int8", "auto"]
+    tiny_recipe_dict["export"]["deploy_runtime"] = "openvino"
+    tiny_recipe_dict["bench"]["runtimes"] = ["onnxruntime", "openvino"]
+    recipe = validate_recipe(tiny_recipe_dict, "tiny.yaml")  # openvino need not be installed: no timing here
+    w = np.eye(40, 4, dtype=np.float32)
+    files = {v: linear_file(tmp_path / f"{v}.onnx", w) for v in ("dense", "compact", "int8")}
+    checks = {v: _check(v, 0.9) for v in files}
+    onnxruntime = {"dense": _stats(1.0), "compact": _stats(0.5), "int8": _stats(0.1)}  # int8 fastest there
+    latency = RuntimeLatency(
+        stats={"onnxruntime": onnxruntime, "openvino": {"dense": _stats(0.8), "compact": _stats(0.6)}},
+        unreadable={"openvino": {"int8": "RuntimeError: no QGemm"}},
+    )
+    why = {"int8": "RuntimeError: no QGemm"}
+    there = {v: RuntimeCheck("openvino", c, why.get(v)) for v, c in checks.items()}
+    info = {"openvino": RuntimeInfo("openvino", "2026.4.1", "CPU", "bf16", "f32", True)}
+    checked = Checked(files, onnxruntime, checks, RuntimeOutcome(latency, {"openvino": there}, info))
+    done, section = deploy_stage(recipe, checked, make_task(), RunPaths(tmp_path))
+    assert section["variant"] == "compact" and section["runtime"] == "openvino"
+    assert set(section["candidates"]) == {"dense", "compact"} and "in openvino" in section["criterion"]
+    assert done.files["deploy"] == tmp_path / "model.deploy.onnx" and done.files["deploy"].is_file()
+    assert done.stats["deploy"] is onnxruntime["compact"]  # onnxruntime's figures of the chosen file
+    assert done.runtimes.latency.stats["openvino"]["deploy"] is latency.stats["openvino"]["compact"]
+    assert done.checks["deploy"].variant == "deploy" and done.runtimes.checks["openvino"]["deploy"].deployable

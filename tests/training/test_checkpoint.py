@@ -182,7 +182,7 @@ def test_a_phase_in_progress_continues_from_its_checkpoint(tmp_path) -> None:
     )
     assert torch.equal(loop2["generator"].get_state(), loop["generator"].get_state())
     assert (state2.step, counter.seen) == (2, 9)
-    assert (progress2.best_acc, progress2.first_epoch, progress2.first_loss) == (0.4, 1, 2.3)
+    assert (progress2.best_score, progress2.first_epoch, progress2.first_loss) == (0.4, 1, 2.3)
     assert progress2.result == TrainResult(history=[record(1)], best_epoch=1)
     assert 3.0 <= time.perf_counter() - progress2.start < 60.0  # the elapsed time carries on
 

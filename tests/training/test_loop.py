@@ -37,3 +37,32 @@ def test_result_names_the_epoch_the_model_holds(tmp_path, choice):
     assert result.exported_epoch == (result.best_epoch if choice == "best" else 3)
     saved = torch.load(tmp_path / "ck" / f"{choice}.pt", weights_only=True)
     assert all(torch.equal(v, saved[k]) for k, v in model.state_dict().items())
+
+
+def test_best_follows_the_primary_metrics_direction(tmp_path):
+    """A lower-is-better metric (perplexity) keeps the epoch with the lowest value as best."""
+    from types import SimpleNamespace
+
+    from paiexport.paths import PhaseCheckpoints
+    from paiexport.tasks import task_by_name
+    from paiexport.training.checkpoint import Progress
+    from paiexport.training.loop import _keep_epoch
+    from paiexport.training.metrics_log import EpochRecord
+    from paiexport.training.result import TrainResult
+
+    model = torch.nn.Linear(2, 2)
+    logged = []
+    checkpoints = PhaseCheckpoints(tmp_path)
+    for task, best in (("language_model", 2), ("classification", 3)):
+        state = SimpleNamespace(model=model, log=logged.append)
+        data = SimpleNamespace(task=task_by_name(task))
+        loop = SimpleNamespace(callbacks=[], state=state, checkpoints=checkpoints, data=data)
+        progress = Progress(TrainResult(), 0.0)
+        for epoch, value in enumerate((9.0, 4.0, 12.0), start=1):  # e.g. val perplexity per epoch
+            record = EpochRecord(epoch, epoch, 1.0, value, 1.0, value, 0.1, 1.0, "ppl")
+            with torch.no_grad():
+                model.weight.fill_(epoch)
+            _keep_epoch(loop, record, progress)
+        assert progress.result.best_epoch == best
+        saved = torch.load(checkpoints.best, weights_only=True)
+        assert float(saved["weight"][0, 0]) == best  # best.pt holds that epoch's weights

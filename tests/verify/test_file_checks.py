@@ -5,10 +5,14 @@ from __future__ import annotations
 import numpy as np
 import onnx
 import pytest
+import torch
 from onnx import helper, numpy_helper
 from tinyonnx import FEATURES, linear_file, qdq_linear_file, save_graph, separating_weight, tensor
+from typer.testing import CliRunner
 
+from paiexport.cli import app
 from paiexport.errors import UserError
+from paiexport.verify.eval_data import validation_data
 from paiexport.verify.file_checks import check_file, split_seed
 from paiexport.verify.rules import over_limit_reason
 
@@ -135,3 +139,62 @@ def test_a_foreign_file_without_metadata_gets_the_checks_that_need_no_reference(
     report = check_file(path, "synthetic", None, 1.0)
     assert names(report) == ["checker", "load", "accuracy", "chance_level"]
     assert not report.checks[-1].ok  # constant logits: no better than guessing
+
+
+def regression_files(tmp_path):
+    """A linear regression ONNX file (3 -> 1) that fits its npz data, and the data."""
+    from torch import nn as tnn
+
+    from paiexport.export.torch_export import save_onnx, to_onnx
+
+    g = torch.Generator().manual_seed(0)
+    model = tnn.Linear(3, 1)
+    with torch.no_grad():
+        model.weight.copy_(torch.tensor([[1.0, -2.0, 0.5]]))
+        model.bias.fill_(0.25)
+    x = torch.randn(64, 3, generator=g)
+    y = (model(x)[:, 0] + 0.1 * torch.randn(64, generator=g)).detach().numpy().astype(np.float64)
+    data = tmp_path / "d.npz"
+    np.savez(data, x_train=x.numpy(), y_train=y, x_test=x.numpy()[:32], y_test=y[:32])
+    onnx_file = tmp_path / "reg.onnx"
+    save_onnx(to_onnx(model, (3,), 18), onnx_file)
+    return onnx_file, data
+
+
+def test_a_foreign_file_is_judged_by_the_task_given(tmp_path):
+    onnx_file, data = regression_files(tmp_path)
+    report = check_file(onnx_file, validation_data("npz", str(data)), None, 1.0, task="regression")
+    by_name = {c.name: c for c in report.checks}
+    assert by_name["r2"].ok and by_name["r2"].detail.startswith("r2 0.9")  # noise 0.1 on a spread ≈ 2.3
+    assert by_name["baseline"].ok and not [c for c in report.checks if not c.ok]
+
+
+def test_an_output_the_task_cannot_read_is_exit_2_naming_its_shape(tmp_path):
+    onnx_file, data = regression_files(tmp_path)
+    result = CliRunner().invoke(
+        app, ["validate", str(onnx_file), "--data", "npz", "--data-path", str(data), "--task", "segmentation"]
+    )
+    assert result.exit_code == 2 and "Traceback" not in result.output
+    assert "task.name segmentation" in result.output
+    wide = tmp_path / "wide.npz"  # two targets per sample for a file with one output
+    arrays = dict(np.load(data))
+    np.savez(
+        wide,
+        **{
+            **arrays,
+            "y_train": np.stack([arrays["y_train"]] * 2, 1),
+            "y_test": np.stack([arrays["y_test"]] * 2, 1),
+        },
+    )
+    shaped = CliRunner().invoke(
+        app, ["validate", str(onnx_file), "--data", "npz", "--data-path", str(wide), "--task", "regression"]
+    )
+    assert shaped.exit_code == 2 and "output of shape (32, 1) for targets of shape (32, 2)" in shaped.output
+    classes = CliRunner().invoke(
+        app, ["validate", str(onnx_file), "--data", "mnist1d", "--task", "regression"]
+    )
+    assert classes.exit_code == 2 and "task.name regression" in classes.output
+    unknown = CliRunner().invoke(
+        app, ["validate", str(onnx_file), "--data", "mnist1d", "--task", "detection"]
+    )
+    assert unknown.exit_code == 2 and "--task detection: not a built-in task" in unknown.output

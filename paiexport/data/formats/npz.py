@@ -6,6 +6,10 @@ its compressed size), its dtype plain numbers (no objects, no strings). x_train 
 must have samples of the same shape and finite values; y_train and y_test 1-D integer labels
 in [0, data.num_classes) (any count up to 1,000,000 when unset; unsigned only when they fit).
 The training labels must hold two classes or more, neither split be empty.
+
+For a task other than classification `y_*` may have any numeric dtype and shape (the task
+checks them, `tasks/`), and a language model's archive may leave them out: its targets are
+its token arrays `x_*`.
 """
 
 from __future__ import annotations
@@ -60,33 +64,45 @@ def _declared(path: Path, archive: zipfile.ZipFile, info: zipfile.ZipInfo, name:
     return dtype
 
 
-def _read(path: Path) -> list[np.ndarray]:
+def _read(path: Path, targets_are_inputs: bool = False) -> list[np.ndarray]:
+    """x_train, y_train, x_test, y_test; with `targets_are_inputs` (a language model's tokens)
+    the y arrays may be left out and are then the x arrays."""
     with zipfile.ZipFile(path) as archive:
         names = set(archive.namelist())
         missing = [a for a in ARRAYS if f"{a}.npy" not in names]
+        if targets_are_inputs and set(missing) == {"y_train", "y_test"}:
+            x, xt = _arrays(path, archive, ("x_train", "x_test"))
+            return [x, x, xt, xt]
         if missing:
             raise UserError(
                 f"{show(path)}: npz is missing array {', '.join(missing)} (needs {', '.join(ARRAYS)})"
             )
-        members = [_member(path, archive, a) for a in ARRAYS]
-        for info, name in zip(members, ARRAYS, strict=True):
-            _declared(path, archive, info, name)
-        arrays = []
-        for info in members:
-            with archive.open(info) as member:
-                arrays.append(npy.read_array(member, allow_pickle=False))
-        return arrays
+        return _arrays(path, archive, ARRAYS)
 
 
-def load(path: Path, num_classes: int | None = None, labels: bool = True) -> tuple[np.ndarray, ...]:
+def _arrays(path: Path, archive: zipfile.ZipFile, names: tuple[str, ...]) -> list[np.ndarray]:
+    """The named arrays, every header checked against the archive before any data is read."""
+    members = [_member(path, archive, a) for a in names]
+    for info, name in zip(members, names, strict=True):
+        _declared(path, archive, info, name)
+    arrays = []
+    for info in members:
+        with archive.open(info) as member:
+            arrays.append(npy.read_array(member, allow_pickle=False))
+    return arrays
+
+
+def load(
+    path: Path, num_classes: int | None = None, labels: bool = True, targets_are_inputs: bool = False
+) -> tuple[np.ndarray, ...]:
     """(x, y, x_test, y_test) as the archive holds them, labels as int64.
 
     `labels=False` (a task other than classification) leaves `y_*` as they are, any dtype and
-    shape: the task checks them."""
+    shape: the task checks them. `targets_are_inputs` (a language model): `y_*` may be left out."""
     if not path.is_file():
         raise UserError(f"data.path: {show(path)} not found")
     try:
-        x, y, xt, yt = _read(path)
+        x, y, xt, yt = _read(path, targets_are_inputs)
     except UserError:
         raise
     except (OSError, EOFError, ValueError, RuntimeError, zipfile.BadZipFile, zlib.error) as exc:

@@ -8,12 +8,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from typer.testing import CliRunner
 from userdata import write_npz
 
 from paiexport.cli import app
 from paiexport.data import DataConfig, load_dataset
 from paiexport.errors import UserError
+from paiexport.tasks import task_by_name
 
 
 def cfg(**kw) -> DataConfig:
@@ -108,3 +110,41 @@ def test_labels_outside_num_classes(tmp_path):
     path = write_npz(tmp_path / "d.npz")
     with pytest.raises(UserError, match=r"label 3 outside \[0, 3\)"):
         load_dataset(cfg(name="npz", path=str(path), num_classes=3), seed=0)
+
+
+def test_a_tasks_targets_keep_their_dtype_and_shape(tmp_path):
+    rng = np.random.default_rng(0)
+    x, xt = rng.normal(size=(40, 3)).astype(np.float32), rng.normal(size=(10, 3)).astype(np.float32)
+    y, yt = rng.normal(size=(40, 2)), rng.normal(size=(10, 2))  # float64, two targets per sample
+    path = _npz(tmp_path / "r.npz", x_train=x, y_train=y, x_test=xt, y_test=yt)
+    data = load_dataset(
+        cfg(name="npz", path=str(path), val_fraction=0.25), seed=0, task=task_by_name("regression")
+    )
+    assert data.task.name == "regression" and data.num_classes == 2  # the model's output width
+    assert data.train.y.dtype == torch.float32 and tuple(data.train.y.shape) == (30, 2)
+    np.testing.assert_allclose(data.test.y.numpy(), yt.astype(np.float32))
+    assert (len(data.train), len(data.val)) == (30, 10)
+
+
+def test_integer_targets_for_regression_exit_2_naming_the_task_and_array(tmp_path):
+    x = np.zeros((8, 3), np.float32)
+    path = _npz(tmp_path / "r.npz", x_train=x, y_train=np.arange(8), x_test=x, y_test=np.arange(8))
+    with pytest.raises(UserError) as caught:
+        load_dataset(cfg(name="npz", path=str(path)), seed=0, task=task_by_name("regression"))
+    assert str(caught.value) == (
+        f"task.name regression: {path}: y_train: targets are int64(8,); regression targets are floats "
+        "(nothing is cast)"
+    )
+
+
+def test_a_language_models_tokens_are_its_targets_and_stay_integer(tmp_path):
+    tokens = np.arange(5 * 6, dtype=np.int64).reshape(5, 6) % 7
+    path = tmp_path / "lm.npz"
+    np.savez(path, x_train=tokens, x_test=tokens[:2])  # no y_*: the tokens are the targets
+    data = load_dataset(
+        cfg(name="npz", path=str(path), val_fraction=0.0), seed=0, task=task_by_name("language_model")
+    )
+    assert data.train.x.dtype == torch.int64 and torch.equal(data.train.x, data.train.y)
+    assert data.num_classes == 7  # the vocabulary the tokens need
+    with pytest.raises(UserError, match="missing array y_train, y_test"):
+        load_dataset(cfg(name="npz", path=str(path)), seed=0, task=task_by_name("regression"))
