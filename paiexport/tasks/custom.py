@@ -166,6 +166,3 @@ class Custom(Task):
         with user_code("task.baseline"):
             value = self._baseline(train_y, test_y)
         return _number(value, "task.baseline")
-
-    def describe(self) -> dict[str, Any]:
-        return {**super().describe(), "metrics": sorted(self.config.metrics)}

@@ -15,6 +15,7 @@ import benchmarks.bench_under_load as bench_under_load
 import benchmarks.deploy_speed as deploy_speed
 import benchmarks.int8_formats as int8_formats
 import benchmarks.runtimes as runtimes
+import benchmarks.tasks as tasks_benchmark
 from paiexport.cli import app
 
 SCRIPTS = sorted(
@@ -90,6 +91,29 @@ def test_int8_formats_channel_part_prints_every_file_against_dense(tmp_path, cap
     assert qdq.endswith("standard ONNX") and qop.endswith("uses com.microsoft")
     written = sorted(p.name for p in (tmp_path / "bench" / "channel_files").glob("*.onnx"))
     assert written == sorted(f"{name}.onnx" for name in names)
+
+
+def test_tasks_quick_prints_dense_and_sparse_per_example(tmp_path, capsys):
+    # CI size (1 epoch, 3 timing iterations) on two of the examples, one metric of each
+    # direction; the figures come from the real run (README "Tasks")
+    rows = tasks_benchmark.main(["--quick", "--examples", "regression,custom_task", "--out", str(tmp_path)])
+    printed = capsys.readouterr().out
+    table = [line for line in printed.splitlines() if line.startswith("| `examples/")]
+    assert [line.split(" | ")[:3] for line in table] == [
+        ["| `examples/regression`", "regression", "r2 ↑"],
+        ["| `examples/custom_task`", "custom", "pinball ↓"],
+    ]
+    for row in rows:
+        assert row["sparsity"] > 0.79 and row["params_after"] < row["params_before"]
+        assert all(row["speedups"][v][b] for v in tasks_benchmark.SPEEDUPS for b in ("1", "64"))
+    header = next(line for line in printed.splitlines() if line.startswith("| example |"))
+    assert "compact.int8 ×b64" in header
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "custom_task-dense",
+        "custom_task-sparse",
+        "regression-dense",
+        "regression-sparse",
+    ]
 
 
 def test_runtimes_channel_part_prints_every_file_in_both_runtimes(tmp_path, capsys):

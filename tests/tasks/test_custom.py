@@ -11,6 +11,7 @@ import torch
 from pydantic import ValidationError
 
 from paiexport.errors import UserError
+from paiexport.reporting.quality import TaskInfo
 from paiexport.tasks import make_task
 from paiexport.tasks.custom import Custom, CustomConfig
 
@@ -196,3 +197,11 @@ def test_a_loss_that_is_not_a_scalar_is_refused_naming_task_loss(user):
 def test_using_the_task_before_bind_is_a_programming_error():
     with pytest.raises(RuntimeError, match="bind"):
         make_task(config("m")).loss(OUT, Y)
+
+
+def test_its_description_is_what_report_json_task_holds(user):
+    # describe() once added the metric names, which report.json's `task` section refuses:
+    # every custom run crashed at its report with a pydantic traceback
+    t = bound(user, baseline=f"{user[1]}:spread")
+    info = TaskInfo.model_validate({**t.describe(), "baseline": 1.0})
+    assert (info.name, info.primary, info.higher_is_better) == ("custom", "mae", False)
