@@ -86,6 +86,12 @@ class Guarded(Dataset):
             raise UserError(f"{at} has shape {tuple(x.shape)}, the first sample {self.shape}")
         if self.target is not None:
             return x, self._target(sample[1], at)
+        shape = tuple(getattr(sample[1], "shape", ()))
+        if len(shape) > 0 and shape != (1,):
+            raise UserError(
+                f"{at} has a target of shape {shape}: task.name classification needs one integer "
+                "class index per sample (set task.name for another task)"
+            )
         try:
             y = class_index(sample[1])
         except ValueError:

@@ -22,7 +22,7 @@ class RuntimeCheck(Section):
 
     loads: bool
     error: str | None = None
-    metrics: dict[str, float] = {}
+    metrics: dict[str, float | None] = {}
     metric: float | None = None
     parity_required: bool = True
     parity: bool | None = None
@@ -42,7 +42,7 @@ class FileCheck(Section):
     variant: str | None = None
     checker: bool = True
     loads: bool = True
-    max_abs_diff: float = 0.0
+    max_abs_diff: float | None = 0.0  # null: the file did not run (report.json is strict JSON)
     parity: bool = True
     accuracy: float | None = None
     accuracy_torch: float | None = None
@@ -56,8 +56,8 @@ class FileCheck(Section):
     task: str = "classification"
     primary: str = "accuracy"
     higher_is_better: bool = True
-    metrics: dict[str, float] = {}
-    metrics_torch: dict[str, float] = {}
+    metrics: dict[str, float | None] = {}
+    metrics_torch: dict[str, float | None] = {}
     metric: float | None = None
     metric_torch: float | None = None
     metric_match: bool = True
@@ -83,5 +83,5 @@ class TaskInfo(Section):
 class Metrics(Section):
     """report.json `metrics`: every metric of the task for the PyTorch model (and each file)."""
 
-    torch: dict[str, float]
-    onnx: dict[str, dict[str, float]] = {}
+    torch: dict[str, float | None]
+    onnx: dict[str, dict[str, float | None]] = {}

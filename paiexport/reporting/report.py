@@ -188,7 +188,8 @@ def validation_rows(report: RunReport) -> tuple[list[str], list[list[str]]]:
     for v, c in report.validation.items():
         parity = mark[c.parity] if c.parity_required else "not required (int8)"
         label, file = variant_label(report, v), report.files.get(v, "-")
-        checks = [mark[c.checker], mark[c.loads], f"{c.max_abs_diff:.3g}", parity]
+        diff = "-" if c.max_abs_diff is None else f"{c.max_abs_diff:.3g}"
+        checks = [mark[c.checker], mark[c.loads], diff, parity]
         value = c.metric if c.metric is not None else c.accuracy
         rows.append([label, file, *checks, metric_value(report, value), verdict_cell(c)])
     return headers, rows

@@ -14,6 +14,7 @@ is None), so runs written before the typed report still gate and render.
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -235,7 +236,10 @@ class RunReport(BaseModel):
         return out
 
     def write(self, path: Path) -> None:
-        path.write_text(json.dumps(self.to_json_dict(), indent=2, sort_keys=False) + "\n")
+        """Strict JSON: a value that is not finite (a custom task without a baseline: ±inf) is null."""
+        path.write_text(
+            json.dumps(_finite(self.to_json_dict()), indent=2, sort_keys=False, allow_nan=False) + "\n"
+        )
 
     @classmethod
     def from_dict(cls, raw: Any, source: str = "report") -> RunReport:
@@ -266,6 +270,16 @@ class RunReport(BaseModel):
         except (json.JSONDecodeError, UnicodeDecodeError, OSError):
             raise UserError(f"{file}: not a readable JSON report") from None
         return cls.from_dict(raw, str(file))
+
+
+def _finite(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_finite(v) for v in value]
+    return value
 
 
 def needed(section: S | None, name: str) -> S:

@@ -150,3 +150,19 @@ def test_a_written_report_says_its_version_and_one_without_it_reads_as_version_1
     assert json.loads((tmp_path / "report.json").read_text())["schema_version"] == SCHEMA_VERSION
     assert RunReport.read(tmp_path).schema_version == SCHEMA_VERSION
     assert RunReport.from_dict({}).schema_version == 1
+
+
+def test_report_json_is_strict_json_and_reads_back(tmp_path):
+    from paiexport.verify.file_validation import accuracy_validation
+
+    broken = accuracy_validation("dense", False, False, float("inf"), False, 0.0, 0.9, False)
+    report = RunReport(
+        validation={"dense": broken.to_dict()},
+        task={"name": "custom", "primary": "pinball", "higher_is_better": False, "baseline": float("-inf")},
+    )
+    report.write(tmp_path / "report.json")
+    text = (tmp_path / "report.json").read_text()
+    assert "Infinity" not in text and "NaN" not in text
+    json.loads(text, parse_constant=lambda c: pytest.fail(f"non-standard JSON constant {c}"))
+    again = RunReport.read(tmp_path)
+    assert again.validation["dense"].max_abs_diff is None and again.task.baseline is None
