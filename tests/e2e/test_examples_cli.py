@@ -61,7 +61,7 @@ BAD = {
     "multilabel": ("multilabel", (60,), "torch.randint(0, 2, (n,)).float()", "one 0/1 row of labels"),
     "segmentation": ("segmentation", (1, 32, 32), "torch.rand(n, 32, 32)", "targets are float32"),
     "custom_task": ("custom", (8,), "torch.rand(n) > 0.5", "targets are bool"),
-    "custom_model": ("classification", (1, 40), "torch.randint(0, 3, (n, 2))", "class indices"),
+    "custom_model": ("classification", (1, 40), "torch.randint(0, 3, (n, 2))", "has a target of shape (2,)"),
 }
 FACTORY = """
 import torch
