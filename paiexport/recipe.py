@@ -55,6 +55,7 @@ HASH_NEUTRAL: dict[tuple[str, ...], object] = {
     ("validate", "max_metric_drop"): None,
     ("gates", "min_metric"): None,
     ("gates", "max_metric_drop"): None,
+    ("export", "dynamic_axes"): {},
 }
 
 

@@ -28,6 +28,7 @@ from torch import fx, nn
 from torch.fx.passes.shape_prop import ShapeProp
 
 from paiexport.errors import first_line
+from paiexport.inputs import Inputs, positional
 
 ROLES = ("out", "in", "norm", "dw", "qkv")  # producer rows, consumer columns, norm, depthwise, heads
 
@@ -139,7 +140,7 @@ class Builder:
         return [s.group() for s in merged.values()]
 
 
-def build_graph(model: nn.Module, example: torch.Tensor) -> DependencyGraph:
+def build_graph(model: nn.Module, example: Inputs) -> DependencyGraph:
     """Channel groups of `model` for inputs shaped like `example` (one forward pass)."""
     from paiexport.sparsity.dep_rules import apply_rule  # the rules import this module's types
 
@@ -148,7 +149,7 @@ def build_graph(model: nn.Module, example: torch.Tensor) -> DependencyGraph:
         gm = fx.symbolic_trace(model)
         # eval: a training-mode pass would move BatchNorm running statistics
         with torch.no_grad():
-            ShapeProp(gm.eval()).propagate(example)
+            ShapeProp(gm.eval()).propagate(*positional(model, example))
     except Exception as exc:  # fx cannot trace data-dependent control flow, etc.
         return DependencyGraph([], [f"cannot trace: {first_line(exc)}"])
     finally:

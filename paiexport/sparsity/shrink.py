@@ -20,6 +20,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from paiexport.inputs import Inputs, call_model
 from paiexport.sparsity.depgraph import ChannelGroup, DependencyGraph
 from paiexport.sparsity.groups import channel_index, channel_slices
 from paiexport.sparsity.shrink_attention import head_groups, shrink_heads
@@ -47,7 +48,7 @@ class ShrinkResult:
     removed: dict[int, int]  # group index -> channels removed
 
 
-def shrink_model(model: nn.Module, graph: DependencyGraph, example: torch.Tensor) -> ShrinkResult:
+def shrink_model(model: nn.Module, graph: DependencyGraph, example: Inputs) -> ShrinkResult:
     """A smaller copy of `model` with the same outputs; `example` is a representative input."""
     work = copy.deepcopy(model).eval()
     modules = dict(work.named_modules())
@@ -113,7 +114,7 @@ def _axis_drops(
 
 
 def _record_inputs(
-    model: nn.Module, consumers: dict[str, nn.Module], example: torch.Tensor
+    model: nn.Module, consumers: dict[str, nn.Module], example: Inputs
 ) -> dict[str, torch.Tensor]:
     """What each consumer reads, from one forward pass of the masked model."""
     seen: dict[str, torch.Tensor] = {}
@@ -125,7 +126,7 @@ def _record_inputs(
     try:
         # Grad enabled: fused inference paths (TransformerEncoderLayer) would skip the hooks.
         with torch.enable_grad():
-            model(example)
+            call_model(model, example)
     finally:
         for h in handles:
             h.remove()

@@ -22,11 +22,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-import torch
 from torch import nn
 
 from paiexport.data.splits import SplitLike
 from paiexport.errors import UserError
+from paiexport.inputs import Inputs, to_device
 from paiexport.sparsity.depgraph import build_graph
 from paiexport.sparsity.masks import attach_masks, get_masks, prunable_weights, strip_masks, tied_weights
 from paiexport.sparsity.shrink import shrink_model
@@ -59,7 +59,7 @@ TRAIN_COMPACT_NOTE = (
 )
 
 
-def shrink_for_training(model: nn.Module, example: torch.Tensor) -> CompactTraining:
+def shrink_for_training(model: nn.Module, example: Inputs) -> CompactTraining:
     """Bake `model`'s attached masks in and return the exactly equivalent small model."""
     tied = list(tied_weights(model).values())
     if tied:
@@ -76,16 +76,17 @@ def shrink_for_training(model: nn.Module, example: torch.Tensor) -> CompactTrain
     for m in full.modules():
         if isinstance(m, nn.modules.batchnorm._BatchNorm):
             m.reset_running_stats()
-    result = shrink_model(full, build_graph(full, example.to(device)), example.to(device))
+    example = to_device(example, device)
+    result = shrink_model(full, build_graph(full, example), example)
     return CompactTraining(result.model, masks, result.params_before, result.params_after)
 
 
-def compact_example(split: SplitLike) -> torch.Tensor:
+def compact_example(split: SplitLike) -> Inputs:
     """The sample batch the shrink is traced on: the first two training samples."""
     return split.head(2)
 
 
-def rebuild_compact(model: nn.Module, masks: Masks, example: torch.Tensor) -> CompactTraining:
+def rebuild_compact(model: nn.Module, masks: Masks, example: Inputs) -> CompactTraining:
     """What `shrink_for_training` made from a freshly built `model` and its masks."""
     names = prunable_weights(model)
     attach_masks(model, {n: m for n, m in masks.items() if n in names})

@@ -9,14 +9,14 @@ from torch import nn
 from paiexport.data import Split
 from paiexport.sparsity.masks import prunable_weights
 from paiexport.variant import Variant
-from paiexport.verify.validate import FileValidation, Judging, torch_logits, validate_file
+from paiexport.verify.validate import FileValidation, Judging, torch_outputs, validate_file
 
 
 def validate_variants(
     files: dict[Variant, Path], model: nn.Module, test: Split, judging: Judging
 ) -> dict[Variant, FileValidation]:
     """Every file checked against `model` in the task's terms; a quantized file is recognized by its graph."""
-    reference = torch_logits(model, test.x, task=judging.task)
+    reference = torch_outputs(model, test.x)
     zeros = {n: (int((w == 0).sum()), w.numel()) for n, w in prunable_weights(model).items()}
     return {
         v: validate_file(p, v, model, test, judging=judging, reference=reference, zeros=zeros)

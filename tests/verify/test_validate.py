@@ -33,6 +33,9 @@ class Recording:
     def get_inputs(self):
         return self.session.get_inputs()
 
+    def get_outputs(self):
+        return self.session.get_outputs()
+
     def run(self, outputs, feeds):
         self.shapes.extend(v.shape for v in feeds.values())
         return self.session.run(outputs, feeds)
