@@ -20,7 +20,7 @@ import torch
 from onnx import ModelProto
 from torch import nn
 
-from paiexport.errors import UserError, first_line, shorten
+from paiexport.errors import UserError, shorten
 from paiexport.inputs import (
     SINGLE_INPUT_NAME,
     SINGLE_OUTPUT_NAME,
@@ -110,9 +110,7 @@ def to_onnx(
         except Exception as exc:
             if not any(set(a) - {0} for a in axes.values()):
                 raise
-            raise UserError(
-                f"{FIELD}: the model cannot be exported with these axes dynamic: {first_line(exc)}"
-            ) from None
+            raise UserError(f"{FIELD}: the model cannot keep these axes dynamic: {_reason(exc)}") from None
     proto = program.model_proto
     if any(set(a) - {0} for a in axes.values()):
         _name_dims(proto)
@@ -133,6 +131,15 @@ def _name_dims(proto: ModelProto) -> None:
         for dim in value.type.tensor_type.shape.dim:
             if dim.dim_param in names:
                 dim.dim_param = names[dim.dim_param]
+
+
+def _reason(exc: BaseException) -> str:
+    """What torch.export says went wrong: the last line of the innermost cause (the exporter's
+    own message is a page of advice)."""
+    while exc.__cause__ is not None:
+        exc = exc.__cause__
+    lines = [line.strip(" -") for line in str(exc).splitlines() if line.strip(" -")]
+    return shorten(lines[-1] if lines else type(exc).__name__, 240)
 
 
 def save_onnx(model: ModelProto, path: Path) -> None:
