@@ -123,3 +123,16 @@ def test_digest_ignores_formatting(write_recipe, tiny_recipe_dict):
     b = load_recipe(write_recipe(reordered, "b.yaml"))
     c = load_recipe(write_recipe(tiny_recipe_dict, "c.yaml"), parse_overrides(["seed=1"]))
     assert a.digest() == b.digest() != c.digest()
+
+
+def test_export_dynamic_axes_left_empty_keeps_the_digest(write_recipe, tiny_recipe_dict):
+    plain = load_recipe(write_recipe(tiny_recipe_dict))
+    tiny_recipe_dict["export"] = {**tiny_recipe_dict.get("export", {}), "dynamic_axes": {}}
+    empty = load_recipe(write_recipe(tiny_recipe_dict))
+    tiny_recipe_dict["export"]["dynamic_axes"] = {"input_ids": [0, 1]}
+    axes = load_recipe(write_recipe(tiny_recipe_dict))
+    assert axes.export.dynamic_axes == {"input_ids": [0, 1]}
+    assert plain.digest() == empty.digest() != axes.digest()
+    tiny_recipe_dict["export"]["dynamic_axes"] = {"input_ids": [-1]}
+    with pytest.raises(UserError, match="export.dynamic_axes"):
+        load_recipe(write_recipe(tiny_recipe_dict))
