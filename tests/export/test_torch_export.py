@@ -75,17 +75,16 @@ def io(proto: onnx.ModelProto) -> tuple[list[tuple[str, int]], list[str]]:
     return inputs, [o.name for o in proto.graph.output]
 
 
-def test_one_float_input_and_one_output_keep_their_names():
-    proto = to_onnx(nn.Sequential(nn.Linear(4, 3)).eval(), (4,), 18)
-    assert io(proto) == ([("input", onnx.TensorProto.FLOAT)], ["logits"])
-
-
 def test_token_ids_stay_int64_and_are_named_after_the_forward_argument():
     torch.manual_seed(0)
     model = TinyLM().eval()
     ids = torch.randint(0, 11, (2, 5))
     proto = to_onnx(model, ids, 18)
     assert io(proto) == ([("input_ids", onnx.TensorProto.INT64)], ["logits"])
+    # one float input keeps the name every file has had, given as a batch or as a shape
+    for example in (torch.randn(2, 4), (4,)):
+        floats = to_onnx(nn.Sequential(nn.Linear(4, 3)).eval(), example, 18)
+        assert io(floats) == ([("input", onnx.TensorProto.FLOAT)], ["logits"])
     with torch.no_grad():
         np.testing.assert_allclose(run(proto, ids.numpy()), model(ids).numpy(), atol=1e-5)
 
