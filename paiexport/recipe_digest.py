@@ -23,6 +23,7 @@ HASH_NEUTRAL: dict[tuple[str, ...], object] = {
     ("bench", "runtimes"): ["onnxruntime"],
     ("export", "deploy_runtime"): "onnxruntime",
     ("sparsity", "rules"): [],
+    ("export", "dynamic_axes"): {},
 }
 
 

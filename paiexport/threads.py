@@ -21,6 +21,8 @@ from typing import Literal
 import torch
 from torch import nn
 
+from paiexport.inputs import Inputs, as_example, call_model
+
 AUTO_SINGLE_THREAD_FLOPS = 2e9  # bundled recipes: 0.42-1.66 GFLOP per step
 ThreadsSetting = int | Literal["auto"]
 
@@ -33,9 +35,10 @@ def usable_cores() -> int:
         return os.cpu_count() or 1
 
 
-def forward_macs(model: nn.Module, input_shape: tuple[int, ...], example: torch.Tensor | None = None) -> int:
-    """Multiply-adds of one sample's forward pass in the Conv and Linear layers; on `example`
-    (one sample of the data, e.g. int64 token ids) when given, else on zeros of `input_shape`."""
+def forward_macs(model: nn.Module, sample: tuple[int, ...] | Inputs) -> int:
+    """Multiply-adds of the forward pass of `sample` (one row, or one sample's shape: float
+    zeros) in the Conv and Linear layers."""
+    sample = as_example(sample, 1)
     total = 0
 
     def count(module: nn.Module, _inputs: tuple, output: torch.Tensor) -> None:
@@ -52,7 +55,7 @@ def forward_macs(model: nn.Module, input_shape: tuple[int, ...], example: torch.
     try:
         model.eval()
         with torch.no_grad():
-            model(torch.zeros(1, *input_shape) if example is None else example[:1])
+            call_model(model, sample)
     finally:
         model.train(was_training)
         for hook in hooks:
@@ -61,16 +64,13 @@ def forward_macs(model: nn.Module, input_shape: tuple[int, ...], example: torch.
 
 
 def resolve_threads(
-    setting: ThreadsSetting,
-    model: nn.Module,
-    input_shape: tuple[int, ...],
-    batch_size: int,
-    example: torch.Tensor | None = None,
+    setting: ThreadsSetting, model: nn.Module, sample: tuple[int, ...] | Inputs, batch_size: int
 ) -> int:
-    """The thread count `train.threads` stands for (see the module docstring)."""
+    """The thread count `train.threads` stands for (see the module docstring); `sample` is one
+    row of the model's inputs (or one sample's shape)."""
     if setting != "auto":
         return int(setting)
-    step_flops = forward_macs(model, input_shape, example) * 2 * 3 * batch_size
+    step_flops = forward_macs(model, sample) * 2 * 3 * batch_size
     if step_flops < AUTO_SINGLE_THREAD_FLOPS:
         return 1
     return max(1, min(usable_cores() // 2, torch.get_num_threads()))

@@ -6,6 +6,7 @@ import torch
 from torch import nn
 
 from paiexport.data import DataSplits, Split
+from paiexport.inputs import Inputs, tensors
 from paiexport.methods import SelectionContext
 from paiexport.sparsity.types import SparsityConfig
 
@@ -19,10 +20,10 @@ def two_layer_net() -> nn.Sequential:
 
 
 def context(
-    net: nn.Module, x: torch.Tensor, y: torch.Tensor, target: float = 0.5, distribution: str = "uniform"
+    net: nn.Module, x: Inputs, y: torch.Tensor, target: float = 0.5, distribution: str = "uniform"
 ) -> SelectionContext:
     split = Split(x, y)
-    data = DataSplits(split, split, split, input_shape=tuple(x.shape[1:]), num_classes=2)
+    data = DataSplits(split, split, split, input_shape=tuple(tensors(x)[0].shape[1:]), num_classes=2)
     return SelectionContext(
         net, data, SparsityConfig(target=target, distribution=distribution), batch_size=len(y)
     )

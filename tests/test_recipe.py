@@ -198,3 +198,16 @@ def test_an_unknown_task_is_named_with_the_choices(tiny_recipe_dict):
     )
     with pytest.raises(UserError, match=r"r\.yaml: task\.loss: "):
         validate_recipe({**tiny_recipe_dict, "task": {"name": "regression", "loss": "hinge"}}, "r.yaml")
+
+
+def test_export_dynamic_axes_left_empty_keeps_the_digest(write_recipe, tiny_recipe_dict):
+    plain = load_recipe(write_recipe(tiny_recipe_dict))
+    tiny_recipe_dict["export"] = {**tiny_recipe_dict.get("export", {}), "dynamic_axes": {}}
+    empty = load_recipe(write_recipe(tiny_recipe_dict))
+    tiny_recipe_dict["export"]["dynamic_axes"] = {"input_ids": [0, 1]}
+    axes = load_recipe(write_recipe(tiny_recipe_dict))
+    assert axes.export.dynamic_axes == {"input_ids": [0, 1]}
+    assert plain.digest() == empty.digest() != axes.digest()
+    tiny_recipe_dict["export"]["dynamic_axes"] = {"input_ids": [-1]}
+    with pytest.raises(UserError, match=r"export\.dynamic_axes"):
+        load_recipe(write_recipe(tiny_recipe_dict))

@@ -22,6 +22,24 @@ def test_forward_macs_hand_computed():
     assert forward_macs(model, (1, 5)) == 36
 
 
+class Masked(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.embed, self.fc = nn.Embedding(10, 4), nn.Linear(4, 3)
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        return self.fc(self.embed(input_ids) * attention_mask.unsqueeze(-1))
+
+
+def test_forward_macs_of_a_model_of_token_ids_and_a_mask():
+    # one row of 5 tokens: the linear runs 5 times, 4 x 3 each; the lookup costs nothing
+    x = {
+        "input_ids": torch.ones(1, 5, dtype=torch.int64),
+        "attention_mask": torch.ones(1, 5, dtype=torch.int64),
+    }
+    assert forward_macs(Masked(), x) == 60
+
+
 def test_auto_is_one_thread_for_the_bundled_cnn_and_more_for_big_models(monkeypatch):
     recipe = load_recipe(bundled_recipes_dir() / "rigl90.yaml")
     data, model, _, _ = stages.prepare(recipe)

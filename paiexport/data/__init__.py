@@ -19,6 +19,7 @@ from paiexport.data.formats import factory as dataset_factory
 from paiexport.data.splits import DatasetSplit, DataSplits, Split
 from paiexport.data.transforms import channel_stats, make_augment, normalize
 from paiexport.errors import UserError
+from paiexport.inputs import several
 from paiexport.tasks import Task, make_task
 
 __all__ = ["DataConfig", "DataSplits", "DatasetName", "DatasetSplit", "Split", "load_data", "load_dataset"]
@@ -166,6 +167,8 @@ def from_arrays(
 
 def _finish(data: DataSplits, cfg: DataConfig, seed: int) -> DataSplits:
     """Normalization (every split) and augmentation (training batches only)."""
+    if cfg.normalize != "none" or cfg.augment != AugmentConfig():
+        _one_input(data, "data.normalize" if cfg.normalize != "none" else "data.augment")
     mean_std = _mean_std(cfg.normalize, data)
     augment = make_augment(cfg.augment, data.input_shape) if cfg.augment != AugmentConfig() else None
     if mean_std is None and augment is None:
@@ -181,6 +184,12 @@ def _finish(data: DataSplits, cfg: DataConfig, seed: int) -> DataSplits:
         parts = streamed.with_transforms(data, mean_std, augment)
     mean, std = mean_std or (None, None)
     return DataSplits(*parts, data.input_shape, data.num_classes, mean, std, data.task)
+
+
+def _one_input(data: DataSplits, field: str) -> None:
+    """Normalization and augmentation act on one input (images, signals), not on several."""
+    if several(data.train.head(1)):
+        raise UserError(f"{field}: needs one input per sample; the samples have several (a tuple or dict)")
 
 
 def _mean_std(spec: str | MeanStd, data: DataSplits) -> tuple[tuple[float, ...], tuple[float, ...]] | None:

@@ -14,9 +14,10 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from paiexport.data.splits import as_input
+from paiexport.data.splits import as_inputs
 from paiexport.errors import UserError, shorten
 from paiexport.importing import user_code
+from paiexport.inputs import Inputs, layout
 
 
 def class_index(y: Any) -> int:
@@ -46,7 +47,7 @@ class Guarded(Dataset):
 
     def __init__(self, base: Dataset, where: str) -> None:
         self.base, self.where = base, where
-        self.shape: tuple[int, ...] | None = None
+        self.shape: Any = None  # `inputs.layout` of the first sample's x
         self.classes: int | None = None
         self.classes_from = ""  # what set `classes`, said when a label falls outside
         self.had_targets = False  # `labels` came from `.targets`
@@ -71,19 +72,23 @@ class Guarded(Dataset):
             raise UserError(f"{self.where}: __getitems__ gave {len(samples)} samples for {len(indices)}")
         return [self.check(s, i) for s, i in zip(samples, indices, strict=True)]
 
-    def check(self, sample: Any, index: int) -> tuple[torch.Tensor, int | torch.Tensor]:
-        """`sample` as (x, y): x float32 (int64 for integer inputs such as token ids), y an int
-        class index or, for another task, a tensor of the first target's dtype and shape; or
-        the one line that says what is wrong with it."""
+    def check(self, sample: Any, index: int) -> tuple[Inputs, int | torch.Tensor]:
+        """`sample` as (x, y): x float32 (int64 for integer inputs such as token ids), or a tuple
+        or dict of those (several inputs), y an int class index or, for another task, a tensor
+        of the first target's dtype and shape; or the one line that says what is wrong with it."""
         at = f"{self.where} sample {index}"
         if not isinstance(sample, tuple | list) or len(sample) != 2:
             raise UserError(f"{at} is a {type(sample).__name__}, not an (x, y) pair")
         try:
-            x = as_input(sample[0])
+            x = as_inputs(sample[0])
         except Exception:
-            raise UserError(f"{at}: x is a {type(sample[0]).__name__}, not an array of numbers") from None
-        if self.shape is not None and tuple(x.shape) != self.shape:
-            raise UserError(f"{at} has shape {tuple(x.shape)}, the first sample {self.shape}")
+            raise UserError(
+                f"{at}: x is a {type(sample[0]).__name__}, not an array of numbers "
+                "(nor a tuple or a dict of them, keyed by forward argument names)"
+            ) from None
+        if self.shape is not None and layout(x) != self.shape:
+            found, first = shorten(layout(x), 120), shorten(self.shape, 120)
+            raise UserError(f"{at} has shape {found}, the first sample {first}")
         if self.target is not None:
             return x, self._target(sample[1], at)
         shape = tuple(getattr(sample[1], "shape", ()))

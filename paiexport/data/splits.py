@@ -11,30 +11,34 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Protocol
 
+import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
 from paiexport.errors import UserError
+from paiexport.inputs import Inputs, concat, map_inputs, stack, take, zeros_rows
 from paiexport.tasks import Task, make_task
 
-Batch = tuple[torch.Tensor, torch.Tensor]
+Batch = tuple[Inputs, torch.Tensor]
 Augment = Callable[[torch.Tensor, torch.Generator], torch.Tensor]
 
 
 class SplitLike(Protocol):
-    x: torch.Tensor
+    x: Inputs
     y: torch.Tensor
 
     def __len__(self) -> int: ...
     def batches(self, batch_size: int, generator: torch.Generator | None = None) -> Iterator[Batch]: ...
-    def head(self, n: int) -> torch.Tensor: ...
+    def head(self, n: int) -> Inputs: ...
 
 
 @dataclass(frozen=True)
 class Split:
-    """Tensors held in memory: batches are cut by indexing, faster than a DataLoader on few cores."""
+    """Tensors held in memory: batches are cut by indexing, faster than a DataLoader on few cores.
 
-    x: torch.Tensor
+    `x` is one tensor, or a tuple or dict of them (several model inputs), indexed alike."""
+
+    x: Inputs
     y: torch.Tensor
     augment: Augment | None = None  # training-only randomness; applied when shuffling
 
@@ -47,14 +51,14 @@ class Split:
         order = torch.randperm(n, generator=generator) if generator is not None else None
         for start in range(0, n, batch_size):
             if order is None:
-                yield self.x[start : start + batch_size], self.y[start : start + batch_size]
+                yield take(self.x, slice(start, start + batch_size)), self.y[start : start + batch_size]
             else:
                 idx = order[start : start + batch_size]
-                x = self.x[idx]
+                x = take(self.x, idx)
                 yield (x if self.augment is None else self.augment(x, generator)), self.y[idx]
 
-    def head(self, n: int) -> torch.Tensor:
-        return self.x[:n]
+    def head(self, n: int) -> Inputs:
+        return take(self.x, slice(None, n))
 
 
 @dataclass(frozen=True)
@@ -91,17 +95,17 @@ class DatasetSplit:
                 x = self.augment(x, generator)
             yield x, y
 
-    def head(self, n: int) -> torch.Tensor:
+    def head(self, n: int) -> Inputs:
         return next(_unwrapped(self._loader([list(range(min(n, len(self))))])))[0]
 
     # Whole-split tensors, for validation and parity checks (test splits only, read once).
     @cached_property
     def _all(self) -> Batch:
         xs, ys = zip(*self.batches(256), strict=True)
-        return torch.cat(xs), torch.cat(ys)
+        return concat(xs), torch.cat(ys)
 
     @property
-    def x(self) -> torch.Tensor:
+    def x(self) -> Inputs:
         return self._all[0]
 
     @property
@@ -136,9 +140,21 @@ def as_input(x: object) -> torch.Tensor:
     return t.to(torch.int64 if integer and t.dtype != torch.uint8 else torch.float32)
 
 
-def _collate(samples: list[tuple[torch.Tensor, int | torch.Tensor]]) -> Batch:
+def as_inputs(x: object) -> Inputs:
+    """A sample's inputs: a dict (keyword arguments, string keys) or a tuple of arrays (positional
+    arguments) is several, each through `as_input`; anything else is one (`as_input`)."""
+    if isinstance(x, dict):
+        if not x or not all(isinstance(k, str) and k.isidentifier() for k in x):
+            raise ValueError("a dict of inputs needs names of forward arguments as keys")
+        return {k: as_input(v) for k, v in x.items()}
+    if isinstance(x, tuple) and x and all(isinstance(v, torch.Tensor | np.ndarray) for v in x):
+        return tuple(as_input(v) for v in x)
+    return as_input(x)
+
+
+def _collate(samples: list[tuple[Inputs, int | torch.Tensor]]) -> Batch:
     xs, ys = zip(*samples, strict=True)
-    inputs = torch.stack([as_input(x) for x in xs])
+    inputs = stack([as_inputs(x) for x in xs])
     if all(isinstance(y, int) for y in ys):  # class indices
         return inputs, torch.as_tensor(ys, dtype=torch.int64)
     return inputs, torch.stack([torch.as_tensor(y) for y in ys])
@@ -149,8 +165,17 @@ class DataSplits:
     train: SplitLike
     val: SplitLike
     test: SplitLike
-    input_shape: tuple[int, ...]  # one sample, without the batch dimension
+    input_shape: tuple[int, ...]  # one sample, without the batch dimension (several: the first's)
     num_classes: int
     mean: tuple[float, ...] | None = None  # per-channel normalization applied to every split
     std: tuple[float, ...] | None = None
     task: Task = field(default_factory=make_task)  # what the targets are; every stage asks it
+
+    def example(self, n: int = 2) -> Inputs:
+        """`n` rows shaped and typed like the model's inputs, to trace or export it with: zeros
+        for one float input (as always), else the first test samples (valid token ids and
+        masks, where zeros may not be), repeated when the split has fewer."""
+        first = self.test.head(n)
+        if isinstance(first, torch.Tensor) and first.dtype.is_floating_point:
+            return zeros_rows(first, n)
+        return map_inputs(first, lambda t: t[torch.arange(n) % len(t)])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import replace
+from typing import Any
 
 import numpy as np
 import torch
@@ -13,6 +14,7 @@ from paiexport.data.guard import Guarded
 from paiexport.data.splits import Augment, DatasetSplit, DataSplits
 from paiexport.data.transforms import normalize
 from paiexport.errors import UserError, shorten
+from paiexport.inputs import layout, tensors
 from paiexport.tasks import Task, make_task
 
 
@@ -57,7 +59,7 @@ def _factory_splits(train: Dataset, test: Dataset, cfg: DataConfig, seed: int) -
     """A factory's datasets behind guards: the first sample's shape and every label checked up front."""
     where = f"data.name: {shorten(cfg.name)}"
     guards = Guarded(train, f"{where}: train"), Guarded(test, f"{where}: test")
-    shape = tuple(guards[0][0][0].shape)
+    shape = layout(guards[0][0][0])
     for guard in guards:
         guard.shape = shape
     labels = np.concatenate([guard.labels() for guard in guards])
@@ -71,7 +73,7 @@ def _factory_splits(train: Dataset, test: Dataset, cfg: DataConfig, seed: int) -
     for guard in guards:
         guard.classes = classes
         guard.classes_from = "set by data.num_classes" if cfg.num_classes else f"counted {counted}"
-    return _split(guards[0], guards[1], cfg, seed, shape, classes)
+    return _split(guards[0], guards[1], cfg, seed, first_shape(shape), classes)
 
 
 def _task_splits(train: Dataset, test: Dataset, cfg: DataConfig, seed: int, task: Task) -> DataSplits:
@@ -82,7 +84,7 @@ def _task_splits(train: Dataset, test: Dataset, cfg: DataConfig, seed: int, task
     first = guards[0].base_target(0)
     for guard in guards:
         guard.target = (first.dtype, tuple(first.shape))  # every sample's target, train and test
-    shape = tuple(guards[0][0][0].shape)
+    shape = layout(guards[0][0][0])
     found = []
     for guard in guards:
         guard.shape = shape
@@ -91,7 +93,12 @@ def _task_splits(train: Dataset, test: Dataset, cfg: DataConfig, seed: int, task
     if callable(fit):
         fit(found[0])  # the whole training set's targets (validation samples included)
     width = task.output_size(found[0], found[1], cfg.num_classes)
-    return replace(_split(guards[0], guards[1], cfg, seed, shape, width), task=task)
+    return replace(_split(guards[0], guards[1], cfg, seed, first_shape(shape), width), task=task)
+
+
+def first_shape(shape: Any) -> tuple[int, ...]:
+    """`DataSplits.input_shape` of a sample's `inputs.layout`: its (first) input's shape."""
+    return tensors(shape)[0] if isinstance(shape, dict) or (shape and isinstance(shape[0], tuple)) else shape
 
 
 def _split(

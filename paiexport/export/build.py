@@ -13,12 +13,13 @@ from torch import nn
 from paiexport.data import DataSplits
 from paiexport.export.compact import compact_model, max_abs_diff
 from paiexport.export.config import ExportConfig
-from paiexport.export.metadata import INT8, INT8_FORMAT, VARIANT
+from paiexport.export.metadata import INT8, INT8_FORMAT, VARIANT, input_vocab
 from paiexport.export.quantize import resolve_int8_mode, to_int8
 from paiexport.export.space_to_depth import space_to_depth
 from paiexport.export.torch_export import save_onnx, to_onnx
 from paiexport.export.transforms import set_metadata, to_sparse_initializers
 from paiexport.export.variants import Int8Mode, variants_for
+from paiexport.inputs import take, to_numpy
 from paiexport.paths import RunPaths
 from paiexport.variant import Variant
 
@@ -44,7 +45,8 @@ def compact_variant(
     model: nn.Module, dense: onnx.ModelProto, config: ExportConfig, data: DataSplits, metadata: dict[str, str]
 ) -> tuple[onnx.ModelProto, dict[str, Any]]:
     """The compact graph and what compaction did (parameters, max abs diff vs the masked model)."""
-    result = compact_model(model, data.input_shape)
+    example = data.example()
+    result = compact_model(model, example)
     diff = max_abs_diff(model, result.model, data.test.x)
     info = {
         "params_before": result.params_before,
@@ -54,7 +56,7 @@ def compact_variant(
     # Nothing to remove (typical of unstructured masks): ship the dense graph itself, so the
     # compact file is never slower than model.onnx and equal to it bit for bit.
     shrunk = result.params_after < result.params_before
-    graph = to_onnx(result.model, data.input_shape, config.opset) if shrunk else dense
+    graph = to_onnx(result.model, example, config.opset, config.dynamic_axes) if shrunk else dense
     if shrunk and config.space_to_depth:
         graph, info["space_to_depth_convs"] = space_to_depth(graph, config.space_to_depth)
     tags = {
@@ -75,7 +77,7 @@ def int8_variants(
 ) -> dict[Variant, onnx.ModelProto]:
     """int8 of the dense graph and, when written, of the compact one, as `int8_used` says."""
     mode, written = Int8Mode(int8_used["mode"]), int8_used["format"]
-    calibration = data.train.x[: config.calibration_samples].numpy()
+    calibration = to_numpy(take(data.train.x, slice(None, config.calibration_samples)))
     quantized: dict[bytes, onnx.ModelProto] = {}  # graph -> int8 graph: calibrate each graph once
     out: dict[Variant, onnx.ModelProto] = {}
     for variant, source in ((Variant.int8, dense), (Variant.compact_int8, compact)):
@@ -104,8 +106,9 @@ def export_variants(
         files[variant] = paths.onnx(variant)
         save_onnx(proto, files[variant])
 
+    metadata = {**metadata, **input_vocab(model, data.test.x)}
     tags = {**metadata, "paiexport.variant": Variant.dense.value}
-    dense = set_metadata(to_onnx(model, data.input_shape, config.opset), tags)
+    dense = set_metadata(to_onnx(model, data.example(), config.opset, config.dynamic_axes), tags)
     if Variant.dense in wanted:
         save(Variant.dense, dense)
     compact = None

@@ -30,6 +30,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from paiexport.inputs import Inputs, as_example, call_model, flat_outputs
 from paiexport.sparsity.depgraph import build_graph
 from paiexport.sparsity.shrink import AddConstant, shrink_model
 
@@ -56,10 +57,12 @@ class CompactResult:
     params_after: int
 
 
-def compact_model(model: nn.Module, input_shape: tuple[int, ...]) -> CompactResult:
-    """A smaller copy of `model` (masks already baked in) computing the same function."""
+def compact_model(model: nn.Module, example: tuple[int, ...] | Inputs) -> CompactResult:
+    """A smaller copy of `model` (masks already baked in) computing the same function; `example`
+    is a batch like the data's inputs to trace it with (`DataSplits.example()`; one sample's
+    shape stands for two float rows of zeros)."""
     model.eval()
-    example = torch.zeros(2, *input_shape)
+    example = as_example(example, 2)
     graph = build_graph(model, example)
     result = shrink_model(model, graph, example)
     work = result.model
@@ -69,9 +72,11 @@ def compact_model(model: nn.Module, input_shape: tuple[int, ...]) -> CompactResu
     return CompactResult(work, result.params_before, _count(work))
 
 
-def max_abs_diff(a: nn.Module, b: nn.Module, x: torch.Tensor) -> float:
+def max_abs_diff(a: nn.Module, b: nn.Module, x: Inputs) -> float:
+    """The largest difference of any output of `a` and `b` on `x`."""
     with torch.no_grad():
-        return float((a.eval()(x) - b.eval()(x)).abs().max())
+        pairs = zip(flat_outputs(call_model(a.eval(), x)), flat_outputs(call_model(b.eval(), x)), strict=True)
+        return max(float((p - q).abs().max()) for p, q in pairs)
 
 
 def _count(model: nn.Module) -> int:

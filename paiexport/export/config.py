@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, NonNegativeInt, field_validator
 
 from paiexport.config import StrictModel
 from paiexport.export.variants import ExportFormat, Int8Format, Int8Mode
@@ -37,6 +37,11 @@ class ExportConfig(StrictModel):
         ge=0,
         description="in the compact file, stride-1 convolutions with fewer output channels than "
         "this run on 2x2 pixel blocks (an exact relayout: wider, smaller convolutions); 0: off",
+    )
+    dynamic_axes: dict[str, list[NonNegativeInt]] = Field(
+        default_factory=dict,
+        description="per ONNX input (named after the model's forward argument), the axes left "
+        "dynamic besides the batch (always dynamic), e.g. {input_ids: [0, 1]} for any sequence length",
     )
     int8_min_channels: int = Field(
         default=0,

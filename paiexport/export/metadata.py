@@ -5,7 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 import onnx
+from torch import nn
 
+from paiexport.inputs import Inputs, input_names, is_integer, ordered, tensors
 from paiexport.tasks import Task
 
 PREFIX = "paiexport."
@@ -17,6 +19,7 @@ COMPACT_MAX_ABS_DIFF = f"{PREFIX}compact_max_abs_diff"
 SEED = f"{PREFIX}seed"
 INPUT_MEAN = f"{PREFIX}input_mean"  # per-channel normalization the inputs need (validate applies it)
 INPUT_STD = f"{PREFIX}input_std"
+INPUT_VOCAB = f"{PREFIX}input_vocab"  # integer inputs: "name=N,...", values in [0, N) are valid
 
 
 def tagged(values: dict[str, Any]) -> dict[str, str]:
@@ -36,6 +39,29 @@ def input_normalization(mean: tuple[float, ...] | None, std: tuple[float, ...] |
         INPUT_MEAN: ",".join(repr(float(m)) for m in mean),
         INPUT_STD: ",".join(repr(float(s)) for s in std),
     }
+
+
+def input_vocab(model: nn.Module, x: Inputs) -> dict[str, str]:
+    """The vocabulary key of a model with integer inputs (token ids, masks): per integer input,
+    its largest value in `x` (the test inputs, which the model ran on) + 1, so that `bench`
+    draws valid ids; none for float inputs."""
+    x = ordered(model, x) if isinstance(x, dict) else x
+    found = [
+        f"{name}={int(t.max()) + 1 if t.numel() else 1}"
+        for name, t in zip(input_names(model, x), tensors(x), strict=True)
+        if is_integer(t)
+    ]
+    return {INPUT_VOCAB: ",".join(found)} if found else {}
+
+
+def read_vocab(props: dict[str, str]) -> dict[str, int]:
+    """{input name: N} of the vocabulary key; {} when absent or unreadable (a foreign file)."""
+    found = {}
+    for item in props.get(INPUT_VOCAB, "").split(","):
+        name, _, size = item.partition("=")
+        if name and size.isdigit() and int(size) > 0:
+            found[name] = int(size)
+    return found
 
 
 def read_normalization(props: dict[str, str]) -> tuple[tuple[float, ...], tuple[float, ...]] | None:

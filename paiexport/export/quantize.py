@@ -14,6 +14,7 @@ import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import onnx
@@ -29,6 +30,7 @@ from onnxruntime.quantization import (
 )
 
 from paiexport.export.variants import Int8Format, Int8Mode
+from paiexport.inputs import feeds, rows
 
 CONV_OPS = ("Conv", "ConvTranspose")
 
@@ -37,8 +39,13 @@ QUANT_FORMATS = {Int8Format.qdq: QuantFormat.QDQ, Int8Format.qoperator: QuantFor
 
 
 class _Samples(CalibrationDataReader):
-    def __init__(self, input_name: str, x: np.ndarray, batch: int = 32) -> None:
-        self._feeds = iter([{input_name: x[i : i + batch]} for i in range(0, len(x), batch)])
+    """Calibration batches: every input of the graph fed from `x` (one array, or a tuple or dict
+    of them: `inputs.feeds`), floats as float32, integers (token ids, masks) as they are."""
+
+    def __init__(self, names: list[str], x: Any, batch: int = 32) -> None:
+        arrays = {n: a if a.dtype.kind != "f" else a.astype(np.float32) for n, a in feeds(names, x).items()}
+        chunks = range(0, rows(arrays), batch)
+        self._feeds = iter([{n: a[i : i + batch] for n, a in arrays.items()} for i in chunks])
 
     def get_next(self) -> dict[str, np.ndarray] | None:
         return next(self._feeds, None)
@@ -135,15 +142,22 @@ def resolve_int8_mode(model: ModelProto, mode: Int8Mode) -> tuple[Int8Mode, str]
     )
 
 
+def graph_input_names(model: ModelProto) -> list[str]:
+    """The inputs a caller feeds (old IR files also list their weights as inputs)."""
+    weights = {t.name for t in model.graph.initializer}
+    return [i.name for i in model.graph.input if i.name not in weights]
+
+
 def to_int8(
     model: ModelProto,
     mode: Int8Mode,
-    calibration: np.ndarray | None = None,
+    calibration: Any = None,
     threads: int = 1,
     min_channels: int = 0,
     int8_format: Int8Format = Int8Format.qdq,
 ) -> ModelProto:
-    """int8 weights (and activations); `calibration` (N, *input) is required for static,
+    """int8 weights (and activations); `calibration` (N, *input), or a tuple or dict of such
+    arrays for several inputs, is required for static,
     run by onnxruntime on `threads` threads, and the static graph is written as `int8_format`.
     `auto` is resolved first (`resolve_int8_mode`). Ops with fewer than `min_channels` output
     channels stay float."""
@@ -161,9 +175,9 @@ def to_int8(
             exclude += [f"{name}{part}" for name in exclude for part in ("_MatMul", "_Add")]
             quantize_dynamic(src, dst, weight_type=QuantType.QInt8, nodes_to_exclude=exclude)
         else:
-            if calibration is None or len(calibration) == 0:
+            if calibration is None or rows(calibration) == 0:
                 raise ValueError("static int8 needs calibration samples")
-            reader = _Samples(model.graph.input[0].name, calibration.astype(np.float32))
+            reader = _Samples(graph_input_names(model), calibration)
             quantize_static(
                 src,
                 dst,

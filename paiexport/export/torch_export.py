@@ -1,46 +1,145 @@
-"""PyTorch -> ONNX. Masks are baked in and removed before export."""
+"""PyTorch -> ONNX. Masks are baked in and removed before export.
+
+The file takes the model's inputs as the data gives them, in their dtype (token ids stay
+int64), and gives every output the model returns. Names: one float input is "input" and one
+output "logits" (as every file has always had them); an integer input, or several, is named
+after the model's forward arguments (a dict by its keys); a tuple's outputs are output_<i>, a
+dict's its keys (`paiexport.inputs`). The batch dimension of every input is dynamic, other
+axes when `export.dynamic_axes` names them.
+"""
 
 from __future__ import annotations
 
 import logging
 import warnings
 from pathlib import Path
+from typing import Any
 
 import onnx
 import torch
 from onnx import ModelProto
 from torch import nn
 
-INPUT_NAME = "input"
-OUTPUT_NAME = "logits"
+from paiexport.errors import UserError, shorten
+from paiexport.inputs import (
+    SINGLE_INPUT_NAME,
+    SINGLE_OUTPUT_NAME,
+    Inputs,
+    as_example,
+    call_model,
+    input_names,
+    ordered,
+    output_names,
+    tensors,
+    to_device,
+)
+
+INPUT_NAME = SINGLE_INPUT_NAME
+OUTPUT_NAME = SINGLE_OUTPUT_NAME
+FIELD = "export.dynamic_axes"
 
 
-def to_onnx(model: nn.Module, input_shape: tuple[int, ...], opset: int) -> ModelProto:
-    """Export with the dynamo exporter; the batch dimension is dynamic.
+def check_dynamic_axes(axes: dict[str, list[int]], model: nn.Module, example: Inputs) -> None:
+    """`export.dynamic_axes` names inputs of the model and axes they have; else a UserError."""
+    names = input_names(model, example)
+    ranks = dict(zip(names, (t.dim() for t in tensors(_ordered(model, example))), strict=True))
+    for name, listed in axes.items():
+        if name not in ranks:
+            raise UserError(f"{FIELD}: no input {shorten(name)!r} (the model's inputs: {', '.join(names)})")
+        bad = [a for a in listed if a >= ranks[name]]
+        if bad:
+            raise UserError(f"{FIELD}.{name}: axis {bad[0]} is not an axis of its {ranks[name]}-d input")
+
+
+def _ordered(model: nn.Module, example: Inputs) -> Inputs:
+    return ordered(model, example) if isinstance(example, dict) else example
+
+
+def _dynamic_shapes(names: list[str], example: Inputs, axes: dict[str, list[int]]) -> Any:
+    """torch.export's `dynamic_shapes`: one "batch" Dim on every input's first axis, and a Dim
+    per axis `axes` names (`<input>_<axis>`: a size of its own, or equal to another's where the
+    model ties them)."""
+    batch = torch.export.Dim("batch")
+
+    def shape(name: str) -> dict[int, Any]:
+        extra = sorted(set(axes.get(name, [])) - {0})
+        return {0: batch, **{a: torch.export.Dim.DYNAMIC for a in extra}}
+
+    if isinstance(example, dict):
+        return {n: shape(n) for n in names}
+    return tuple(shape(n) for n in names)
+
+
+def to_onnx(
+    model: nn.Module,
+    example: tuple[int, ...] | Inputs,
+    opset: int,
+    dynamic_axes: dict[str, list[int]] | None = None,
+) -> ModelProto:
+    """Export with the dynamo exporter, traced on `example` (a batch shaped and typed like the
+    data's inputs, e.g. `DataSplits.example()`; one sample's shape stands for two float rows of
+    zeros); the batch dimension is dynamic.
 
     The model must carry no masks (see `paiexport.sparsity.masks.strip_masks`): an attached
     mask would be exported as a second dense tensor.
     """
     model = model.eval().cpu()
-    example = torch.zeros(2, *input_shape)
-    batch = torch.export.Dim("batch")
+    example = _ordered(model, to_device(as_example(example, 2), "cpu"))
+    axes = dynamic_axes or {}
+    check_dynamic_axes(axes, model, example)
+    names = input_names(model, example)
+    with torch.no_grad():
+        outputs = output_names(call_model(model, example))
+    args, kwargs = ((), example) if isinstance(example, dict) else (tensors(example), None)
     # The exporter logs about optional torchvision ops and deprecations: not the user's concern.
     logging.getLogger("torch.onnx").setLevel(logging.ERROR)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        program = torch.onnx.export(
-            model,
-            (example,),
-            dynamo=True,
-            opset_version=opset,
-            input_names=[INPUT_NAME],
-            output_names=[OUTPUT_NAME],
-            dynamic_shapes=({0: batch},),
-            verbose=False,
-        )
+        try:
+            program = torch.onnx.export(
+                model,
+                tuple(args),
+                kwargs=kwargs,
+                dynamo=True,
+                opset_version=opset,
+                input_names=names,
+                output_names=outputs,
+                dynamic_shapes=_dynamic_shapes(names, example, axes),
+                verbose=False,
+            )
+        except Exception as exc:
+            if not any(set(a) - {0} for a in axes.values()):
+                raise
+            raise UserError(f"{FIELD}: the model cannot keep these axes dynamic: {_reason(exc)}") from None
     proto = program.model_proto
+    if any(set(a) - {0} for a in axes.values()):
+        _name_dims(proto)
     onnx.checker.check_model(proto, full_check=True)
     return proto
+
+
+def _name_dims(proto: ModelProto) -> None:
+    """Dynamic axes named `<input>_<axis>` (the exporter's "s70" says nothing) wherever they
+    appear: inputs, outputs and intermediate shapes; a size two inputs share takes the first's."""
+    graph = proto.graph
+    names: dict[str, str] = {}
+    for value in graph.input:
+        for axis, dim in enumerate(value.type.tensor_type.shape.dim):
+            if dim.dim_param and dim.dim_param != "batch":
+                names.setdefault(dim.dim_param, f"{value.name}_{axis}")
+    for value in [*graph.input, *graph.output, *graph.value_info]:
+        for dim in value.type.tensor_type.shape.dim:
+            if dim.dim_param in names:
+                dim.dim_param = names[dim.dim_param]
+
+
+def _reason(exc: BaseException) -> str:
+    """What torch.export says went wrong: the last line of the innermost cause (the exporter's
+    own message is a page of advice)."""
+    while exc.__cause__ is not None:
+        exc = exc.__cause__
+    lines = [line.strip(" -") for line in str(exc).splitlines() if line.strip(" -")]
+    return shorten(lines[-1] if lines else type(exc).__name__, 240)
 
 
 def save_onnx(model: ModelProto, path: Path) -> None:

@@ -13,6 +13,7 @@ from torch import nn
 
 from paiexport.config import StrictModel
 from paiexport.data import DataSplits
+from paiexport.inputs import Inputs
 from paiexport.seeding import stream
 from paiexport.sparsity.collapse import check_collapse
 from paiexport.sparsity.masks import attach_masks, prunable_weights
@@ -41,7 +42,7 @@ class SelectionContext:
     def prunable(self) -> dict[str, torch.Tensor]:
         return prunable_weights(self.model, self.sparsity.exclude)
 
-    def train_batches(self, count: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    def train_batches(self, count: int) -> list[tuple[Inputs, torch.Tensor]]:
         """The first `count` shuffled training batches (seeded by the context's generator)."""
         batches = []
         for batch in self.data.train.batches(self.batch_size, self.generator):

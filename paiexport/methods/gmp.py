@@ -23,6 +23,7 @@ from pydantic import Field
 from torch import nn
 
 from paiexport.errors import UserError
+from paiexport.inputs import Inputs, take
 from paiexport.methods.base import FitResult, Method, MethodConfig, SelectionContext, Trainer
 from paiexport.methods.gmp_groups import GMPGroup, GroupedPruning, group_targets
 from paiexport.methods.post_training import magnitude_masks
@@ -64,7 +65,7 @@ def resolve_end_epoch(cfg: GMPConfig, epochs: int) -> int:
 class GradualPruning(TrainCallback):
     """Recomputes the masks on the cubic schedule; records every update."""
 
-    def __init__(self, cfg: GMPConfig, sparsity: SparsityConfig, example: torch.Tensor) -> None:
+    def __init__(self, cfg: GMPConfig, sparsity: SparsityConfig, example: Inputs) -> None:
         self.cfg, self.sparsity, self.example = cfg, sparsity, example
         self.t0 = self.t_end = 0
         self.updates: list[dict[str, Any]] = []
@@ -111,7 +112,7 @@ class GradualMagnitudePruning(Method):
             raise UserError(
                 f"method.init_sparsity: {cfg.init_sparsity} is above sparsity.target {ctx.sparsity.target}"
             )
-        return [GradualPruning(cfg, ctx.sparsity, ctx.data.train.x[:2])]
+        return [GradualPruning(cfg, ctx.sparsity, take(ctx.data.train.x, slice(None, 2)))]
 
     def fit(self, ctx: SelectionContext, trainer: Trainer) -> FitResult:
         attach_masks(ctx.model, self.select(ctx))

@@ -18,6 +18,7 @@ import torch
 from pydantic import Field
 from torch import nn
 
+from paiexport.inputs import Inputs, call_model
 from paiexport.methods.base import SelectionContext, preserved_state
 from paiexport.methods.score import ScoreConfig, ScoreMethod
 from paiexport.tasks import Task
@@ -29,9 +30,9 @@ class GraspConfig(ScoreConfig):
     temperature: float = Field(default=200.0, gt=0.0, description="logits are divided by it (paper: 200)")
 
 
-def _loss(model: nn.Module, task: Task, x: torch.Tensor, y: torch.Tensor, temperature: float) -> torch.Tensor:
+def _loss(model: nn.Module, task: Task, x: Inputs, y: torch.Tensor, temperature: float) -> torch.Tensor:
     """The task's loss on the outputs divided by the temperature (the paper's logits / T)."""
-    return task.loss(task.pick(model(x)) / temperature, y)
+    return task.loss(task.pick(call_model(model, x)) / temperature, y)
 
 
 class Grasp(ScoreMethod):

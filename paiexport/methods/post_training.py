@@ -10,6 +10,7 @@ from typing import Any
 
 import torch
 
+from paiexport.inputs import Inputs
 from paiexport.methods.base import SelectionContext
 from paiexport.sparsity.collapse import check_collapse
 from paiexport.sparsity.masks import get_masks, overall_sparsity, prunable_weights
@@ -19,7 +20,7 @@ from paiexport.training.loop import TrainResult, evaluate
 
 
 def magnitude_masks(
-    model: torch.nn.Module, sparsity: SparsityConfig, target: float, where: str, example: torch.Tensor
+    model: torch.nn.Module, sparsity: SparsityConfig, target: float, where: str, example: Inputs
 ) -> Masks:
     """Keep the largest |θ| at `target` sparsity; weights already pruned stay pruned.
 

@@ -9,6 +9,7 @@ from typing import Literal
 import torch
 from pydantic import Field
 
+from paiexport.inputs import call_model
 from paiexport.methods.base import SelectionContext, preserved_state
 from paiexport.methods.score import ScoreConfig, ScoreMethod
 
@@ -29,7 +30,7 @@ class Snip(ScoreMethod):
             model.train()
             for x, y in ctx.train_batches(self.config.batches):
                 model.zero_grad(set_to_none=True)
-                task.loss(task.pick(model(x)), y).backward()
+                task.loss(task.pick(call_model(model, x)), y).backward()
                 for n, w in weights.items():
                     grads[n] += w.grad
         return {n: (w.detach() * grads[n]).abs() for n, w in weights.items()}

@@ -16,6 +16,7 @@ from typing import Literal
 import torch
 from torch import nn
 
+from paiexport.inputs import call_model, to_device
 from paiexport.methods.base import SelectionContext
 from paiexport.methods.selection import MaskSelector, SelectionConfig, SparseSelection, top_k
 
@@ -79,7 +80,7 @@ class Supermask(SparseSelection):
                 m.eval()  # thresholded mask
         device = next(ctx.model.parameters()).device
         for x, _ in ctx.data.train.batches(ctx.batch_size):
-            ctx.model(x.to(device))
+            call_model(ctx.model, to_device(x, device))
         for m, momentum in zip(norms, momenta, strict=True):
             m.momentum = momentum
         ctx.model.eval()

@@ -10,6 +10,7 @@ import torch
 from torch import nn
 
 from paiexport.errors import UserError, first_line
+from paiexport.inputs import Inputs, call_model, layout, rows
 from paiexport.models.registry import ModelName, build_model
 from paiexport.tasks import Task
 
@@ -65,7 +66,7 @@ def check_model_size(
 
 def check_sample_batch(
     model: nn.Module,
-    sample: torch.Tensor,
+    sample: Inputs,
     num_classes: int | None = None,
     task: Task | None = None,
     targets: torch.Tensor | None = None,
@@ -73,12 +74,13 @@ def check_sample_batch(
     """One training-mode forward before any selection or training; the model is left unchanged.
 
     Shapes the model cannot take fail here as a one-line `model.args` error, not mid-run; so
-    does an output that is not (batch, num_classes) logits.
+    does an output that is not (batch, num_classes) logits (of a tuple or dict output, the
+    one `task` reads).
     """
     state = {k: v.clone() for k, v in model.state_dict().items()}  # BatchNorm stats move
     try:
         with torch.no_grad():
-            out = model.train()(sample)
+            out = call_model(model.train(), sample)
     except Exception as exc:  # user models raise anything (shape asserts, TypeError)
         raise UserError(f"model.args: the model fails on a sample batch: {first_line(exc, 200)}") from None
     finally:
@@ -88,9 +90,9 @@ def check_sample_batch(
     if task is not None and targets is not None and task.name != "classification":
         task.check_outputs(task.pick(out), targets, "model.name: the output on a sample batch")
         return
-    want = (len(sample), num_classes)
+    if task is not None and not isinstance(out, torch.Tensor):
+        out = task.pick(out)
+    want = (rows(sample), num_classes)
     if num_classes is not None and (not isinstance(out, torch.Tensor) or tuple(out.shape) != want):
         got = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
-        raise UserError(
-            f"model.name: output {got} on a sample batch of {tuple(sample.shape)}, expected {want}"
-        )
+        raise UserError(f"model.name: output {got} on a sample batch of {layout(sample)}, expected {want}")

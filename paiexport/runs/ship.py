@@ -34,7 +34,7 @@ from paiexport.tasks import Task
 from paiexport.threads import torch_threads
 from paiexport.training.loop import evaluate
 from paiexport.variant import Variant
-from paiexport.verify.validate import FileValidation, Judging, torch_logits
+from paiexport.verify.validate import FileValidation, Judging, picked, torch_outputs
 from paiexport.verify.variants import validate_variants
 
 
@@ -90,9 +90,10 @@ def validate_stage(
     recipe: Recipe, files: dict[Variant, Path], model: nn.Module, data: DataSplits, runtimes: list[Runtime]
 ) -> tuple[dict[Variant, FileValidation], dict[str, dict[str, RuntimeCheck]]]:
     """Every file validated in onnxruntime (the run's `validation`) and in each other runtime."""
-    reference = torch_logits(model, data.test.x, task=data.task)
+    reference = torch_outputs(model, data.test.x)  # one forward pass serves every file and runtime
     checks = validate_variants(files, model, data.test, judging(recipe, data), reference=reference)
-    return checks, check_in_runtimes(runtimes, files, checks, data.test, reference, data.task)
+    picked_output = picked(data.task, reference)
+    return checks, check_in_runtimes(runtimes, files, checks, data.test, picked_output, data.task)
 
 
 def bench_stage(

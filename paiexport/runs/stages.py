@@ -19,6 +19,8 @@ from torch import nn
 from paiexport.data import DataSplits, load_dataset
 from paiexport.display import Display
 from paiexport.errors import UserError
+from paiexport.export.torch_export import check_dynamic_axes
+from paiexport.inputs import Inputs, take
 from paiexport.methods import FitResult, Method, SelectionContext, make_method
 from paiexport.models.checks import check_sample_batch
 from paiexport.models.factory import make_model
@@ -67,16 +69,18 @@ def effective_sparsity(recipe: Recipe) -> SparsityConfig:
 def check_fits_model(
     recipe: Recipe,
     model: nn.Module,
-    sample: torch.Tensor | None = None,
+    sample: Inputs | None = None,
     num_classes: int | None = None,
     data: DataSplits | None = None,
 ) -> None:
     """What the recipe can only be checked against once the model exists."""
     if data is not None and data.task.name != "classification":
         n = min(recipe.data.batch_size, 2)
-        check_sample_batch(model, data.test.x[:n], num_classes, data.task, data.test.y[:n])
+        check_sample_batch(model, take(data.test.x, slice(None, n)), num_classes, data.task, data.test.y[:n])
     elif sample is not None:
-        check_sample_batch(model, sample, num_classes)
+        check_sample_batch(model, sample, num_classes, data.task if data is not None else None)
+    if data is not None and recipe.export.dynamic_axes:  # before training, not at export
+        check_dynamic_axes(recipe.export.dynamic_axes, model, data.example(1))
     names = list(prunable_weights(model))
     if not names:
         raise UserError(f"model.name: {recipe.model.name} has no prunable layer (no Linear or Conv weight)")
@@ -123,8 +127,7 @@ def prepare(recipe: Recipe) -> tuple[DataSplits, nn.Module, Method, SelectionCon
 def fit_threads(recipe: Recipe, model: nn.Module, data: DataSplits) -> int:
     """torch threads of the run (`train.threads`), from the model `build` made: training,
     evaluation, export and int8 calibration all use them."""
-    example = data.train.head(1)
-    return resolve_threads(recipe.train.threads, model, data.input_shape, recipe.data.batch_size, example)
+    return resolve_threads(recipe.train.threads, model, data.example(1), recipe.data.batch_size)
 
 
 def recipe_trainer(

@@ -29,6 +29,7 @@ from torch import fx, nn
 from torch.fx.passes.shape_prop import ShapeProp
 
 from paiexport.errors import first_line
+from paiexport.inputs import Inputs, positional
 
 if TYPE_CHECKING:
     from paiexport.sparsity.rule_registry import RuleRegistry
@@ -146,9 +147,9 @@ class Builder:
         return [s.group() for s in merged.values()]
 
 
-def build_graph(model: nn.Module, example: object, rules: RuleRegistry | None = None) -> DependencyGraph:
-    """Channel groups of `model` for inputs like `example` (a tensor or a tuple of them; one
-    forward pass). `rules`: the registry (default: the active one, `rules.active_rules`)."""
+def build_graph(model: nn.Module, example: Inputs, rules: RuleRegistry | None = None) -> DependencyGraph:
+    """Channel groups of `model` for inputs like `example` (one forward pass). `rules`: the
+    registry (default: the active one, `rules.active_rules`)."""
     # The rules import this module's types.
     from paiexport.sparsity.dep_rules import apply_rule
     from paiexport.sparsity.module_graph import module_graph
@@ -160,7 +161,7 @@ def build_graph(model: nn.Module, example: object, rules: RuleRegistry | None = 
         gm = _trace(model, rules)
         # eval: a training-mode pass would move BatchNorm running statistics
         with torch.no_grad():
-            ShapeProp(gm.eval()).propagate(*(example if isinstance(example, tuple) else (example,)))
+            ShapeProp(gm.eval()).propagate(*positional(model, example))
     except Exception as exc:  # fx cannot trace data-dependent control flow, etc.
         return module_graph(model, rules, f"cannot trace: {first_line(exc)}")
     finally:

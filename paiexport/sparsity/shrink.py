@@ -21,8 +21,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from paiexport.inputs import Inputs, call_model
 from paiexport.sparsity.depgraph import ChannelGroup, DependencyGraph
-from paiexport.sparsity.examples import forward
 from paiexport.sparsity.groups import channel_index, channel_slices
 from paiexport.sparsity.head_slicing import head_slice_groups, slice_heads
 from paiexport.sparsity.shrink_attention import head_groups, shrink_heads
@@ -50,9 +50,8 @@ class ShrinkResult:
     removed: dict[int, int]  # group index -> channels removed
 
 
-def shrink_model(model: nn.Module, graph: DependencyGraph, example: object) -> ShrinkResult:
-    """A smaller copy of `model` with the same outputs; `example` is a representative input (a
-    tensor, or a tuple or dict of the model's inputs)."""
+def shrink_model(model: nn.Module, graph: DependencyGraph, example: Inputs) -> ShrinkResult:
+    """A smaller copy of `model` with the same outputs; `example` is a representative input."""
     work = copy.deepcopy(model).eval()
     modules = dict(work.named_modules())
     with torch.no_grad():
@@ -117,7 +116,7 @@ def _axis_drops(
 
 
 def _record_inputs(
-    model: nn.Module, consumers: dict[str, nn.Module], example: object
+    model: nn.Module, consumers: dict[str, nn.Module], example: Inputs
 ) -> dict[str, torch.Tensor]:
     """What each consumer reads, from one forward pass of the masked model."""
     seen: dict[str, torch.Tensor] = {}
@@ -129,7 +128,7 @@ def _record_inputs(
     try:
         # Grad enabled: fused inference paths (TransformerEncoderLayer) would skip the hooks.
         with torch.enable_grad():
-            forward(model, example)
+            call_model(model, example)
     finally:
         for h in handles:
             h.remove()

@@ -19,23 +19,23 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from paiexport.inputs import Inputs, take, to_device
 from paiexport.sparsity.allocation import allocate_masks
 from paiexport.sparsity.channels import channel_masks, channel_notes
 from paiexport.sparsity.depgraph import DependencyGraph, build_graph
-from paiexport.sparsity.examples import Example, first_rows, to_device
 from paiexport.sparsity.masks import prunable_modules
 from paiexport.sparsity.topk import top_k_mask
 from paiexport.sparsity.types import Masks, NMPattern, SparsityConfig, StructureKind
 
 
-def model_graph(model: nn.Module, example: Example) -> DependencyGraph:
+def model_graph(model: nn.Module, example: Inputs) -> DependencyGraph:
     """The channel groups of `model`, traced with (a couple of samples like) `example`."""
     device = next(model.parameters()).device
-    return build_graph(model, to_device(first_rows(example, 2), device))
+    return build_graph(model, to_device(take(example, slice(None, 2)), device))
 
 
 def select_structured(
-    scores: dict[str, torch.Tensor], model: nn.Module, sparsity: SparsityConfig, example: torch.Tensor
+    scores: dict[str, torch.Tensor], model: nn.Module, sparsity: SparsityConfig, example: Inputs
 ) -> Masks:
     """Masks for `sparsity.structure` from per-weight scores (keyed like `prunable_modules`).
 
@@ -67,7 +67,7 @@ def nm_masks(scores: dict[str, torch.Tensor], pattern: NMPattern) -> Masks:
 
 
 def structure_notes(
-    model: nn.Module, sparsity: SparsityConfig, weights: dict[str, torch.Tensor], example: torch.Tensor
+    model: nn.Module, sparsity: SparsityConfig, weights: dict[str, torch.Tensor], example: Inputs
 ) -> list[str]:
     """What the structure left dense, and why, for report.json's `notes`."""
     if isinstance(sparsity.structure, NMPattern):

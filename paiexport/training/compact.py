@@ -22,13 +22,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-import torch
 from torch import nn
 
 from paiexport.data.splits import SplitLike
 from paiexport.errors import UserError
+from paiexport.inputs import Inputs, to_device
 from paiexport.sparsity.depgraph import build_graph
-from paiexport.sparsity.examples import Example, to_device
 from paiexport.sparsity.masks import attach_masks, get_masks, prunable_weights, strip_masks, tied_weights
 from paiexport.sparsity.shrink import shrink_model
 from paiexport.sparsity.types import Masks
@@ -60,7 +59,7 @@ TRAIN_COMPACT_NOTE = (
 )
 
 
-def shrink_for_training(model: nn.Module, example: Example) -> CompactTraining:
+def shrink_for_training(model: nn.Module, example: Inputs) -> CompactTraining:
     """Bake `model`'s attached masks in and return the exactly equivalent small model (`example`:
     a sample batch, one tensor or a tuple/dict of the model's inputs)."""
     tied = list(tied_weights(model).values())
@@ -83,12 +82,12 @@ def shrink_for_training(model: nn.Module, example: Example) -> CompactTraining:
     return CompactTraining(result.model, masks, result.params_before, result.params_after)
 
 
-def compact_example(split: SplitLike) -> torch.Tensor:
+def compact_example(split: SplitLike) -> Inputs:
     """The sample batch the shrink is traced on: the first two training samples."""
     return split.head(2)
 
 
-def rebuild_compact(model: nn.Module, masks: Masks, example: Example) -> CompactTraining:
+def rebuild_compact(model: nn.Module, masks: Masks, example: Inputs) -> CompactTraining:
     """What `shrink_for_training` made from a freshly built `model` and its masks."""
     names = prunable_weights(model)
     attach_masks(model, {n: m for n, m in masks.items() if n in names})

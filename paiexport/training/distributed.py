@@ -27,6 +27,7 @@ import torch.distributed as dist
 from torch import nn
 
 from paiexport.errors import UserError
+from paiexport.inputs import take
 
 # Test hook: each rank appends its mask hashes to <dir>/rank<R>.txt (see tests/training/test_distributed.py).
 HASH_DIR_ENV = "PAIEXPORT_MASK_HASH_DIR"
@@ -111,7 +112,7 @@ def shard(batches: Iterable[Batch]) -> Iterator[Batch]:
             continue
         per_rank = len(y) // size
         if per_rank:
-            yield x[me * per_rank : (me + 1) * per_rank], y[me * per_rank : (me + 1) * per_rank]
+            yield take(x, slice(me * per_rank, (me + 1) * per_rank)), y[me * per_rank : (me + 1) * per_rank]
 
 
 def average_across_ranks(tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:

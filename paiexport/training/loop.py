@@ -14,6 +14,7 @@ from torch import nn
 from paiexport.data import DataSplits, Split
 from paiexport.display import current
 from paiexport.errors import UserError
+from paiexport.inputs import Inputs, call_model, to_device
 from paiexport.paths import PhaseCheckpoints
 from paiexport.seeding import stream
 from paiexport.tasks import Meter, Task, make_task
@@ -85,8 +86,8 @@ def evaluate(
     model.eval()
     loss_sum, meter = 0.0, task.meter()
     for x, y in split.batches(batch_size):
-        x, y = x.to(device), y.to(device)
-        outputs = task.pick(model(x))
+        x, y = to_device(x, device), y.to(device)
+        outputs = task.pick(call_model(model, x))
         loss_sum += float(task.loss(outputs, y)) * len(y)
         meter.add(outputs.detach().cpu(), y.cpu())
     model.train(was_training)
@@ -161,15 +162,15 @@ def _start(
     )
 
 
-def _step(loop: _Loop, x: torch.Tensor, y: torch.Tensor, progress: Progress, meter: Meter) -> float:
+def _step(loop: _Loop, x: Inputs, y: torch.Tensor, progress: Progress, meter: Meter) -> float:
     """One optimizer step with every callback hook; returns the batch loss (the meter sees the outputs)."""
     state, callbacks = loop.state, loop.callbacks
-    state.batch = (prepare_input(x.to(loop.device), loop.cfg.channels_last), y.to(loop.device))
+    state.batch = (prepare_input(to_device(x, loop.device), loop.cfg.channels_last), y.to(loop.device))
     for cb in callbacks:
         cb.on_step_begin(state)
     state.optimizer.zero_grad(set_to_none=True)
     with loop.amp.autocast():
-        outputs = loop.data.task.pick(loop.net(state.batch[0]))
+        outputs = loop.data.task.pick(call_model(loop.net, state.batch[0]))
         loss = state.loss_fn(outputs, state.batch[1])
     loop.amp.backward(loss)
     for cb in callbacks:

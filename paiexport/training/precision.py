@@ -18,6 +18,8 @@ from enum import StrEnum
 import torch
 from torch import nn
 
+from paiexport.inputs import Inputs, map_inputs
+
 
 class PrecisionName(StrEnum):
     fp32 = "fp32"
@@ -69,10 +71,13 @@ def prepare_model(model: nn.Module, channels_last: bool) -> nn.Module:
     return model
 
 
-def prepare_input(x: torch.Tensor, channels_last: bool) -> torch.Tensor:
-    if channels_last and x.dim() == 4:
-        return x.contiguous(memory_format=torch.channels_last)
-    return x
+def prepare_input(x: Inputs, channels_last: bool) -> Inputs:
+    """channels_last for every 4-d input (images) when asked; other inputs as they are."""
+
+    def prepared(t: torch.Tensor) -> torch.Tensor:
+        return t.contiguous(memory_format=torch.channels_last) if t.dim() == 4 else t
+
+    return map_inputs(x, prepared) if channels_last else x
 
 
 def maybe_compile(model: nn.Module, compile_model: bool) -> nn.Module:

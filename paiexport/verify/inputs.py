@@ -7,9 +7,10 @@ Rules:
 - Every other dynamic dimension needs `--shape NAME=1x3x32x32` (the full shape; its first
   number stands for the batch and is replaced by the batch size). Dimensions the file fixes
   must agree with `--shape`.
-- Random values: floats are standard normal; integers are uniform in [0, INT_HIGH) so they
-  are valid as indices into any axis of size >= INT_HIGH (token ids, Gather); bools are fair
-  coin flips. String and non-tensor inputs cannot be made: refused.
+- Random values: floats are standard normal; integers are uniform in [0, N) for an input the
+  file's `paiexport.input_vocab` gives N (the ids the model was run on), else in [0, INT_HIGH)
+  so they are valid as indices into any axis of size >= INT_HIGH (token ids, Gather); bools
+  are fair coin flips. String and non-tensor inputs cannot be made: refused.
 - Before anything is allocated, the bytes of all inputs at the largest batch are summed and
   refused above `MEMORY_FRACTION` of the available memory.
 """
@@ -26,6 +27,7 @@ import onnx
 from onnx import ModelProto, TensorProto
 
 from paiexport.errors import UserError
+from paiexport.export.metadata import read_vocab
 
 INT_HIGH = 2  # integer inputs are 0 or 1: in range for every axis of size >= 2
 MEMORY_FRACTION = 0.5  # of the available memory, for all inputs of all files at the largest batch
@@ -52,6 +54,7 @@ class InputSpec:
     name: str
     dtype: np.dtype
     dims: tuple[Dim, ...] | None  # None: the file declares no shape at all
+    high: int | None = None  # integers: valid values are [0, high) (`paiexport.input_vocab`)
 
 
 def _dims(value: onnx.ValueInfoProto) -> tuple[Dim, ...] | None:
@@ -67,6 +70,7 @@ def graph_inputs(model: ModelProto, source: str) -> list[InputSpec]:
         s.values.name for s in model.graph.sparse_initializer
     }
     specs = []
+    vocab = read_vocab({p.key: p.value for p in model.metadata_props})
     for value in model.graph.input:
         if value.name in weights:
             continue
@@ -82,9 +86,8 @@ def graph_inputs(model: ModelProto, source: str) -> list[InputSpec]:
         if elem not in _MAKEABLE:
             name = TensorProto.DataType.Name(elem) if elem in TensorProto.DataType.values() else str(elem)
             raise UserError(f"{source}: input {value.name!r} has element type {name}, which is not supported")
-        specs.append(
-            InputSpec(value.name, np.dtype(onnx.helper.tensor_dtype_to_np_dtype(elem)), _dims(value))
-        )
+        dtype = np.dtype(onnx.helper.tensor_dtype_to_np_dtype(elem))
+        specs.append(InputSpec(value.name, dtype, _dims(value), vocab.get(value.name)))
     if not specs:
         raise UserError(f"{source}: the graph has no inputs to feed")
     return specs
@@ -184,7 +187,8 @@ def random_feeds(
         elif s.dtype.kind == "b":
             feeds[s.name] = rng.integers(0, 2, shape).astype(bool)
         else:
-            feeds[s.name] = rng.integers(0, INT_HIGH, shape).astype(s.dtype)
+            high = min(s.high, np.iinfo(s.dtype).max) if s.high else INT_HIGH
+            feeds[s.name] = rng.integers(0, high, shape).astype(s.dtype)
     return feeds
 
 

@@ -17,7 +17,7 @@ from paiexport.export.quantize import to_int8
 from paiexport.export.torch_export import save_onnx, to_onnx
 from paiexport.export.variants import Int8Format, Int8Mode
 from paiexport.tasks import make_task
-from paiexport.verify.validate import Judging, torch_logits
+from paiexport.verify.validate import Judging, picked, torch_outputs
 from paiexport.verify.variants import validate_variants
 
 TASK = make_task()
@@ -38,8 +38,9 @@ def run(tmp_path_factory):
     save_onnx(dense, files["dense"])
     for name, fmt in (("int8", Int8Format.qdq), ("int8.qop", Int8Format.qoperator)):
         save_onnx(to_int8(dense, Int8Mode.static, calibration, int8_format=fmt), files[name])
-    reference = torch_logits(model, test.x)
-    checks = validate_variants(files, model, test, Judging(TASK, 0.25, 10.0), reference=reference)
+    outputs = torch_outputs(model, test.x)
+    checks = validate_variants(files, model, test, Judging(TASK, 0.25, 10.0), reference=outputs)
+    reference = picked(TASK, outputs)
     assert all(c.deployable for c in checks.values())  # in onnxruntime
     return files, checks, test, reference
 

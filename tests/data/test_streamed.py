@@ -148,3 +148,43 @@ def test_a_target_unlike_the_first_is_named_by_its_sample(task_data):
         "data.name: taskdata:ragged_vectors: train sample 7 has target float32(3,), "
         "the first sample float32(2,)"
     )
+
+
+def tokens(n: int, as_dict: bool = True, length: int = 4) -> list:
+    """A factory's samples of two inputs: token ids and an attention mask (ints), a class."""
+    g = torch.Generator().manual_seed(n)
+    ids, mask = torch.randint(0, 9, (n, length), generator=g), torch.ones(n, length, dtype=torch.int64)
+    x = [{"input_ids": ids[i], "attention_mask": mask[i]} if as_dict else (ids[i], mask[i]) for i in range(n)]
+    return [(x[i], i % 2) for i in range(n)]
+
+
+@pytest.mark.parametrize("as_dict", [True, False])
+def test_several_inputs_are_batched_together_and_stay_int64(as_dict):
+    train, test = tokens(8, as_dict), tokens(4, as_dict)
+    data = splits(train, test, cfg(), seed=0)
+    x, y = next(data.train.batches(3, torch.Generator().manual_seed(0)))
+    parts = list(x.values()) if as_dict else list(x)
+    assert isinstance(x, dict if as_dict else tuple) and len(parts) == 2
+    assert all(p.dtype == torch.int64 and p.shape == (3, 4) for p in parts) and len(y) == 3
+    whole = data.test.x
+    first = whole["input_ids"] if as_dict else whole[0]
+    assert torch.equal(first, torch.stack([(s[0]["input_ids"] if as_dict else s[0][0]) for s in test]))
+    assert data.input_shape == (4,)  # the first input's
+    example = data.example(2)  # the first test samples (valid ids), not zeros
+    assert torch.equal(example["input_ids"] if as_dict else example[0], first[:2])
+
+
+def test_a_sample_whose_inputs_differ_from_the_first_is_refused():
+    train = tokens(8)
+    train[5] = ({"input_ids": torch.zeros(4, dtype=torch.int64)}, 1)
+    with pytest.raises(UserError) as caught:
+        splits(train, tokens(4), cfg(), seed=0)
+    assert str(caught.value) == (
+        "data.name: synthetic: train sample 5 has shape {'input_ids': (4,)}, "
+        "the first sample {'input_ids': (4,), 'attention_mask': (4,)}"
+    )
+    keyed = [({0: torch.zeros(4)}, 0)] * 4
+    with pytest.raises(
+        UserError, match=r"train sample 0: x is a dict, not an array of numbers \(nor a tuple"
+    ):
+        splits(keyed, keyed, cfg(), seed=0)

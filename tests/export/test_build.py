@@ -29,17 +29,18 @@ TAGS = {"paiexport.recipe": "tiny"}
 
 @pytest.fixture
 def exported(monkeypatch: pytest.MonkeyPatch) -> list[nn.Module]:
-    """`build.to_onnx` as the legacy exporter; the list collects every model it exported."""
+    """`build.to_onnx` as the legacy exporter (one float input, as `to_onnx` names it); the list
+    collects every model it exported."""
     seen: list[nn.Module] = []
 
-    def fast(model: nn.Module, input_shape: tuple[int, ...], opset: int) -> onnx.ModelProto:
+    def fast(model: nn.Module, example: torch.Tensor, opset: int, dynamic_axes=None) -> onnx.ModelProto:
         seen.append(model)
         buffer = io.BytesIO()
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             torch.onnx.export(
                 model.eval(),
-                (torch.zeros(2, *input_shape),),
+                (example,),
                 buffer,
                 dynamo=False,
                 opset_version=opset,

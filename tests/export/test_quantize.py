@@ -152,3 +152,51 @@ def test_qdq_int8_is_standard_onnx_and_close_to_float(tmp_path):
     # leaves room for about a dozen steps, while a wrong scale or layout is off by far more
     assert np.abs(got - expected).max() < 0.05 * np.abs(expected).max()
     assert (got.argmax(1) == expected.argmax(1)).mean() >= 0.9
+
+
+class Pooled(nn.Module):
+    """Token ids and a mask (both int64) and float features: every input reaches the output."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        torch.manual_seed(0)
+        self.embed, self.scale, self.head = nn.Embedding(20, 16), nn.Linear(3, 16), nn.Linear(16, 4)
+
+    def forward(self, input_ids, attention_mask, features):
+        mask = attention_mask.unsqueeze(-1).float()
+        pooled = (self.embed(input_ids) * mask).sum(1) / mask.sum(1).clamp(min=1.0)
+        return self.head(torch.relu(pooled * self.scale(features)))
+
+
+def pooled_inputs(n: int, seed: int) -> dict[str, torch.Tensor]:
+    g = torch.Generator().manual_seed(seed)
+    lengths = torch.randint(1, 7, (n, 1), generator=g)
+    return {
+        "input_ids": torch.randint(0, 20, (n, 6), generator=g),
+        "attention_mask": (torch.arange(6)[None] < lengths).long(),
+        "features": torch.randn(n, 3, generator=g),
+    }
+
+
+@pytest.mark.parametrize("mode", [Int8Mode.static, Int8Mode.dynamic])
+def test_int8_of_a_model_with_integer_and_several_inputs(tmp_path, mode):
+    """Static calibration feeds every input (ids and masks as int64); dynamic int8 quantizes the
+    MatMuls of an embedding model (MatMulInteger)."""
+    model = Pooled().eval()
+    proto = to_onnx(model, pooled_inputs(2, 0), 18)
+    x = pooled_inputs(64, 1)
+    calibration = {k: v.numpy() for k, v in x.items()}
+    int8 = to_int8(proto, mode, calibration if mode is Int8Mode.static else None)
+    ops = _ops(int8)
+    assert ("DequantizeLinear" in ops) if mode is Int8Mode.static else ("MatMulInteger" in ops)
+    assert [(i.name, i.type.tensor_type.elem_type) for i in int8.graph.input] == [
+        ("input_ids", TensorProto.INT64),
+        ("attention_mask", TensorProto.INT64),
+        ("features", TensorProto.FLOAT),
+    ]
+    path = tmp_path / "int8.onnx"
+    onnx.save_model(int8, str(path))
+    with torch.no_grad():
+        expected = model(**x).numpy()
+    got = run_session(make_session(path), calibration)  # on the calibration samples: no clipping
+    assert np.abs(got - expected).max() < 0.05 * np.abs(expected).max()

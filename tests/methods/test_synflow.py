@@ -5,6 +5,7 @@ import torch
 from selection_context import context, two_layer_net
 from torch import nn
 
+from paiexport.inputs import Inputs
 from paiexport.methods import make_method
 from paiexport.methods.synflow import SynflowConfig
 from paiexport.models import ModelName, build_model
@@ -16,7 +17,7 @@ X = torch.tensor([[1.0, 2.0, -1.0], [0.5, -0.5, 2.0], [-1.0, 1.0, 1.5]])
 Y = torch.tensor([0, 1, 1])
 
 
-def synflow_scores(net: nn.Module, x: torch.Tensor = X, y: torch.Tensor = Y) -> dict[str, torch.Tensor]:
+def synflow_scores(net: nn.Module, x: Inputs = X, y: torch.Tensor = Y) -> dict[str, torch.Tensor]:
     return make_method(SynflowConfig(rounds=1)).scores(context(net, x, y))
 
 
@@ -113,3 +114,30 @@ def test_synflow_at_99_9_percent_leaves_no_cnn1d_layer_empty():
     sizes = {n: m.numel() for n, m in masks.items()}
     assert sum(int(m.sum()) for m in masks.values()) == total_keep(sizes, 0.999)
     assert all(int(m.sum()) > 0 for m in masks.values()), {n: int(m.sum()) for n, m in masks.items()}
+
+
+class TokenNet(nn.Module):
+    """Embedding -> W1 -> ReLU -> W2 per token, the embeddings masked: (N, T, 2) outputs."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.embed = nn.Embedding(7, 3)
+        self.net = two_layer_net()
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        return self.net(self.embed(input_ids) * attention_mask.unsqueeze(-1))
+
+
+def test_synflow_on_token_ids_flows_from_all_ones_embeddings():
+    # The embeddings give ones (the all-ones input one layer in) and the mask is ones: each of
+    # the T = 4 tokens carries R = 1ᵀ|W2||W1|1, so the scores are T times the closed form's.
+    torch.manual_seed(0)
+    net = TokenNet()
+    x = {"input_ids": torch.randint(0, 7, (3, 4)), "attention_mask": torch.zeros(3, 4, dtype=torch.int64)}
+    scores = synflow_scores(net, x)
+    a1, a2 = np.abs(np.array(W1)), np.abs(np.array(W2))
+    assert set(scores) == {"net.0.weight", "net.2.weight"}  # the table is not prunable
+    np.testing.assert_allclose(scores["net.0.weight"].numpy(), 4 * a1 * a2.sum(axis=0)[:, None], rtol=1e-12)
+    np.testing.assert_allclose(scores["net.2.weight"].numpy(), 4 * a2 * a1.sum(axis=1)[None, :], rtol=1e-12)
+    assert all(bool(torch.isfinite(s).all() and (s > 0).all()) for s in scores.values())
+    assert not net.embed._forward_hooks and not net.embed._forward_pre_hooks  # the hooks are gone

@@ -130,7 +130,7 @@ def test_write_deploy_returns_its_result_and_leaves_inputs_alone(tmp_path, monke
     def no_logits(*_a, **_k):
         raise AssertionError("write_deploy must not recompute reference logits")
 
-    monkeypatch.setattr("paiexport.verify.validate.torch_logits", no_logits)
+    monkeypatch.setattr("paiexport.verify.validate.torch_outputs", no_logits)
     done = write_deploy(files, stats, checks, 1.0, tmp_path / "model.deploy.onnx")
     assert (files, stats, checks) == before
     assert done.section["variant"] == "int8" and done.file == tmp_path / "model.deploy.onnx"

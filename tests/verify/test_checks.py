@@ -111,6 +111,9 @@ class _FailsToRun:
     def get_inputs(self):
         return self.session.get_inputs()
 
+    def get_outputs(self):
+        return self.session.get_outputs()
+
     def run(self, *args, **kwargs):
         raise RuntimeError("")
 

@@ -231,3 +231,28 @@ def test_validate_refuses_a_dataset_other_than_the_recorded_one(tmp_path):
         meta={"paiexport.dataset": "mnist1d"},
     )
     one_line_error(invoke("validate", str(f), "--data", "synthetic"), "--data synthetic", "mnist1d", "m.onnx")
+
+
+def test_a_recorded_vocabulary_gives_every_integer_input_its_own_range(tmp_path):
+    """`paiexport.input_vocab` (written for integer-input models): ids over the whole table, a mask 0/1."""
+    table = numpy_helper.from_array(np.zeros((50, 2), np.float32), "table")
+    nodes = [
+        helper.make_node("Gather", ["table", "ids"], ["e"]),
+        helper.make_node("Cast", ["mask"], ["m"], to=TensorProto.FLOAT),
+    ]
+    f = save(
+        tmp_path / "vocab.onnx",
+        nodes,
+        [vi("ids", TensorProto.INT64, ["n", 8]), vi("mask", TensorProto.INT64, ["n", 8])],
+        [vi("e", TensorProto.FLOAT, ["n", 8, 2]), vi("m", TensorProto.FLOAT, ["n", 8])],
+        [table],
+    )
+    model = onnx.load(str(f))
+    onnx.helper.set_model_props(model, {"paiexport.input_vocab": "ids=50,mask=2"})
+    specs = graph_inputs(model, "vocab.onnx")
+    assert [(s.name, s.high) for s in specs] == [("ids", 50), ("mask", 2)]
+    feeds = random_feeds(specs, resolve_shapes(specs, 64, {}, "vocab.onnx"))
+    assert feeds["ids"].min() >= 0 and feeds["ids"].max() == 49 and len(np.unique(feeds["ids"])) > 40
+    assert set(np.unique(feeds["mask"])) == {0, 1}
+    onnx.helper.set_model_props(model, {"paiexport.input_vocab": "ids=x,=3,mask"})  # unreadable: ignored
+    assert [s.high for s in graph_inputs(model, "vocab.onnx")] == [None, None]

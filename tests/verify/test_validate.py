@@ -12,11 +12,15 @@ from torch import nn
 
 from paiexport.data import Split
 from paiexport.export.torch_export import save_onnx, to_onnx
+from paiexport.tasks import make_task
+from paiexport.tasks.classification import ClassificationConfig
 from paiexport.verify.validate import (
+    Judging,
     accuracy,
     float_zeros,
     make_session,
     onnx_weight_sparsity,
+    run_outputs,
     run_session,
     validate_file,
 )
@@ -30,6 +34,9 @@ class Recording:
 
     def get_inputs(self):
         return self.session.get_inputs()
+
+    def get_outputs(self):
+        return self.session.get_outputs()
 
     def run(self, outputs, feeds):
         self.shapes.extend(v.shape for v in feeds.values())
@@ -154,3 +161,50 @@ def test_float_zeros_counts_dense_and_sparse_float_weights_only(tmp_path):
     # the sparse one densified: 6 entries, 3 of them stored, one a stored zero: 4 zeros
     assert float_zeros(onnx.load(str(path)), names) == {"dense": (3, 6), "sparse": (4, 6)}
     assert onnx_weight_sparsity(path, ["dense"]) == {"dense": pytest.approx(3 / 6)}
+
+
+class TwoOutputs(nn.Module):
+    """(features, logits) from separate layers: one can change without the other."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.features, self.logits = nn.Linear(4, 5), nn.Linear(4, 3)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.features(x), self.logits(x)
+
+
+def test_parity_holds_on_every_output_and_the_task_reads_the_one_it_names(tmp_path):
+    torch.manual_seed(0)
+    model = TwoOutputs().eval()
+    path = exported(tmp_path, model)
+    assert [o.name for o in onnx.load(str(path)).graph.output] == ["output_0", "output_1"]
+    x = torch.randn(60, 4)
+    with torch.no_grad():
+        test = Split(x, model(x)[1].argmax(1))  # the second output is the logits: accuracy 100%
+    second = Judging(make_task(ClassificationConfig(output="1")), 0.3)
+    checked = validate_file(path, "dense", model, test, judging=second)
+    assert checked.passed and checked.parity and checked.accuracy == checked.accuracy_torch == 1.0
+    first = validate_file(path, "dense", model, test, judging=Judging(make_task(), 0.3))
+    assert first.accuracy < 0.9  # the features' argmax, not the logits'
+    with torch.no_grad():
+        model.features.weight.add_(1.0)  # PyTorch's first output moves, the file's does not
+    moved = validate_file(path, "dense", model, test, judging=second)
+    assert moved.accuracy == moved.accuracy_torch == 1.0  # the output the task reads still agrees
+    assert not moved.parity and moved.max_abs_diff > 0.5 and "parity" in moved.broken_checks
+
+
+def test_several_inputs_are_fed_by_name_and_every_output_returned(tmp_path):
+    nodes = [helper.make_node("Add", ["a", "b"], ["sum"]), helper.make_node("Sub", ["a", "b"], ["diff"])]
+    path = save_graph(
+        tmp_path / "ab.onnx",
+        nodes,
+        [tensor("a", ["n", 2]), tensor("b", ["n", 2])],
+        [tensor("sum", ["n", 2]), tensor("diff", ["n", 2])],
+    )
+    a, b = np.ones((5, 2), np.float32), np.arange(10, dtype=np.float32).reshape(5, 2)
+    found = run_outputs(make_session(path), {"b": b, "a": a}, batch_size=2)
+    assert list(found) == ["sum", "diff"]
+    np.testing.assert_allclose(found["sum"], a + b)
+    np.testing.assert_allclose(found["diff"], a - b)
+    np.testing.assert_allclose(run_outputs(make_session(path), (a, b))["diff"], a - b)  # a tuple: by order

@@ -60,13 +60,13 @@ def predicted(model: nn.Module) -> Split:
 
 def test_every_file_is_judged_by_its_graph_against_one_reference_pass(tmp_path, model, monkeypatch):
     calls = []
-    real = variants.torch_logits
+    real = variants.torch_outputs
 
     def counted(*args, **kwargs):
         calls.append(1)
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(variants, "torch_logits", counted)
+    monkeypatch.setattr(variants, "torch_outputs", counted)
     files = {Variant.dense: float_file(tmp_path, model), Variant.int8: int8_file(tmp_path, model)}
     found = validate_variants(files, model, predicted(model), Judging(make_task(), 0.0, 0.5))
     assert list(found) == [Variant.dense, Variant.int8] and len(calls) == 1

@@ -57,9 +57,14 @@ class OpenVinoSession:
     def __init__(self, compiled: Any) -> None:
         self._request = compiled.create_infer_request()
         self._inputs = [_input(port) for port in compiled.inputs]
+        self._outputs = [_input(port) for port in compiled.outputs]
 
     def get_inputs(self) -> list[_Input]:
         return self._inputs
+
+    def get_outputs(self) -> list[_Input]:
+        """The outputs, described as onnxruntime's NodeArg (name, shape, type)."""
+        return self._outputs
 
     def run(self, output_names: list[str] | None, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
         # share_inputs: no copy of the feeds (onnxruntime does not copy them either); the
