@@ -57,6 +57,9 @@ class Noisy(OnnxRuntime):
             def get_inputs(self):
                 return session.get_inputs()
 
+            def get_outputs(self):
+                return session.get_outputs()
+
             def run(self, names, feeds):
                 return [out + 0.01 for out in session.run(names, feeds)]
 
