@@ -33,7 +33,7 @@ from paiexport.api import run_recipe
 ROOT = Path(__file__).resolve().parents[1]
 # The example folders benchmarked, in table order; a new task example (char_lm) joins by its
 # folder name.
-EXAMPLES = ["regression", "multilabel", "segmentation", "custom_task"]
+EXAMPLES = ["regression", "multilabel", "segmentation", "custom_task", "char_lm"]
 DENSE = {"method.name": "dense", "sparsity.target": 0.0, "export.formats": ["dense"]}
 DENSE_BENCH = {"bench.batch_sizes": [1], "bench.iterations": 1, "bench.warmup": 0}
 QUICK = {"train.epochs": 1, "bench.iterations": 3, "bench.warmup": 1, "export.calibration_samples": 64}

@@ -18,7 +18,20 @@ from torch.nn import functional as F
 from torch.utils.data import TensorDataset
 
 WINDOW = 64
-SOURCES = ("textwrap.py", "string/__init__.py", "fnmatch.py", "shlex.py", "glob.py", "calendar.py")
+SOURCES = (
+    "textwrap.py",
+    "string/__init__.py",
+    "fnmatch.py",
+    "shlex.py",
+    "glob.py",
+    "calendar.py",
+    "bisect.py",
+    "heapq.py",
+    "colorsys.py",
+    "copy.py",
+    "keyword.py",
+    "getopt.py",
+)
 VOCAB = 96  # printable ASCII (32..126) plus newline; anything else maps to a space
 
 
@@ -36,8 +49,9 @@ def datasets(window: int = WINDOW) -> tuple[TensorDataset, TensorDataset]:
     tokens = encode(stdlib_text())
     n = len(tokens) // window
     chunks = tokens[: n * window].reshape(n, window)
+    order = torch.randperm(n, generator=torch.Generator().manual_seed(0))  # every file in both splits
     split = int(n * 0.9)
-    train, test = chunks[:split], chunks[split:]
+    train, test = chunks[order[:split]], chunks[order[split:]]
     return TensorDataset(train, train), TensorDataset(test, test)
 
 
@@ -52,13 +66,16 @@ class Block(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         b, t, c = x.shape
         q, k, v = self.qkv(self.norm1(x)).reshape(b, t, 3, self.heads, c // self.heads).unbind(2)
-        att = F.scaled_dot_product_attention(q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2), is_causal=True)
+        q, k, v = (t.transpose(1, 2) for t in (q, k, v))
+        att = F.scaled_dot_product_attention(q, k, v, is_causal=True)
         x = x + self.proj(att.transpose(1, 2).reshape(b, t, c))
         return x + self.fc2(F.gelu(self.fc1(self.norm2(x))))
 
 
 class TinyGPT(nn.Module):
-    def __init__(self, vocab: int = VOCAB, width: int = 64, heads: int = 4, layers: int = 2, window: int = 256):
+    def __init__(
+        self, vocab: int = VOCAB, width: int = 64, heads: int = 4, layers: int = 2, window: int = 256
+    ) -> None:
         super().__init__()
         self.tokens, self.positions = nn.Embedding(vocab, width), nn.Embedding(window, width)
         self.blocks = nn.Sequential(*(Block(width, heads) for _ in range(layers)))

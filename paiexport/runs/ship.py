@@ -26,6 +26,7 @@ from paiexport.data import DataSplits
 from paiexport.export.build import export_variants
 from paiexport.export.metadata import input_normalization, task_metadata
 from paiexport.export.variants import ExportFormat
+from paiexport.inputs import feeds, input_names, is_integer, several
 from paiexport.paths import RunPaths
 from paiexport.recipe import Recipe
 from paiexport.runs.stages import Timer
@@ -96,8 +97,24 @@ def validate_stage(
     return checks, check_in_runtimes(runtimes, files, checks, data.test, picked_output, data.task)
 
 
+def data_shapes(model: nn.Module, data: DataSplits) -> dict[str, tuple[int, ...]]:
+    """Each ONNX input's shape in the data, for models whose inputs are token ids or several
+    tensors: an axis left dynamic in the file (a sequence) is benchmarked at the data's length.
+    One float input needs none (its file fixes every axis but the batch)."""
+    example = data.example(1)
+    if not (several(example) or is_integer(example)):
+        return {}
+    names = input_names(model, example)
+    return {n: tuple(a.shape) for n, a in feeds(names, example).items()}
+
+
 def bench_stage(
-    recipe: Recipe, files: dict[Variant, Path], runtimes: list[Runtime], bench: bool, timer: Timer
+    recipe: Recipe,
+    files: dict[Variant, Path],
+    runtimes: list[Runtime],
+    bench: bool,
+    timer: Timer,
+    shapes: dict[str, tuple[int, ...]] | None = None,
 ) -> RuntimeLatency:
     """Every file timed in every runtime; with `bench=False` only what `auto` needs (onnxruntime,
     and `export.deploy_runtime`), nothing without `auto`."""
@@ -106,7 +123,7 @@ def bench_stage(
     needed = (DEFAULT_RUNTIME, recipe.export.deploy_runtime)
     timed = [r for r in runtimes if bench or r.name in needed]
     with timer.stage("bench", f"benchmarking in {', '.join(r.name for r in timed)}"):
-        return benchmark_runtimes(files, recipe.bench, timed)
+        return benchmark_runtimes(files, recipe.bench, timed, shapes)
 
 
 def deploy_stage(
@@ -158,7 +175,7 @@ def ship(
             exported = export_variants(model, recipe.export, data, paths, metadata)
         with timer.stage("validate", "validating ONNX files"):
             checks, runtime_checks = validate_stage(recipe, exported.files, model, data, runtimes)
-        latency = bench_stage(recipe, exported.files, runtimes, bench, timer)
+        latency = bench_stage(recipe, exported.files, runtimes, bench, timer, data_shapes(model, data))
         stats = latency.stats.get(DEFAULT_RUNTIME, {})
         info = {r.name: r.info() for r in runtimes if r.name in runtime_checks}
         measured = Checked(exported.files, stats, checks, RuntimeOutcome(latency, runtime_checks, info))

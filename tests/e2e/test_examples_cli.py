@@ -20,6 +20,7 @@ TASKS = {
     "multilabel": "multilabel",
     "segmentation": "segmentation",
     "custom_task": "custom",
+    "char_lm": "language_model",
 }
 
 
@@ -45,6 +46,8 @@ def test_each_task_example_runs_at_one_epoch(example, tmp_path):
     assert report["task"]["primary"] in report["metrics"]["torch"]
     if example == "segmentation":
         compact_is_a_narrower_unet_that_matches(report, out)
+    if example == "char_lm":
+        token_ids_with_a_dynamic_sequence(out)
 
 
 def compact_is_a_narrower_unet_that_matches(report: dict, out: Path) -> None:
@@ -54,6 +57,22 @@ def compact_is_a_narrower_unet_that_matches(report: dict, out: Path) -> None:
     assert (out / "model.compact.onnx").stat().st_size < (out / "model.onnx").stat().st_size
 
 
+def token_ids_with_a_dynamic_sequence(out: Path) -> None:
+    """The language model's files take int64 token ids of any length (export.dynamic_axes)."""
+    import numpy as np
+    import onnx
+    import onnxruntime as ort
+
+    graph = onnx.load(out / "model.onnx").graph
+    (tokens,) = graph.input
+    assert tokens.name == "tokens" and tokens.type.tensor_type.elem_type == onnx.TensorProto.INT64
+    for name in ("model.onnx", "model.int8.onnx"):
+        session = ort.InferenceSession(str(out / name))
+        for length in (17, 128):
+            ids = np.random.default_rng(length).integers(0, 90, size=(2, length))
+            assert session.run(None, {"tokens": ids})[0].shape == (2, length, 96)
+
+
 # Per example, a factory whose targets its task refuses: (task, input shape, targets, the
 # line's expected part). examples/custom_model is a classification recipe.
 BAD = {
@@ -61,6 +80,7 @@ BAD = {
     "multilabel": ("multilabel", (60,), "torch.randint(0, 2, (n,)).float()", "one 0/1 row of labels"),
     "segmentation": ("segmentation", (1, 32, 32), "torch.rand(n, 32, 32)", "targets are float32"),
     "custom_task": ("custom", (8,), "torch.rand(n) > 0.5", "targets are bool"),
+    "char_lm": ("language_model", (64,), "torch.rand(n, 64)", "targets are float32"),
     "custom_model": ("classification", (1, 40), "torch.randint(0, 3, (n, 2))", "has a target of shape (2,)"),
 }
 FACTORY = """
