@@ -10,7 +10,14 @@ from typer.testing import CliRunner
 
 from paiexport.cli import app
 from paiexport.data import DatasetName, load_data
-from paiexport.verify.inputs import INT_HIGH, graph_inputs, random_feeds, resolve_shapes
+from paiexport.verify.inputs import (
+    INT_HIGH,
+    InputSpec,
+    graph_inputs,
+    random_feeds,
+    resolve_shapes,
+    sequence_shapes,
+)
 
 runner = CliRunner()
 FAST = ("--iterations", "2", "--warmup", "0", "--threads", "1")
@@ -257,3 +264,17 @@ def test_a_recorded_vocabulary_gives_every_integer_input_its_own_range(tmp_path)
     assert feeds["mask"].dtype == np.int64 and (feeds["mask"] == 1).all()
     onnx.helper.set_model_props(model, {"paiexport.input_vocab": "ids=x,=3,mask"})  # unreadable: ignored
     assert [s.high for s in graph_inputs(model, "vocab.onnx")] == [None, None]
+
+
+def test_sequence_shapes_set_every_dynamic_second_axis_and_nothing_else():
+    ids = InputSpec("input_ids", np.dtype(np.int64), ("batch", "seq"))
+    mask = InputSpec("attention_mask", np.dtype(np.int64), ("batch", "seq"))
+    pixels = InputSpec("pixels", np.dtype(np.float32), ("batch", 3, 8))
+    data = {"input_ids": (1, 64), "pixels": (1, 3, 8)}
+    assert sequence_shapes([ids, mask, pixels], data, 128) == {
+        "input_ids": (1, 128),
+        "attention_mask": (1, 128),  # not in the data's shapes: the batch and the length
+        "pixels": (1, 3, 8),
+    }
+    assert sequence_shapes([pixels, InputSpec("x", np.dtype(np.float32), None)], data, 128) is None
+    assert sequence_shapes([InputSpec("v", np.dtype(np.int64), ("batch",))], {}, 32) is None
