@@ -177,3 +177,19 @@ def test_transformer_speed_quick_prints_every_file_at_every_cell(tmp_path, capsy
         "dense.int8.onnx",
         "dense.onnx",
     ]
+
+
+def test_train_compact_bert_part_times_every_variant(capsys):
+    # a 32-wide encoder, 1 epoch, 1 seed: every variant of bert_heads50 trains through the
+    # library; the goals are for the real run (docs/transformers.md), not asserted here
+    pytest.importorskip("transformers", reason="needs transformers (pip install 'paiexport[hf]')")
+    import benchmarks.train_compact as train_compact
+
+    train_compact.main(["--model", "bert", "--width", "32", "--epochs", "1", "--seeds", "1"])
+    printed = capsys.readouterr().out
+    params = {
+        line.split()[2]: int(line.split()[-1]) for line in printed.splitlines() if line.startswith("seed 0 ")
+    }
+    assert list(params) == ["dense", "masked", "compact"]
+    assert params["dense"] == params["masked"] > params["compact"]
+    assert "compact vs dense epoch time: " in printed and "(goal >= 2)" in printed
