@@ -16,6 +16,11 @@ whole vocabulary, all-ones masks), at sequence lengths 128 and 32 and batch size
 medians of the calling thread's CPU time, ratios over dense fp32 from the same run. Goals at
 batch 1, sequence 128: compact >= 2.5x, compact int8 >= 6x. `--quick` (2 layers, hidden 64)
 is the CI size: it checks that everything runs, not the goals.
+
+Then batch 1, sequence 128 once more with onnxruntime's SkipLayerNormFusion turned off in every
+session (`disabled_optimizers`): onnxruntime fuses each residual Add + LayerNormalization into
+com.microsoft.SkipLayerNormalization, whose CPU kernel (1.32) is several times slower than the
+two ops it replaces, a fixed cost that caps every ratio.
 """
 
 from __future__ import annotations
@@ -23,11 +28,14 @@ from __future__ import annotations
 import argparse
 import sys
 import tempfile
+from functools import partial
 from pathlib import Path
 
+import onnxruntime as ort
 import torch
 from torch import nn
 
+from paiexport.bench.clock import cpu_kind, time_interleaved
 from paiexport.bench.sequences import SeqLatency, benchmark_seq_lens
 from paiexport.bench.settings import BenchSettings
 from paiexport.bench.stats import speedup
@@ -101,6 +109,25 @@ def measure(files: dict[str, Path], iterations: int) -> SeqLatency:
     return benchmark_seq_lens(files, settings)
 
 
+def unfused(files: dict[str, Path], iterations: int) -> dict[str, float]:
+    """Batch 1, sequence 128 with SkipLayerNormFusion off: each file's thread CPU median (ms)."""
+    options = ort.SessionOptions()
+    options.intra_op_num_threads, options.inter_op_num_threads = 1, 1
+    options.log_severity_level = 3
+    feed = {k: v.numpy() for k, v in tokens(*CELLS[0]).items()}
+    runs = {}
+    for label, path in files.items():
+        session = ort.InferenceSession(
+            str(path),
+            options,
+            providers=["CPUExecutionProvider"],
+            disabled_optimizers=["SkipLayerNormFusion"],
+        )
+        runs[label] = partial(session.run, None, feed)
+    samples = time_interleaved(runs, max(1, iterations // 10), iterations, cpu_kind(1))
+    return {label: samples[label].stats(1).basis_ms for label in files}
+
+
 def table(timed: SeqLatency) -> dict[str, float]:
     """Prints the medians and ratios; returns each file's ratio at batch 1, sequence 128."""
     cells = [f"b{b} s{n}" for b, n in CELLS]
@@ -133,7 +160,9 @@ def main(argv: list[str] | None = None) -> int:
         out = args.out or Path(scratch)
         out.mkdir(parents=True, exist_ok=True)
         files, diff = export(model, example, out)
-        timed = measure(files, 2 if args.quick else args.iterations)
+        iterations = 2 if args.quick else args.iterations
+        timed = measure(files, iterations)
+        without_fusion = unfused(files, iterations)
     print(f"compact vs masked PyTorch, max abs diff of the logits: {diff:.2e}")
     print("thread CPU time medians (ms) at 1 thread; ratios over dense fp32 in the same run")
     at_goal = table(timed)
@@ -142,6 +171,10 @@ def main(argv: list[str] | None = None) -> int:
         verdict = "PASS" if at_goal[label] >= goal else "FAIL"
         print(f"{label} at batch 1, sequence 128: {at_goal[label]:.2f}x (goal >= {goal}) {verdict}")
     print(f"dense int8 alone: {at_goal['dense int8']:.2f}x")
+    base = without_fusion[FILES[0]]
+    print("\nbatch 1, sequence 128, SkipLayerNormFusion off in every session:")
+    for label, ms in without_fusion.items():
+        print(f"{label:<14}{ms:>14.2f}{base / ms:>7.2f}×")
     return 0 if ok or args.quick else 1
 
 
