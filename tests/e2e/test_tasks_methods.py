@@ -17,17 +17,10 @@ from paiexport.methods import METHODS
 EXTRA = {"lth": {"levels": 2}, "gmp": {}, "rigl": {}, "set": {}, "snfs": {}}
 
 
-def linear_targets(n: int, seed: int) -> TensorDataset:
-    g = torch.Generator().manual_seed(seed)
-    x = torch.randn(n, 8, generator=g)
-    w = torch.linspace(-2, 2, 8)
-    return TensorDataset(x, (x @ w + 1 + 0.05 * torch.randn(n, generator=g))[:, None])
-
-
-@pytest.mark.parametrize("method", list(METHODS))
-def test_every_method_runs_on_a_regression_task(method, tmp_path, tiny_recipe_dict):
-    recipe = {
-        **tiny_recipe_dict,
+def short_run(tiny_recipe: dict, method: str) -> dict:
+    """A four-epoch Adam run of `method` at 50% sparsity, exporting and timing only the dense file."""
+    return {
+        **tiny_recipe,
         "method": {"name": method, **EXTRA.get(method, {})},
         "sparsity": {"target": 0.5, "distribution": "erk"},
         "train": {
@@ -38,6 +31,18 @@ def test_every_method_runs_on_a_regression_task(method, tmp_path, tiny_recipe_di
         "export": {"formats": ["dense"]},
         "bench": {"batch_sizes": [1], "threads": [1], "warmup": 0, "iterations": 1},
     }
+
+
+def linear_targets(n: int, seed: int) -> TensorDataset:
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(n, 8, generator=g)
+    w = torch.linspace(-2, 2, 8)
+    return TensorDataset(x, (x @ w + 1 + 0.05 * torch.randn(n, generator=g))[:, None])
+
+
+@pytest.mark.parametrize("method", list(METHODS))
+def test_every_method_runs_on_a_regression_task(method, tmp_path, tiny_recipe_dict):
+    recipe = short_run(tiny_recipe_dict, method)
     report = run_recipe(
         recipe, tmp_path / "run", datasets=(linear_targets(384, 0), linear_targets(96, 1)), task="regression"
     )
@@ -73,18 +78,7 @@ def counting(n: int, seed: int) -> TensorDataset:
 
 @pytest.mark.parametrize("method", list(METHODS))
 def test_every_method_runs_on_a_language_model_task(method, tmp_path, tiny_recipe_dict):
-    recipe = {
-        **tiny_recipe_dict,
-        "method": {"name": method, **EXTRA.get(method, {})},
-        "sparsity": {"target": 0.5, "distribution": "erk"},  # the embedding is not prunable
-        "train": {
-            "epochs": 4,
-            "optimizer": {"name": "adam", "lr": 0.01},
-            "lr_schedule": {"name": "constant"},
-        },
-        "export": {"formats": ["dense"]},
-        "bench": {"batch_sizes": [1], "threads": [1], "warmup": 0, "iterations": 1},
-    }
+    recipe = short_run(tiny_recipe_dict, method)  # the embedding is not prunable
     report = run_recipe(
         recipe,
         tmp_path / "run",
