@@ -94,6 +94,8 @@ class Recipe(StrictModel):
         structure = self.sparsity.structure
         if self.train.compact:  # static channel masks only
             check_compact_training(structure, self.method.name)
+        if self.sparsity.group_targets and structure is not StructureKind.channel:
+            raise ValueError("sparsity.group_targets: needs sparsity.structure: channel")
         if structure is StructureKind.unstructured:
             return self
         if isinstance(structure, NMPattern) and structure.m > MAX_NM_GROUP:

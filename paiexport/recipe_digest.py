@@ -24,6 +24,8 @@ HASH_NEUTRAL: dict[tuple[str, ...], object] = {
     ("export", "deploy_runtime"): "onnxruntime",
     ("sparsity", "rules"): [],
     ("export", "dynamic_axes"): {},
+    ("sparsity", "group_targets"): {},
+    ("bench", "seq_lens"): [],
 }
 
 

@@ -211,3 +211,46 @@ def test_export_dynamic_axes_left_empty_keeps_the_digest(write_recipe, tiny_reci
     tiny_recipe_dict["export"]["dynamic_axes"] = {"input_ids": [-1]}
     with pytest.raises(UserError, match=r"export\.dynamic_axes"):
         load_recipe(write_recipe(tiny_recipe_dict))
+
+
+def test_group_targets_and_seq_lens_leave_the_hash_as_it_was_until_used(tiny_recipe_dict):
+    plain = validate_recipe(tiny_recipe_dict, "r.yaml")
+    assert plain.digest() == "e4b7990532e4e4f2"  # the tiny recipe's hash before these fields existed
+    sparsity = {**tiny_recipe_dict["sparsity"], "structure": "channel"}
+    channel = validate_recipe({**tiny_recipe_dict, "sparsity": sparsity}, "r.yaml")
+    bench = tiny_recipe_dict.get("bench", {})
+    spelled = {
+        **tiny_recipe_dict,
+        "sparsity": {**sparsity, "group_targets": {}},
+        "bench": {**bench, "seq_lens": []},
+    }
+    assert validate_recipe(spelled, "r.yaml").digest() == channel.digest()
+    used = {**tiny_recipe_dict, "sparsity": {**sparsity, "group_targets": {"heads": 0.5}}}
+    assert validate_recipe(used, "r.yaml").digest() != channel.digest()
+    lengths = validate_recipe({**tiny_recipe_dict, "bench": {**bench, "seq_lens": [32, 128, 32]}}, "r.yaml")
+    assert lengths.bench.seq_lens == [32, 128] and lengths.digest() != plain.digest()
+
+
+@pytest.mark.parametrize(
+    ("sparsity", "bench", "message"),
+    [
+        (
+            {"structure": "channel", "group_targets": {"head": 0.5}},
+            {},
+            "r.yaml: sparsity.group_targets: unknown kind 'head' (did you mean 'heads'?); "
+            "choose from heads, ffn, channels",
+        ),
+        ({"structure": "channel", "group_targets": {"ffn": 1.0}}, {}, "r.yaml: sparsity.group_targets.ffn: "),
+        (
+            {"group_targets": {"heads": 0.5}},
+            {},
+            "r.yaml: sparsity.group_targets: needs sparsity.structure: channel",
+        ),
+        ({}, {"seq_lens": [0]}, "r.yaml: bench.seq_lens.0: "),
+    ],
+)
+def test_group_targets_and_seq_lens_are_checked_naming_the_field(tiny_recipe_dict, sparsity, bench, message):
+    raw = {**tiny_recipe_dict, "sparsity": {**tiny_recipe_dict["sparsity"], **sparsity}, "bench": bench}
+    with pytest.raises(UserError) as caught:
+        validate_recipe(raw, "r.yaml")
+    assert str(caught.value).startswith(message) and "\n" not in str(caught.value)

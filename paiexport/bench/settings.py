@@ -11,6 +11,7 @@ from paiexport.config import StrictModel
 from paiexport.errors import shorten
 
 MAX_BATCH = 65_536  # a larger batch of even the smallest model is an input mistake
+MAX_SEQ_LEN = 1_048_576
 SESSION_REPEATS = 5
 
 
@@ -32,6 +33,13 @@ class BenchSettings(StrictModel):
         description="runtimes every file is timed and validated in, interleaved: onnxruntime, openvino",
     )
 
+    seq_lens: list[Annotated[int, Field(ge=1, le=MAX_SEQ_LEN)]] = Field(
+        default_factory=list,
+        max_length=16,
+        description="files with a sequence axis (token ids) are also timed at these lengths, e.g. "
+        "[32, 128] (report.json latency_by_seq_len); []: the data's own length only",
+    )
+
     @field_validator("runtimes")
     @classmethod
     def _known_runtimes(cls, runtimes: list[str]) -> list[str]:
@@ -41,6 +49,11 @@ class BenchSettings(StrictModel):
         if DEFAULT_RUNTIME not in runtimes:
             raise ValueError(f"must include {DEFAULT_RUNTIME}: every ratio is also taken against it")
         return list(dict.fromkeys(runtimes))
+
+    @field_validator("seq_lens")
+    @classmethod
+    def _each_length_once(cls, lengths: list[int]) -> list[int]:
+        return list(dict.fromkeys(lengths))
 
 
 class FileBenchSettings(BenchSettings):

@@ -30,9 +30,11 @@ def list_recipes(ctx: typer.Context) -> None:
             except UserError as exc:  # one broken recipe must not hide the others
                 out.print(f"{path.stem:<20} (invalid: {exc})", highlight=False, soft_wrap=True)
                 continue
+            amount = f"sparsity {r.effective_target():.0%} {r.sparsity.distribution.value:<8}"
+            if r.sparsity.group_targets and r.effective_target() > 0:
+                amount = ", ".join(f"{kind} {f:.0%}" for kind, f in r.sparsity.group_targets.items())
             out.print(
-                f"{path.stem:<20} {r.method.name:<10} sparsity {r.effective_target():.0%} "
-                f"{r.sparsity.distribution.value:<8} {r.model.name} on {r.data.name}, "
+                f"{path.stem:<20} {r.method.name:<10} {amount} {r.model.name} on {r.data.name}, "
                 f"{r.train.epochs} epochs",
                 highlight=False,
             )

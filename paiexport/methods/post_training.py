@@ -35,7 +35,7 @@ def magnitude_masks(
             score = score.masked_fill(~current[name], float("-inf"))
         scores[name] = score
     # Through the recipe's structure, so channel / N:M apply to post-training methods too.
-    masks = select_structured(scores, model, sparsity.model_copy(update={"target": target}), example)
+    masks = select_structured(scores, model, sparsity.at(target), example)
     check_collapse(masks, sparsity.allow_layer_collapse, where)
     return masks
 

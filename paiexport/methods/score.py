@@ -65,9 +65,7 @@ def iterative_masks(
         if history:
             scores = {n: s.masked_fill(~history[-1][n], float("-inf")) for n, s in scores.items()}
         round_target = target if k == rounds else 1.0 - density
-        masks = select_structured(
-            scores, scratch.model, ctx.sparsity.model_copy(update={"target": round_target}), ctx.data.train.x
-        )
+        masks = select_structured(scores, scratch.model, ctx.sparsity.at(round_target), ctx.data.train.x)
         attach_masks(scratch.model, masks)
         history.append(masks)
     return history

@@ -12,7 +12,7 @@ from torch import nn
 
 from paiexport import __version__
 from paiexport.bench.deploy import Stats
-from paiexport.bench.latency import file_size
+from paiexport.bench.latency import LatencyStats, file_size
 from paiexport.bench.runtime_checks import RuntimeOutcome
 from paiexport.methods import FitResult
 from paiexport.reporting.report import (
@@ -25,7 +25,7 @@ from paiexport.reporting.report import (
 )
 from paiexport.reporting.runtimes import runtime_sections
 from paiexport.reporting.schema import RunReport
-from paiexport.reporting.speed import WallCpuRatio
+from paiexport.reporting.speed import WallCpuRatio, seq_latency_rows
 from paiexport.sparsity.allocation import layer_keep_counts
 from paiexport.sparsity.collapse import find_collapse
 from paiexport.sparsity.masks import layer_sparsity, overall_sparsity, prunable_weights
@@ -33,6 +33,7 @@ from paiexport.sparsity.structure import structure_notes
 from paiexport.sparsity.types import Distribution, LayerTargets, SparsityConfig, StructureKind
 from paiexport.tasks import Task, make_task
 from paiexport.training.compact import TRAIN_COMPACT_NOTE
+from paiexport.variant import Variant
 from paiexport.verify.validate import FileValidation, onnx_weight_sparsity
 
 
@@ -64,6 +65,7 @@ class RunOutcome:
     deploy: dict[str, Any] | None = None
     int8_used: dict[str, Any] | None = None  # `ExportedVariants.int8_used`
     runtimes: RuntimeOutcome | None = None  # bench.runtimes besides onnxruntime (None: it alone)
+    seq_latency: dict[int, dict[str, dict[int, dict[int, LatencyStats]]]] = field(default_factory=dict)
     example: torch.Tensor | None = None  # a sample batch: the channel graph is traced on it
     task: Task = field(default_factory=make_task)
     torch_metrics: dict[str, float] = field(default_factory=dict)
@@ -169,6 +171,7 @@ def build_report(facts: RunFacts, run: RunOutcome) -> RunReport:
         validation=validation_section(run.checks, run.runtimes),
         runtimes=None if run.runtimes is None else runtime_sections(run.runtimes),
         **latency_sections(run.stats),
+        latency_by_seq_len=seq_latency_rows(run.seq_latency, Variant.dense) if run.seq_latency else None,
         size_bytes=sizes,
         size_ratio_vs_dense=size_ratios(sizes),
         files={v: p.name for v, p in run.files.items()},

@@ -16,8 +16,8 @@ from rich.table import Table
 from paiexport.bench.latency import LatencyStats
 from paiexport.reporting.details import method_details
 from paiexport.reporting.runtimes import runtime_note, runtime_rows
-from paiexport.reporting.schema import FileCheck, RunReport, needed
-from paiexport.reporting.speed import busy_line, latency_note, speed_sections
+from paiexport.reporting.schema import FileCheck, RunReport, Sparsity, needed
+from paiexport.reporting.speed import busy_line, latency_note, seq_latency_table, speed_sections
 from paiexport.variant import Variant
 
 SPARSE_STORAGE_NOTE = (
@@ -253,15 +253,12 @@ def markdown(report: RunReport) -> str:
         "",
         *(f"- {line}" for line in verdict_lines(report)),
         "",
-        "## Per-layer sparsity",
-        "",
-        "| layer | weights | target | reached |",
-        "|---|---|---|---|",
+        *_per_layer_lines(s),
     ]
-    for name, layer in s.per_layer.items():
-        target = "-" if layer.target is None else f"{layer.target:.2%}"
-        lines.append(f"| {name} | {layer.numel} | {target} | {layer.reached:.2%} |")
     lines += ["", "## Validation per file", "", *_md_table(*validation_rows(report))]
+    if report.latency_by_seq_len:
+        by_seq = seq_latency_table(report.latency_by_seq_len)
+        lines += ["", "## Latency per sequence length", "", *_md_table(*by_seq)]
     if report.runtimes:
         rows = runtime_rows(report, lambda v: metric_value(report, v), f"test {metric_short(report)}")
         lines += ["", "## Runtimes", "", runtime_note(report.runtimes), "", *_md_table(*rows)]
@@ -276,6 +273,14 @@ def markdown(report: RunReport) -> str:
             lines += ["", *([f"**{caption}**", ""] if caption else []), *_md_table(headers, rows)]
     lines += ["", "## Notes", "", *(f"- {note}" for note in report.notes), ""]
     return "\n".join(lines)
+
+
+def _per_layer_lines(s: Sparsity) -> list[str]:
+    lines = ["## Per-layer sparsity", "", "| layer | weights | target | reached |", "|---|---|---|---|"]
+    for name, layer in s.per_layer.items():
+        target = "-" if layer.target is None else f"{layer.target:.2%}"
+        lines.append(f"| {name} | {layer.numel} | {target} | {layer.reached:.2%} |")
+    return lines
 
 
 def _md_table(headers: list[str], rows: list[list[str]]) -> list[str]:

@@ -6,9 +6,10 @@ own keys in one place) and keeps every key of version 1, the method's keys inclu
 adds `task`, `metrics` and each file's `validation.<variant>.metrics` (every task), the int8
 choice (`export.int8_used`) and CPU-time figures (`latency` CPU keys, `speedup_vs_dense_wall`,
 `speedup_vs_dense_cpu`, `busy`, `wall_cpu_ratio`: reporting/speed.py), and `runtimes` with
-`validation.<variant>.runtimes` (reporting/runtimes.py: `bench.runtimes` besides onnxruntime).
-A report.json without `schema_version` is version 1: it is read as is (every section it lacks
-is None), so runs written before the typed report still gate and render.
+`validation.<variant>.runtimes` (reporting/runtimes.py: `bench.runtimes` besides onnxruntime),
+and `latency_by_seq_len` (only with `bench.seq_lens`). A report.json without `schema_version`
+is version 1: it is read as is (every section it lacks is None), so runs written before the
+typed report still gate and render.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from paiexport.errors import UserError
 from paiexport.reporting.quality import Accuracy, FileCheck, Metrics, Section, TaskInfo
 from paiexport.reporting.runtimes import RuntimeFigures
-from paiexport.reporting.speed import LatencyRow, Nested, Stats, WallCpuRatio, latency_rows
+from paiexport.reporting.speed import LatencyRow, Nested, SeqLatencyRow, Stats, WallCpuRatio, latency_rows
 from paiexport.tasks.base import DropRule
 
 SCHEMA_VERSION = 3
@@ -156,6 +157,7 @@ class RunReport(BaseModel):
     speedup_vs_dense_cpu: Nested = Field(default_factory=dict)
     busy: bool | None = None  # wall and thread CPU medians disagreed by more than 15%
     wall_cpu_ratio: WallCpuRatio | None = None
+    latency_by_seq_len: list[SeqLatencyRow] | None = None  # bench.seq_lens (None: not measured)
     runtimes: dict[str, RuntimeFigures] | None = None  # None: onnxruntime alone
     size_bytes: dict[str, FileSize] = Field(default_factory=dict)
     size_ratio_vs_dense: dict[str, dict[str, float]] = Field(default_factory=dict)
@@ -229,6 +231,8 @@ class RunReport(BaseModel):
         data = self.model_dump()
         out: dict[str, Any] = {}
         for key, value in data.items():
+            if key == "latency_by_seq_len" and value is None:
+                continue  # measured only with bench.seq_lens: other reports keep their keys
             if key == "gates":
                 out.update(self.method_details)  # where version 1 wrote them
             out[key] = value

@@ -4,6 +4,7 @@
 (`paiexport.bench.stats.speedup`); `speedup_vs_dense_wall` and `speedup_vs_dense_cpu` hold both
 ratios. `busy` says the wall and thread CPU medians disagreed by more than 15% somewhere, so
 the wall-clock figures of the run are unreliable. Reports written before these keys lack them.
+`latency_by_seq_len` (`bench.seq_lens`) holds the same rows per sequence length.
 """
 
 from __future__ import annotations
@@ -53,6 +54,12 @@ class LatencyRow(_Section):
     cpu_p99_ms: float | None = None
     cpu_kind: Literal["thread", "process"] | None = None
     runs_per_sample: int | None = None
+
+
+class SeqLatencyRow(LatencyRow):
+    """One `latency_by_seq_len` row: a `LatencyRow` at one sequence length."""
+
+    seq_len: int
 
 
 class WallCpuRatio(_Section):
@@ -127,3 +134,40 @@ def busy_line(busy: bool | None, ratio: WallCpuRatio | None) -> str:
     if ratio is None or ratio.worst is None:  # a report edited by hand: the flag alone
         return BUSY_WARNING
     return BusyCheck(True, ratio.worst, ratio.where or "-").line()
+
+
+def seq_latency_rows(
+    by_seq: dict[int, dict[str, dict[int, dict[int, LatencyStats]]]], baseline: str
+) -> list[SeqLatencyRow]:
+    """report.json `latency_by_seq_len`: per sequence length, every file's rows with speedups over
+    `baseline` at that length."""
+    rows = []
+    for length, stats in by_seq.items():
+        full = {
+            v: {str(b): {str(t): Stats(**s.to_dict()) for t, s in by_t.items()} for b, by_t in by_b.items()}
+            for v, by_b in stats.items()
+        }
+        tables = speed_sections(stats, baseline)
+        parts = [tables[f"speedup_vs_dense{suffix}"] for suffix in ("", "_wall", "_cpu")]
+        rows += [SeqLatencyRow(seq_len=length, **r.model_dump()) for r in latency_rows(full, *parts)]
+    return rows
+
+
+def seq_latency_table(rows: list[SeqLatencyRow]) -> tuple[list[str], list[list[str]]]:
+    """Headers and rows of report.md's latency per sequence length."""
+    headers = ["variant", "seq len", "batch", "threads", "p50 ms", "cpu p50 ms", "speedup"]
+    body = [
+        [
+            r.variant,
+            str(r.seq_len),
+            str(r.batch),
+            str(r.threads),
+            f"{r.median_ms:.3f}",
+            "-" if r.cpu_median_ms is None else f"{r.cpu_median_ms:.3f}",
+            "-"
+            if r.speedup is None
+            else f"{r.speedup:.2f}×" + (f" ({r.speedup_basis})" if r.speedup_basis else ""),
+        ]
+        for r in rows
+    ]
+    return headers, body

@@ -80,6 +80,7 @@ def assemble(
         deploy=shipped.deploy,
         int8_used=shipped.int8_used,
         runtimes=shipped.runtimes,
+        seq_latency=shipped.seq_latency,
         example=data.test.x,
         task=data.task,
         torch_metrics=shipped.torch_metrics,

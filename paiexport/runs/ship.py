@@ -22,6 +22,7 @@ from paiexport.bench.runtime_checks import (
 )
 from paiexport.bench.runtime_latency import RuntimeLatency, benchmark_runtimes
 from paiexport.bench.runtimes import DEFAULT_RUNTIME, Runtime, make_runtimes
+from paiexport.bench.sequences import SeqLatency, benchmark_seq_lens
 from paiexport.data import DataSplits
 from paiexport.export.build import export_variants
 from paiexport.export.metadata import input_normalization, task_metadata
@@ -52,6 +53,7 @@ class Shipped:
     deploy: dict[str, Any] | None  # report.json `deploy`; None without `auto`
     int8_used: dict[str, Any] | None = None  # report.json `export.int8_used` (`ExportedVariants`)
     runtimes: RuntimeOutcome | None = None  # None: bench.runtimes is onnxruntime alone
+    seq_latency: SeqLatency = dataclasses.field(default_factory=dict)  # bench.seq_lens
 
 
 def file_metadata(
@@ -126,6 +128,17 @@ def bench_stage(
         return benchmark_runtimes(files, recipe.bench, timed, shapes)
 
 
+def seq_len_stage(
+    recipe: Recipe, files: dict[Variant, Path], bench: bool, timer: Timer, shapes: dict[str, tuple[int, ...]]
+) -> SeqLatency:
+    """`bench.seq_lens`: every file at each length, when the files have a sequence axis."""
+    if not bench or not recipe.bench.seq_lens:
+        return {}
+    lengths = ", ".join(map(str, recipe.bench.seq_lens))
+    with timer.stage("bench_seq_lens", f"benchmarking at sequence lengths {lengths}"):
+        return benchmark_seq_lens(files, recipe.bench, shapes)
+
+
 def deploy_stage(
     recipe: Recipe, checked: Checked, data_task: Task, paths: RunPaths
 ) -> tuple[Checked, dict[str, Any] | None]:
@@ -175,7 +188,9 @@ def ship(
             exported = export_variants(model, recipe.export, data, paths, metadata)
         with timer.stage("validate", "validating ONNX files"):
             checks, runtime_checks = validate_stage(recipe, exported.files, model, data, runtimes)
-        latency = bench_stage(recipe, exported.files, runtimes, bench, timer, data_shapes(model, data))
+        shapes = data_shapes(model, data)
+        latency = bench_stage(recipe, exported.files, runtimes, bench, timer, shapes)
+        by_seq = seq_len_stage(recipe, exported.files, bench, timer, shapes)
         stats = latency.stats.get(DEFAULT_RUNTIME, {})
         info = {r.name: r.info() for r in runtimes if r.name in runtime_checks}
         measured = Checked(exported.files, stats, checks, RuntimeOutcome(latency, runtime_checks, info))
@@ -191,4 +206,5 @@ def ship(
         deploy,
         exported.int8_used,
         done.runtimes if runtime_checks else None,
+        by_seq,
     )

@@ -18,6 +18,11 @@ input columns are NOT counted: the masks keep them (they read a dead, constant c
 counting them would make the target and the reached sparsity disagree. The compact model
 therefore loses more weights than the target says (see report.json `compact`).
 
+`sparsity.group_targets` sets the channels instead, by the kind of group (`group_kind`): every
+prunable group of a named kind loses that fraction of its channels (`counts.kept`, at least one
+left) and groups of other kinds keep all theirs; `sparsity.target` only paces a schedule then
+(`SparsityConfig.at`). A kind the model has no prunable group of is refused.
+
 A group is prunable when the graph says so (the classifier's outputs, model inputs and ops the
 rules do not understand stay dense, `structure_notes` names them) and every weight whose rows
 it zeroes is a prunable weight (not in `sparsity.exclude`).
@@ -29,11 +34,11 @@ import torch
 
 from paiexport.errors import UserError
 from paiexport.sparsity.allocation import erk_densities
-from paiexport.sparsity.counts import kept_at_density
+from paiexport.sparsity.counts import kept, kept_at_density
 from paiexport.sparsity.depgraph import ChannelGroup, DependencyGraph, Member
 from paiexport.sparsity.groups import group_masks, group_score, zeroed_members
 from paiexport.sparsity.topk import top_k_mask
-from paiexport.sparsity.types import Distribution, Masks, SparsityConfig
+from paiexport.sparsity.types import GROUP_KINDS, Distribution, Masks, SparsityConfig
 
 
 def _name(member: Member) -> str:
@@ -78,9 +83,35 @@ def channel_counts(
     return {n: max(1, c) for n, c in counts.items()}
 
 
-def channel_masks(scores: dict[str, torch.Tensor], sparsity: SparsityConfig, graph: DependencyGraph) -> Masks:
-    """Whole-channel masks over the graph's groups; weights outside usable groups stay dense."""
-    usable = usable_groups(graph, scores)
+def group_kind(group: ChannelGroup) -> str:
+    """ "heads" (attention heads), "ffn" (feed-forward neurons a block rule found) or "channels"."""
+    if any(m.role in ("head", "qkv") for m in group.members):
+        return "heads"
+    return group.kind if group.kind in GROUP_KINDS else "channels"
+
+
+def kind_counts(graph: DependencyGraph, usable: list[int], targets: dict[str, float]) -> dict[int, int]:
+    """Channels to keep per group under `sparsity.group_targets` (kinds not named keep all)."""
+    kinds = {i: group_kind(graph.groups[i]) for i in usable}
+    missing = sorted(set(targets) - set(kinds.values()))
+    if missing:
+        found = ", ".join(sorted(set(kinds.values()))) or "none"
+        raise UserError(
+            f"sparsity.group_targets: the model has no prunable {missing[0]} groups (it has: {found})"
+        )
+    sizes = {i: graph.groups[i].size for i in usable}
+    return {i: max(1, kept(sizes[i], targets[k])) if k in targets else sizes[i] for i, k in kinds.items()}
+
+
+def target_counts(
+    graph: DependencyGraph,
+    rows: dict[int, torch.Tensor],
+    scores: dict[str, torch.Tensor],
+    sparsity: SparsityConfig,
+) -> dict[int, int]:
+    """Channels to keep per usable group (the keys of `rows`, its channels' scores) so that
+    `sparsity.target` of the weights go."""
+    usable = list(rows)
     per = {i: channel_weights(graph.groups[i], scores) for i in usable}
     total = sum(s.numel() for s in scores.values())
     capacity = sum(graph.groups[i].size * per[i] for i in usable)
@@ -92,9 +123,20 @@ def channel_masks(scores: dict[str, torch.Tensor], sparsity: SparsityConfig, gra
             f"{capacity / max(total, 1):.1%} of the weights are in channel-prunable groups{reason})"
         )
     if not usable:
-        return {n: torch.ones(s.shape, dtype=torch.bool, device=s.device) for n, s in scores.items()}
+        return {}
+    return channel_counts(rows, per, 1.0 - removable / capacity, sparsity.distribution)
+
+
+def channel_masks(scores: dict[str, torch.Tensor], sparsity: SparsityConfig, graph: DependencyGraph) -> Masks:
+    """Whole-channel masks over the graph's groups; weights outside usable groups stay dense."""
+    usable = usable_groups(graph, scores)
     rows = {i: group_score(graph.groups[i], scores, sparsity.channel_reduce) for i in usable}
-    counts = channel_counts(rows, per, 1.0 - removable / capacity, sparsity.distribution)
+    if sparsity.group_targets:
+        counts = kind_counts(graph, usable, sparsity.group_targets)
+    else:
+        counts = target_counts(graph, rows, scores, sparsity)
+    if not usable:
+        return {n: torch.ones(s.shape, dtype=torch.bool, device=s.device) for n, s in scores.items()}
     keep: dict[int, torch.Tensor] = {}
     for i in usable:
         alive = int(torch.isfinite(rows[i]).sum())  # channels pruned earlier (-inf) never come back

@@ -61,6 +61,7 @@ class ChannelGroup:
     size: int
     prunable: bool
     note: str = ""
+    kind: str = ""  # "ffn": feed-forward neurons (a rule says so); heads are known by their roles
 
 
 @dataclass(frozen=True)
@@ -101,11 +102,12 @@ class _Space:
     size: int
     members: list[Member] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    kind: str = ""
 
     def group(self) -> ChannelGroup:
         """Prunable when nothing blocked it and a member produces its channels."""
         prunable = not self.notes and any(m.role in PRODUCERS for m in self.members)
-        return ChannelGroup(tuple(self.members), self.size, prunable, "; ".join(self.notes))
+        return ChannelGroup(tuple(self.members), self.size, prunable, "; ".join(self.notes), self.kind)
 
 
 class Builder:
@@ -118,8 +120,8 @@ class Builder:
         self.parent: list[int] = []
         self.notes: list[str] = []
 
-    def new_space(self, size: int, *members: Member) -> int:
-        self.spaces.append(_Space(size, list(members)))
+    def new_space(self, size: int, *members: Member, kind: str = "") -> int:
+        self.spaces.append(_Space(size, list(members), kind=kind))
         self.parent.append(len(self.parent))
         return len(self.parent) - 1
 
@@ -144,6 +146,7 @@ class Builder:
             root = merged.setdefault(self.find(i), _Space(space.size))
             root.members.extend(space.members)
             root.notes.extend(n for n in space.notes if n not in root.notes)
+            root.kind = root.kind or space.kind
         return [s.group() for s in merged.values()]
 
 

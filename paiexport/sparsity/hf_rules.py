@@ -101,7 +101,8 @@ def add_neurons(
         b.notes.append(f"MLP of {type(layer).__name__} ({name}): not the expected Linear layout, kept dense")
         return
     members = [Member(f"{name}.{p}", "weight", 0, "out") for p in producers]
-    space = b.new_space(down.in_features, *members, Member(f"{name}.{consumer}", "weight", 1, "in"))
+    down_member = Member(f"{name}.{consumer}", "weight", 1, "in")
+    space = b.new_space(down.in_features, *members, down_member, kind="ffn")
     if not _elementwise(act):
         b.block([space], f"activation {type(act).__name__} of {name} is not known to be element-wise")
 

@@ -82,5 +82,17 @@ def structure_notes(
             note += f" Input dimension not a multiple of {m}, kept dense: {', '.join(skipped)}."
         return [note]
     if sparsity.structure is StructureKind.channel:
-        return channel_notes(model_graph(model, example), weights)
+        return channel_notes(model_graph(model, example), weights) + group_target_notes(sparsity)
     return []
+
+
+def group_target_notes(sparsity: SparsityConfig) -> list[str]:
+    """What `sparsity.group_targets` did, and that `sparsity.target` did not set the channels."""
+    if not sparsity.group_targets:
+        return []
+    named = ", ".join(f"{kind} {f:.0%}" for kind, f in sparsity.group_targets.items())
+    return [
+        f"sparsity.group_targets: every prunable group lost that share of its channels ({named}; "
+        "other kinds kept all theirs); sparsity.target only paces a schedule, and the weights "
+        "removed are the reached sparsity"
+    ]

@@ -15,11 +15,13 @@ import torch
 from pydantic import Field, field_serializer, field_validator, model_validator
 
 from paiexport.config import StrictModel
-from paiexport.errors import shorten
+from paiexport.errors import did_you_mean, shorten
 
 RULE_SPEC = r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$"  # "module:callable", imported from the recipe's folder
 Masks = dict[str, torch.Tensor]  # parameter name ("0.weight") -> bool tensor of the weight's shape
 Scores = dict[str, torch.Tensor]  # parameter name -> one score per weight (higher is kept)
+# Kinds of channel groups `sparsity.group_targets` names (`channels.group_kind`).
+GROUP_KINDS = ("heads", "ffn", "channels")
 
 
 @dataclass(frozen=True)
@@ -120,6 +122,32 @@ class SparsityConfig(StrictModel):
         max_length=20,
         description='"module:callable"s that register dependency-graph rules (sparsity/rules.py)',
     )
+
+    group_targets: dict[str, Annotated[float, Field(ge=0.0, lt=1.0)]] = Field(
+        default_factory=dict,
+        description="with structure channel: the fraction of channels removed from every group of a "
+        "kind (heads, ffn, channels), e.g. {heads: 0.5, ffn: 0.75}; kinds not named stay dense",
+    )
+
+    @field_validator("group_targets")
+    @classmethod
+    def _group_kinds(cls, targets: dict[str, float]) -> dict[str, float]:
+        for kind in targets:
+            if kind not in GROUP_KINDS:
+                hint = did_you_mean(str(kind), list(GROUP_KINDS))
+                raise ValueError(
+                    f"unknown kind {shorten(repr(kind))}{hint}; choose from {', '.join(GROUP_KINDS)}"
+                )
+        return targets
+
+    def at(self, target: float) -> SparsityConfig:
+        """This section at another `target` (a schedule's step on the way to `self.target`):
+        group targets shrink in proportion, so they are met exactly at `self.target`."""
+        if target == self.target:
+            return self.model_copy()
+        scale = min(1.0, round(target / self.target, 9)) if self.target > 0 else 1.0
+        groups = {k: f * scale for k, f in self.group_targets.items()}
+        return self.model_copy(update={"target": target, "group_targets": groups})
 
     @field_validator("rules")
     @classmethod

@@ -10,7 +10,11 @@ Rules:
 - Random values: floats are standard normal; integers are uniform in [0, N) for an input the
   file's `paiexport.input_vocab` gives N (the ids the model was run on), else in [0, INT_HIGH)
   so they are valid as indices into any axis of size >= INT_HIGH (token ids, Gather); bools
-  are fair coin flips. String and non-tensor inputs cannot be made: refused.
+  are fair coin flips; an integer or bool input named `*mask` (attention_mask) is all ones, every
+  position attended, as a full-length sequence is. String and non-tensor inputs cannot be made:
+  refused.
+- A sequence axis is a dynamic dimension 1 (after the batch) of an input (token ids, masks);
+  `sequence_shapes` sets it to a length for every input that has one (`bench.seq_lens`).
 - Before anything is allocated, the bytes of all inputs at the largest batch are summed and
   refused above `MEMORY_FRACTION` of the available memory.
 """
@@ -184,12 +188,36 @@ def random_feeds(
         shape = resolved[s.name]
         if s.dtype.kind == "f":
             feeds[s.name] = rng.standard_normal(shape).astype(s.dtype)
+        elif s.name.lower().endswith("mask"):
+            feeds[s.name] = np.ones(shape, dtype=s.dtype)
         elif s.dtype.kind == "b":
             feeds[s.name] = rng.integers(0, 2, shape).astype(bool)
         else:
             high = min(s.high, np.iinfo(s.dtype).max) if s.high else INT_HIGH
             feeds[s.name] = rng.integers(0, high, shape).astype(s.dtype)
     return feeds
+
+
+def has_sequence_axis(spec: InputSpec) -> bool:
+    """Whether dimension 1 of the input is dynamic (a sequence: token ids, a mask)."""
+    return spec.dims is not None and len(spec.dims) >= 2 and isinstance(spec.dims[1], str)
+
+
+def sequence_shapes(
+    specs: list[InputSpec], shapes: dict[str, tuple[int, ...]], length: int
+) -> dict[str, tuple[int, ...]] | None:
+    """`shapes` (full shapes, the batch first) with the sequence axis of every input that has one
+    set to `length`; an input missing from `shapes` is (1, length). None: no input has one."""
+    with_axis = [s for s in specs if has_sequence_axis(s)]
+    if not with_axis:
+        return None
+    out = dict(shapes)
+    for spec in with_axis:
+        given = shapes.get(spec.name)
+        if given is None:
+            given = tuple(1 if isinstance(d, str) else d for d in spec.dims or ())
+        out[spec.name] = (given[0], length, *given[2:])
+    return out
 
 
 def data_input(specs: list[InputSpec], shapes: dict[str, tuple[int, ...]], source: str) -> str:

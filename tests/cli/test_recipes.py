@@ -24,6 +24,9 @@ def test_every_bundled_recipe_is_listed_on_one_line(monkeypatch):
     assert [line.split()[0] for line in lines] == names and not any("invalid" in line for line in lines)
     # recipes/snip90.yaml: snip, target 0.9, erk, cnn1d on mnist1d, 30 epochs
     assert f"{'snip90':<20} {'snip':<10} sparsity 90% {'erk':<8} cnn1d on mnist1d, 30 epochs" in lines
+    # sparsity.group_targets: the share of each kind of channel group, not the pacing target
+    bert = "transformers:BertForSequenceClassification on stdlib_text:modules, 8 epochs"
+    assert f"{'bert_heads50':<20} {'snip':<10} heads 50%, ffn 75% {bert}" in lines
 
 
 def test_a_broken_recipe_does_not_hide_the_others(monkeypatch, tmp_path):

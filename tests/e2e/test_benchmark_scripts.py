@@ -150,3 +150,46 @@ def test_runtimes_without_openvino_exits_naming_the_extra(monkeypatch):
     with pytest.raises(SystemExit) as caught:
         runtimes.main(["--quick"])
     assert caught.value.code == "error: --runtime openvino: not installed; pip install 'paiexport[openvino]'"
+
+
+def test_transformer_speed_quick_prints_every_file_at_every_cell(tmp_path, capsys):
+    # CI size (2 layers, hidden 64, 2 iterations): every file built from the pruned encoder and
+    # timed; the goals are for BERT-base (docs/deployment-and-speed.md), not asserted here
+    pytest.importorskip("transformers", reason="needs transformers (pip install 'paiexport[hf]')")
+    import benchmarks.transformer_speed as transformer_speed
+
+    assert transformer_speed.main(["--quick", "--out", str(tmp_path)]) == 0
+    printed = capsys.readouterr().out
+    rows = {
+        line[:14].strip(): line[14:].split()
+        for line in printed.splitlines()
+        if line[:14].strip() in transformer_speed.FILES
+    }
+    assert list(rows) == list(transformer_speed.FILES)
+    assert all(len(cells) == 6 and all(c.endswith("×") for c in cells[1::2]) for cells in rows.values())
+    assert rows["dense fp32"][1::2] == ["1.00×"] * 3
+    assert "compact at batch 1, sequence 128: " in printed and "dense int8 alone: " in printed
+    diff = float(printed.split("max abs diff of the logits: ")[1].split()[0])
+    assert diff <= 1e-4
+    assert sorted(p.name for p in tmp_path.glob("*.onnx")) == [
+        "compact.int8.onnx",
+        "compact.onnx",
+        "dense.int8.onnx",
+        "dense.onnx",
+    ]
+
+
+def test_train_compact_bert_part_times_every_variant(capsys):
+    # a 32-wide encoder, 1 epoch, 1 seed: every variant of bert_heads50 trains through the
+    # library; the goals are for the real run (docs/transformers.md), not asserted here
+    pytest.importorskip("transformers", reason="needs transformers (pip install 'paiexport[hf]')")
+    import benchmarks.train_compact as train_compact
+
+    train_compact.main(["--model", "bert", "--width", "32", "--epochs", "1", "--seeds", "1"])
+    printed = capsys.readouterr().out
+    params = {
+        line.split()[2]: int(line.split()[-1]) for line in printed.splitlines() if line.startswith("seed 0 ")
+    }
+    assert list(params) == ["dense", "masked", "compact"]
+    assert params["dense"] == params["masked"] > params["compact"]
+    assert "compact vs dense epoch time: " in printed and "(goal >= 2)" in printed

@@ -10,7 +10,9 @@ from paiexport.cli import app
 from paiexport.recipe import bundled_recipes_dir
 
 runner = CliRunner()
-RECIPES = sorted(p.stem for p in bundled_recipes_dir().glob("*.yaml"))
+# The transformer recipes run through the CLI at a tiny size in test_transformer_recipes.py.
+TRANSFORMERS = {"bert_heads50", "gpt_heads50"}
+RECIPES = sorted(p.stem for p in bundled_recipes_dir().glob("*.yaml") if p.stem not in TRANSFORMERS)
 FAST = ["train.epochs=1", "bench.iterations=5", "bench.warmup=1", "bench.batch_sizes=[1]"]
 # Reductions that keep the recipe's method: its fine-tuning phase shortened to one epoch too.
 SHORTER = {"magnitude_after_training90": ["method.finetune_epochs=1"]}

@@ -13,6 +13,7 @@ from paiexport.reporting.gates import GatesConfig, evaluate_gates
 from paiexport.reporting.html import render_html
 from paiexport.reporting.report import latency_sections, markdown, summary_table
 from paiexport.reporting.schema import RunReport
+from paiexport.reporting.speed import seq_latency_rows
 
 
 def timed(wall_ms: float, cpu_ms: float, kind: str = "thread") -> LatencyStats:
@@ -107,3 +108,30 @@ def test_a_busy_flag_without_its_ratio_still_warns():
     report = full_report(latency_sections(busy_stats()))
     report.wall_cpu_ratio = None
     assert f"**{BUSY_WARNING}**" in markdown(report)
+
+
+def test_latency_per_sequence_length_has_its_own_speedups_and_a_report_md_table(tmp_path):
+    """bench.seq_lens: rows per length with speedups at that length; a report without it is as before."""
+    by_seq = {
+        32: {"dense": {1: {1: timed(2.0, 2.0)}}, "compact": {1: {1: timed(1.0, 1.0)}}},
+        128: {"dense": {1: {1: timed(9.0, 9.0)}}, "compact": {1: {1: timed(3.0, 3.0)}}},
+    }
+    rows = seq_latency_rows(by_seq, "dense")
+    assert [(r.seq_len, r.variant, r.speedup, r.speedup_basis) for r in rows] == [
+        (32, "dense", 1.0, "cpu"),
+        (32, "compact", 2.0, "cpu"),
+        (128, "dense", 1.0, "cpu"),
+        (128, "compact", 3.0, "cpu"),
+    ]
+    report = full_report({**latency_sections(by_seq[32]), "latency_by_seq_len": rows})
+    report.write(tmp_path / "report.json")
+    raw = json.loads((tmp_path / "report.json").read_text())
+    assert raw["latency_by_seq_len"][3] == {**rows[3].model_dump(), "seq_len": 128, "cpu_median_ms": 3.0}
+    assert RunReport.read(tmp_path) == report
+    md = markdown(report)
+    assert "## Latency per sequence length" in md
+    assert "| compact | 128 | 1 | 1 | 3.000 | 3.000 | 3.00× (cpu) |" in md
+    plain = full_report(latency_sections(busy_stats()))  # no bench.seq_lens: the keys it always had
+    plain.write(tmp_path / "plain.json")
+    assert "latency_by_seq_len" not in json.loads((tmp_path / "plain.json").read_text())
+    assert "sequence length" not in markdown(plain)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+from hf_tiny import BERT, HF_REASON, LLAMA, tiny, tokens
 from torch import nn
 
 from paiexport.errors import UserError
@@ -13,6 +14,7 @@ from paiexport.sparsity.channels import (
     channel_masks,
     channel_notes,
     channel_weights,
+    group_kind,
     usable_groups,
 )
 from paiexport.sparsity.depgraph import DependencyGraph, build_graph
@@ -194,3 +196,61 @@ def test_an_untraceable_model_names_the_reason() -> None:
         channel_masks(scores, channel(0.5), graph)
     assert "\n" not in str(info.value)
     assert channel_masks(scores, channel(0.0), graph)["fc.weight"].all()  # nothing asked: dense
+
+
+def alive_channels(graph: DependencyGraph, masks: dict[str, torch.Tensor], module: str) -> int:
+    """Output rows of `module.weight` left in `masks`."""
+    return len(rows_kept(masks[f"{module}.weight"]))
+
+
+@pytest.mark.parametrize(("config", "causal"), [("BERT", False), ("LLAMA", True)])
+def test_group_targets_remove_that_share_of_heads_and_ffn_neurons_in_every_layer(config, causal) -> None:
+    pytest.importorskip("transformers", reason=HF_REASON)
+    model = tiny(BERT if config == "BERT" else LLAMA, causal_lm=causal)
+    graph = build_graph(model, tokens(2, 8)["input_ids"])
+    scores = {
+        n: torch.rand_like(p) for n, p in model.named_parameters() if n.endswith("weight") and p.dim() == 2
+    }
+    sparsity = channel(0.5, group_targets={"heads": 0.5, "ffn": 0.75})
+    masks = channel_masks(scores, sparsity, graph)
+    kinds = sorted(group_kind(graph.groups[i]) for i in usable_groups(graph, scores))
+    assert kinds == ["ffn", "ffn", "heads", "heads"]
+    for i in range(2):
+        if config == "BERT":  # 4 heads of 8 -> 2; FFN 64 -> 16
+            layer = f"bert.encoder.layer.{i}"
+            heads, ffn = f"{layer}.attention.self.query", f"{layer}.intermediate.dense"
+            assert alive_channels(graph, masks, heads) == 2 * 8
+            assert alive_channels(graph, masks, f"{layer}.attention.self.value") == 2 * 8
+        else:  # 2 key/value heads of 8 (2 query heads each) -> 1; gated FFN 64 -> 16
+            layer = f"model.layers.{i}"
+            heads, ffn = f"{layer}.self_attn.k_proj", f"{layer}.mlp.gate_proj"
+            assert alive_channels(graph, masks, heads) == 8
+            assert alive_channels(graph, masks, f"{layer}.self_attn.q_proj") == 16
+            assert alive_channels(graph, masks, f"{layer}.mlp.up_proj") == 16
+        assert alive_channels(graph, masks, ffn) == 16
+    assert "classifier.weight" not in scores or masks["classifier.weight"].all()
+
+
+def test_group_targets_leave_kinds_they_do_not_name_dense_and_keep_one_channel() -> None:
+    model = two_layers(hidden=6, inputs=3)
+    graph = build_graph(model, torch.zeros(2, 3))
+    scores = {n: torch.rand_like(s) for n, s in zero_scores(model).items()}
+    assert [group_kind(graph.groups[i]) for i in usable_groups(graph, scores)] == ["channels"]
+    masks = channel_masks(scores, channel(0.0, group_targets={"channels": 0.5}), graph)
+    assert len(rows_kept(masks["0.weight"])) == 3  # a traced MLP's neurons are "channels"
+    masks = channel_masks(scores, channel(0.0, group_targets={"channels": 0.99}), graph)
+    assert len(rows_kept(masks["0.weight"])) == 1  # never a whole group
+    with pytest.raises(
+        UserError,
+        match=r"^sparsity.group_targets: the model has no prunable heads groups \(it has: channels\)$",
+    ):
+        channel_masks(scores, channel(0.5, group_targets={"heads": 0.5}), graph)
+
+
+def test_a_schedule_on_its_way_scales_the_group_targets() -> None:
+    full = channel(0.6, group_targets={"heads": 0.5, "ffn": 0.75})
+    assert full.at(0.6).group_targets == {"heads": 0.5, "ffn": 0.75}
+    half = full.at(0.3)
+    assert half.target == 0.3 and half.group_targets == {"heads": 0.25, "ffn": 0.375}
+    assert channel(0.0, group_targets={"heads": 0.5}).at(0.0).group_targets == {"heads": 0.5}
+    assert full.group_targets == {"heads": 0.5, "ffn": 0.75}  # the section itself is unchanged

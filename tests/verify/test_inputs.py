@@ -10,7 +10,14 @@ from typer.testing import CliRunner
 
 from paiexport.cli import app
 from paiexport.data import DatasetName, load_data
-from paiexport.verify.inputs import INT_HIGH, graph_inputs, random_feeds, resolve_shapes
+from paiexport.verify.inputs import (
+    INT_HIGH,
+    InputSpec,
+    graph_inputs,
+    random_feeds,
+    resolve_shapes,
+    sequence_shapes,
+)
 
 runner = CliRunner()
 FAST = ("--iterations", "2", "--warmup", "0", "--threads", "1")
@@ -54,16 +61,16 @@ def test_bench_two_inputs(tmp_path):
 
 
 def test_int64_and_bool_inputs_get_valid_values(tmp_path):
-    """Token ids index a 2-row table (Gather fails on an id >= 2); a bool mask is cast."""
+    """Token ids index a 2-row table (Gather fails on an id >= 2); a bool input is cast."""
     table = numpy_helper.from_array(np.arange(8, dtype=np.float32).reshape(2, 4), "table")
     nodes = [
         helper.make_node("Gather", ["table", "ids"], ["e"]),
-        helper.make_node("Cast", ["mask"], ["m"], to=TensorProto.FLOAT),
+        helper.make_node("Cast", ["flag"], ["m"], to=TensorProto.FLOAT),
     ]
     f = save(
         tmp_path / "ids.onnx",
         nodes,
-        [vi("ids", TensorProto.INT64, ["n", 3]), vi("mask", TensorProto.BOOL, ["n", 3])],
+        [vi("ids", TensorProto.INT64, ["n", 3]), vi("flag", TensorProto.BOOL, ["n", 3])],
         [vi("e", TensorProto.FLOAT, ["n", 3, 4]), vi("m", TensorProto.FLOAT, ["n", 3])],
         [table],
     )
@@ -71,7 +78,7 @@ def test_int64_and_bool_inputs_get_valid_values(tmp_path):
     feeds = random_feeds(specs, resolve_shapes(specs, 64, {}, "ids.onnx"))
     assert feeds["ids"].dtype == np.int64 and feeds["ids"].shape == (64, 3)
     assert set(np.unique(feeds["ids"])) == set(range(INT_HIGH)) == {0, 1}
-    assert feeds["mask"].dtype == np.bool_ and feeds["mask"].any() and not feeds["mask"].all()
+    assert feeds["flag"].dtype == np.bool_ and feeds["flag"].any() and not feeds["flag"].all()
     assert invoke("bench", str(f), "--batch-sizes", "1,64", *FAST).exit_code == 0
 
 
@@ -234,7 +241,8 @@ def test_validate_refuses_a_dataset_other_than_the_recorded_one(tmp_path):
 
 
 def test_a_recorded_vocabulary_gives_every_integer_input_its_own_range(tmp_path):
-    """`paiexport.input_vocab` (written for integer-input models): ids over the whole table, a mask 0/1."""
+    """`paiexport.input_vocab` (written for integer-input models): ids over the whole table; a mask
+    is all ones (every position attended), whatever its recorded range."""
     table = numpy_helper.from_array(np.zeros((50, 2), np.float32), "table")
     nodes = [
         helper.make_node("Gather", ["table", "ids"], ["e"]),
@@ -253,6 +261,20 @@ def test_a_recorded_vocabulary_gives_every_integer_input_its_own_range(tmp_path)
     assert [(s.name, s.high) for s in specs] == [("ids", 50), ("mask", 2)]
     feeds = random_feeds(specs, resolve_shapes(specs, 64, {}, "vocab.onnx"))
     assert feeds["ids"].min() >= 0 and feeds["ids"].max() == 49 and len(np.unique(feeds["ids"])) > 40
-    assert set(np.unique(feeds["mask"])) == {0, 1}
+    assert feeds["mask"].dtype == np.int64 and (feeds["mask"] == 1).all()
     onnx.helper.set_model_props(model, {"paiexport.input_vocab": "ids=x,=3,mask"})  # unreadable: ignored
     assert [s.high for s in graph_inputs(model, "vocab.onnx")] == [None, None]
+
+
+def test_sequence_shapes_set_every_dynamic_second_axis_and_nothing_else():
+    ids = InputSpec("input_ids", np.dtype(np.int64), ("batch", "seq"))
+    mask = InputSpec("attention_mask", np.dtype(np.int64), ("batch", "seq"))
+    pixels = InputSpec("pixels", np.dtype(np.float32), ("batch", 3, 8))
+    data = {"input_ids": (1, 64), "pixels": (1, 3, 8)}
+    assert sequence_shapes([ids, mask, pixels], data, 128) == {
+        "input_ids": (1, 128),
+        "attention_mask": (1, 128),  # not in the data's shapes: the batch and the length
+        "pixels": (1, 3, 8),
+    }
+    assert sequence_shapes([pixels, InputSpec("x", np.dtype(np.float32), None)], data, 128) is None
+    assert sequence_shapes([InputSpec("v", np.dtype(np.int64), ("batch",))], {}, 32) is None
