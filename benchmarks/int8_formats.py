@@ -34,17 +34,14 @@ import numpy as np
 import onnx
 from rich.console import Console
 
-from benchmarks.synthetic_images import SHAPE, fit, image_data, resnet20, synflow_channel75
+from benchmarks.synthetic_images import resnet20_75_onnx
 from paiexport.cli.overrides import parse_overrides
 from paiexport.data import load_dataset
-from paiexport.export.compact import compact_model
 from paiexport.export.quantize import to_int8
-from paiexport.export.space_to_depth import space_to_depth
-from paiexport.export.torch_export import save_onnx, to_onnx
+from paiexport.export.torch_export import save_onnx
 from paiexport.export.variants import Int8Format, Int8Mode
 from paiexport.recipe import bundled_recipes_dir, load_recipe
 from paiexport.runs.pipeline import run_recipe
-from paiexport.sparsity.masks import strip_masks
 from paiexport.verify.validate import make_session, run_session
 
 BATCHES = (64, 1)
@@ -141,13 +138,7 @@ def channel_part(run: Path | None, epochs: int, iterations: int, out: Path) -> N
 
 
 def resnet_part(epochs: int, samples: int, iterations: int, out: Path) -> None:
-    data = image_data(samples)
-    model = resnet20(data, seed=0)
-    synflow_channel75(model, data)
-    fit(model, data, epochs, seed=0, masked=True)
-    model = strip_masks(model.cpu()).eval()
-    compact, _ = space_to_depth(to_onnx(compact_model(model, SHAPE).model, SHAPE, 18), 16)
-    floats = {"dense": to_onnx(model, SHAPE, 18), "compact": compact}
+    data, floats = resnet20_75_onnx(epochs, samples)
     protos = quantized(floats, data.train.x[:256].numpy())
     report("resnet20 3x32x32, synflow 75% channel", protos, data.test, iterations, out / "resnet_files")
 

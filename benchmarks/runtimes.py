@@ -33,21 +33,18 @@ from pathlib import Path
 import numpy as np
 from rich.console import Console
 
-from benchmarks.synthetic_images import SHAPE, fit, image_data, resnet20, synflow_channel75
+from benchmarks.synthetic_images import resnet20_75_onnx
 from paiexport.bench.runtime_latency import RuntimeLatency, benchmark_runtimes
 from paiexport.bench.runtimes import make_runtimes
 from paiexport.bench.settings import BenchSettings
 from paiexport.cli.overrides import parse_overrides
 from paiexport.data import Split, load_dataset
 from paiexport.errors import UserError
-from paiexport.export.compact import compact_model
 from paiexport.export.quantize import to_int8
-from paiexport.export.space_to_depth import space_to_depth
-from paiexport.export.torch_export import save_onnx, to_onnx
+from paiexport.export.torch_export import save_onnx
 from paiexport.export.variants import Int8Mode
 from paiexport.recipe import bundled_recipes_dir, load_recipe
 from paiexport.runs.pipeline import run_recipe
-from paiexport.sparsity.masks import strip_masks
 from paiexport.verify.validate import run_session
 
 BATCHES = (1, 64)
@@ -134,16 +131,10 @@ def channel_part(run: Path | None, epochs: int, iterations: int, out: Path, quic
 
 
 def resnet_part(epochs: int, samples: int, iterations: int, out: Path) -> None:
-    data = image_data(samples)
-    model = resnet20(data, seed=0)
-    synflow_channel75(model, data)
-    fit(model, data, epochs, seed=0, masked=True)
-    model = strip_masks(model.cpu()).eval()
-    compact, _ = space_to_depth(to_onnx(compact_model(model, SHAPE).model, SHAPE, 18), 16)
+    data, floats = resnet20_75_onnx(epochs, samples)
     protos = {
-        "dense": to_onnx(model, SHAPE, 18),
-        "compact": compact,
-        "compact.int8": to_int8(compact, Int8Mode.static, data.train.x[:256].numpy()),
+        **floats,
+        "compact.int8": to_int8(floats["compact"], Int8Mode.static, data.train.x[:256].numpy()),
     }
     out.mkdir(parents=True, exist_ok=True)
     files = {name: out / f"{name}.onnx" for name in protos}

@@ -11,6 +11,7 @@ import tempfile
 import time
 from pathlib import Path
 
+import onnx
 import torch
 from torch import nn
 
@@ -64,3 +65,20 @@ def fit(
             callbacks=[KeepPrunedZero()] if masked else [],
         )
     return result, (time.perf_counter() - start) / max(epochs, 1)
+
+
+def resnet20_75_onnx(epochs: int, samples: int) -> tuple[DataSplits, dict[str, onnx.ModelProto]]:
+    """The resnet20 run the speed benchmarks share: synflow 75% by channels, `epochs` masked
+    epochs, then its dense and compact float graphs (compact with `space_to_depth` 16)."""
+    from paiexport.export.compact import compact_model
+    from paiexport.export.space_to_depth import space_to_depth
+    from paiexport.export.torch_export import to_onnx
+    from paiexport.sparsity.masks import strip_masks
+
+    data = image_data(samples)
+    model = resnet20(data, seed=0)
+    synflow_channel75(model, data)
+    fit(model, data, epochs, seed=0, masked=True)
+    model = strip_masks(model.cpu()).eval()
+    compact, _ = space_to_depth(to_onnx(compact_model(model, SHAPE).model, SHAPE, 18), 16)
+    return data, {"dense": to_onnx(model, SHAPE, 18), "compact": compact}

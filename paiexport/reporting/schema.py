@@ -108,6 +108,7 @@ class GateRow(Section):
     where: str
     unit: str
     line: str
+    at_most: bool | None = None  # the limit is a maximum (min_metric of a lower-is-better metric)
 
 
 class Gates(Section):

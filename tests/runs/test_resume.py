@@ -289,7 +289,7 @@ def test_a_full_disk_before_any_checkpoint_removes_the_staging_folder(tmp_path, 
     assert not out.exists() and not list(tmp_path.glob(".run.partial-*"))
 
 
-@pytest.fixture(params=["64k", "400k"])  # full before the first checkpoint / after training
+@pytest.fixture(params=["64k", "300k"])  # full before the first checkpoint / after training (a run: ~400k)
 def small_disk(tmp_path, request):
     mount = tmp_path / "small"
     mount.mkdir()

@@ -143,4 +143,5 @@ def test_describe():
         "higher_is_better": False,
         "drop_scale": 1.0,
         "relative_drop": False,
+        "percent": False,
     }

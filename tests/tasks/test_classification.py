@@ -105,6 +105,7 @@ def test_describes_itself_as_a_percentage_accuracy_task():
         "higher_is_better": True,
         "drop_scale": 100.0,  # drops in points of accuracy
         "relative_drop": False,
+        "percent": True,
     }
     assert t.drop(0.9, 0.885) == pytest.approx(1.5)
     assert t.at_baseline(0.19, 0.19) and not t.at_baseline(0.2, 0.19)
