@@ -8,28 +8,14 @@ import sys
 import numpy as np
 import pytest
 import yaml
+from clitest import invoke, one_line_error
 from tinyonnx import FEATURES, linear_file, qdq_linear_file, separating_weight
-from typer.testing import CliRunner
 
 import paiexport.bench.latency
 from paiexport.bench.synthetic import matmul_chain
-from paiexport.cli import app
 from paiexport.cli.files import _gate_options
 
-runner = CliRunner()
 FAST = ("--iterations", "2", "--warmup", "0", "--threads", "1", "--batch-sizes", "1")
-
-
-def invoke(*args: object):
-    return runner.invoke(app, [str(a) for a in args], catch_exceptions=False)
-
-
-def one_line_error(result, *needles: str) -> None:
-    assert result.exit_code == 2, result.output
-    lines = result.output.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: "), result.output
-    for needle in needles:
-        assert needle in lines[0], result.output
 
 
 @pytest.fixture(scope="module")

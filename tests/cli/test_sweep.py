@@ -7,27 +7,12 @@ import json
 
 import pytest
 import typer
+from clitest import invoke, one_line_error
 from rich.console import Console
-from typer.testing import CliRunner
 
 import paiexport.cli.sweep as sweep_cli
 import paiexport.sweep
-from paiexport.cli import app
 from paiexport.cli.sweep import report_failures
-
-runner = CliRunner()
-
-
-def invoke(*args: object):
-    return runner.invoke(app, [str(a) for a in args], catch_exceptions=False)
-
-
-def one_line_error(result, *needles: str) -> None:
-    assert result.exit_code == 2, result.output
-    lines = result.output.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: "), result.output
-    for needle in needles:
-        assert needle in lines[0], result.output
 
 
 def test_a_sweep_needs_a_recipe_or_collect():
