@@ -23,6 +23,7 @@ import select
 import subprocess
 import sys
 import tempfile
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -87,10 +88,33 @@ def measure(files: dict[str, Path], iterations: int) -> Stats:
     return benchmark_files(files, settings)
 
 
-def busy_summary(name: str, stats: Stats) -> str:
+def cpu_share(seconds: float = 0.5) -> float:
+    """This thread's CPU time over wall time while it spins for `seconds`: 1.0 on an idle
+    core, about 2/3 when three busy threads share two cores (the sandbox's load average
+    lags and is not used)."""
+    wall, cpu = time.perf_counter(), time.thread_time()
+    while time.perf_counter() - wall < seconds:
+        pass
+    return (time.thread_time() - cpu) / (time.perf_counter() - wall)
+
+
+def measure_phase(files: dict[str, Path], iterations: int) -> tuple[Stats, tuple[float, float]]:
+    """The phase's figures and the CPU share a spinning thread got before and after it."""
+    before = cpu_share()
+    stats = measure(files, iterations)
+    return stats, (before, cpu_share())
+
+
+def busy_summary(name: str, stats: Stats, share: tuple[float, float]) -> str:
     check = busy_check(labelled(stats))
     flag = "busy" if check.busy else "not busy"
-    return f"{name}: {flag} (worst wall/CPU median {check.worst_ratio:.2f}× at {check.where})"
+    dense = stats["dense"][max(BATCHES)][1]
+    return (
+        f"{name}: {flag} (worst wall/CPU median {check.worst_ratio:.2f}× at {check.where}); "
+        f"CPU share of a spinning thread {share[0]:.2f} -> {share[1]:.2f}; dense at batch {max(BATCHES)}: "
+        f"wall p90/median {dense.p90_ms / dense.median_ms:.2f}, CPU p90/median "
+        f"{(dense.cpu_p90_ms or 0) / (dense.cpu_median_ms or 1):.2f}"
+    )
 
 
 def rows(idle: Stats, loaded: Stats) -> list[tuple[str, int, float, float, float, float, bool]]:
@@ -109,9 +133,9 @@ def rows(idle: Stats, loaded: Stats) -> list[tuple[str, int, float, float, float
     return out
 
 
-def report(idle: Stats, loaded: Stats) -> None:
-    print(busy_summary("idle phase", idle))
-    print(busy_summary("loaded phase", loaded))
+def report(idle: Stats, loaded: Stats, loads: dict[str, tuple[float, float]]) -> None:
+    print(busy_summary("idle phase", idle, loads["idle"]))
+    print(busy_summary("loaded phase", loaded, loads["loaded"]))
     print("speedups over model.onnx of the same phase (wall = perf_counter, cpu = thread_time medians)")
     header = (
         f"{'file':<13} {'batch':>5} {'idle wall':>10} {'idle cpu':>9} {'loaded wall':>12} {'loaded cpu':>11}"
@@ -138,10 +162,10 @@ def main(argv: list[str] | None = None) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         files = run_files(args.run) if args.run else build(Path(tmp) / "run", args.quick)
         print(f"files: {', '.join(files)}; batch {', '.join(map(str, BATCHES))}; {iterations} iterations")
-        idle = measure(files, iterations)
+        idle, idle_load = measure_phase(files, iterations)
         with load():
-            loaded = measure(files, iterations)
-    report(idle, loaded)
+            loaded, loaded_load = measure_phase(files, iterations)
+    report(idle, loaded, {"idle": idle_load, "loaded": loaded_load})
 
 
 if __name__ == "__main__":
