@@ -26,6 +26,7 @@ HASH_NEUTRAL: dict[tuple[str, ...], object] = {
     ("export", "dynamic_axes"): {},
     ("sparsity", "group_targets"): {},
     ("bench", "seq_lens"): [],
+    ("export", "fuse_skip_layernorm"): False,
 }
 
 

@@ -15,6 +15,7 @@ from paiexport.export.compact import compact_model, max_abs_diff
 from paiexport.export.config import ExportConfig
 from paiexport.export.metadata import INT8, INT8_FORMAT, VARIANT, input_vocab
 from paiexport.export.quantize import resolve_int8_mode, to_int8
+from paiexport.export.residual_sum import residual_sums
 from paiexport.export.space_to_depth import space_to_depth
 from paiexport.export.torch_export import save_onnx, to_onnx
 from paiexport.export.transforms import set_metadata, to_sparse_initializers
@@ -31,6 +32,14 @@ class ExportedVariants:
     files: dict[Variant, Path]
     compact: dict[str, Any] | None = None
     int8_used: dict[str, Any] | None = None  # `int8_choice`, when an int8 file was written
+    residual_sums: int = 0  # Adds before a LayerNormalization written as Sum in model.onnx
+
+
+def float_graph(model: nn.Module, example: Any, config: ExportConfig) -> tuple[onnx.ModelProto, int]:
+    """`model` as ONNX with the export's graph rewrites: residual sums unless
+    `fuse_skip_layernorm` (see `residual_sum.py`), and how many were rewritten."""
+    graph = to_onnx(model, example, config.opset, config.dynamic_axes)
+    return (graph, 0) if config.fuse_skip_layernorm else residual_sums(graph)
 
 
 def int8_choice(dense: onnx.ModelProto, config: ExportConfig) -> dict[str, Any]:
@@ -56,7 +65,7 @@ def compact_variant(
     # Nothing to remove (typical of unstructured masks): ship the dense graph itself, so the
     # compact file is never slower than model.onnx and equal to it bit for bit.
     shrunk = result.params_after < result.params_before
-    graph = to_onnx(result.model, example, config.opset, config.dynamic_axes) if shrunk else dense
+    graph = float_graph(result.model, example, config)[0] if shrunk else dense
     if shrunk and config.space_to_depth:
         graph, info["space_to_depth_convs"] = space_to_depth(graph, config.space_to_depth)
     tags = {
@@ -108,7 +117,8 @@ def export_variants(
 
     metadata = {**metadata, **input_vocab(model, data.test.x)}
     tags = {**metadata, "paiexport.variant": Variant.dense.value}
-    dense = set_metadata(to_onnx(model, data.example(), config.opset, config.dynamic_axes), tags)
+    graph, sums = float_graph(model, data.example(), config)
+    dense = set_metadata(graph, tags)
     if Variant.dense in wanted:
         save(Variant.dense, dense)
     compact = None
@@ -124,4 +134,4 @@ def export_variants(
         # Sparse storage is the very last transform: later ONNX round trips would drop it.
         tagged = set_metadata(dense, {"paiexport.variant": Variant.sparse.value})
         save(Variant.sparse, to_sparse_initializers(tagged, config.sparse_threshold))
-    return ExportedVariants(files, compact_info, int8_used)
+    return ExportedVariants(files, compact_info, int8_used, sums)

@@ -49,6 +49,12 @@ class ExportConfig(StrictModel):
         description="ops whose output has fewer channels stay float in int8 files "
         "(onnxruntime's int8 convolutions are slower than float below 16 channels on AVX-512)",
     )
+    fuse_skip_layernorm: bool = Field(
+        default=False,
+        description="false: residual Adds that feed a LayerNormalization are written as Sum, which "
+        "onnxruntime does not fuse into com.microsoft.SkipLayerNormalization (its CPU kernel is ~8x "
+        "slower than Add + LayerNormalization); true: keep Add (for providers whose fused kernel is fast)",
+    )
     deploy_runtime: DeployRuntime = Field(
         default="onnxruntime",
         description="auto deploys the fastest valid file in this runtime (one of bench.runtimes)",

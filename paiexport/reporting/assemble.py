@@ -64,6 +64,7 @@ class RunOutcome:
     compact: dict[str, Any] | None = None
     deploy: dict[str, Any] | None = None
     int8_used: dict[str, Any] | None = None  # `ExportedVariants.int8_used`
+    residual_sums: int = 0  # `ExportedVariants.residual_sums`
     runtimes: RuntimeOutcome | None = None  # bench.runtimes besides onnxruntime (None: it alone)
     seq_latency: dict[int, dict[str, dict[int, dict[int, LatencyStats]]]] = field(default_factory=dict)
     example: torch.Tensor | None = None  # a sample batch: the channel graph is traced on it
@@ -152,6 +153,13 @@ def validation_section(checks: dict[str, FileValidation], runtimes: RuntimeOutco
     return section
 
 
+def export_section(run: RunOutcome) -> dict[str, Any] | None:
+    """report.json `export`: the int8 choice and the residual sums; None when neither applies."""
+    if run.int8_used is None and not run.residual_sums:
+        return None
+    return {"int8_used": run.int8_used, "residual_sums": run.residual_sums}
+
+
 def build_report(facts: RunFacts, run: RunOutcome) -> RunReport:
     """report.json's content but `gates`, `verdict` and `timings_s`, which come after it."""
     sizes = {v: file_size(p) for v, p in run.files.items()}
@@ -177,7 +185,7 @@ def build_report(facts: RunFacts, run: RunOutcome) -> RunReport:
         files={v: p.name for v, p in run.files.items()},
         training=training_section(facts, run.fit),
         compact=run.compact,
-        export=None if run.int8_used is None else {"int8_used": run.int8_used},
+        export=export_section(run),
         deploy=run.deploy,
         notes=notes,
         train_compact=run.fit.train.compact,

@@ -223,10 +223,17 @@ def verdict_lines(report: RunReport) -> list[str]:
 def int8_lines(report: RunReport) -> list[str]:
     """The int8 files' mode and format, and why (`export.int8_used`); none without int8 files."""
     used = report.export.int8_used if report.export is not None else None
-    if used is None:
-        return []
-    written = f", {used.format}" if used.format else ""
-    return [f"- int8 files: {used.mode}{written}; {used.reason}"]
+    sums = report.export.residual_sums if report.export is not None else 0
+    lines = []
+    if used is not None:
+        written = f", {used.format}" if used.format else ""
+        lines.append(f"- int8 files: {used.mode}{written}; {used.reason}")
+    if sums:
+        lines.append(
+            f"- {sums} residual Adds before a LayerNormalization written as Sum "
+            "(onnxruntime's fused SkipLayerNormalization CPU kernel is slower; export.fuse_skip_layernorm)"
+        )
+    return lines
 
 
 def markdown(report: RunReport) -> str:

@@ -80,6 +80,7 @@ class Export(Section):
     """What the export chose where the recipe left it a choice."""
 
     int8_used: Int8Used | None = None
+    residual_sums: int = 0  # Adds before a LayerNormalization written as Sum (export.fuse_skip_layernorm)
 
 
 class DeployCandidate(Section):

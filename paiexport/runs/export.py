@@ -127,4 +127,5 @@ def _reexport(source: RunSource, out_dir: Path, console: Console, force: bool) -
         "validation": validation_section(shipped.checks, shipped.runtimes),
         "deploy": shipped.deploy,
         "int8_used": shipped.int8_used,
+        "residual_sums": shipped.residual_sums,
     }

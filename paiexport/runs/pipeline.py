@@ -79,6 +79,7 @@ def assemble(
         compact=shipped.compact,
         deploy=shipped.deploy,
         int8_used=shipped.int8_used,
+        residual_sums=shipped.residual_sums,
         runtimes=shipped.runtimes,
         seq_latency=shipped.seq_latency,
         example=data.test.x,

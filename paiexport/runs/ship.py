@@ -54,6 +54,7 @@ class Shipped:
     int8_used: dict[str, Any] | None = None  # report.json `export.int8_used` (`ExportedVariants`)
     runtimes: RuntimeOutcome | None = None  # None: bench.runtimes is onnxruntime alone
     seq_latency: SeqLatency = dataclasses.field(default_factory=dict)  # bench.seq_lens
+    residual_sums: int = 0  # report.json `export.residual_sums` (`ExportedVariants`)
 
 
 def file_metadata(
@@ -207,4 +208,5 @@ def ship(
         exported.int8_used,
         done.runtimes if runtime_checks else None,
         by_seq,
+        exported.residual_sums,
     )

@@ -6,6 +6,7 @@ from __future__ import annotations
 import importlib
 from pathlib import Path
 
+import onnx
 import pytest
 import yaml
 from tiny import TINY_RECIPE
@@ -160,8 +161,8 @@ def test_transformer_speed_quick_prints_every_file_at_every_cell(tmp_path, capsy
 
     assert transformer_speed.main(["--quick", "--out", str(tmp_path)]) == 0
     printed = capsys.readouterr().out
-    main_table, unfused = printed.split("SkipLayerNormFusion off in every session:")
-    for table, cells in ((main_table, 6), (unfused, 2)):
+    main_table, with_adds = printed.split("residual Adds kept (export.fuse_skip_layernorm: true):")
+    for table, cells in ((main_table, 6), (with_adds, 2)):
         rows = {
             line[:14].strip(): line[14:].split()
             for line in table.splitlines()
@@ -179,6 +180,10 @@ def test_transformer_speed_quick_prints_every_file_at_every_cell(tmp_path, capsy
         "dense.int8.onnx",
         "dense.onnx",
     ]
+    ops = {n.op_type for n in onnx.load(str(tmp_path / "compact.int8.onnx")).graph.node}
+    assert "Sum" in ops  # the files as paiexport writes them (export.fuse_skip_layernorm: false)
+    adds = {n.op_type for n in onnx.load(str(tmp_path / "adds" / "compact.int8.onnx")).graph.node}
+    assert "Sum" not in adds
 
 
 def test_train_compact_bert_part_times_every_variant(capsys):

@@ -90,6 +90,10 @@ def test_bert_heads50_at_a_tiny_size_runs_and_keeps_exactly_its_heads_and_neuron
         assert dims[f"{prefix}.intermediate.dense.bias"] == [16]  # 16 of 64 neurons
         assert dims[f"{prefix}.attention.output.dense.bias"] == [32]  # the hidden size stays
     assert initializer_dims(out / "model.onnx")[f"{prefix}.intermediate.dense.bias"] == [64]
+    # The embeddings' sum and two residuals per layer feed a LayerNorm: written as Sum, which
+    # onnxruntime does not fuse into its slow SkipLayerNormalization CPU kernel.
+    assert report["export"]["residual_sums"] == 5
+    assert "- 5 residual Adds before a LayerNormalization written as Sum" in (out / "report.md").read_text()
 
 
 def test_gpt_heads50_at_a_tiny_size_runs_as_a_language_model(tmp_path):
@@ -100,3 +104,4 @@ def test_gpt_heads50_at_a_tiny_size_runs_as_a_language_model(tmp_path):
     assert report["task"]["name"] == "language_model"
     assert report["metrics"]["torch"]["perplexity"] < report["task"]["baseline"]
     assert report["compact"]["params_after"] <= 0.55 * report["compact"]["params_before"]
+    assert report["export"]["residual_sums"] == 0  # RMSNorm: no LayerNormalization to fuse with

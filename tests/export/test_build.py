@@ -163,3 +163,32 @@ def test_a_shrunk_compact_graph_is_quantized_on_its_own(tmp_path, exported, monk
     assert len(calls) == 2
     assert shapes(result.files[Variant.compact_int8])["0.bias"] == [7]
     assert shapes(result.files[Variant.int8])["0.bias"] == [8]
+
+
+class Residual(nn.Module):
+    """LayerNorm(x + Linear(x)) -> Linear: one residual Add that feeds a LayerNormalization."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.inner, self.norm, self.head = nn.Linear(6, 6), nn.LayerNorm(6), nn.Linear(6, 3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.norm(x + self.inner(x)))
+
+
+def residual_op(path: Path) -> str:
+    """The op type of the node whose output the file's LayerNormalization reads."""
+    nodes = onnx.load(str(path)).graph.node
+    (norm,) = [n for n in nodes if n.op_type == "LayerNormalization"]
+    return next(n.op_type for n in nodes if norm.input[0] in n.output)
+
+
+@pytest.mark.parametrize("fuse", [False, True])
+def test_residual_adds_before_a_layernorm_are_sums_unless_fusion_is_asked_for(
+    tmp_path, exported, fuse
+) -> None:
+    torch.manual_seed(0)
+    result = export(Residual().eval(), tmp_path, formats=["dense", "int8"], fuse_skip_layernorm=fuse)
+    assert result.residual_sums == (0 if fuse else 1)
+    for variant in (Variant.dense, Variant.int8):
+        assert residual_op(result.files[variant]) == ("Add" if fuse else "Sum"), variant
