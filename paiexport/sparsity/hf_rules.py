@@ -21,8 +21,10 @@ activation not known to be element-wise, and any layer whose shapes do not fit.
 
 Supported (tested) families: BERT-style encoders (Bert, Roberta, Electra: `*Layer` with
 `attention.self.{query,key,value}`, `attention.output.dense`, `intermediate.dense`,
-`output.dense`) and Llama-style decoders (Llama, Qwen2, Mistral: `*DecoderLayer` with
-`self_attn.{q,k,v,o}_proj` and `mlp.{gate,up,down}_proj`). GPT-2 is not: its projections are
+`output.dense`), Llama-style decoders (Llama, Qwen2, Mistral: `*DecoderLayer` with
+`self_attn.{q,k,v,o}_proj` and `mlp.{gate,up,down}_proj`) and ViT-style encoders (ViT, DeiT,
+I-JEPA, ViTMSN tested; ViTMAE, ViViT and AST share ViT's code in transformers 5.24: `*Layer`
+with `attention.{q,k,v,o}_proj` and `mlp.fc1`/`mlp.fc2`). GPT-2 is not: its projections are
 transformers' `Conv1D` (transposed weights), which are not maskable weights here.
 """
 
@@ -130,33 +132,53 @@ class BertLayerRule(BlockRule):
         add_heads(b, name, attn, paths, int(getattr(inner, "attention_head_size", 0)), 1)
 
 
+def _projection_heads(b: Builder, name: str, attn: nn.Module | None, where: str) -> None:
+    """Heads of an attention module with separate `{q,k,v,o}_proj` Linears (named `name`)."""
+    projections = ("q_proj", "k_proj", "v_proj", "o_proj")
+    extra = _extra_parameters(attn, projections) if attn is not None else []
+    if attn is None or extra:
+        b.notes.append(
+            f"attention of {where}: has {', '.join(extra) or 'no attention module'}, heads kept dense"
+        )
+        return
+    head_dim = int(getattr(attn, "head_dim", 0))
+    add_heads(b, name, attn, projections, head_dim, int(getattr(attn, "num_key_value_groups", 1)))
+
+
 class DecoderLayerRule(BlockRule):
     """A Llama-style decoder layer: grouped-query attention heads, gated MLP neurons."""
 
     dense_reason = RMS_DENSE
 
     def groups(self, b: Builder, name: str, module: nn.Module) -> None:
-        attn = getattr(module, "self_attn", None)
-        projections = ("q_proj", "k_proj", "v_proj", "o_proj")
-        extra = _extra_parameters(attn, projections) if attn is not None else []
-        if attn is None or extra:
-            b.notes.append(f"attention of {name}: has {', '.join(extra) or 'no self_attn'}, heads kept dense")
-        else:
-            head_dim = int(getattr(attn, "head_dim", 0))
-            add_heads(
-                b,
-                f"{name}.self_attn",
-                attn,
-                projections,
-                head_dim,
-                int(getattr(attn, "num_key_value_groups", 1)),
-            )
+        _projection_heads(b, f"{name}.self_attn", getattr(module, "self_attn", None), name)
         act = getattr(getattr(module, "mlp", None), "act_fn", None)
         add_neurons(b, name, module, ["mlp.gate_proj", "mlp.up_proj"], "mlp.down_proj", act)
 
 
+class ViTLayerRule(BlockRule):
+    """A ViT-style encoder layer: `attention.{q,k,v,o}_proj` heads, `mlp.fc1` -> `mlp.fc2` neurons."""
+
+    dense_reason = HIDDEN_DENSE
+
+    def groups(self, b: Builder, name: str, module: nn.Module) -> None:
+        _projection_heads(b, f"{name}.attention", getattr(module, "attention", None), name)
+        act = getattr(getattr(module, "mlp", None), "activation_fn", None)
+        add_neurons(b, name, module, ["mlp.fc1"], "mlp.fc2", act)
+
+
 _BERT_STYLE = {"bert": "Bert", "roberta": "Roberta", "electra": "Electra"}
 _LLAMA_STYLE = {"llama": "Llama", "qwen2": "Qwen2", "mistral": "Mistral"}
+# Families whose *Layer, *Attention and *MLP are ViT's own code under another name (transformers 5.24).
+_VIT_STYLE = {
+    "vit": "ViT",
+    "deit": "DeiT",
+    "ijepa": "IJepa",
+    "vit_mae": "ViTMAE",
+    "vit_msn": "ViTMSN",
+    "vivit": "Vivit",
+    "audio_spectrogram_transformer": "AST",
+}
 
 
 def register_hf(rules: RuleRegistry) -> None:
@@ -167,3 +189,5 @@ def register_hf(rules: RuleRegistry) -> None:
         rules.module(
             f"transformers.models.{family}.modeling_{family}.{prefix}DecoderLayer", DecoderLayerRule()
         )
+    for family, prefix in _VIT_STYLE.items():
+        rules.module(f"transformers.models.{family}.modeling_{family}.{prefix}Layer", ViTLayerRule())

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from hf_tiny import BERT, HF_REASON, LLAMA, tiny, tokens
+from hf_tiny import BERT, HF_REASON, LLAMA, VIT, pixels, tiny, tiny_image, tokens
 
 from paiexport.sparsity.depgraph import build_graph
 from paiexport.sparsity.hf_rules import DecoderLayerRule
@@ -67,6 +67,34 @@ def test_llama_groups_are_key_value_heads_with_their_query_heads_and_gated_neuro
         ),
     ]
     assert len(graph.groups) == 4 and "RMSNorm reads all of it" in graph.notes[0]
+
+
+def test_vit_heads_and_ffn_neurons_per_layer():
+    graph = build_graph(tiny_image(VIT), pixels(2))
+    expected = []
+    for i in range(2):
+        attn, mlp = f"vit.layers.{i}.attention", f"vit.layers.{i}.mlp"
+        heads = [(f"{attn}.{p}_proj", "head", 0, 16) for p in "qkv"]
+        expected.append((4, True, "", [*heads, (f"{attn}.o_proj", "in", 1, 16)]))
+        expected.append((128, True, "", [(f"{mlp}.fc1", "out", 0, 1), (f"{mlp}.fc2", "in", 1, 1)]))
+    assert members(graph) == expected
+    assert [g.kind for g in graph.groups] == ["", "ffn", "", "ffn"]
+    assert graph.notes[0].endswith("(ViTLayer keeps its hidden size dense (its LayerNorm reads all of it))")
+
+
+@pytest.mark.parametrize(
+    ("model_type", "architecture", "layer"),
+    [
+        ("deit", "DeiTForImageClassification", "deit.layers.1"),
+        ("ijepa", "IJepaForImageClassification", "ijepa.layers.1"),
+        ("vit_msn", "ViTMSNForImageClassification", "vit.layers.1"),
+    ],
+)
+def test_vit_style_families_share_the_rule(model_type, architecture, layer):
+    config = {**VIT, "model_type": model_type, "architectures": [architecture]}
+    graph = build_graph(tiny_image(config), pixels(2))
+    assert [(g.size, g.prunable) for g in graph.groups] == [(4, True), (128, True)] * 2
+    assert graph.groups[2].members[0].module == f"{layer}.attention.q_proj"
 
 
 def test_a_model_that_returns_its_attention_weights_keeps_its_heads():
