@@ -9,6 +9,12 @@
   the recipe, then in the current folder), read with `local_files_only`; only `.safetensors`
   weights are loaded (never pickled ones).
 
+transformers' `Conv1D` layers (GPT-2 and its kin: a Linear with its weight stored [in, out])
+become exactly equivalent `nn.Linear`s on both paths (`linear_conv1d`: weight transposed, the
+same bias parameter, same requires_grad, device and dtype), so that their weights are maskable
+and their heads and neurons prunable like any Linear's. A checkpoint saved before this holds
+Conv1D's [in, out] weights and is refused as not fitting.
+
 `trust_remote_code` is never enabled: a config that needs it (`auto_map`) is refused. Unless the
 config says otherwise, a `*For*Classification` class gets `num_labels` from the data, and
 `use_cache` is off (the run trains and exports logits, not a generation cache). The forward
@@ -172,6 +178,30 @@ def _pretrained(tf: ModuleType, cls: type, spec: str, text: str, folders: list[P
         return cls.from_pretrained(path, config=config, use_safetensors=True, **local)
 
 
+def _as_linear(conv: nn.Module) -> nn.Linear:
+    weight, bias = conv.weight, conv.bias
+    linear = nn.Linear(weight.shape[0], weight.shape[1], bias=bias is not None, device="meta")
+    linear.weight = nn.Parameter(weight.detach().t().contiguous(), requires_grad=weight.requires_grad)
+    if bias is not None:
+        linear.bias = bias
+    return linear.train(conv.training)
+
+
+def linear_conv1d(model: nn.Module) -> int:
+    """Replace every transformers `Conv1D` under `model` by an equal `nn.Linear`, in place (a
+    Conv1D held twice becomes one Linear held twice); returns how many were replaced."""
+    from transformers.pytorch_utils import Conv1D
+
+    done: dict[int, nn.Linear] = {}
+    for parent in list(model.modules()):
+        for name, child in list(parent._modules.items()):  # named_children would skip a repeat
+            if isinstance(child, Conv1D):
+                if id(child) not in done:
+                    done[id(child)] = _as_linear(child)
+                setattr(parent, name, done[id(child)])
+    return len(done)
+
+
 def build_hf_model(spec: str, args: dict[str, Any], num_classes: int, folders: list[Path]) -> nn.Module:
     """The model `spec` ("transformers:<class>") names, built as `args` says (see the module docstring)."""
     try:
@@ -181,8 +211,11 @@ def build_hf_model(spec: str, args: dict[str, Any], num_classes: int, folders: l
     tf = _transformers(spec)
     cls = _model_class(tf, spec)
     if "pretrained" in args:
-        return _pretrained(tf, cls, spec, args["pretrained"], folders)
-    config = _config(tf, cls, spec, args["config"], num_classes)
-    _check_size(cls, config, spec)
-    with user_code(f"model.args: {shorten(spec)}"):
-        return _from_config(cls, config)
+        model = _pretrained(tf, cls, spec, args["pretrained"], folders)
+    else:
+        config = _config(tf, cls, spec, args["config"], num_classes)
+        _check_size(cls, config, spec)
+        with user_code(f"model.args: {shorten(spec)}"):
+            model = _from_config(cls, config)
+    linear_conv1d(model)
+    return model

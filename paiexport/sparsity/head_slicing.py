@@ -1,13 +1,15 @@
 """Remove the pruned heads of attention blocks whose q, k, v and output projections are
-separate `nn.Linear`s (Hugging Face layers, `hf_rules.py`), keeping the function exact.
+`nn.Linear`s (Hugging Face layers, `hf_rules.py`), keeping the function exact.
 
 A head group (role "head": the q/k/v rows of one key/value head and the query heads that read
 it; role "in": their output-projection columns) is dead when every output-projection column of
 it is zero: the head then adds exactly nothing, whatever its q, k and v compute. Its rows and
-columns are sliced away and the attention module's head counts (`num_attention_heads`,
-`num_heads`, `num_key_value_heads`, `all_head_size`, where it has them) follow; the forward
-reshapes into heads of `head_dim` with -1 heads, so it runs unchanged. Every group keeps at
-least one head.
+columns are sliced away, once per module (GPT-2's q, k and v are one Linear, three members at
+three offsets: their kept rows are taken together), and the attention module's head counts
+(`num_attention_heads`, `num_heads`, `num_key_value_heads`, `all_head_size`, and GPT-2's
+`split_size`, the width its fused output is split into q, k and v by, where it has them)
+follow; the forward reshapes into heads of `head_dim` with -1 heads, so it runs unchanged.
+Every group keeps at least one head.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from paiexport.sparsity.groups import channel_index, channel_slices
 
 
 def head_slice_groups(graph: DependencyGraph) -> list[int]:
-    """Prunable groups of separate-projection heads."""
+    """Prunable groups of heads of Linear projections (role "head")."""
     return [i for i in graph.prunable if any(m.role == "head" for m in graph.groups[i].members)]
 
 
@@ -47,6 +49,15 @@ def _keep(module: nn.Linear, dim: int, index: torch.Tensor) -> None:
         module.in_features = len(index)
 
 
+def _kept_indices(group: ChannelGroup, kept: torch.Tensor) -> dict[tuple[str, int], torch.Tensor]:
+    """(module, dim) -> the sorted indices to keep along it: one slice per module, even when q, k
+    and v are one Linear at three offsets (three members)."""
+    found: dict[tuple[str, int], list[torch.Tensor]] = {}
+    for member in group.members:
+        found.setdefault((member.module, member.dim), []).append(channel_index(member, kept))
+    return {key: torch.cat(parts).sort().values for key, parts in found.items()}
+
+
 def _update_counts(attn: nn.Module, q: Member, k: Member, kept: int) -> None:
     """The attention module's head counts after `kept` key/value heads remain."""
     n_rep = q.per // k.per
@@ -55,6 +66,7 @@ def _update_counts(attn: nn.Module, q: Member, k: Member, kept: int) -> None:
         "num_heads": kept * n_rep,
         "num_key_value_heads": kept,
         "all_head_size": kept * q.per,
+        "split_size": kept * q.per,
     }
     for attr, value in counts.items():
         if isinstance(getattr(attn, attr, None), int):
@@ -62,7 +74,7 @@ def _update_counts(attn: nn.Module, q: Member, k: Member, kept: int) -> None:
 
 
 def slice_heads(root: nn.Module, graph: DependencyGraph) -> dict[int, int]:
-    """Remove the dead heads of every separate-projection head group in place; group index ->
+    """Remove the dead heads of every such head group in place; group index ->
     heads removed (key/value heads, with their query heads)."""
     modules = dict(root.named_modules())
     removed: dict[int, int] = {}
@@ -72,8 +84,8 @@ def slice_heads(root: nn.Module, graph: DependencyGraph) -> dict[int, int]:
         if not dead.any():
             continue
         with torch.no_grad():
-            for member in group.members:
-                _keep(modules[member.module], member.dim, channel_index(member, ~dead))
+            for (module, dim), kept in _kept_indices(group, ~dead).items():
+                _keep(modules[module], dim, kept)
         q, k = _qk(group)
         owner = q.module.rpartition(".")[0]
         _update_counts(modules[owner], q, k, int((~dead).sum()))

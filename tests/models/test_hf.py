@@ -3,19 +3,21 @@ downloaded, never remote code; every bad input one line naming the field."""
 
 from __future__ import annotations
 
+import copy
 import json
 import sys
 
 import pytest
 import torch
 import yaml
-from hf_tiny import BERT, HF_REASON, tokens
+from hf_tiny import BERT, GPT2, HF_REASON, tokens
 from typer.testing import CliRunner
 
 from paiexport.cli import app
 from paiexport.errors import UserError
 from paiexport.models.checks import check_sample_batch
 from paiexport.models.factory import build_factory_model
+from paiexport.models.hf import linear_conv1d
 from paiexport.tasks import make_task
 from paiexport.tasks.base import TaskConfig
 
@@ -136,3 +138,62 @@ def test_saved_folders_that_need_code_or_pickles_are_refused(tmp_path):
         with pytest.raises(UserError) as caught:
             build(args={"pretrained": folder}, folders=[tmp_path])
         assert str(caught.value).startswith(message)
+
+
+def conv1d_gpt2() -> torch.nn.Module:
+    """A tiny GPT-2 as transformers builds it (Conv1D projections), with random Conv1D biases."""
+    import transformers
+
+    torch.manual_seed(0)
+    model = transformers.GPT2LMHeadModel(
+        transformers.GPT2Config(**{k: v for k, v in GPT2.items() if k != "model_type"})
+    )
+    with torch.no_grad():
+        for module in model.modules():
+            if isinstance(module, transformers.pytorch_utils.Conv1D):
+                module.bias.normal_(0.0, 0.5)
+    return model.eval()
+
+
+def assert_same_outputs(a: torch.nn.Module, b: torch.nn.Module) -> None:
+    inputs = tokens(3, 9)
+    with torch.no_grad():
+        want, got = a(**inputs).logits, b(**inputs).logits
+    assert want.dtype == got.dtype and float((want - got).abs().max()) <= 1e-6
+
+
+def conv1ds(model: torch.nn.Module) -> list[str]:
+    return [n for n, m in model.named_modules() if type(m).__name__ == "Conv1D"]
+
+
+def test_conv1d_becomes_an_exactly_equal_linear():
+    pytest.importorskip("transformers", reason=HF_REASON)
+    original = conv1d_gpt2().double()
+    original.transformer.h[0].attn.c_attn.weight.requires_grad_(False)
+    model = copy.deepcopy(original)
+    assert len(conv1ds(model)) == 8 and linear_conv1d(model) == 8 and conv1ds(model) == []
+    before, after = original.transformer.h[0].attn.c_attn, model.transformer.h[0].attn.c_attn
+    assert isinstance(after, torch.nn.Linear) and (after.in_features, after.out_features) == (64, 192)
+    assert torch.equal(after.weight, before.weight.T) and after.weight.dtype == torch.float64
+    assert torch.equal(after.bias, before.bias)
+    assert not after.weight.requires_grad and model.transformer.h[0].mlp.c_fc.weight.requires_grad
+    assert_same_outputs(original, model)
+    assert model.lm_head.weight is model.transformer.wte.weight
+    from transformers.pytorch_utils import Conv1D
+
+    shared = Conv1D(4, 3)
+    twice = torch.nn.Sequential(shared, torch.nn.ReLU(), shared)
+    assert linear_conv1d(twice) == 1 and twice[0] is twice[2] and isinstance(twice[2], torch.nn.Linear)
+
+
+def test_gpt2_from_a_config_or_a_saved_folder_has_linear_projections(tmp_path):
+    pytest.importorskip("transformers", reason=HF_REASON)
+    spec = "transformers:GPT2LMHeadModel"
+    config = {k: v for k, v in GPT2.items() if k != "model_type"}
+    built = build(spec, {"config": config})
+    assert conv1ds(built) == [] and isinstance(built.transformer.h[1].mlp.c_proj, torch.nn.Linear)
+    original = conv1d_gpt2()
+    original.save_pretrained(tmp_path / "gpt2")
+    loaded = build(spec, {"pretrained": "gpt2"}, folders=[tmp_path]).eval()
+    assert conv1ds(loaded) == [] and isinstance(loaded.transformer.h[0].attn.c_attn, torch.nn.Linear)
+    assert_same_outputs(original, loaded)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from hf_tiny import BERT, HF_REASON, LLAMA, tiny, tokens
+from hf_tiny import BERT, GPT2, HF_REASON, LLAMA, VIT, VOCAB, pixels, tiny, tiny_image, tokens
 
 from paiexport.sparsity.depgraph import build_graph
 from paiexport.sparsity.hf_rules import DecoderLayerRule
@@ -69,6 +69,34 @@ def test_llama_groups_are_key_value_heads_with_their_query_heads_and_gated_neuro
     assert len(graph.groups) == 4 and "RMSNorm reads all of it" in graph.notes[0]
 
 
+def test_vit_heads_and_ffn_neurons_per_layer():
+    graph = build_graph(tiny_image(VIT), pixels(2))
+    expected = []
+    for i in range(2):
+        attn, mlp = f"vit.layers.{i}.attention", f"vit.layers.{i}.mlp"
+        heads = [(f"{attn}.{p}_proj", "head", 0, 16) for p in "qkv"]
+        expected.append((4, True, "", [*heads, (f"{attn}.o_proj", "in", 1, 16)]))
+        expected.append((128, True, "", [(f"{mlp}.fc1", "out", 0, 1), (f"{mlp}.fc2", "in", 1, 1)]))
+    assert members(graph) == expected
+    assert [g.kind for g in graph.groups] == ["", "ffn", "", "ffn"]
+    assert graph.notes[0].endswith("(ViTLayer keeps its hidden size dense (its LayerNorm reads all of it))")
+
+
+@pytest.mark.parametrize(
+    ("model_type", "architecture", "layer"),
+    [
+        ("deit", "DeiTForImageClassification", "deit.layers.1"),
+        ("ijepa", "IJepaForImageClassification", "ijepa.layers.1"),
+        ("vit_msn", "ViTMSNForImageClassification", "vit.layers.1"),
+    ],
+)
+def test_vit_style_families_share_the_rule(model_type, architecture, layer):
+    config = {**VIT, "model_type": model_type, "architectures": [architecture]}
+    graph = build_graph(tiny_image(config), pixels(2))
+    assert [(g.size, g.prunable) for g in graph.groups] == [(4, True), (128, True)] * 2
+    assert graph.groups[2].members[0].module == f"{layer}.attention.q_proj"
+
+
 def test_a_model_that_returns_its_attention_weights_keeps_its_heads():
     graph = build_graph(tiny(BERT, output_attentions=True), tokens(2, 8)["input_ids"])
     heads = [g for g in graph.groups if g.size == 4]
@@ -81,14 +109,60 @@ def test_a_model_that_returns_its_attention_weights_keeps_its_heads():
 
 
 def test_unknown_attention_is_named_and_left_dense():
-    import transformers
-
-    config = transformers.GPT2Config(n_embd=32, n_layer=2, n_head=4, vocab_size=50, n_positions=32)
-    graph = build_graph(transformers.GPT2LMHeadModel(config).eval(), tokens(2, 8)["input_ids"])
+    neox = {"model_type": "gpt_neox", "hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 4}
+    model = tiny({**neox, "intermediate_size": 64, "vocab_size": VOCAB}, causal_lm=True)
+    graph = build_graph(model, tokens(2, 8)["input_ids"])
     assert graph.groups == []
     assert graph.notes[1] == (
-        "no rule for attention GPT2Attention (transformer.h.0.attn), GPT2Attention (transformer.h.1.attn): "
-        "kept dense"
+        "no rule for attention GPTNeoXAttention (gpt_neox.layers.0.attention), "
+        "GPTNeoXAttention (gpt_neox.layers.1.attention): kept dense"
+    )
+
+
+def test_gpt2_heads_are_three_spans_of_the_fused_projection():
+    graph = build_graph(tiny(GPT2, causal_lm=True), tokens(2, 8)["input_ids"])
+    expected = []
+    for i in range(2):
+        attn, mlp = f"transformer.h.{i}.attn", f"transformer.h.{i}.mlp"
+        heads = [(f"{attn}.c_attn", "head", 0, 16)] * 3
+        expected.append((4, True, "", [*heads, (f"{attn}.c_proj", "in", 1, 16)]))
+        expected.append((128, True, "", [(f"{mlp}.c_fc", "out", 0, 1), (f"{mlp}.c_proj", "in", 1, 1)]))
+    assert members(graph) == expected
+    # q, k and v rows of head h: c_attn rows 16h..16h+15 at offsets 0, 64 and 128.
+    assert [m.span(4) for m in graph.groups[2].members] == [
+        range(0, 64),
+        range(64, 128),
+        range(128, 192),
+        range(0, 64),
+    ]
+    assert graph.notes[0].endswith("(GPT2Block keeps its hidden size dense (its LayerNorm reads all of it))")
+
+
+def test_a_gpt2_with_conv1d_projections_keeps_them_dense_with_a_note():
+    """Built outside paiexport, a GPT-2 still has transformers' Conv1D, which no mask reaches."""
+    import transformers
+
+    raw = {k: v for k, v in GPT2.items() if k != "model_type"}
+    graph = build_graph(
+        transformers.GPT2LMHeadModel(transformers.GPT2Config(**raw)), tokens(2, 8)["input_ids"]
+    )
+    assert graph.groups == []
+    assert graph.notes[1:3] == [
+        "attention GPT2Attention (transformer.h.0.attn): transformers Conv1D, not nn.Linear "
+        "(model.name transformers:... converts them), heads kept dense",
+        "MLP of GPT2Block (transformer.h.0): not the expected Linear layout, kept dense",
+    ]
+
+
+def test_gpt2_cross_attention_and_returned_attention_weights_stay_dense():
+    graph = build_graph(tiny(GPT2, causal_lm=True, add_cross_attention=True), tokens(2, 8)["input_ids"])
+    assert [(g.size, g.prunable) for g in graph.groups] == [(4, True), (128, True)] * 2
+    assert "cross-attention of transformer.h.1 kept dense (its q_attn reads another sequence)" in graph.notes
+    graph = build_graph(tiny(GPT2, causal_lm=True, output_attentions=True), tokens(2, 8)["input_ids"])
+    assert [(g.size, g.prunable) for g in graph.groups] == [(4, False), (128, True)] * 2
+    assert graph.groups[0].note == (
+        "attention heads of GPT2Attention (transformer.h.0.attn) kept dense "
+        "(the model returns its attention weights)"
     )
 
 
