@@ -14,9 +14,23 @@ from pathlib import Path
 from paiexport.bench.latency import benchmark_files
 from paiexport.bench.runtime_latency import Latency
 from paiexport.bench.settings import BenchSettings
+from paiexport.errors import UserError
 from paiexport.verify.inputs import file_inputs, sequence_shapes
 
 SeqLatency = dict[int, dict[str, Latency]]  # sequence length -> file -> batch -> threads -> stats
+
+
+def with_sequence_shapes(
+    files: dict[str, Path], shapes: dict[str, tuple[int, ...]], length: int, option: str
+) -> dict[str, tuple[int, ...]]:
+    """`shapes` plus (1, `length`, ...) for every input with a sequence axis that `shapes` does not
+    give (the shape the files' main latency is measured at); a `UserError` naming `option` when
+    no input of `files` has a sequence axis (checked before anything is timed)."""
+    specs = [spec for path in files.values() for spec in file_inputs(path)]
+    filled = sequence_shapes(specs, {}, length)
+    if filled is None:
+        raise UserError(f"{option}: no input of these files has a sequence axis (a dynamic dimension 1)")
+    return {**filled, **shapes}
 
 
 def benchmark_seq_lens(

@@ -37,35 +37,55 @@ def bench_command(
     runtime: Annotated[
         str, typer.Option("--runtime", help="Comma-separated runtimes, e.g. onnxruntime,openvino.")
     ] = "onnxruntime",
+    seq_lens: Annotated[
+        str | None,
+        typer.Option("--seq-lens", help="Also time files with a sequence axis at these lengths: 32,128."),
+    ] = None,
 ) -> None:
     """Latency (p50/p90/p99, throughput), session creation, peak memory and size of ONNX files.
 
-    Random inputs: floats standard normal, integers 0 or 1, bools random (paiexport/verify/inputs.py).
+    Random inputs: floats standard normal, integers 0 or 1 (token ids: below the file's recorded
+    vocabulary), bools random (paiexport/verify/inputs.py).
     """
     from paiexport.bench.latency import bench, bench_inputs, bench_table, file_table
     from paiexport.bench.runtime_latency import runtime_table
     from paiexport.bench.runtimes import make_runtimes
+    from paiexport.bench.sequences import benchmark_seq_lens, with_sequence_shapes
     from paiexport.reporting.report import versions, write_json
+    from paiexport.reporting.speed import seq_latency_rows, seq_table
     from paiexport.verify.inputs import plan_inputs
 
     with user_errors():
-        settings = _bench_settings(batch_sizes, threads, warmup, iterations, shape, runtime)
+        settings = _bench_settings(batch_sizes, threads, warmup, iterations, shape, runtime, seq_lens)
         runtimes = make_runtimes(settings.runtimes, "--runtime")  # not installed: exit 2, before any work
         files, base = bench_inputs(models, baseline)
+        if settings.seq_lens:  # sequence inputs without a --shape: the last length in the main table
+            shapes = with_sequence_shapes(files, settings.shapes, settings.seq_lens[-1], "--seq-lens")
+            settings = settings.model_copy(update={"shapes": shapes})
         plan_inputs(files, settings.batch_sizes, settings.shapes)  # bad inputs exit 2 before timing
         result = bench(files, base, settings, runtimes)
+        by_seq = seq_latency_rows(benchmark_seq_lens(files, settings, settings.shapes), base)
         if json_out is not None:
             json_out.parent.mkdir(parents=True, exist_ok=True)
-            write_json({**result.to_dict(), "versions": versions()}, json_out)
+            extra = {"latency_by_seq_len": [r.model_dump() for r in by_seq]} if by_seq else {}
+            write_json({**result.to_dict(), **extra, "versions": versions()}, json_out)
     console = wide_out()
     console.print(bench_table(result))
     console.print(file_table(result))
     if result.runtimes is not None:
         console.print(runtime_table(result.runtimes, result.baseline))
+    if by_seq:
+        console.print(seq_table(by_seq, base))
 
 
 def _bench_settings(
-    batch_sizes: str, threads: str, warmup: int, iterations: int, shape: list[str] | None, runtime: str
+    batch_sizes: str,
+    threads: str,
+    warmup: int,
+    iterations: int,
+    shape: list[str] | None,
+    runtime: str,
+    seq_lens: str | None = None,
 ) -> FileBenchSettings:
     """The options as the one settings type the recipe's `bench:` section uses too."""
     from paiexport.bench.latency import parse_positive_ints
@@ -79,6 +99,7 @@ def _bench_settings(
             iterations=iterations,
             shapes=parse_shapes(shape or []),
             runtimes=[part.strip() for part in runtime.split(",") if part.strip()],
+            seq_lens=parse_positive_ints(seq_lens, "--seq-lens") if seq_lens else [],
         )
     except ValidationError as exc:
         error = exc.errors()[0]

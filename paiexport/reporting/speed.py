@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict
+from rich.table import Table
 
 from paiexport.bench.stats import BUSY_WARNING, BusyCheck, LatencyStats, busy_check, labelled, speedup
 
@@ -171,3 +172,14 @@ def seq_latency_table(rows: list[SeqLatencyRow]) -> tuple[list[str], list[list[s
         for r in rows
     ]
     return headers, body
+
+
+def seq_table(rows: list[SeqLatencyRow], baseline: str) -> Table:
+    """The latency per sequence length, speedups over `baseline` at each length."""
+    headers, body = seq_latency_table(rows)
+    table = Table(title=f"Latency per sequence length (speedup vs {baseline} at that length)")
+    for header in headers:
+        table.add_column(header.replace("variant", "file"))
+    for row in body:
+        table.add_row(*row)
+    return table

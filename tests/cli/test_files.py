@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 import yaml
 from clitest import invoke, one_line_error
-from tinyonnx import FEATURES, linear_file, qdq_linear_file, separating_weight
+from onnx import TensorProto, helper, numpy_helper
+from tinyonnx import FEATURES, linear_file, qdq_linear_file, save_graph, separating_weight, tensor
 
 import paiexport.bench.latency
 from paiexport.bench.synthetic import matmul_chain
@@ -173,3 +174,44 @@ def test_inspect_json_is_the_files_findings(tmp_path, weight):
     assert found["metadata"] == {"paiexport.seed": "3"} and found["bytes"] == path.stat().st_size
     text = invoke("inspect", path)
     assert text.exit_code == 0 and "MatMul" in text.output and "paiexport.seed" in text.output
+
+
+def token_file(path, vocab: int = 10) -> str:
+    """mean over the sequence of embedding(input_ids): int64 (n, seq) ids -> (n, 4); the file
+    records its vocabulary, so bench draws ids below it (an id past the table is an error)."""
+    table = np.arange(vocab * 4, dtype=np.float32).reshape(vocab, 4)
+    nodes = [
+        helper.make_node("Gather", ["table", "input_ids"], ["embedded"]),
+        helper.make_node("ReduceMean", ["embedded", "axes"], ["out"], keepdims=0),
+    ]
+    inits = [numpy_helper.from_array(table, "table"), numpy_helper.from_array(np.array([1]), "axes")]
+    ids = tensor("input_ids", ["n", "seq"], TensorProto.INT64)
+    meta = {"paiexport.input_vocab": f"input_ids={vocab}"}
+    return str(save_graph(path, nodes, [ids], [tensor("out", ["n", 4])], inits, meta=meta))
+
+
+def test_bench_seq_lens_times_every_file_at_every_length(tmp_path):
+    files = [token_file(tmp_path / "a.onnx"), token_file(tmp_path / "b.onnx")]
+    out = tmp_path / "b.json"
+    result = invoke("bench", *files, *FAST, "--seq-lens", "3,7", "--json", out)
+    assert result.exit_code == 0, result.output
+    assert "Latency per sequence length" in result.output
+    written = json.loads(out.read_text())
+    rows = {(r["seq_len"], r["variant"]): r for r in written["latency_by_seq_len"]}
+    assert set(rows) == {(n, f) for n in (3, 7) for f in ("a.onnx", "b.onnx")}
+    assert all(r["speedup"] is not None for r in rows.values())
+    # without a --shape, the main table runs the sequence inputs at the last length
+    settings = written["settings"]
+    assert settings["shapes"] == {"input_ids": [1, 7]} and settings["seq_lens"] == [3, 7]
+
+
+def test_bench_seq_lens_on_files_without_a_sequence_axis_exits_2_before_timing(tmp_path, monkeypatch):
+    monkeypatch.setattr(paiexport.bench.latency, "bench", lambda *a, **k: pytest.fail("timed a file"))
+    path = matmul_chain(tmp_path / "m.onnx", 1, 8)
+    result = invoke("bench", path, *FAST, "--seq-lens", "32")
+    one_line_error(result, "--seq-lens: no input of these files has a sequence axis")
+
+
+@pytest.mark.parametrize("value", ["0", "abc", "32,2000000"])
+def test_bench_seq_lens_values_are_checked(tmp_path, value):
+    one_line_error(invoke("bench", token_file(tmp_path / "a.onnx"), *FAST, "--seq-lens", value), "--seq-lens")
