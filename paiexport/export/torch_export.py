@@ -114,8 +114,24 @@ def to_onnx(
     proto = program.model_proto
     if any(set(a) - {0} for a in axes.values()):
         _name_dims(proto)
+    _drop_stack_traces(proto)
     onnx.checker.check_model(proto, full_check=True)
     return proto
+
+
+STACK_TRACE = "pkg.torch.onnx.stack_trace"
+
+
+def _drop_stack_traces(proto: ModelProto) -> None:
+    """Remove the exporter's per-node Python stack traces: they hold the absolute paths and line
+    numbers of this machine's installed packages, so the same model gave different bytes on
+    every install and shipped local paths (the module names in `namespace` and the other
+    `pkg.torch.onnx.*` keys stay)."""
+    for node in [*proto.graph.node, *(n for f in proto.functions for n in f.node)]:
+        kept = [p for p in node.metadata_props if p.key != STACK_TRACE]
+        if len(kept) != len(node.metadata_props):
+            del node.metadata_props[:]
+            node.metadata_props.extend(kept)
 
 
 def _name_dims(proto: ModelProto) -> None:

@@ -1,5 +1,7 @@
 """PyTorch -> ONNX: masks baked in and removed, outputs equal, the batch dimension dynamic."""
 
+from pathlib import Path
+
 import numpy as np
 import onnx
 import onnxruntime as ort
@@ -158,3 +160,15 @@ def test_inputs_sharing_a_dynamic_axis_list_it_each_and_share_its_name():
         UserError, match=r"^export.dynamic_axes: the model cannot keep these axes dynamic: .*static"
     ):
         to_onnx(MaskedLM().eval(), x, 18, {"input_ids": [1]})  # attention_mask's axis 1 is tied to it
+
+
+def test_the_file_holds_no_stack_trace_or_install_path_but_keeps_the_module_names():
+    """The exporter records each node's Python stack (absolute paths of this machine's packages);
+    a shipped file must not carry them, and the same model must give the same bytes anywhere."""
+    torch.manual_seed(0)
+    proto = to_onnx(nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 3)).eval(), (4,), 18)
+    keys = {p.key for n in proto.graph.node for p in n.metadata_props}
+    assert "pkg.torch.onnx.stack_trace" not in keys and "namespace" in keys
+    blob = proto.SerializeToString()
+    for root in {Path(torch.__file__).parent.parent, Path(__file__).parent}:
+        assert str(root).encode() not in blob
