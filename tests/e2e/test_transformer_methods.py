@@ -13,6 +13,8 @@ transformer recipes").
 
 Channel runs keep exactly 2 of 4 heads and 16 of 64 FFN neurons in every layer of the compact
 file; unstructured runs keep exactly half of every prunable weight matrix (uniform allocation).
+`edge_popup` never trains a weight: at this size it scores 20.2% at seed 0 against a chance level
+of 19.4% (`supermask` 19.6%, under it in int8: exit 1, which is why it is not the one here).
 """
 
 from __future__ import annotations
