@@ -6,7 +6,9 @@ divided by a temperature T (= 200) and Hg a Hessian-gradient product; GraSP then
 `score <= threshold`). Removing the highest −θ⊙Hg is keeping the highest θ⊙Hg, so
 `scores` returns θ ⊙ Hg (higher = keep, like every other criterion here) and the
 shared allocation keeps the top of it. Hg is computed exactly by double backward:
-g = Σ_b ∇L_b (held constant), Hg = ∇_θ (Σ_b ∇L_b · g).
+g = Σ_b ∇L_b (held constant), Hg = ∇_θ (Σ_b ∇L_b · g). The fused kernels of
+`scaled_dot_product_attention` (Hugging Face attention, on CPU and GPU) have no double
+backward, so scoring runs it on its math kernel (the same function, differentiable twice).
 
 Reference: Wang, Zhang & Grosse 2020, "Picking Winning Tickets Before Training by
 Preserving Gradient Flow", https://arxiv.org/abs/2002.07376
@@ -17,6 +19,7 @@ from typing import Literal
 import torch
 from pydantic import Field
 from torch import nn
+from torch.nn.attention import SDPBackend, sdpa_kernel
 
 from paiexport.inputs import Inputs, call_model
 from paiexport.methods.base import SelectionContext, preserved_state
@@ -42,7 +45,7 @@ class Grasp(ScoreMethod):
         cfg: GraspConfig = self.config
         weights = ctx.prunable()
         names, params = list(weights), list(weights.values())
-        with preserved_state(ctx.model) as model:
+        with preserved_state(ctx.model) as model, sdpa_kernel([SDPBackend.MATH]):
             model.train()
             batches = ctx.train_batches(cfg.batches)
             g = [torch.zeros_like(p) for p in params]

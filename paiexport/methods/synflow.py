@@ -15,6 +15,12 @@ starts where the continuous network does. Every `nn.Embedding` / `nn.EmbeddingBa
 themselves are ones (a mask then keeps every position); float inputs are ones as always;
 several inputs go in as the data gives them (a tuple or a dict).
 
+Two layers would stop the flow of a transformer (BERT: every score exactly zero), so the pass
+linearizes them, as ReLU is linear on the paper's all-positive pass: an `nn.LayerNorm` is its
+affine part |γ|·x + |β| (normalizing a constant vector, which all-ones embeddings give, is
+zero, and centering makes values negative), and an `nn.Tanh` (BERT's pooler) passes its
+input (tanh saturates on the large positive flow: its derivative is 0 in float64 above 19).
+
 Reference: Tanaka, Kunin, Yamins & Ganguli 2020, "Pruning neural networks without any
 data by iteratively conserving synaptic flow", https://arxiv.org/abs/2006.05467
 """
@@ -63,7 +69,7 @@ class Synflow(ScoreMethod):
         was_training = model.training
         model.eval()  # BatchNorm uses its (absolute) running statistics, as in the paper
         try:
-            with embeddings_give_ones(model):
+            with embeddings_give_ones(model), linear_flow(model):
                 outputs = functional_call(model, state, args, kwargs)
             flow = ctx.data.task.pick(outputs).sum()  # R: the output the task reads
         finally:
@@ -91,6 +97,30 @@ def embeddings_give_ones(model: nn.Module) -> Iterator[None]:
     finally:
         for handle in handles:
             handle.remove()
+
+
+@contextmanager
+def linear_flow(model: nn.Module) -> Iterator[None]:
+    """Meanwhile every LayerNorm is |γ|·x + |β| and every Tanh the identity (module docstring)."""
+    handles = []
+    for module in model.modules():
+        if isinstance(module, nn.LayerNorm):
+            handles.append(module.register_forward_hook(_affine_only))
+        elif isinstance(module, nn.Tanh):
+            handles.append(module.register_forward_hook(lambda _m, args, _out: args[0]))
+    try:
+        yield
+    finally:
+        for handle in handles:
+            handle.remove()
+
+
+def _affine_only(module: nn.LayerNorm, args: tuple, _out: torch.Tensor) -> torch.Tensor:
+    """The LayerNorm's output without the normalization (its weights are the pass's |θ| copies)."""
+    x = args[0]
+    if module.weight is not None:
+        x = x * module.weight
+    return x + module.bias if module.bias is not None else x
 
 
 def _zero_ids(_module: nn.Module, args: tuple) -> tuple:

@@ -5,6 +5,7 @@ import dataclasses
 import numpy as np
 import pytest
 import torch
+from hf_tiny import BERT, HF_REASON, tiny, tokens
 from selection_context import context, grad_by_hand, top_k_by_hand, two_layer_net
 from torch import nn
 
@@ -92,3 +93,21 @@ def test_grasp_scores_in_train_mode_and_restores_eval_mode():
     from_eval = make_method(GraspConfig()).scores(context(net, x, y))
     assert not net.training
     assert all(torch.equal(from_train[n], from_eval[n]) for n in from_train)
+
+
+def test_grasp_scores_a_hugging_face_encoder_as_its_eager_attention_would():
+    """A BERT on scaled_dot_product_attention: the fused kernel has no double backward
+    (RuntimeError before), so GraSP scores on the math kernel: the same Hg as eager attention."""
+    pytest.importorskip("transformers", reason=HF_REASON)
+    x, y = tokens(4, 10), torch.tensor([0, 1, 2, 1])
+    no_dropout = {"hidden_dropout_prob": 0.0, "attention_probs_dropout_prob": 0.0}
+    fused = tiny(BERT, **no_dropout).double()
+    eager = tiny(BERT, attn_implementation="eager", **no_dropout).double()
+    assert fused.config._attn_implementation == "sdpa"
+    method = make_method(GraspConfig(temperature=1.0))
+    got = method.scores(context(fused, x, y))
+    want = method.scores(context(eager, x, y))
+    query = "bert.encoder.layer.0.attention.self.query.weight"
+    assert got.keys() == want.keys() and want[query].abs().max() > 0
+    for name in want:
+        torch.testing.assert_close(got[name], want[name], rtol=1e-6, atol=1e-12)

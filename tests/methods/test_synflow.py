@@ -1,7 +1,9 @@
 """SynFlow: |θ ⊙ ∂R/∂θ| of the absolute-valued network on an all-ones input, against closed forms."""
 
 import numpy as np
+import pytest
 import torch
+from hf_tiny import BERT, HF_REASON, tiny, tokens
 from selection_context import context, two_layer_net
 from torch import nn
 
@@ -141,3 +143,60 @@ def test_synflow_on_token_ids_flows_from_all_ones_embeddings():
     np.testing.assert_allclose(scores["net.2.weight"].numpy(), 4 * a2 * a1.sum(axis=1)[None, :], rtol=1e-12)
     assert all(bool(torch.isfinite(s).all() and (s > 0).all()) for s in scores.values())
     assert not net.embed._forward_hooks and not net.embed._forward_pre_hooks  # the hooks are gone
+
+
+class NormNet(nn.Module):
+    """Embedding -> LayerNorm -> W1 -> Tanh -> W2 per token: a transformer's layers in small."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.embed, self.norm = nn.Embedding(7, 3), nn.LayerNorm(3)
+        self.net = two_layer_net()
+        self.net[1] = nn.Tanh()
+        with torch.no_grad():
+            self.norm.weight.copy_(torch.tensor([1.0, -2.0, 0.5]))
+            self.norm.bias.copy_(torch.tensor([0.5, 0.25, -1.0]))
+
+    def forward(self, input_ids: torch.Tensor) -> torch.Tensor:
+        return self.net(self.norm(self.embed(input_ids)))
+
+
+def test_synflow_flows_through_layernorm_as_its_affine_part_and_through_tanh():
+    # LayerNorm of the all-ones embeddings would be 0·|γ| + |β| and tanh(3.375) has slope 0.005;
+    # linearized, LayerNorm gives a = |γ| + |β| and Tanh passes h = |W1|a: per token
+    # R = 1ᵀ|W2||W1|a, so over T = 4 tokens ∂R/∂W1 = 4 (|W2|ᵀ1) aᵀ and ∂R/∂W2 = 4 · 1 hᵀ.
+    torch.manual_seed(0)
+    net = NormNet()
+    scores = synflow_scores(net, torch.randint(0, 7, (3, 4)))
+    a1, a2 = np.abs(np.array(W1)), np.abs(np.array(W2))
+    a = np.array([1.5, 2.25, 1.5])
+    h = a1 @ a
+    np.testing.assert_allclose(
+        scores["net.0.weight"].numpy(), 4 * a1 * np.outer(a2.sum(axis=0), a), rtol=1e-12
+    )
+    np.testing.assert_allclose(scores["net.2.weight"].numpy(), 4 * a2 * h[None, :], rtol=1e-12)
+    assert not net.norm._forward_hooks and not net.net[1]._forward_hooks  # the hooks are gone
+    assert net.norm.weight.tolist() == [1.0, -2.0, 0.5]
+
+
+def test_synflow_scores_every_layer_of_a_hugging_face_encoder():
+    """BERT with zero biases, as transformers initializes it: embeddings -> LayerNorm (zero on
+    all-ones) ... pooler tanh. Every score was exactly 0 before; now the values, outputs, FFN,
+    pooler and classifier all carry flow. (Queries and keys carry none: identical tokens attend
+    uniformly whatever q·k is.)"""
+    pytest.importorskip("transformers", reason=HF_REASON)
+    model = tiny(BERT)
+    for module in model.modules():
+        if isinstance(module, nn.Linear):
+            nn.init.zeros_(module.bias)
+    scores = synflow_scores(model, tokens(2, 8), torch.tensor([0, 1]))
+    layer = "bert.encoder.layer.1"
+    for name in (
+        f"{layer}.attention.self.value.weight",
+        f"{layer}.attention.output.dense.weight",
+        f"{layer}.intermediate.dense.weight",
+        f"{layer}.output.dense.weight",
+        "bert.pooler.dense.weight",
+        "classifier.weight",
+    ):
+        assert bool(torch.isfinite(scores[name]).all() and (scores[name] > 0).all()), name
