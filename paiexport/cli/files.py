@@ -22,6 +22,12 @@ GateRuntimeOption = Annotated[
 ]
 
 
+SeqLensOption = Annotated[
+    str | None,
+    typer.Option("--seq-lens", help="Also time files with a sequence axis at these lengths: 32,128."),
+]
+
+
 @app.command("bench")
 def bench_command(
     models: Annotated[list[Path], typer.Argument(help="ONNX files to benchmark side by side.")],
@@ -37,10 +43,7 @@ def bench_command(
     runtime: Annotated[
         str, typer.Option("--runtime", help="Comma-separated runtimes, e.g. onnxruntime,openvino.")
     ] = "onnxruntime",
-    seq_lens: Annotated[
-        str | None,
-        typer.Option("--seq-lens", help="Also time files with a sequence axis at these lengths: 32,128."),
-    ] = None,
+    seq_lens: SeqLensOption = None,
 ) -> None:
     """Latency (p50/p90/p99, throughput), session creation, peak memory and size of ONNX files.
 
@@ -51,7 +54,6 @@ def bench_command(
     from paiexport.bench.runtime_latency import runtime_table
     from paiexport.bench.runtimes import make_runtimes
     from paiexport.bench.sequences import benchmark_seq_lens, with_sequence_shapes
-    from paiexport.reporting.report import versions, write_json
     from paiexport.reporting.speed import seq_latency_rows, seq_table
     from paiexport.verify.inputs import plan_inputs
 
@@ -66,9 +68,7 @@ def bench_command(
         result = bench(files, base, settings, runtimes)
         by_seq = seq_latency_rows(benchmark_seq_lens(files, settings, settings.shapes), base)
         if json_out is not None:
-            json_out.parent.mkdir(parents=True, exist_ok=True)
-            extra = {"latency_by_seq_len": [r.model_dump() for r in by_seq]} if by_seq else {}
-            write_json({**result.to_dict(), **extra, "versions": versions()}, json_out)
+            _write_bench_json(json_out, result.to_dict(), by_seq)
     console = wide_out()
     console.print(bench_table(result))
     console.print(file_table(result))
@@ -76,6 +76,15 @@ def bench_command(
         console.print(runtime_table(result.runtimes, result.baseline))
     if by_seq:
         console.print(seq_table(by_seq, base))
+
+
+def _write_bench_json(path: Path, result: dict[str, Any], by_seq: list[Any]) -> None:
+    """`bench --json`: the result, `latency_by_seq_len` with `--seq-lens`, the versions."""
+    from paiexport.reporting.report import versions, write_json
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    extra = {"latency_by_seq_len": [r.model_dump() for r in by_seq]} if by_seq else {}
+    write_json({**result, **extra, "versions": versions()}, path)
 
 
 def _bench_settings(
