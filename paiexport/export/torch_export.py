@@ -20,7 +20,7 @@ import torch
 from onnx import ModelProto
 from torch import nn
 
-from paiexport.errors import UserError, shorten
+from paiexport.errors import UserError, first_line, shorten
 from paiexport.inputs import (
     SINGLE_INPUT_NAME,
     SINGLE_OUTPUT_NAME,
@@ -53,6 +53,47 @@ def check_dynamic_axes(axes: dict[str, list[int]], model: nn.Module, example: In
 
 def _ordered(model: nn.Module, example: Inputs) -> Inputs:
     return ordered(model, example) if isinstance(example, dict) else example
+
+
+def check_sequence_lengths(
+    lengths: list[int], axes: dict[str, list[int]], model: nn.Module, example: Inputs
+) -> None:
+    """`bench.seq_lens`: the model runs (eval mode, no gradients) on `example` stretched to each
+    length along axis 1 of every input `axes` makes dynamic there (the files' sequence axis), so
+    that a length it cannot take (GPT-2 and BERT learn one embedding per position) is a
+    UserError before training rather than a crash when the files are timed. No sequence axis:
+    nothing to check (the bench times no other length)."""
+    names = input_names(model, example)
+    sizes = dict(zip(names, (t.shape for t in tensors(_ordered(model, example))), strict=True))
+    sequences = {n for n in names if 1 in axes.get(n, []) and len(sizes[n]) > 1 and sizes[n][1] > 0}
+    if not sequences:
+        return
+    training = model.training
+    try:
+        for length in sorted(set(lengths)):
+            try:
+                with torch.no_grad():
+                    call_model(model.eval(), _at_length(model, example, sequences, length))
+            except Exception as exc:  # a model raises anything (IndexError from an Embedding)
+                limit = getattr(getattr(model, "config", None), "max_position_embeddings", None)
+                known = f" (its config: max_position_embeddings {limit})" if isinstance(limit, int) else ""
+                raise UserError(
+                    f"bench.seq_lens: the model fails at sequence length {length}{known}: {first_line(exc)}"
+                ) from None
+    finally:
+        model.train(training)
+
+
+def _at_length(model: nn.Module, example: Inputs, sequences: set[str], length: int) -> Inputs:
+    """`example` with its `sequences` inputs repeated (or cut) along axis 1 to `length`."""
+    names = input_names(model, example)
+    parts = [
+        t.repeat(1, -(-length // t.shape[1]), *[1] * (t.dim() - 2))[:, :length] if n in sequences else t
+        for n, t in zip(names, tensors(_ordered(model, example)), strict=True)
+    ]
+    if isinstance(example, dict):
+        return dict(zip(names, parts, strict=True))
+    return tuple(parts) if isinstance(example, tuple) else parts[0]
 
 
 def _dynamic_shapes(names: list[str], example: Inputs, axes: dict[str, list[int]]) -> Any:

@@ -19,7 +19,7 @@ from torch import nn
 from paiexport.data import DataSplits, load_dataset
 from paiexport.display import Display
 from paiexport.errors import UserError
-from paiexport.export.torch_export import check_dynamic_axes
+from paiexport.export.torch_export import check_dynamic_axes, check_sequence_lengths
 from paiexport.inputs import Inputs, take
 from paiexport.methods import FitResult, Method, SelectionContext, make_method
 from paiexport.models.checks import check_sample_batch
@@ -81,6 +81,7 @@ def check_fits_model(
         check_sample_batch(model, sample, num_classes, data.task if data is not None else None)
     if data is not None and recipe.export.dynamic_axes:  # before training, not at export
         check_dynamic_axes(recipe.export.dynamic_axes, model, data.example(1))
+        check_sequence_lengths(recipe.bench.seq_lens, recipe.export.dynamic_axes, model, data.example(1))
     names = list(prunable_weights(model))
     if not names:
         raise UserError(f"model.name: {recipe.model.name} has no prunable layer (no Linear or Conv weight)")

@@ -10,7 +10,7 @@ import torch
 from torch import nn
 
 from paiexport.errors import UserError
-from paiexport.export.torch_export import to_onnx
+from paiexport.export.torch_export import check_sequence_lengths, to_onnx
 from paiexport.models import ModelName, build_model
 from paiexport.sparsity.masks import attach_masks, prunable_weights, strip_masks
 
@@ -172,3 +172,35 @@ def test_the_file_holds_no_stack_trace_or_install_path_but_keeps_the_module_name
     blob = proto.SerializeToString()
     for root in {Path(torch.__file__).parent.parent, Path(__file__).parent}:
         assert str(root).encode() not in blob
+
+
+class PositionsLM(MaskedLM):
+    """Learned positions, as GPT-2's and BERT's: at most `positions` tokens; records the lengths
+    it was run at."""
+
+    def __init__(self, positions: int = 8) -> None:
+        super().__init__()
+        self.positions, self.seen = nn.Embedding(positions, 8), []
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        assert input_ids.shape == attention_mask.shape
+        self.seen.append(input_ids.shape[1])
+        where = torch.arange(input_ids.shape[1])
+        return self.head((self.embed(input_ids) + self.positions(where)) * attention_mask.unsqueeze(-1))
+
+
+def test_a_sequence_length_the_model_cannot_take_is_refused_naming_bench_seq_lens():
+    model = PositionsLM().train()
+    x = {"attention_mask": torch.ones(1, 3, dtype=torch.int64), "input_ids": torch.tensor([[1, 2, 3]])}
+    axes = {"input_ids": [0, 1], "attention_mask": [0, 1]}
+    check_sequence_lengths([8, 2], axes, model, x)  # stretched and cut along the sequence axis
+    assert model.seen == [2, 8] and model.training
+    with pytest.raises(UserError) as refused:
+        check_sequence_lengths([4, 9], axes, model, x)
+    assert str(refused.value) == (
+        "bench.seq_lens: the model fails at sequence length 9: IndexError: index out of range in self"
+    )
+    assert model.training  # left in the mode it was in
+    model.seen.clear()
+    check_sequence_lengths([9], {"input_ids": [0]}, model, x)  # no sequence axis: no other length timed
+    assert model.seen == []
