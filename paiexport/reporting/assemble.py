@@ -166,7 +166,8 @@ def build_report(facts: RunFacts, run: RunOutcome) -> RunReport:
     weights = prunable_weights(run.model, facts.sparsity.exclude)
     untrained = [] if run.trains_weights else [UNTRAINED_WEIGHTS_NOTE]
     structure = structure_notes(run.model, facts.sparsity, weights, run.example)
-    notes = [SPARSE_STORAGE_NOTE, *untrained, *structure, *run.fit.notes]
+    sparse = [SPARSE_STORAGE_NOTE] if Variant.sparse in run.files else []  # only beside that file
+    notes = [*sparse, *untrained, *structure, *run.fit.notes]
     report = RunReport(
         paiexport_version=__version__,
         recipe=facts.recipe,

@@ -67,6 +67,7 @@ def test_every_format_is_written_validated_and_benchmarked(channel_run):
     chosen = report["deploy"]["variant"]
     assert chosen in report["deploy"]["candidates"] and "sparse" not in report["deploy"]["candidates"]
     assert any("classifier" in note for note in report["notes"])
+    assert any(note.startswith("model.sparse.onnx stores weights") for note in report["notes"])
     for name, mask in torch.load(out / "masks.pt").items():  # whole channels, still after training
         rows = mask.reshape(mask.shape[0], -1)
         assert bool((rows.all(dim=1) | ~rows.any(dim=1)).all()), name
@@ -178,6 +179,7 @@ def test_static_int8_is_calibrated(tmp_path, write_recipe, tiny_recipe_dict):
         "format": "qdq",
         "reason": "export.int8: static (set in the recipe)",
     }
+    assert not any("model.sparse.onnx" in note for note in report["notes"])  # no such file here
 
 
 def test_auto_int8_is_static_qdq_for_a_conv_net_and_dynamic_for_an_mlp(
