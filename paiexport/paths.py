@@ -80,6 +80,12 @@ class RunPaths:
         return self.root / "recipe.yaml"
 
     @property
+    def recipe_folder(self) -> Path:
+        """The folder the recipe was read from (one line): its factories and data are looked up
+        there again when `paiexport export` rebuilds the model."""
+        return self.root / "recipe_folder.txt"
+
+    @property
     def metrics(self) -> Path:
         return self.root / "metrics.jsonl"
 

@@ -66,6 +66,16 @@ def check_trusted(modules: list[str], where: object, trust_code: bool) -> None:
         )
 
 
+def recorded_folder(paths: RunPaths) -> Path:
+    """Where the run's recipe was read from (its factories and data live there) when that folder
+    still exists, else the run folder itself."""
+    try:
+        folder = Path(paths.recipe_folder.read_text(encoding="utf-8").strip())
+    except (OSError, UnicodeDecodeError):
+        return paths.root
+    return folder if folder.is_absolute() and folder.is_dir() else paths.root
+
+
 def locate_run(path: Path, overrides: Sequence[Override], trust_code: bool = False) -> RunSource:
     """A run folder or a checkpoint inside one -> its recipe (with overrides) and checkpoint.
 
@@ -83,6 +93,7 @@ def locate_run(path: Path, overrides: Sequence[Override], trust_code: bool = Fal
     recipe = validate_recipe(apply_overrides(read_recipe_file(recipe_path), overrides), str(recipe_path))
     modules = factory_modules(recipe.model.name, recipe.data.name, recipe.sparsity.rules)
     check_trusted(modules, recipe_path, trust_code)
+    recipe._folder = recorded_folder(RunPaths(root))
     if checkpoint is None:
         paths = RunPaths(root)
         if paths.model_state.is_file():  # the exported weights, whatever the method

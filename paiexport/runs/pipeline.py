@@ -111,6 +111,8 @@ def run_recipe(
     with stop.stop_on_signals(), staged_run_dir(out_dir, force, saved) as paths, ExitStack() as stack:
         if saved is None:  # a resumed run keeps the saved recipe.yaml (equal to this one)
             paths.recipe.write_text(yaml.safe_dump(recipe.to_dict(), sort_keys=False))
+            for folder in recipe.search_folders():
+                paths.recipe_folder.write_text(f"{folder}\n")
         trackers = (
             TrackerCallback(recipe.train.log_to, paths.root, recipe.name) if recipe.train.log_to else None
         )

@@ -4,11 +4,17 @@ that names it (and its export needs --trust-code, as factory code does)."""
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import yaml
 from typer.testing import CliRunner
 
 from paiexport.cli import app
+
+ROOT = Path(__file__).resolve().parents[2]
 
 NET = """
 import math
@@ -64,3 +70,15 @@ def test_a_user_rule_makes_its_op_prunable_only_in_the_run_that_names_it(tmp_pat
 
     export = invoke("export", tmp_path / "run", "--out", tmp_path / "re")
     assert export.exit_code == 2 and "expit_rules" in export.output and "--trust-code" in export.output
+
+    # With --trust-code the export finds the code beside the recipe it was run from (recorded in
+    # the run folder), from any working folder, in a fresh process (nothing imported yet).
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    command = [sys.executable, "-m", "paiexport", "export", str(tmp_path / "run"), "--trust-code"]
+    command += ["--out", str(tmp_path / "re")]
+    trusted = subprocess.run(command, cwd=elsewhere, env=env, capture_output=True, text=True, timeout=300)
+    assert trusted.returncode == 0, trusted.stdout + trusted.stderr
+    compact = "model.compact.onnx"
+    assert (tmp_path / "re" / compact).read_bytes() == (tmp_path / "run" / compact).read_bytes()
