@@ -9,6 +9,16 @@ from torch import nn
 from paiexport.models.hf import linear_conv1d
 
 HF_REASON = "needs transformers (pip install 'paiexport[hf]')"
+# `--set` overrides that shrink the bundled transformer recipes for CLI tests: hidden 32 in 4
+# heads of 8, FFN 64, one epoch at a higher learning rate so the tiny model learns in it.
+TINY_RECIPE_SETS = [
+    "model.args.config.hidden_size=32",
+    "model.args.config.num_attention_heads=4",
+    "model.args.config.intermediate_size=64",
+    "train.epochs=1",
+    "train.optimizer.lr=0.002",
+    "bench.batch_sizes=[1]",
+]
 VOCAB = 50
 
 # BERT-style encoder: 2 layers, hidden 32, 4 heads of 8, FFN 64.

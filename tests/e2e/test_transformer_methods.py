@@ -31,7 +31,7 @@ import onnx
 import pytest
 import torch
 from clitest import invoke, one_line_error
-from hf_tiny import HF_REASON
+from hf_tiny import HF_REASON, TINY_RECIPE_SETS
 from onnx import numpy_helper
 
 from paiexport.methods import METHODS
@@ -40,12 +40,7 @@ pytest.importorskip("transformers", reason=HF_REASON)
 
 ROOT = Path(__file__).resolve().parents[2]
 TINY = [
-    "model.args.config.hidden_size=32",
-    "model.args.config.num_attention_heads=4",
-    "model.args.config.intermediate_size=64",
-    "train.epochs=1",
-    "train.optimizer.lr=0.002",
-    "bench.batch_sizes=[1]",
+    *TINY_RECIPE_SETS,
     "bench.warmup=0",
     "bench.iterations=1",
     "bench.seq_lens=[16]",

@@ -14,20 +14,14 @@ from pathlib import Path
 
 import onnx
 import pytest
-from hf_tiny import HF_REASON
+from hf_tiny import HF_REASON, TINY_RECIPE_SETS
 
 pytest.importorskip("transformers", reason=HF_REASON)
 
 ROOT = Path(__file__).resolve().parents[2]
 TRANSFORMER_RECIPES = ("bert_heads50", "gpt_heads50")
-# Hidden 32 in 4 heads of 8, FFN 64; a higher learning rate so one epoch of the tiny model learns.
 TINY = [
-    "model.args.config.hidden_size=32",
-    "model.args.config.num_attention_heads=4",
-    "model.args.config.intermediate_size=64",
-    "train.epochs=1",
-    "train.optimizer.lr=0.002",
-    "bench.batch_sizes=[1]",
+    *TINY_RECIPE_SETS,
     "bench.warmup=1",
     "bench.iterations=3",
     "bench.seq_lens=[16,80]",
