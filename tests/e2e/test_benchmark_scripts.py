@@ -200,3 +200,44 @@ def test_train_compact_bert_part_times_every_variant(capsys):
     assert list(params) == ["dense", "masked", "compact"]
     assert params["dense"] == params["masked"] > params["compact"]
     assert "compact vs dense epoch time: " in printed and "(goal >= 2)" in printed
+
+
+def test_transformer_recipes_table_is_mean_and_spread_over_seeds(monkeypatch, tmp_path, capsys):
+    """The seeds loop and the table, with the runs replaced by reports of known figures (a real
+    run of both recipes takes minutes: `--quick` is for a person, not this suite)."""
+    import benchmarks.transformer_recipes as transformer_recipes
+
+    figures = {("dense", 0): 0.40, ("sparse", 0): 0.42, ("dense", 1): 0.44, ("sparse", 1): 0.40}
+    seen = []
+
+    def fake_run(recipe, out, overrides):
+        seen.append((recipe, out.name, overrides["seed"], overrides.get("method.name")))
+        kind, seed = out.name.split("-")[1], int(out.name.split("-")[2])
+        return {
+            "task": {"name": "classification", "primary": "accuracy", "higher_is_better": True}
+            | {"baseline": 0.2},
+            "metrics": {"torch": {"accuracy": figures[(kind, seed)]}},
+            "compact": {"params_before": 1000, "params_after": 400},
+            "recipe": {"train": {"epochs": 8}},
+        }
+
+    monkeypatch.setattr(transformer_recipes, "run", fake_run)
+    rows = transformer_recipes.main(["--seeds", "2", "--recipes", "bert_heads50", "--out", str(tmp_path)])
+    assert [s[1:] for s in seen] == [
+        ("bert_heads50-dense-0", 0, "dense"),
+        ("bert_heads50-sparse-0", 0, None),
+        ("bert_heads50-dense-1", 1, "dense"),
+        ("bert_heads50-sparse-1", 1, None),
+    ]
+    assert rows[0]["difference"] == pytest.approx([0.02, -0.04])
+    # mean ± sample standard deviation: dense (0.40, 0.44) -> 0.42 ± 0.028
+    line = next(x for x in capsys.readouterr().out.splitlines() if x.startswith("| `bert_heads50`"))
+    assert "| 0.42 ± 0.028 | 0.41 ± 0.014 | -0.01 ± 0.042 | 400 / 1,000 | 8 |" in line
+
+
+def test_transformer_recipes_refuses_an_unknown_recipe(capsys):
+    import benchmarks.transformer_recipes as transformer_recipes
+
+    with pytest.raises(SystemExit) as exited:
+        transformer_recipes.main(["--recipes", "nope"])
+    assert exited.value.code == 2 and "no recipes/<name>.yaml for: nope" in capsys.readouterr().err
