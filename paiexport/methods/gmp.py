@@ -94,7 +94,10 @@ class GradualPruning(TrainCallback):
         masks = magnitude_masks(state.model, self.sparsity, target, f"gmp at step {t}", self.example)
         attach_masks(state.model, masks)
         check_masks_agree(state.model, f"gmp update at step {t}")  # under torchrun: same on every rank
-        self.updates.append({"step": t, "sparsity": target})
+        kept = sum(int(m.sum()) for m in masks.values())
+        reached = 1.0 - kept / max(sum(m.numel() for m in masks.values()), 1)
+        # sparsity: the schedule's target; reached: the weights removed (group targets differ)
+        self.updates.append({"step": t, "sparsity": target, "reached": reached})
 
 
 class GradualMagnitudePruning(Method):

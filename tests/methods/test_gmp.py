@@ -50,6 +50,8 @@ def test_gmp_masks_by_hand():
     updates = result.details["mask_updates"]
     assert [u["step"] for u in updates] == [5, 7, 9, 10]
     assert [u["sparsity"] for u in updates] == pytest.approx([0.2, 0.6704, 0.7952, 0.8])
+    # reached: whole weights of 20 are removed, 16, 7, 4 and 4 kept (the target rounded)
+    assert [u["reached"] for u in updates] == pytest.approx([0.2, 0.65, 0.8, 0.8])
     after = [m["0.weight"] for m in trainer.calls[0]["masks_after"]]  # after steps 1..15
     assert all(bool(m.all()) for m in after[:4])  # dense until t0
     assert kept_magnitudes(after[4]) == list(range(5, 21))  # step 5: the 4 smallest of W0 go
@@ -66,7 +68,10 @@ def test_gmp_masks_by_hand():
 def test_gmp_from_the_start_prunes_before_the_first_step_and_ends_at_three_quarters():
     """start_epoch 0: the init_sparsity mask comes at train begin (step 0); 4 epochs end at 3."""
     trainer, result = gmp_fit(GMPConfig(init_sparsity=0.5, update_every=100), steps=20)
-    assert result.details["mask_updates"] == [{"step": 0, "sparsity": 0.5}, {"step": 15, "sparsity": 0.8}]
+    assert result.details["mask_updates"] == [
+        {"step": 0, "sparsity": 0.5, "reached": 0.5},
+        {"step": 15, "sparsity": 0.8, "reached": pytest.approx(0.8)},
+    ]
     after = [m["0.weight"] for m in trainer.calls[0]["masks_after"]]
     assert kept_magnitudes(after[0]) == list(range(11, 21))  # already after step 1
     assert kept_magnitudes(after[13]) == list(range(11, 21))
