@@ -22,9 +22,10 @@ import numpy as np
 from paiexport.bench.runtime_latency import RuntimeLatency
 from paiexport.bench.runtimes import DEFAULT_RUNTIME, Runtime, RuntimeInfo
 from paiexport.data import Split
+from paiexport.inputs import to_numpy
 from paiexport.tasks import Task
 from paiexport.verify.rules import parity_diff, within_parity
-from paiexport.verify.validate import FileValidation, run_session, task_metrics
+from paiexport.verify.validate import FileValidation, picked, run_outputs, task_metrics
 
 T = TypeVar("T")
 
@@ -76,7 +77,7 @@ def check_in_runtime(
         reason = runtime.unreadable(exc)
         failed = dataclasses.replace(base, loads=False, error=reason, metrics={}, metric_match=False)
         return RuntimeCheck(runtime.name, failed, reason)
-    outputs = run_session(session, test.x.numpy())
+    outputs = picked(task, run_outputs(session, to_numpy(test.x)))  # every input, the task's output
     diff = parity_diff(outputs, reference)
     metrics = task_metrics(task, outputs, test.y)
     check = dataclasses.replace(

@@ -17,6 +17,7 @@ from paiexport.export.quantize import to_int8
 from paiexport.export.torch_export import save_onnx, to_onnx
 from paiexport.export.variants import Int8Format, Int8Mode
 from paiexport.tasks import make_task
+from paiexport.tasks.classification import ClassificationConfig
 from paiexport.verify.validate import Judging, picked, torch_outputs
 from paiexport.verify.variants import validate_variants
 
@@ -140,3 +141,40 @@ def test_a_copy_is_measured_and_checked_as_its_source(run):
     assert copied.checks["blind"]["deploy"].reason == "unreadable in blind: cannot read this file"
     assert copied.latency.unreadable["blind"]["deploy"] == "cannot read this file"
     assert "deploy" not in found["blind"]  # the original is left as it was
+
+
+class Other(OnnxRuntime):
+    """onnxruntime under another name: a second runtime whose outputs are exactly onnxruntime's."""
+
+    name: ClassVar[str] = "other"
+
+
+class TokensToDict(nn.Module):
+    """(input_ids, attention_mask) -> {"pooled": ..., "logits": ...}: the task reads the second."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        torch.manual_seed(0)
+        self.embed, self.head = nn.Embedding(20, 8), nn.Linear(8, 3)
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> dict[str, torch.Tensor]:
+        mask = attention_mask.unsqueeze(-1).float()
+        pooled = (self.embed(input_ids) * mask).sum(1) / mask.sum(1).clamp(min=1.0)
+        return {"pooled": pooled, "logits": self.head(pooled)}
+
+
+def test_a_file_with_several_inputs_is_fed_all_of_them_and_judged_on_the_tasks_output(tmp_path):
+    model = TokensToDict().eval()
+    g = torch.Generator().manual_seed(2)
+    x = {"input_ids": torch.randint(0, 20, (64, 6), generator=g), "attention_mask": torch.ones(64, 6).long()}
+    task = make_task(ClassificationConfig(output="logits"))
+    with torch.no_grad():
+        test = Split(x, model(**x)["logits"].argmax(1))
+    path = tmp_path / "model.onnx"
+    save_onnx(to_onnx(model, {k: v[:2] for k, v in x.items()}, 18), path)
+    outputs = torch_outputs(model, test.x)
+    checks = validate_variants({"dense": path}, model, test, Judging(task, 0.25, 10.0), reference=outputs)
+    found = check_in_runtimes([Other()], {"dense": path}, checks, test, picked(task, outputs), task)
+    check = found["other"]["dense"]
+    assert check.loads and check.check.parity and check.check.max_abs_diff < 1e-5
+    assert check.check.metrics["accuracy"] == 1.0 and check.deployable

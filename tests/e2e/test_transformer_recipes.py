@@ -6,6 +6,7 @@ this file.)"""
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import subprocess
@@ -26,7 +27,12 @@ TINY = [
     "bench.iterations=3",
     "bench.seq_lens=[16,80]",
 ]
-EXTRA = {"gpt_heads50": ["model.args.config.num_key_value_heads=4"]}
+OPENVINO = importlib.util.find_spec("openvino") is not None  # the [test] extra installs it
+# bert_heads50 is also validated and timed in OpenVINO, two int64 inputs fed to every file there
+EXTRA = {
+    "gpt_heads50": ["model.args.config.num_key_value_heads=4"],
+    "bert_heads50": ["bench.runtimes=[onnxruntime,openvino]"] if OPENVINO else [],
+}
 
 
 def run(name: str, out: Path) -> subprocess.CompletedProcess:
@@ -87,6 +93,10 @@ def test_bert_heads50_at_a_tiny_size_runs_and_keeps_exactly_its_heads_and_neuron
     # The embeddings' sum and two residuals per layer feed a LayerNorm: written as Sum, which
     # onnxruntime does not fuse into its slow SkipLayerNormalization CPU kernel.
     assert report["export"]["residual_sums"] == 5
+    if OPENVINO:  # every file loads there, floats at parity, int8 within the limit
+        in_openvino = {v: c["runtimes"]["openvino"] for v, c in report["validation"].items()}
+        assert all(c["loads"] and c["deployable"] for c in in_openvino.values()), in_openvino
+        assert in_openvino["compact"]["parity"] and in_openvino["compact"]["max_abs_diff"] <= 1e-4
     assert "- 5 residual Adds before a LayerNormalization written as Sum" in (out / "report.md").read_text()
 
 
