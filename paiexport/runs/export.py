@@ -70,8 +70,9 @@ def recorded_folder(paths: RunPaths) -> Path:
     """Where the run's recipe was read from (its factories and data live there) when that folder
     still exists, else the run folder itself."""
     try:
-        folder = Path(paths.recipe_folder.read_text(encoding="utf-8").strip())
-    except (OSError, UnicodeDecodeError):
+        with paths.recipe_folder.open("rb") as f:  # one line: a path, never a large file
+            folder = Path(f.read(4096).decode("utf-8").strip())
+    except (OSError, UnicodeDecodeError, ValueError):  # ValueError: a NUL in the path
         return paths.root
     return folder if folder.is_absolute() and folder.is_dir() else paths.root
 

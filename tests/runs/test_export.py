@@ -198,3 +198,20 @@ def test_sparsity_rules_are_code_that_export_runs_and_transformers_is_not():
     spec = "transformers:AutoModelForSequenceClassification"  # a library, like torchvision:
     assert factory_modules(spec, "synthetic") == []
     assert factory_modules(spec, "synthetic", ["myrules:register", "pkg.more:add"]) == ["myrules", "pkg.more"]
+
+
+@pytest.mark.parametrize(
+    "content",
+    [b"\xff\xfe", b"relative/path", b"/no/such/folder", b"/tmp\x00x", b"a" * 100_000],
+    ids=["not utf-8", "relative", "missing", "nul", "huge"],
+)
+def test_a_recorded_recipe_folder_that_is_no_folder_falls_back_to_the_run_folder(tmp_path, content):
+    from paiexport.runs.export import recorded_folder
+
+    paths = RunPaths(tmp_path)
+    paths.recipe_folder.write_bytes(content)
+    assert recorded_folder(paths) == tmp_path
+    paths.recipe_folder.write_bytes(f"{tmp_path.parent}\n".encode())
+    assert recorded_folder(paths) == tmp_path.parent
+    paths.recipe_folder.unlink()  # a run written before the file existed
+    assert recorded_folder(paths) == tmp_path
