@@ -75,6 +75,9 @@ def _worker(rank: int, port: int, out: str) -> None:
     except RuntimeError as exc:
         results["mismatched_masks"] = f"error: {exc}"
     Path(out, f"{rank}.json").write_text(json.dumps(results))
+    # Both ranks leave gloo together: a rank tearing it down while the other is still inside
+    # it aborted the process once ("terminate called without an active exception", SIGABRT).
+    dist.barrier()
     dist.destroy_process_group()
 
 
