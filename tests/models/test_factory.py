@@ -5,10 +5,9 @@ from __future__ import annotations
 import pytest
 import torch
 import yaml
+from clitest import invoke, one_line_error
 from torch import nn
-from typer.testing import CliRunner
 
-from paiexport.cli import app
 from paiexport.errors import UserError
 from paiexport.models.factory import build_factory_model
 
@@ -83,9 +82,7 @@ def test_bad_factories_exit_2_naming_the_field(model_dir, tiny_recipe_dict, name
     tiny_recipe_dict["model"] = {"name": name, "args": args}
     path = model_dir / "recipe.yaml"
     path.write_text(yaml.safe_dump(tiny_recipe_dict))
-    result = CliRunner().invoke(app, ["run", str(path), "--out", str(model_dir / "run")])
-    assert result.exit_code == 2, result.output
-    assert message in result.output and len(result.output.strip().splitlines()) == 1, result.output
+    one_line_error(invoke("run", path, "--out", model_dir / "run"), message)
     assert not (model_dir / "run").exists()
 
 

@@ -10,10 +10,9 @@ import sys
 import pytest
 import torch
 import yaml
+from clitest import invoke, one_line_error
 from hf_tiny import BERT, GPT2, HF_REASON, tokens
-from typer.testing import CliRunner
 
-from paiexport.cli import app
 from paiexport.errors import UserError
 from paiexport.models.checks import check_sample_batch
 from paiexport.models.factory import build_factory_model
@@ -42,9 +41,7 @@ def test_bad_args_exit_2_before_anything_is_imported(tmp_path, tiny_recipe_dict,
     tiny_recipe_dict["model"] = {"name": AUTO, "args": args}
     path = tmp_path / "recipe.yaml"
     path.write_text(yaml.safe_dump(tiny_recipe_dict))
-    result = CliRunner().invoke(app, ["run", str(path), "--out", str(tmp_path / "run")])
-    assert result.exit_code == 2, result.output
-    assert message in result.output and len(result.output.strip().splitlines()) == 1, result.output
+    one_line_error(invoke("run", path, "--out", tmp_path / "run"), message)
     assert not (tmp_path / "run").exists()
 
 
