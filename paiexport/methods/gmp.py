@@ -27,7 +27,7 @@ from paiexport.inputs import Inputs, take
 from paiexport.methods.base import FitResult, Method, MethodConfig, SelectionContext, Trainer
 from paiexport.methods.gmp_groups import GMPGroup, GroupedPruning, group_targets
 from paiexport.methods.post_training import magnitude_masks
-from paiexport.sparsity.masks import attach_masks, layer_sparsity, prunable_weights
+from paiexport.sparsity.masks import attach_masks, layer_sparsity, masks_sparsity, prunable_weights
 from paiexport.sparsity.schedules import cubic_sparsity, gmp_update_due
 from paiexport.sparsity.types import LayerTargets, Masks, SparsityConfig
 from paiexport.training.callbacks import KeepPrunedZero, TrainCallback, TrainState
@@ -94,10 +94,8 @@ class GradualPruning(TrainCallback):
         masks = magnitude_masks(state.model, self.sparsity, target, f"gmp at step {t}", self.example)
         attach_masks(state.model, masks)
         check_masks_agree(state.model, f"gmp update at step {t}")  # under torchrun: same on every rank
-        kept = sum(int(m.sum()) for m in masks.values())
-        reached = 1.0 - kept / max(sum(m.numel() for m in masks.values()), 1)
         # sparsity: the schedule's target; reached: the weights removed (group targets differ)
-        self.updates.append({"step": t, "sparsity": target, "reached": reached})
+        self.updates.append({"step": t, "sparsity": target, "reached": masks_sparsity(masks)})
 
 
 class GradualMagnitudePruning(Method):

@@ -155,6 +155,12 @@ def sparsity_of(tensor: torch.Tensor) -> float:
     return 1.0 - float(torch.count_nonzero(tensor)) / max(tensor.numel(), 1)
 
 
+def masks_sparsity(masks: Masks) -> float:
+    """The share of the masked weights a selection removes (False entries over all entries)."""
+    kept = sum(int(m.sum()) for m in masks.values())
+    return 1.0 - kept / max(sum(m.numel() for m in masks.values()), 1)
+
+
 def layer_sparsity(model: nn.Module, exclude: Iterable[str] = ()) -> dict[str, float]:
     """Fraction of exactly-zero entries of each prunable weight."""
     return {name: sparsity_of(w.detach()) for name, w in prunable_weights(model, exclude).items()}

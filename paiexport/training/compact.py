@@ -28,7 +28,14 @@ from paiexport.data.splits import SplitLike
 from paiexport.errors import UserError
 from paiexport.inputs import Inputs, to_device
 from paiexport.sparsity.depgraph import build_graph
-from paiexport.sparsity.masks import attach_masks, get_masks, prunable_weights, strip_masks, tied_weights
+from paiexport.sparsity.masks import (
+    attach_masks,
+    get_masks,
+    masks_sparsity,
+    prunable_weights,
+    strip_masks,
+    tied_weights,
+)
 from paiexport.sparsity.shrink import shrink_model
 from paiexport.sparsity.types import Masks
 
@@ -44,12 +51,10 @@ class CompactTraining:
 
     def report(self) -> dict[str, Any]:
         """report.json `train_compact`."""
-        kept = sum(int(m.sum()) for m in self.masks.values())
-        total = sum(m.numel() for m in self.masks.values())
         return {
             "params_full": self.params_full,
             "params_trained": self.params_trained,
-            "selection_sparsity": 1.0 - kept / max(total, 1),
+            "selection_sparsity": masks_sparsity(self.masks),
         }
 
 

@@ -13,6 +13,7 @@ from paiexport.sparsity.masks import (
     attach_masks,
     get_masks,
     layer_sparsity,
+    masks_sparsity,
     overall_sparsity,
     prunable_weights,
     strip_masks,
@@ -68,3 +69,9 @@ def test_exclude_globs_keep_layers_dense():
     model = build_model(ModelName.mlp, {"hidden": [8]}, (4,), 3)
     assert list(prunable_weights(model)) == ["fc1.weight", "out.weight"]
     assert list(prunable_weights(model, ["out.*"])) == ["fc1.weight"]
+
+
+def test_masks_sparsity_is_removed_entries_over_all_entries():
+    masks = {"a": torch.tensor([[True, False], [False, False]]), "b": torch.tensor([True, True, True, False])}
+    assert masks_sparsity(masks) == pytest.approx(4 / 8)  # 3 of 4 and 1 of 4 removed
+    assert masks_sparsity({}) == 0.0
