@@ -156,9 +156,10 @@ def sparsity_of(tensor: torch.Tensor) -> float:
 
 
 def masks_sparsity(masks: Masks) -> float:
-    """The share of the masked weights a selection removes (False entries over all entries)."""
-    kept = sum(int(m.sum()) for m in masks.values())
-    return 1.0 - kept / max(sum(m.numel() for m in masks.values()), 1)
+    """The share of the masked weights a selection removes (False entries over all entries; 0
+    for no masks)."""
+    total = sum(m.numel() for m in masks.values())
+    return 1.0 - sum(int(m.sum()) for m in masks.values()) / total if total else 0.0
 
 
 def layer_sparsity(model: nn.Module, exclude: Iterable[str] = ()) -> dict[str, float]:
