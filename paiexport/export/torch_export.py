@@ -64,16 +64,18 @@ def check_sequence_lengths(
     UserError before training rather than a crash when the files are timed. No sequence axis:
     nothing to check (the bench times no other length)."""
     names = input_names(model, example)
-    sizes = dict(zip(names, (t.shape for t in tensors(_ordered(model, example))), strict=True))
-    sequences = {n for n in names if 1 in axes.get(n, []) and len(sizes[n]) > 1 and sizes[n][1] > 0}
+    inputs = list(tensors(_ordered(model, example)))  # in `names` order
+    pairs = zip(names, inputs, strict=True)
+    sequences = {n for n, t in pairs if 1 in axes.get(n, []) and t.dim() > 1 and t.shape[1] > 0}
     if not sequences:
         return
     training = model.training
+    model.eval()
     try:
         for length in sorted(set(lengths)):
             try:
                 with torch.no_grad():
-                    call_model(model.eval(), _at_length(model, example, sequences, length))
+                    call_model(model, _at_length(example, names, inputs, sequences, length))
             except Exception as exc:  # a model raises anything (IndexError from an Embedding)
                 limit = getattr(getattr(model, "config", None), "max_position_embeddings", None)
                 known = f" (its config: max_position_embeddings {limit})" if isinstance(limit, int) else ""
@@ -84,12 +86,14 @@ def check_sequence_lengths(
         model.train(training)
 
 
-def _at_length(model: nn.Module, example: Inputs, sequences: set[str], length: int) -> Inputs:
-    """`example` with its `sequences` inputs repeated (or cut) along axis 1 to `length`."""
-    names = input_names(model, example)
+def _at_length(
+    example: Inputs, names: list[str], inputs: list[torch.Tensor], sequences: set[str], length: int
+) -> Inputs:
+    """`example` (its tensors `inputs`, named `names`) with its `sequences` inputs repeated (or
+    cut) along axis 1 to `length`."""
     parts = [
         t.repeat(1, -(-length // t.shape[1]), *[1] * (t.dim() - 2))[:, :length] if n in sequences else t
-        for n, t in zip(names, tensors(_ordered(model, example)), strict=True)
+        for n, t in zip(names, inputs, strict=True)
     ]
     if isinstance(example, dict):
         return dict(zip(names, parts, strict=True))
